@@ -1,0 +1,42 @@
+"""Crash-safe writes: everything goes to a temporary file in the target folder, then is renamed.
+
+A reader therefore sees either the old complete file or the new complete file, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` when the block succeeds.
+
+    Args:
+        path: final destination.
+        overwrite: if False and ``path`` exists, raise FileExistsError before writing anything.
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path}: exists (refusing to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # keep the suffix(es) so libraries that pick a format by extension (.nii.gz, .png) still work
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> None:
+    """Atomically write a text file."""
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")

@@ -1,0 +1,164 @@
+"""The l3_dataset.npz reader/writer: exact round trip, validation, refusal of unsafe pickles."""
+import io
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+from l3loc.errors import InputError
+from l3loc.io.npz import L3Dataset, read_l3_npz, write_l3_npz
+
+
+def make_dataset(n=3, same_shape=False):
+    rng = np.random.default_rng(0)
+    heights = [40] * n if same_shape else [30 + 7 * i for i in range(n)]
+    return L3Dataset(
+        names=[f"case{i:03d}" for i in range(n)],
+        images_f=[rng.integers(-1000, 2000, (h, 24)).astype(np.int16) for h in heights],
+        images_s=[rng.normal(0, 300, (h, 20)).astype(np.float32) for h in heights],
+        spacings=np.array([[0.8, 0.8, 2.5]] * n),
+        ydata={"annotator1": np.array([10.0, 12.5, 20.0][:n]),
+               "annotator2": np.array([10.5, 12.0, np.nan][:n])},
+        negative=np.array([False, False, True][:n]),
+        extra={"fov": np.array(["abdomen", "cap", "chest"][:n]), "n_lumbar": np.array([5, 6, 5][:n])},
+    )
+
+
+@pytest.mark.parametrize("same_shape", [False, True])
+def test_round_trip_is_exact(tmp_path, same_shape):
+    ds = make_dataset(same_shape=same_shape)
+    ds.ydata["annotator1"][2] = np.nan  # negative case: labels NaN
+    write_l3_npz(tmp_path / "d.npz", ds)
+    back, problems = read_l3_npz(tmp_path / "d.npz")
+    assert problems == []
+    assert back.names == ds.names
+    for a, b in zip(ds.images_f + ds.images_s, back.images_f + back.images_s):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    np.testing.assert_array_equal(back.spacings, ds.spacings)
+    assert back.ydata.keys() == ds.ydata.keys()
+    for k in ds.ydata:
+        np.testing.assert_array_equal(back.ydata[k], ds.ydata[k])
+    np.testing.assert_array_equal(back.negative, ds.negative)
+    for k in ds.extra:
+        np.testing.assert_array_equal(back.extra[k], ds.extra[k])
+    # the training label is the annotators' mean; negative cases have none
+    np.testing.assert_allclose(back.label_rows(), [10.25, 12.25, np.nan])
+
+
+def test_writer_refuses_to_overwrite(tmp_path):
+    ds = make_dataset()
+    ds.ydata["annotator1"][2] = np.nan
+    write_l3_npz(tmp_path / "d.npz", ds)
+    with pytest.raises(FileExistsError):
+        write_l3_npz(tmp_path / "d.npz", ds)
+    write_l3_npz(tmp_path / "d.npz", ds, overwrite=True)
+
+
+def test_reads_paper_style_file_written_by_numpy(tmp_path):
+    """The layout as the reference code writes it: object arrays, ydata dict, no 'negative'."""
+    imgs = np.empty(2, dtype=object)
+    imgs[0], imgs[1] = np.zeros((50, 30)), np.ones((60, 30))
+    np.savez(tmp_path / "paper.npz", images_f=imgs, images_s=imgs, names=np.array(["a", "b"], dtype=object),
+             spacings=np.array([[0.7, 0.7, 5.0], [0.9, 0.9, 1.0]]), num_images=2,
+             ydata=np.array({"y1": [20, 30], "y2": [21, 31]}, dtype=object))
+    ds, problems = read_l3_npz(tmp_path / "paper.npz")
+    assert len(ds) == 2 and problems == [] and not ds.negative.any()
+    np.testing.assert_allclose(ds.label_rows(), [20.5, 30.5])
+
+
+class _MakesAFile:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _npz_with_pickle(path, payload):
+    """An npz whose 'images_f' member is an object array carrying ``payload`` in its pickle."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    buf.write(pickle.dumps(payload, protocol=3))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images_f.npy", buf.getvalue())
+
+
+def test_malicious_pickle_is_refused_and_not_run(tmp_path):
+    victim = tmp_path / "pwned.txt"
+    payload = _MakesAFile(str(victim))
+    # the payload is really dangerous: plain pickle creates the file ...
+    pickle.loads(pickle.dumps(payload, protocol=3)).close()
+    assert victim.exists()
+    victim.unlink()
+    # ... the reader refuses it, names the file and the forbidden global, and runs nothing
+    _npz_with_pickle(tmp_path / "evil.npz", payload)
+    with pytest.raises(InputError, match=r"evil\.npz: refusing to unpickle .io\.open."):
+        read_l3_npz(tmp_path / "evil.npz")
+    assert not victim.exists()
+
+
+def test_os_system_pickle_is_refused(tmp_path):
+    class Shell:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path}/shell_ran",))
+
+    _npz_with_pickle(tmp_path / "evil.npz", [Shell()])
+    with pytest.raises(InputError, match="refusing to unpickle"):
+        read_l3_npz(tmp_path / "evil.npz")
+    assert not (tmp_path / "shell_ran").exists()
+
+
+def test_missing_keys_unequal_lengths_and_bad_files(tmp_path):
+    np.savez(tmp_path / "nokeys.npz", images_f=np.zeros(2))
+    with pytest.raises(InputError, match=r"nokeys\.npz: missing required key"):
+        read_l3_npz(tmp_path / "nokeys.npz")
+    ds = make_dataset()
+    ds.ydata["annotator1"][2] = np.nan
+    ds.names = ds.names[:2]
+    write_l3_npz(tmp_path / "len.npz", ds)
+    with pytest.raises(InputError, match="unequal lengths"):
+        read_l3_npz(tmp_path / "len.npz")
+    with pytest.raises(InputError, match="file not found"):
+        read_l3_npz(tmp_path / "absent.npz")
+    good = tmp_path / "good.npz"
+    ds = make_dataset()
+    ds.ydata["annotator1"][2] = np.nan
+    write_l3_npz(good, ds)
+    (tmp_path / "trunc.npz").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        read_l3_npz(tmp_path / "trunc.npz")
+
+
+def test_invalid_cases_are_named_and_can_be_skipped(tmp_path):
+    ds = make_dataset(n=3)
+    ds.negative[:] = False
+    ds.ydata["annotator2"][2] = 20.0
+    ds.images_f[0] = ds.images_f[0].astype(np.float32)
+    ds.images_f[0][3, 4] = np.nan                 # case000: NaN pixel
+    ds.spacings = ds.spacings.copy()
+    ds.spacings[1, 2] = 0.0                       # case001: zero slice thickness
+    ds.ydata["annotator1"][2] = 500.0             # case002: label below the image
+    write_l3_npz(tmp_path / "bad.npz", ds)
+    with pytest.raises(InputError) as err:
+        read_l3_npz(tmp_path / "bad.npz")
+    msg = str(err.value)
+    assert "3 invalid case(s)" in msg
+    assert "case000': frontal image has 1 NaN/inf pixels" in msg
+    assert "case001': spacing must be positive" in msg
+    assert "case002': label row [500.0, 20.0] outside the image rows 0..43" in msg
+    kept, problems = read_l3_npz(tmp_path / "bad.npz", skip_bad=True)
+    assert len(kept) == 0 and [p.name for p in problems] == ["case000", "case001", "case002"]
+
+
+def test_skip_bad_keeps_the_good_cases(tmp_path):
+    ds = make_dataset(n=3)
+    ds.negative[:] = False
+    ds.ydata["annotator2"][2] = 20.0
+    ds.images_s[1] = ds.images_s[1][None]  # 3-D image
+    write_l3_npz(tmp_path / "d.npz", ds)
+    kept, problems = read_l3_npz(tmp_path / "d.npz", skip_bad=True)
+    assert kept.names == ["case000", "case002"]
+    assert problems[0].name == "case001" and "must be 2-D" in problems[0].problem
+    np.testing.assert_allclose(kept.label_rows(), [10.25, 20.0])

@@ -1,0 +1,161 @@
+"""Experiment configs: YAML with ``_base_`` inheritance, ``--opts a.b=value`` overrides, strict keys.
+
+Every key a YAML file or ``--opts`` may set is declared in :data:`DEFAULTS` below (one place, so a
+typo such as ``train.lrr`` is an error naming the key and the file instead of a silently ignored
+setting). Sections whose content depends on a chosen component (``model``, ``loss``: a ``type``
+plus its keyword arguments) are open here and checked by the component registry when built.
+
+Inheritance: ``_base_: other.yml`` (or a list, merged in order) is resolved relative to the file;
+the file's own keys override its bases recursively (dicts merge, everything else replaces).
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+from l3loc.atomic import write_text
+from l3loc.errors import InputError
+
+VIEWS = ("frontal", "sagittal", "both")
+
+#: The complete set of settable keys with their defaults. Comments give units.
+DEFAULTS: dict = {
+    "experiment": "default",          # run folder: work/<experiment>/
+    "work_dir": "work",
+    "data": {
+        "source": "work/data/synth_demo/l3_dataset.npz",  # l3_dataset.npz (paper layout)
+        "skip_bad": False,            # drop invalid cases (listed) instead of failing
+        "cache_dir": "work/cache",    # preprocessed arrays, keyed by config + source hash
+    },
+    "preprocess": {
+        "spacing_mm": 1.0,            # target pixel size, rows and columns
+        "hu_window": [100, 1500],     # clipped and mapped linearly to [0, 1]
+        "canvas": [512, 512],         # rows, cols fed to the net in training
+        "side_mask": [0.35, 0.65],    # frontal view: kept central column band (fractions)
+        "sagittal_slab_mm": 20.0,     # sagittal MIP: half-width of the slab around the spine
+        "stride": 16,                 # inference pads height/width to a multiple of this
+    },
+    "label": {
+        "half_height_mm": 2.0,        # band target: rows within +-half_height of L3
+        "col_range": [0.35, 0.65],    # band target: kept central columns (= side mask)
+        "sigma_start_mm": 0.0,        # optional Gaussian blur of the band along rows,
+        "sigma_end_mm": 0.0,          # annealed linearly from start to end over the epochs
+    },
+    "model": {"type": "UNet", "base_channels": 16, "depth": 4, "upsample": "transpose"},
+    "loss": {"type": "BCEWithLogits"},
+    "augment": {
+        "hflip": True,                # frontal view only; never a vertical flip
+        "intensity_shift": 0.05,      # +- on the [0, 1] scale
+        "intensity_scale": 0.1,       # multiplicative +- fraction
+        "zoom": [0.8, 1.2],           # isotropic zoom range
+        "deform_mm": 3.0,             # piecewise-affine row displacement amplitude
+        "thickness_mm": [1.0, 5.0],   # simulated slice thickness range (drop rows, resize back)
+        "p": 0.8,                     # probability that a sample is augmented at all
+    },
+    "train": {
+        "view": "sagittal",
+        "folds": 5,
+        "seed": 0,
+        "epochs": 10,
+        "iters_per_epoch": 0,         # 0: one pass over the training cases
+        "batch_size": 4,
+        "lr": 1.0e-3,
+        "weight_decay": 1.0e-4,
+        "p_positive": 0.5,            # probability that a training window contains L3
+        "num_workers": 0,
+    },
+    "eval": {"decoder": "profile", "threshold": 0.5},
+}
+
+# Sections whose keys belong to a component chosen by ``type`` (checked by the registry).
+_OPEN_SECTIONS = {"model", "loss"}
+
+
+def _check_keys(cfg: dict, schema: dict, source: str, prefix: str = "") -> None:
+    for key, value in cfg.items():
+        dotted = f"{prefix}{key}"
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise InputError(source, f"unknown key '{dotted}' (known here: {known})")
+        if prefix == "" and key in _OPEN_SECTIONS:
+            if not isinstance(value, dict):
+                raise InputError(source, f"'{dotted}' must be a mapping with a 'type'")
+            continue
+        if isinstance(schema[key], dict):
+            if not isinstance(value, dict):
+                raise InputError(source, f"'{dotted}' must be a mapping, got {value!r}")
+            _check_keys(value, schema[key], source, dotted + ".")
+
+
+def _merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in _OPEN_SECTIONS:
+            out[key] = _merge(out[key], value)
+        elif isinstance(value, dict) and key in _OPEN_SECTIONS and value.get("type") in (
+                None, out.get(key, {}).get("type")):
+            # same component: merge its arguments; a new ``type`` replaces them all
+            out[key] = {**out.get(key, {}), **value}
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_yaml(path: Path, chain: tuple = ()) -> dict:
+    """One YAML file with its ``_base_`` chain resolved; keys checked against DEFAULTS."""
+    path = path.resolve()
+    if path in chain:
+        raise InputError(path, "circular _base_ inheritance")
+    if not path.is_file():
+        raise InputError(path, "config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise InputError(path, "a config must be a YAML mapping")
+    bases = raw.pop("_base_", [])
+    bases = [bases] if isinstance(bases, str) else list(bases)
+    _check_keys(raw, DEFAULTS, str(path))
+    merged: dict = {}
+    for base in bases:
+        merged = _merge(merged, _read_yaml(path.parent / base, chain + (path,)))
+    return _merge(merged, raw)
+
+
+def parse_opts(opts: list[str] | None) -> dict:
+    """``["train.lr=0.01", "model.base_channels=8"]`` -> nested dict; values parsed as YAML."""
+    out: dict = {}
+    for opt in opts or []:
+        if "=" not in opt:
+            raise InputError("--opts", f"'{opt}' is not of the form key.sub=value")
+        dotted, text = opt.split("=", 1)
+        value = yaml.safe_load(text) if text != "" else ""
+        node = out
+        keys = dotted.strip().split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return out
+
+
+def load_config(path=None, opts: list[str] | None = None) -> dict:
+    """The resolved config: DEFAULTS <- ``path`` (with its ``_base_`` chain) <- ``opts``.
+
+    Raises:
+        InputError: missing/invalid file, circular ``_base_``, or an unknown key (naming the key
+            and the file, or ``--opts``).
+    """
+    cfg = copy.deepcopy(DEFAULTS)
+    if path is not None:
+        cfg = _merge(cfg, _read_yaml(Path(path)))
+    override = parse_opts(opts)
+    _check_keys(override, DEFAULTS, "--opts")
+    return _merge(cfg, override)
+
+
+def save_config(cfg: dict, path, overwrite: bool = True) -> None:
+    """Write the resolved config as YAML (atomically) so a run folder documents itself."""
+    write_text(path, yaml.safe_dump(cfg, sort_keys=False), overwrite=overwrite)

@@ -1,0 +1,85 @@
+"""Config loading: _base_ inheritance, --opts overrides, unknown keys, saving the resolved config."""
+import pytest
+import yaml
+
+from l3loc.config import DEFAULTS, load_config, parse_opts, save_config
+from l3loc.errors import InputError
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_inheritance_merges_recursively(tmp_path):
+    write(tmp_path / "_base_.yml", "preprocess:\n  spacing_mm: 2.0\n  canvas: [256, 256]\ntrain:\n  lr: 0.01\n")
+    write(tmp_path / "mid.yml", "_base_: _base_.yml\ntrain:\n  epochs: 3\n")
+    cfg = load_config(write(tmp_path / "top.yml", "_base_: mid.yml\ntrain:\n  lr: 0.005\n"))
+    assert cfg["preprocess"]["spacing_mm"] == 2.0
+    assert cfg["preprocess"]["canvas"] == [256, 256]
+    assert cfg["preprocess"]["hu_window"] == DEFAULTS["preprocess"]["hu_window"]  # untouched default
+    assert cfg["train"]["epochs"] == 3 and cfg["train"]["lr"] == 0.005
+
+
+def test_list_of_bases_later_wins(tmp_path):
+    write(tmp_path / "a.yml", "train:\n  seed: 1\n  epochs: 4\n")
+    write(tmp_path / "b.yml", "train:\n  seed: 2\n")
+    cfg = load_config(write(tmp_path / "c.yml", "_base_: [a.yml, b.yml]\n"))
+    assert cfg["train"]["seed"] == 2 and cfg["train"]["epochs"] == 4
+
+
+def test_opts_override_with_yaml_values(tmp_path):
+    cfg = load_config(write(tmp_path / "c.yml", "train:\n  lr: 0.01\n"),
+                      opts=["train.lr=0.5", "preprocess.canvas=[128, 64]", "data.skip_bad=true",
+                            "model.base_channels=8"])
+    assert cfg["train"]["lr"] == 0.5
+    assert cfg["preprocess"]["canvas"] == [128, 64]
+    assert cfg["data"]["skip_bad"] is True
+    assert cfg["model"] == {**DEFAULTS["model"], "base_channels": 8}
+
+
+def test_new_model_type_replaces_its_arguments(tmp_path):
+    cfg = load_config(write(tmp_path / "c.yml", "model:\n  type: Other\n  width: 3\n"))
+    assert cfg["model"] == {"type": "Other", "width": 3}
+
+
+@pytest.mark.parametrize("text, key", [
+    ("train:\n  lrr: 0.1\n", "train.lrr"),
+    ("trian:\n  lr: 0.1\n", "trian"),
+    ("preprocess:\n  canvas_px: 3\n", "preprocess.canvas_px"),
+])
+def test_unknown_key_names_key_and_file(tmp_path, text, key):
+    path = write(tmp_path / "typo.yml", text)
+    with pytest.raises(InputError, match=rf"typo\.yml: unknown key '{key}'"):
+        load_config(path)
+
+
+def test_unknown_key_in_a_base_names_the_base(tmp_path):
+    write(tmp_path / "base.yml", "label:\n  width: 3\n")
+    with pytest.raises(InputError, match=r"base\.yml: unknown key 'label.width'"):
+        load_config(write(tmp_path / "top.yml", "_base_: base.yml\n"))
+
+
+def test_unknown_or_malformed_opts():
+    with pytest.raises(InputError, match=r"--opts: unknown key 'train.nope'"):
+        load_config(None, opts=["train.nope=1"])
+    with pytest.raises(InputError, match="not of the form"):
+        parse_opts(["train.lr"])
+
+
+def test_missing_circular_and_invalid_files(tmp_path):
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "absent.yml")
+    write(tmp_path / "a.yml", "_base_: b.yml\n")
+    write(tmp_path / "b.yml", "_base_: a.yml\n")
+    with pytest.raises(InputError, match="circular"):
+        load_config(tmp_path / "a.yml")
+    with pytest.raises(InputError, match="not valid YAML"):
+        load_config(write(tmp_path / "bad.yml", "train: [\n"))
+
+
+def test_saved_config_reloads_identically(tmp_path):
+    cfg = load_config(None, opts=["train.epochs=7"])
+    save_config(cfg, tmp_path / "run" / "config.yaml")
+    assert load_config(tmp_path / "run" / "config.yaml") == cfg
+    assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["epochs"] == 7

@@ -317,3 +317,37 @@ def write_l3_npz(path, ds: L3Dataset, overwrite: bool = False) -> None:
     with atomic_path(path, overwrite=overwrite) as tmp:
         with open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+
+
+def describe_dataset(ds: L3Dataset, problems: list[CaseProblem]) -> str:
+    """A multi-line summary for a person checking a dataset before training."""
+    lines = [f"cases: {len(ds)} valid, {len(problems)} invalid"]
+    if len(ds):
+        rows = np.array([im.shape[0] for im in ds.images_f])
+        for view in ("frontal", "sagittal"):
+            cols = np.array([im.shape[1] for im in ds.images(view)])
+            lines.append(f"{view:9s} images: rows {rows.min()}..{rows.max()} (median "
+                         f"{int(np.median(rows))}), cols {cols.min()}..{cols.max()}")
+        sp = ds.spacings
+        lines.append(f"in-plane spacing mm: {sp[:, 0].min():.3g}..{sp[:, 0].max():.3g}; "
+                     f"slice thickness mm: {sp[:, 2].min():.3g}..{sp[:, 2].max():.3g}")
+        heights_mm = rows * sp[:, 2]
+        lines.append(f"scan height mm: {heights_mm.min():.0f}..{heights_mm.max():.0f} "
+                     f"({int((heights_mm > 512).sum())} taller than 512 mm)")
+        lab = ds.label_rows()
+        pos = ~ds.negative
+        if pos.any():
+            lab_mm = lab[pos] * sp[pos, 2]
+            lines.append(f"L3 label row: {np.nanmin(lab[pos]):.1f}..{np.nanmax(lab[pos]):.1f}; "
+                         f"in mm from the top: {lab_mm.min():.0f}..{lab_mm.max():.0f}")
+        if len(ds.ydata) > 1:
+            ys = np.stack([v[pos] for v in ds.ydata.values()])
+            diff_mm = (ys.max(axis=0) - ys.min(axis=0)) * sp[pos, 2]
+            lines.append(f"annotators {list(ds.ydata)}: disagreement median "
+                         f"{np.median(diff_mm):.2f} mm, max {diff_mm.max():.2f} mm")
+        lines.append(f"negative cases (no L3): {int(ds.negative.sum())}")
+        if ds.extra:
+            lines.append(f"extra keys: {sorted(ds.extra)}")
+    for p in problems:
+        lines.append(f"PROBLEM {p}")
+    return "\n".join(lines)

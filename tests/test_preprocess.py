@@ -82,3 +82,159 @@ def test_spine_centre_on_real_ct_matches_vertebra_labels():
     truth_col = np.nonzero(labels > 0)[2].mean()  # 62.42 (3 mm columns)
     found = pp.spine_lr_centre_px(vol, (3.0, 3.0, 3.0))
     assert abs(found - truth_col) < 1.0  # within one 3 mm column
+
+
+# ----------------------------------------------------------------------------- resampling
+
+
+def test_resample_2p5mm_rows_shape_and_marker_row():
+    img = np.zeros((41, 8), dtype=np.float32)
+    img[10] = 1000.0  # native row 10 at 2.5 mm -> 25 mm -> processed row 25
+    out = pp.resample_to_mm(img, (2.5, 1.0), 1.0)
+    assert out.shape == (101, 8)  # 40 * 2.5 + 1 centres
+    assert np.argmax(out[:, 0]) == 25 and out[25, 0] == pytest.approx(1000.0)
+    # row 24 is native 9.6: 0.4 of the way from row 9 (0) to row 10 (1000) -> 600
+    assert out[24, 0] == pytest.approx(600.0) and out[26, 0] == pytest.approx(600.0)
+
+
+def test_resample_columns_separately_and_shrink_with_antialiasing():
+    img = np.zeros((21, 21), dtype=np.float32)
+    img[:, 1::2] = 100.0  # columns alternate 0/100: a 0.5 mm grid's Nyquist pattern
+    out = pp.resample_to_mm(img, (1.0, 0.5), 1.0)
+    assert out.shape == (21, 11)  # rows unchanged, 20 * 0.5 + 1 columns
+    # without the prefilter every output column would sample a 0 column (all zeros). The filter
+    # (sigma (2 - 1) / 2 = 0.5 px, radius 2, weights exp(-2 x^2)) gives each one
+    # 100 * 2e^-2 / (1 + 2e^-2 + 2e^-8) = 21.29 of its neighbours
+    expected = 100 * 2 * np.exp(-2) / (1 + 2 * np.exp(-2) + 2 * np.exp(-8))
+    np.testing.assert_allclose(out[:, 1:-1], expected, rtol=1e-5)
+    const = pp.resample_to_mm(np.full((30, 30), 7.0), (0.6, 0.7), 1.0)
+    assert const.shape == (18, 21) and np.allclose(const, 7.0)
+
+
+@pytest.mark.parametrize("n, spacing, expected", [(41, 2.5, 101), (512, 0.7, 358), (1, 3.0, 1),
+                                                  (100, 1.0, 100), (11, 0.5, 6)])
+def test_resampled_length(n, spacing, expected):
+    assert pp.resampled_length(n, spacing, 1.0) == expected
+
+
+# ----------------------------------------------------------------------------- window, canvas
+
+
+def test_window_maps_fixed_points():
+    out = pp.window_hu(np.array([-1000.0, 100.0, 800.0, 1500.0, 3000.0]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-7)
+
+
+def test_fit_columns_centres_crops_and_pads():
+    img = np.arange(10, dtype=np.float32)[None, :].repeat(2, axis=0)  # value == column
+    cropped, off = pp.fit_columns(img, 4, centre_col=6.0)
+    assert off == 4 and cropped[0].tolist() == [4, 5, 6, 7]  # column 6 lands on 4 // 2 = 2
+    padded, off = pp.fit_columns(img, 16, centre_col=2.0)
+    assert off == -6 and padded[0, :6].tolist() == [0] * 6 and padded[0, 6:].tolist() == list(range(10))
+
+
+def test_side_mask_is_symmetric_band():
+    assert pp.side_mask_cols(512, (0.35, 0.65)) == (179, 333)  # 179 + 332 == 511: symmetric
+    assert pp.side_mask_cols(10, (0.3, 0.7)) == (3, 7)  # centres 3.5..6.5 of 10
+    out = pp.side_mask(np.ones((2, 10), dtype=np.float32), (0.3, 0.7))
+    assert out[0].tolist() == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
+
+
+# ----------------------------------------------------------------------------- row windows
+
+
+def test_sample_row_window_contains_label_when_positive():
+    rng = np.random.default_rng(0)
+    starts = [pp.sample_row_window(1500, 1200.7, 512, rng, p_positive=1.0) for _ in range(200)]
+    assert all(s <= 1200 < s + 512 for s in starts)
+    assert min(starts) >= 0 and max(starts) <= 1500 - 512
+    anywhere = [pp.sample_row_window(1500, 1200.7, 512, rng, p_positive=0.0) for _ in range(200)]
+    assert min(anywhere) < 1200 - 511  # some windows miss the label
+    short = [pp.sample_row_window(300, float("nan"), 512, rng) for _ in range(100)]
+    assert all(-212 <= s <= 0 for s in short)
+
+
+def test_row_window_and_stride_padding_keep_rows():
+    img = np.arange(5, dtype=np.float32)[:, None] + 1
+    assert pp.row_window(img, -2, 4)[:, 0].tolist() == [0, 0, 1, 2]
+    assert pp.row_window(img, 3, 4)[:, 0].tolist() == [4, 5, 0, 0]
+    padded = pp.pad_rows_to_multiple(img, 4)
+    assert padded[:, 0].tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
+    assert pp.pad_rows_to_multiple(padded, 4) is padded
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_config_from_dict_defaults_and_unknown_key():
+    cfg = pp.PreprocessConfig.from_dict({"hu_window": [100, 1500], "side_mask": None})
+    assert cfg.hu_window == (100.0, 1500.0) and cfg.side_mask is None and cfg.canvas == (512, 512)
+    assert pp.PreprocessConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="croppp"):
+        pp.PreprocessConfig.from_dict({"croppp": 1})
+    with pytest.raises(ValueError, match="hu_window"):
+        pp.PreprocessConfig.from_dict({"hu_window": [1500, 100]})
+
+
+# ----------------------------------------------------------------------------- composition
+
+
+@pytest.mark.parametrize("n_rows, row_mm, label_row", [
+    (1500, 0.7, 1400.0),   # tall, thin slices: 1050 mm, taller than the 512 canvas
+    (60, 5.0, 41.3),       # short, thick slices
+    (400, 2.5, 133.6),     # typical abdomen
+    (900, 0.6, 450.25),    # thin slices
+])
+def test_label_row_round_trips_through_geometry(n_rows, row_mm, label_row):
+    img = np.full((n_rows, 64), -1000.0, dtype=np.float32)
+    img[:, 20:44] = 0.0
+    marker = int(round(label_row))
+    img[marker, 28:36] = 1500.0
+    case = pp.preprocess_case(img, (row_mm, 0.8), "frontal", label_row=label_row,
+                              cfg=pp.PreprocessConfig(canvas=(512, 128), side_mask=None))
+    g = case.geometry
+    assert case.label_row_px == pytest.approx(label_row * row_mm)
+    assert case.image.shape == (pp.resampled_length(n_rows, row_mm), 128)  # no row dropped
+    assert g.n_rows == case.image.shape[0]
+    back = g.native_row(case.label_row_px)
+    assert abs(back - label_row) * row_mm < 0.5
+    assert abs(g.file_index(case.label_row_px) - label_row) * row_mm < 0.5  # npz: file idx = row
+    assert g.z_mm(case.label_row_px) == pytest.approx(-label_row * row_mm)
+    assert g.processed_row_from_z(g.z_mm(case.label_row_px)) == pytest.approx(case.label_row_px)
+    assert g.processed_row_from_file_index(label_row) == pytest.approx(case.label_row_px)
+    # the marker's brightest processed row is where the geometry says, within 0.5 mm (1 px = 1 mm)
+    peak = np.argmax(case.image[:, 64])
+    assert abs(peak - g.processed_row(marker)) <= 0.5
+    # vectorised
+    rows = np.array([0.0, 10.0, case.label_row_px])
+    np.testing.assert_allclose(g.processed_row(g.native_row(rows)), rows)
+
+
+def test_preprocess_case_centres_body_and_masks_frontal_only():
+    img = np.full((20, 100), -1000.0, dtype=np.float32)
+    img[:, 10:30] = 800.0  # body at native cols 10..29 (centre 19.5) at 0.5 mm -> 1 mm col 9.75
+    cfg = pp.PreprocessConfig(canvas=(16, 20), side_mask=(0.3, 0.7))
+    sag = pp.preprocess_case(img, (1.0, 0.5), "sagittal", cfg=cfg)
+    assert sag.geometry.col_offset == 10 - 10  # round(9.75) - 20 // 2
+    assert sag.image.shape == (20, 20) and sag.image[0, 7] == pytest.approx(0.5)
+    assert np.isnan(sag.label_row_px)
+    front = pp.preprocess_case(img, (1.0, 0.5), "frontal", cfg=cfg)
+    assert front.image[0, :6].max() == 0.0 and front.image[0, 6:14].min() == pytest.approx(0.5)
+    assert front.geometry.native_col(10) == pytest.approx(20.0)  # canvas col 10 -> 1 mm col 10
+    d = front.geometry.to_dict()
+    assert pp.CaseGeometry.from_dict(d) == front.geometry
+
+
+def test_preprocess_volume_matches_mip_then_case():
+    vol = np.full((30, 40, 50), -1000.0, dtype=np.float32)
+    vol[:, 5:35, 10:40] = 0.0
+    vol[12, 25:30, 24:27] = 900.0  # bone near the spine centre
+    cfg = pp.PreprocessConfig(canvas=(64, 64))
+    spacing = (2.0, 0.8, 0.7)
+    for view, col_mm in (("frontal", 0.7), ("sagittal", 0.8)):
+        a = pp.preprocess_volume(vol, spacing, view, label_slice=12.0, cfg=cfg)
+        b = pp.preprocess_case(pp.mip(vol, view, spacing, cfg.sagittal_slab_mm), (2.0, col_mm), view,
+                               label_row=12.0, cfg=cfg)
+        np.testing.assert_array_equal(a.image, b.image)
+        assert a.label_row_px == 24.0 and np.argmax(a.image.max(axis=1)) == 24

@@ -121,7 +121,7 @@ def mip(
     volume_hu: np.ndarray,
     view: str,
     spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    sagittal_slab_mm: float | None = 10.0,
+    sagittal_slab_mm: float | None = 20.0,
 ) -> np.ndarray:
     """Maximum-intensity projection of a canonical CT volume.
 
@@ -134,8 +134,9 @@ def mip(
         spacing_mm: (slice, row, col) spacing in mm; the sagittal slab width uses the column one.
         sagittal_slab_mm: sagittal only: half-width (mm) of the slab around the spine's
             left-right centre (``spine_lr_centre_px``). The paper's code used about +-10 voxels
-            around the body centre (about +-7 mm at 0.7 mm pixels); the default +-10 mm keeps
-            the vertebral body and canal (about 40 mm wide) and leaves out ribs and arms.
+            around the body centre (about +-7 mm at 0.7 mm pixels); the default +-20 mm (the
+            configs' default) spans the vertebral body (about 45 mm wide at L3) and leaves out
+            the lateral ribs and the arms.
             None = maximum over the full width.
 
     Returns:
@@ -176,8 +177,8 @@ class PreprocessConfig:
     hu_window: tuple[float, float] = (100.0, 1500.0)
     canvas: tuple[int, int] = (512, 512)
     side_mask: tuple[float, float] | None = (0.35, 0.65)
-    sagittal_slab_mm: float | None = 10.0
-    stride: int = 32
+    sagittal_slab_mm: float | None = 20.0
+    stride: int = 16
 
     def __post_init__(self):
         # normalise YAML lists to tuples so configs compare and hash the same way
@@ -458,6 +459,14 @@ def pad_rows_to_multiple(image: np.ndarray, stride: int, fill: float = 0.0) -> n
 # ----------------------------------------------------------------------------- geometry
 
 
+class CTVolumeLike(Protocol):
+    """What ``preprocess_volume`` needs of ``l3loc.io.volume.CTVolume``."""
+
+    hu: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    geometry: "VolumeGeometryLike"
+
+
 class VolumeGeometryLike(Protocol):
     """What ``CaseGeometry`` needs of ``l3loc.io.volume.VolumeGeometry`` (canonical slice index
     <-> the file's own slice index <-> world z in mm)."""
@@ -635,25 +644,23 @@ def preprocess_case(
 
 
 def preprocess_volume(
-    volume_hu: np.ndarray,
-    spacing_mm: tuple[float, float, float],
+    ct: "CTVolumeLike",
     view: str,
-    volume_geometry: VolumeGeometryLike | None = None,
     label_slice: float | None = None,
     cfg: PreprocessConfig | None = None,
 ) -> ProcessedCase:
-    """A canonical CT volume -> ``mip`` -> ``preprocess_case`` (same path as the npz after the MIP).
+    """A CT volume -> ``mip`` -> ``preprocess_case`` (the same path as the npz after the MIP).
 
     Args:
-        volume_hu: [slices S->I, rows A->P, cols R->L] HU.
-        spacing_mm: (slice, row, col) mm.
+        ct: an ``l3loc.io.volume.CTVolume`` (``hu`` [slices S->I, rows A->P, cols R->L],
+            ``spacing_mm`` (slice, row, col), ``geometry``).
         view: "frontal" or "sagittal".
-        volume_geometry: from ``l3loc.io.volume.read_volume``; None = npz-style geometry.
         label_slice: L3 as a canonical slice index (float) or None.
         cfg: parameters; default ``PreprocessConfig()``.
     """
     cfg = cfg or PreprocessConfig()
-    image = mip(volume_hu, view, spacing_mm, cfg.sagittal_slab_mm)
-    # frontal columns are R->L (col spacing), sagittal columns are A->P (row spacing)
+    spacing_mm = tuple(float(v) for v in ct.spacing_mm)
+    image = mip(ct.hu, view, spacing_mm, cfg.sagittal_slab_mm)
+    # frontal columns are R->L (column spacing), sagittal columns are A->P (row spacing)
     col_spacing = spacing_mm[2] if view == "frontal" else spacing_mm[1]
-    return preprocess_case(image, (spacing_mm[0], col_spacing), view, label_slice, volume_geometry, cfg)
+    return preprocess_case(image, (spacing_mm[0], col_spacing), view, label_slice, ct.geometry, cfg)

@@ -227,14 +227,83 @@ def test_preprocess_case_centres_body_and_masks_frontal_only():
 
 
 def test_preprocess_volume_matches_mip_then_case():
+    from l3loc.io.volume import CTVolume, VolumeGeometry
+
     vol = np.full((30, 40, 50), -1000.0, dtype=np.float32)
     vol[:, 5:35, 10:40] = 0.0
     vol[12, 25:30, 24:27] = 900.0  # bone near the spine centre
+    geom = VolumeGeometry(n_slices=30, file_si_axis=2, file_si_reversed=True, z_first_mm=100.0,
+                          slice_spacing_mm=2.0)
+    ct = CTVolume(hu=vol, spacing_mm=(2.0, 0.8, 0.7), geometry=geom, path="phantom")
     cfg = pp.PreprocessConfig(canvas=(64, 64))
-    spacing = (2.0, 0.8, 0.7)
     for view, col_mm in (("frontal", 0.7), ("sagittal", 0.8)):
-        a = pp.preprocess_volume(vol, spacing, view, label_slice=12.0, cfg=cfg)
-        b = pp.preprocess_case(pp.mip(vol, view, spacing, cfg.sagittal_slab_mm), (2.0, col_mm), view,
-                               label_row=12.0, cfg=cfg)
+        a = pp.preprocess_volume(ct, view, label_slice=12.0, cfg=cfg)
+        b = pp.preprocess_case(pp.mip(vol, view, ct.spacing_mm, cfg.sagittal_slab_mm), (2.0, col_mm),
+                               view, label_row=12.0, cfg=cfg)
         np.testing.assert_array_equal(a.image, b.image)
         assert a.label_row_px == 24.0 and np.argmax(a.image.max(axis=1)) == 24
+        g = a.geometry
+        # processed row 24 = canonical slice 12 = file slice 29 - 12 = 17, z = 100 - 12 * 2 = 76 mm
+        assert g.file_index(24.0) == pytest.approx(17.0) and g.z_mm(24.0) == pytest.approx(76.0)
+        assert g.processed_row_from_file_index(17.0) == pytest.approx(24.0)
+        assert g.processed_row_from_z(76.0) == pytest.approx(24.0)
+        np.testing.assert_allclose(g.processed_row_from_z(g.z_mm(np.array([0.0, 7.5]))), [0.0, 7.5])
+        assert pp.CaseGeometry.from_dict(g.to_dict()) == g
+
+
+# ----------------------------------------------------------------------------- golden (real CT)
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "totalseg_example_ct.npz"
+
+
+@pytest.mark.parametrize("view", pp.VIEWS)
+def test_golden_real_ct(view):
+    """Processed images of totalseg_example_ct vs tests/golden (make_golden.py regenerates them).
+
+    Tolerance: at most 1 of 255 levels (5.5 HU) per pixel, on at most 0.1 % of the pixels. The
+    images are stored as the cache stores them (round(x * 255)); float differences between
+    numpy/scipy builds (summation order in the Gaussian filter) can move a value across a
+    rounding boundary, nothing more. Any real change of the preprocessing moves far more pixels.
+    """
+    import json
+
+    from l3loc.io.volume import read_volume
+
+    golden = np.load(GOLDEN)
+    cfg = pp.PreprocessConfig.from_dict(json.loads(str(golden["config"])))
+    case = pp.preprocess_volume(read_volume(REAL_CT / "ct.nii.gz"), view, cfg=cfg)
+    got = np.round(case.image * 255).astype(np.int16)
+    want = golden[view].astype(np.int16)
+    assert got.shape == want.shape == (334, 512)  # 112 slices at 3 mm -> 111 * 3 + 1 rows
+    diff = np.abs(got - want)
+    assert diff.max() <= 1 and (diff > 0).mean() <= 1e-3
+    assert case.geometry.to_dict() == json.loads(str(golden[f"{view}_geometry"]))
+
+
+def test_real_ct_l3_label_maps_to_processed_rows():
+    """l3.json gives L3 in NIfTI k indices (64..79, centroid 73.34) and world z (centroid 314.3).
+
+    The file is RAS (k increases superior) with 112 slices, so canonical slice = 111 - k and
+    processed row = 3 * canonical: centroid 3 * (111 - 73.34) = 112.98, extent rows 96..141.
+    """
+    import json
+
+    from l3loc.io.volume import read_volume
+
+    l3 = json.loads((REAL_CT / "l3.json").read_text())["L3"]
+    ct = read_volume(REAL_CT / "ct.nii.gz")
+    g = pp.preprocess_volume(ct, "frontal").geometry
+    assert g.processed_row_from_file_index(l3["idx_centroid"]) == pytest.approx(112.98)
+    assert g.processed_row_from_z(l3["world_centroid_LPS"][2]) == pytest.approx(112.98, abs=0.5)
+    assert g.file_index(112.98) == pytest.approx(73.34)
+    # the label map itself, pushed through the same preprocessing as a bright "bone": its L3
+    # rows must be where the geometry puts them: 96..141 fully inside; rows 95 and 142 are 2/3
+    # of the way into L3 (native 31.67, 47.33), 2/3 * 1500 + 1/3 * -1000 = 667 HU -> 0.405 of the
+    # window; rows 94 and 143 are 1/3 in, -167 HU -> 0.
+    labels = read_volume(REAL_CT / "spine_labels_verse_convention.nii.gz")
+    labels.hu = np.where(labels.hu == 22, 1500.0, -1000.0).astype(np.float32)
+    img = pp.preprocess_volume(labels, "frontal").image
+    rows = np.nonzero(img.max(axis=1) > 0.2)[0]
+    assert (rows.min(), rows.max()) == (95, 142)
+    assert g.processed_row_from_file_index(l3["idx_max"]) == 96.0
+    assert g.processed_row_from_file_index(l3["idx_min"]) == 141.0

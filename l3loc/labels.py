@@ -6,9 +6,10 @@ The band is drawn from its continuous extent, not from rounded rows: pixel row `
 covers. So an integer label row gives exactly ``2h + 1`` rows of ones (row 10, h = 2: rows
 8..12), a fractional one (10.4) gives partial rows at both ends (row 8: 0.6, rows 9..12: 1,
 row 13: 0.4), and while the band lies inside the image its centre of mass along rows is the
-label row itself: no half-pixel bias from rounding. With a Gaussian blur the same band is convolved with a Gaussian
-of ``sigma_mm`` along rows (exactly, in closed form) and rescaled so that a pixel centred on
-the label row would read 1: the target stays a confidence peaking at L3 whatever the sigma.
+label row itself: no half-pixel bias from rounding. With a Gaussian blur the same band is
+convolved with a Gaussian of ``sigma_mm`` along rows (exactly, in closed form) and rescaled so
+that a pixel centred on the label row would read 1: the target stays a confidence peaking at
+L3 whatever the sigma.
 """
 from __future__ import annotations
 

@@ -1,12 +1,14 @@
 """Tests for l3loc.preprocess: hand-worked expectations on tiny synthetic arrays, plus the real CT."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from l3loc import preprocess as pp
+from l3loc.io.volume import CTVolume, VolumeGeometry, read_volume
 
 REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "totalseg_example_ct"
 
@@ -17,10 +19,7 @@ def _air(shape):
 
 def _read_real_canonical(name: str) -> np.ndarray:
     """ct.nii.gz / label map of totalseg_example_ct as a canonical [S->I, A->P, R->L] array."""
-    sitk = pytest.importorskip("SimpleITK")
-    img = sitk.DICOMOrient(sitk.ReadImage(str(REAL_CT / name)), "LPS")
-    # LPS array is [z S-ward, y P-ward, x L-ward]: flip z to get S->I, keep A->P and R->L
-    return sitk.GetArrayFromImage(img)[::-1].copy()
+    return read_volume(REAL_CT / name).hu
 
 
 # ----------------------------------------------------------------------------- MIP
@@ -227,8 +226,6 @@ def test_preprocess_case_centres_body_and_masks_frontal_only():
 
 
 def test_preprocess_volume_matches_mip_then_case():
-    from l3loc.io.volume import CTVolume, VolumeGeometry
-
     vol = np.full((30, 40, 50), -1000.0, dtype=np.float32)
     vol[:, 5:35, 10:40] = 0.0
     vol[12, 25:30, 24:27] = 900.0  # bone near the spine centre
@@ -265,10 +262,6 @@ def test_golden_real_ct(view):
     numpy/scipy builds (summation order in the Gaussian filter) can move a value across a
     rounding boundary, nothing more. Any real change of the preprocessing moves far more pixels.
     """
-    import json
-
-    from l3loc.io.volume import read_volume
-
     golden = np.load(GOLDEN)
     cfg = pp.PreprocessConfig.from_dict(json.loads(str(golden["config"])))
     case = pp.preprocess_volume(read_volume(REAL_CT / "ct.nii.gz"), view, cfg=cfg)
@@ -286,10 +279,6 @@ def test_real_ct_l3_label_maps_to_processed_rows():
     The file is RAS (k increases superior) with 112 slices, so canonical slice = 111 - k and
     processed row = 3 * canonical: centroid 3 * (111 - 73.34) = 112.98, extent rows 96..141.
     """
-    import json
-
-    from l3loc.io.volume import read_volume
-
     l3 = json.loads((REAL_CT / "l3.json").read_text())["L3"]
     ct = read_volume(REAL_CT / "ct.nii.gz")
     g = pp.preprocess_volume(ct, "frontal").geometry

@@ -1,0 +1,236 @@
+"""Training-time augmentation of a preprocessed MIP and its L3 row, on the numpy side.
+
+Input: a processed image, float32 ``[H, W]`` in [0, 1] (HU window mapped to [0, 1]) at
+``spacing_mm`` per pixel (1 mm in the card's pipeline), and its L3 row (float, NaN when L3 is
+not in the image). Output: the augmented image, same shape, and where the L3 row went.
+
+With probability ``p`` a sample is augmented at all; an augmented sample then goes through
+every step below, each with a random amount (a step whose range is empty or zero is skipped):
+
+1. **Horizontal flip** (``hflip``), frontal view only, with probability 1/2: a frontal MIP
+   mirrored left-right is still a plausible frontal MIP, and the side mask and the band are
+   symmetric. A sagittal MIP flipped would have the spine in front of the belly. There is never
+   a vertical flip: L3 is always below L2.
+2. **Zoom** by one factor ``z`` drawn from ``zoom`` for rows and columns, about the image centre
+   (bigger and smaller patients). Row ``r`` goes to ``(r - c) * z + c`` with
+   ``c = (H - 1) / 2``.
+3. **Deformation** (``deform_mm``): rows are moved by a monotone piecewise-linear map (random
+   shifts of up to ``deform_mm`` at control rows every ``DEFORM_SPACING_MM``, none at the first
+   and last row: vertebrae and discs of different heights), columns by a smooth random field of
+   the same amplitude. The row map depends on the row only, so the L3 row stays one row, and
+   the map is inverted exactly to find it. Zoom and deformation are one bilinear resampling.
+4. **Slice-thickness simulation** (``thickness_mm``): a thickness is drawn from the range and
+   rounded to ``k`` pixels; every ``k``-th row is kept (random phase) and the others are
+   interpolated back from them along rows at their true positions, as a thick-slice scan
+   resampled to the fine grid looks. The L3 row does not move. ``k = 1`` changes nothing.
+5. **Intensity**: ``image * s + b`` with ``s`` in ``1 ± intensity_scale`` and ``b`` in
+   ``± intensity_shift``, then clipped to [0, 1]. Exact zeros (below the HU window, masked
+   columns, canvas padding) stay zero: they are exactly zero at inference too.
+
+Columns that are zero over the whole input image (the frontal side mask, canvas padding) stay
+zero after zoom and deformation, so the mask geometry the net sees never changes.
+
+The keys are those of the ``augment`` section of ``l3loc.config.DEFAULTS``. Random row windows
+(positive / negative sampling) are not done here but by ``l3loc.preprocess.sample_row_window``.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+VIEWS = ("frontal", "sagittal")
+
+AUGMENT_DEFAULTS: dict[str, Any] = {
+    "hflip": True,                # frontal channels only, probability 1/2
+    "intensity_shift": 0.05,      # add U(-a, a), in image units (1 = 1400 HU)
+    "intensity_scale": 0.1,       # multiply by U(1 - a, 1 + a)
+    "zoom": (0.8, 1.2),           # one factor for rows and columns; (1, 1) = off
+    "deform_mm": 3.0,             # largest displacement of a control point, mm; 0 = off
+    "thickness_mm": (1.0, 5.0),   # simulated slice thickness range, mm; (1, 1) = off at 1 mm
+    "p": 0.8,                     # probability that a sample is augmented at all
+}
+
+# Control rows of the deformation every 50 mm (about one lumbar vertebra with its disc): shifts
+# of up to 3 mm then stretch or squeeze a vertebra's height by up to ~12 %.
+DEFORM_SPACING_MM = 50.0
+
+
+def _range(cfg: Mapping[str, Any], key: str, low: float) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in cfg[key])
+    except (TypeError, ValueError):
+        raise ValueError(f"augment {key} must be a pair [lo, hi], got {cfg[key]!r}") from None
+    if not low <= lo <= hi:
+        raise ValueError(f"augment {key} must satisfy {low:g} <= lo <= hi, got {cfg[key]!r}")
+    return lo, hi
+
+
+def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``cfg`` and fill missing keys from ``AUGMENT_DEFAULTS``.
+
+    Raises:
+        ValueError: an unknown key (named, with the known ones) or a value out of range.
+    """
+    unknown = sorted(set(cfg) - set(AUGMENT_DEFAULTS))
+    if unknown:
+        raise ValueError(f"unknown augment key(s) {', '.join(map(repr, unknown))}; known: "
+                         f"{', '.join(AUGMENT_DEFAULTS)}")
+    out = {**AUGMENT_DEFAULTS, **cfg}
+    if not isinstance(out["hflip"], bool):
+        raise ValueError(f"augment hflip must be true or false, got {out['hflip']!r}")
+    if not 0.0 <= out["p"] <= 1.0:
+        raise ValueError(f"augment p must be in [0, 1], got {out['p']!r}")
+    if not out["intensity_shift"] >= 0:
+        raise ValueError(f"augment intensity_shift must be >= 0, got {out['intensity_shift']!r}")
+    if not 0.0 <= out["intensity_scale"] < 1.0:
+        raise ValueError(f"augment intensity_scale must be in [0, 1), got {out['intensity_scale']!r}")
+    # a control point may not overtake its neighbour, or the row map would fold over itself
+    if not 0.0 <= out["deform_mm"] < DEFORM_SPACING_MM / 2:
+        raise ValueError(f"augment deform_mm must be in [0, {DEFORM_SPACING_MM / 2:g}), got "
+                         f"{out['deform_mm']!r}")
+    out["zoom"] = _range(out, "zoom", 1e-3)
+    out["thickness_mm"] = _range(out, "thickness_mm", 0.0)
+    return out
+
+
+def _row_knots(height_px: int, spacing_px: float, amplitude_px: float,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Control rows ``y`` (output) and where each samples the input, ``y + d``; d = 0 at the ends."""
+    n_intervals = max(1, int(round((height_px - 1) / spacing_px)))
+    y = np.linspace(0.0, height_px - 1.0, n_intervals + 1)
+    d = rng.uniform(-amplitude_px, amplitude_px, size=n_intervals + 1)
+    d[0] = d[-1] = 0.0
+    return y, y + d
+
+
+def _thick_slices(image: np.ndarray, k: int, phase: int) -> np.ndarray:
+    """Keep rows ``phase, phase + k, ...`` of ``[..., H, W]`` and interpolate the rest linearly."""
+    height = image.shape[-2]
+    kept = np.arange(phase, height, k)
+    rows = np.arange(height, dtype=np.float64)
+    # position of each row between its two kept neighbours; rows outside repeat the edge row
+    pos = np.clip((rows - phase) / k, 0.0, len(kept) - 1.0)
+    lo = np.floor(pos).astype(int)
+    hi = np.minimum(lo + 1, len(kept) - 1)
+    w = (pos - lo)[:, None].astype(np.float32)
+    return (1.0 - w) * image[..., kept[lo], :] + w * image[..., kept[hi], :]
+
+
+class Augmenter:
+    """Random augmentation of (image, L3 row) pairs; deterministic given ``rng``.
+
+    Args:
+        cfg: augmentation settings, keys from ``AUGMENT_DEFAULTS`` (missing keys take the
+            default; unknown keys are an error).
+        view: ``"frontal"`` or ``"sagittal"`` for a ``[H, W]`` image, or one view per channel
+            (``("frontal", "sagittal")``) for a ``[C, H, W]`` stack that must move together:
+            the geometry is shared, the flip applies to frontal channels only.
+        rng: the source of randomness (``np.random.default_rng(seed)``).
+        spacing_mm: pixel size of the images in mm (both axes).
+
+    Raises:
+        ValueError: bad ``cfg``, unknown view, non-positive spacing.
+    """
+
+    def __init__(self, cfg: Mapping[str, Any], view: str | Sequence[str],
+                 rng: np.random.Generator, spacing_mm: float = 1.0):
+        self.cfg = check_augment_config(cfg)
+        self.views = (view,) if isinstance(view, str) else tuple(view)
+        bad = [v for v in self.views if v not in VIEWS]
+        if bad or not self.views:
+            raise ValueError(f"unknown view {view!r}; known: {', '.join(VIEWS)}")
+        self.stacked = not isinstance(view, str)
+        if not spacing_mm > 0:
+            raise ValueError(f"spacing_mm must be positive, got {spacing_mm!r}")
+        self.spacing_mm = float(spacing_mm)
+        self.rng = rng
+
+    def __call__(self, image: np.ndarray, label_row: float) -> tuple[np.ndarray, float]:
+        """Augment one image.
+
+        Args:
+            image: float32 ``[H, W]`` (or ``[C, H, W]`` for stacked views) in [0, 1]; not modified.
+            label_row: L3 row in pixels (float), NaN if L3 is not in the image.
+
+        Returns:
+            ``(image, label_row)``: float32 of the same shape, and the new L3 row (NaN stays NaN;
+            after a zoom it may fall outside ``[0, H)``, then the image no longer shows L3).
+        """
+        img = np.asarray(image, dtype=np.float32)
+        expected_ndim = 3 if self.stacked else 2
+        if img.ndim != expected_ndim or (self.stacked and img.shape[0] != len(self.views)):
+            raise ValueError(f"image shape {img.shape} does not match views {self.views}")
+        stack = img[None] if not self.stacked else img
+        stack = stack.copy()
+        row = float(label_row)
+        cfg, rng = self.cfg, self.rng
+        if not (cfg["p"] > 0 and rng.random() < cfg["p"]):
+            return (stack if self.stacked else stack[0]), row
+
+        if cfg["hflip"] and rng.random() < 0.5:
+            for c, v in enumerate(self.views):
+                if v == "frontal":
+                    stack[c] = stack[c, :, ::-1].copy()
+
+        stack, row = self._geometry(stack, row)
+
+        thickness_mm = rng.uniform(*cfg["thickness_mm"])
+        k = max(1, int(round(thickness_mm / self.spacing_mm)))
+        if k > 1:
+            stack = _thick_slices(stack, k, int(rng.integers(0, k)))
+
+        scale = rng.uniform(1 - cfg["intensity_scale"], 1 + cfg["intensity_scale"])
+        shift = rng.uniform(-cfg["intensity_shift"], cfg["intensity_shift"])
+        if scale != 1.0 or shift != 0.0:
+            stack = np.where(stack > 0, np.clip(stack * scale + shift, 0.0, 1.0), 0.0)
+
+        out = stack.astype(np.float32, copy=False)
+        return (out if self.stacked else out[0]), row
+
+    def _geometry(self, stack: np.ndarray, row: float) -> tuple[np.ndarray, float]:
+        """Zoom and deformation as one bilinear resampling of ``[C, H, W]``; moves ``row``."""
+        cfg, rng = self.cfg, self.rng
+        height, width = stack.shape[-2:]
+        zoom = rng.uniform(*cfg["zoom"])
+        zoom = None if zoom == 1.0 else zoom
+        knots = col_shift = None
+        if cfg["deform_mm"] > 0:
+            spacing_px = DEFORM_SPACING_MM / self.spacing_mm
+            amplitude_px = cfg["deform_mm"] / self.spacing_mm
+            knots = _row_knots(height, spacing_px, amplitude_px, rng)
+            grid_shape = (max(2, int(round(height / spacing_px)) + 1),
+                          max(2, int(round(width / spacing_px)) + 1))
+            coarse = rng.uniform(-amplitude_px, amplitude_px, size=grid_shape)
+            # smooth field: cubic spline through the coarse grid, corners on the image corners
+            grid_r = np.linspace(0.0, grid_shape[0] - 1.0, height)
+            grid_c = np.linspace(0.0, grid_shape[1] - 1.0, width)
+            col_shift = ndimage.map_coordinates(
+                coarse, np.meshgrid(grid_r, grid_c, indexing="ij"), order=3, mode="nearest")
+        if zoom is None and knots is None:
+            return stack, row
+
+        centre_r, centre_c = (height - 1) / 2.0, (width - 1) / 2.0
+        out_r = np.arange(height, dtype=np.float64)
+        out_c = np.arange(width, dtype=np.float64)
+        # output pixel -> deformed position -> input position (zoom undone about the centre)
+        src_r = np.interp(out_r, *knots) if knots is not None else out_r
+        src_r = np.broadcast_to(src_r[:, None], (height, width))
+        src_c = out_c[None, :] + (col_shift if col_shift is not None else 0.0)
+        src_c = np.broadcast_to(src_c, (height, width))
+        if zoom is not None:
+            src_r = (src_r - centre_r) / zoom + centre_r
+            src_c = (src_c - centre_c) / zoom + centre_c
+        empty_cols = ~stack.any(axis=-2)  # [C, W]
+        out = np.stack([ndimage.map_coordinates(ch, (src_r, src_c), order=1, mode="constant",
+                                                cval=0.0) for ch in stack])
+        out[np.broadcast_to(empty_cols[:, None, :], out.shape)] = 0.0
+
+        if not np.isnan(row):
+            if zoom is not None:
+                row = (row - centre_r) * zoom + centre_r
+            # invert the monotone row map; it is the identity outside the end rows
+            if knots is not None and 0.0 <= row <= height - 1.0:
+                row = float(np.interp(row, knots[1], knots[0]))
+        return out, float(row)

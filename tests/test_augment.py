@@ -1,0 +1,187 @@
+"""Augmentation: flip only frontal, the label row follows zoom and deformation, thickness keeps
+it, intensity keeps zeros, determinism, config checking."""
+import numpy as np
+import pytest
+
+from l3loc.augment import AUGMENT_DEFAULTS, Augmenter, _thick_slices
+
+# every step off: tests switch on one at a time
+OFF = {"hflip": False, "intensity_shift": 0.0, "intensity_scale": 0.0, "zoom": [1.0, 1.0],
+       "deform_mm": 0.0, "thickness_mm": [1.0, 1.0], "p": 1.0}
+
+
+def line_image(height=160, width=96, row=60):
+    """Dim spine column band with a bright 1-px line at ``row`` (masked sides stay 0)."""
+    img = np.zeros((height, width), np.float32)
+    img[:, 34:62] = 0.2
+    img[row, 34:62] = 1.0
+    return img
+
+
+def line_row(img):
+    return int(img[:, 40:56].mean(axis=1).argmax())
+
+
+def test_config_keys_match_the_config_defaults():
+    from l3loc.config import DEFAULTS
+    assert set(AUGMENT_DEFAULTS) == set(DEFAULTS["augment"])
+
+
+def test_unknown_key_is_named():
+    with pytest.raises(ValueError, match=r"'vflip'.*known: hflip"):
+        Augmenter({"vflip": True}, "frontal", np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("cfg", [{"p": 1.5}, {"zoom": [1.2, 0.8]}, {"zoom": 1.1},
+                                 {"deform_mm": 30.0}, {"intensity_scale": 1.0},
+                                 {"thickness_mm": [-1, 2]}, {"hflip": "yes"}])
+def test_bad_values(cfg):
+    with pytest.raises(ValueError):
+        Augmenter(cfg, "sagittal", np.random.default_rng(0))
+
+
+def test_unknown_view():
+    with pytest.raises(ValueError, match="unknown view"):
+        Augmenter(OFF, "axial", np.random.default_rng(0))
+
+
+def test_flip_frontal_only():
+    img = np.zeros((8, 6), np.float32)
+    img[2, 1] = 1.0
+    flips = {"frontal": 0, "sagittal": 0}
+    for view in flips:
+        aug = Augmenter({**OFF, "hflip": True}, view, np.random.default_rng(0))
+        for _ in range(20):
+            out, row = aug(img, 2.0)
+            assert row == 2.0 and out[2].sum() == 1.0  # never moved vertically
+            flips[view] += int(out[2, 4] == 1.0)  # column 1 mirrored to column 6 - 1 - 1
+    assert 5 <= flips["frontal"] <= 15 and flips["sagittal"] == 0
+
+
+def test_stacked_views_flip_frontal_channel_only():
+    img = np.zeros((2, 8, 6), np.float32)
+    img[:, 3, 0] = 1.0
+    aug = Augmenter({**OFF, "hflip": True}, ("frontal", "sagittal"), np.random.default_rng(0))
+    outs = [aug(img, 3.0)[0] for _ in range(10)]
+    flipped = [o for o in outs if o[0, 3, 5] == 1.0]
+    assert flipped and all(o[1, 3, 0] == 1.0 for o in outs)
+
+
+@pytest.mark.parametrize("cfg", [
+    {"zoom": [0.8, 1.2]},
+    {"deform_mm": 6.0},
+    {"zoom": [0.8, 1.2], "deform_mm": 6.0, "hflip": True},
+])
+def test_label_row_follows_the_line(cfg):
+    rng = np.random.default_rng(1)
+    aug = Augmenter({**OFF, **cfg}, "frontal", rng)
+    moved = 0
+    for row in (20, 60, 81, 130):
+        for _ in range(5):
+            out, new_row = aug(line_image(row=row), float(row))
+            assert abs(line_row(out) - new_row) <= 1.0
+            moved += abs(new_row - row) > 1.0
+    assert moved > 5  # the transforms really moved the line
+
+
+def test_zoom_moves_row_about_the_centre():
+    # zoom z about c = (H - 1) / 2: row r -> (r - c) * z + c; z drawn from [1.2, 1.2]
+    out, row = Augmenter({**OFF, "zoom": [1.2, 1.2]}, "sagittal", np.random.default_rng(0))(
+        line_image(height=161, row=40), 40.0)
+    assert row == pytest.approx((40 - 80) * 1.2 + 80)  # 32.0
+    assert line_row(out) == 32
+
+
+def test_masked_columns_stay_zero_under_zoom():
+    img = line_image()
+    aug = Augmenter({**OFF, "zoom": [1.2, 1.2], "deform_mm": 5.0}, "frontal",
+                    np.random.default_rng(0))
+    out, _ = aug(img, 60.0)
+    assert not out[:, :34].any() and not out[:, 62:].any()
+
+
+def test_thick_slices_hand_values():
+    col = np.array([0, 5, 1, 7, 2], np.float32)[:, None]
+    # k = 2, phase 0: rows 0, 2, 4 kept (0, 1, 2), rows 1 and 3 interpolated
+    np.testing.assert_allclose(_thick_slices(col, 2, 0)[:, 0], [0, 0.5, 1, 1.5, 2])
+    # phase 1: rows 1, 3 kept (5, 7); row 0 repeats row 1, row 4 repeats row 3
+    np.testing.assert_allclose(_thick_slices(col, 2, 1)[:, 0], [5, 5, 6, 7, 7])
+
+
+def test_thickness_keeps_label_row_and_linear_ramps():
+    ramp = np.tile(np.linspace(0.1, 0.9, 100, dtype=np.float32)[:, None], (1, 8))
+    aug = Augmenter({**OFF, "thickness_mm": [5.0, 5.0]}, "sagittal", np.random.default_rng(0))
+    out, row = aug(ramp, 42.5)
+    assert row == 42.5
+    # linear interpolation of a linear ramp is exact between the first and last kept rows
+    np.testing.assert_allclose(out[5:95], ramp[5:95], atol=1e-6)
+    assert not np.array_equal(out, ramp)  # but the edge rows repeat a kept row
+
+
+def test_thickness_keeps_a_broad_peak_within_half_a_slice():
+    rows = np.arange(120, dtype=np.float32)
+    img = np.tile(np.exp(-0.5 * ((rows - 57) / 4.0) ** 2)[:, None], (1, 8)).astype(np.float32)
+    aug = Augmenter({**OFF, "thickness_mm": [2.0, 5.0]}, "sagittal", np.random.default_rng(3))
+    for _ in range(5):
+        out, row = aug(img, 57.0)
+        # the brightest row is the kept row nearest the peak: at most 5 // 2 = 2 rows away
+        assert row == 57.0 and abs(int(out[:, 0].argmax()) - 57) <= 2
+
+
+def test_intensity_keeps_zeros_and_range():
+    img = np.array([[0.0, 0.5, 1.0, 0.02]], np.float32)
+    aug = Augmenter({**OFF, "intensity_scale": 0.5, "intensity_shift": 0.3}, "sagittal",
+                    np.random.default_rng(0))
+    clipped = 0
+    for _ in range(10):
+        out, _ = aug(img, np.nan)
+        assert out[0, 0] == 0.0 and out.min() >= 0.0 and out.max() <= 1.0
+        clipped += out[0, 2] == 1.0
+    assert clipped > 0
+
+
+def test_intensity_is_affine_within_its_ranges():
+    img = np.array([[0.25, 0.5, 0.75]], np.float32)  # no clipping with +-10 % and +-0.05
+    aug = Augmenter({**OFF, "intensity_scale": 0.1, "intensity_shift": 0.05}, "sagittal",
+                    np.random.default_rng(0))
+    for _ in range(10):
+        out = aug(img, 1.0)[0][0]
+        scale = (out[2] - out[0]) / 0.5
+        shift = out[1] - 0.5 * scale
+        assert out[1] - out[0] == pytest.approx(out[2] - out[1], abs=1e-6)
+        assert 0.9 <= scale <= 1.1 and -0.05 <= shift <= 0.05
+
+
+def test_nan_label_stays_nan_and_input_untouched():
+    img = line_image()
+    before = img.copy()
+    out, row = Augmenter(AUGMENT_DEFAULTS, "frontal", np.random.default_rng(0))(img, np.nan)
+    assert np.isnan(row) and out.shape == img.shape and out.dtype == np.float32
+    np.testing.assert_array_equal(img, before)
+
+
+def test_p_zero_returns_the_image_unchanged():
+    img = line_image()
+    out, row = Augmenter({"p": 0.0}, "frontal", np.random.default_rng(0))(img, 60.0)
+    np.testing.assert_array_equal(out, img)
+    assert row == 60.0
+
+
+def test_deterministic_given_the_rng():
+    img = line_image()
+    cfg = {**AUGMENT_DEFAULTS, "p": 1.0}
+    a = [Augmenter(cfg, "frontal", np.random.default_rng(7))(img, 60.0) for _ in range(2)]
+    np.testing.assert_array_equal(a[0][0], a[1][0])
+    assert a[0][1] == a[1][1]
+    other = Augmenter(cfg, "frontal", np.random.default_rng(8))(img, 60.0)
+    assert not np.array_equal(other[0], a[0][0])
+
+
+def test_spacing_scales_millimetre_amounts():
+    # at 2 mm pixels a 4 mm thickness is k = 2 px, so the 1-px line on an odd row may vanish
+    # but the label never moves; at 5 mm max and 2 mm pixels k is at most 2
+    ramp = np.tile(np.linspace(0.1, 0.9, 50, dtype=np.float32)[:, None], (1, 4))
+    out, row = Augmenter({**OFF, "thickness_mm": [4.0, 4.0]}, "sagittal",
+                         np.random.default_rng(0), spacing_mm=2.0)(ramp, 20.0)
+    assert row == 20.0
+    np.testing.assert_allclose(out[2:48], ramp[2:48], atol=1e-6)

@@ -29,7 +29,7 @@ import time
 import uuid
 import warnings
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 

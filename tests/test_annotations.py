@@ -118,7 +118,8 @@ BAD_CSVS = {
     "empty_position": ("path,l3_slice\nscans/a.nii.gz,\n", "line 2: l3_slice is empty"),
     "negative_with_value": ("path,l3_slice,negative\nscans/a.nii.gz,3,1\n", "negative=1 .* leave it empty"),
     "bad_negative": ("path,l3_slice,negative\nscans/a.nii.gz,3,maybe\n", "negative must be 1"),
-    "duplicate": ("path,l3_slice\nscans/a.nii.gz,3\n./scans/a.nii.gz,4\n", "line 3: .* already annotated on line 2"),
+    "duplicate": ("path,l3_slice\nscans/a.nii.gz,3\n./scans/a.nii.gz,4\n",
+                  "line 3: .* already annotated on line 2"),
     "repeated_column": ("path,l3_slice,path\nscans/a.nii.gz,3,x\n", "repeated column|unknown column"),
 }
 

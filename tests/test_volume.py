@@ -286,8 +286,8 @@ def _inf_nrrd(tmp_path):
 
 
 def _truncated_float_nii_gz(tmp_path):
-    src = write_volume(tmp_path / "f.nii.gz", np.random.default_rng(0).normal(size=(8, 9, 10)).astype(np.float32),
-                       SPACING)
+    noise = np.random.default_rng(0).normal(size=(8, 9, 10)).astype(np.float32)
+    src = write_volume(tmp_path / "f.nii.gz", noise, SPACING)
     out = tmp_path / "cut_float.nii.gz"
     out.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.7)])
     return out

@@ -365,7 +365,8 @@ def _as_3d_scalar(image: sitk.Image, path: Path) -> sitk.Image:
     return image
 
 
-def axis_assignment(direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[bool, bool, bool], float]:
+def axis_assignment(
+        direction: Sequence[float]) -> tuple[tuple[int, int, int], tuple[bool, bool, bool], float]:
     """Match the file's voxel axes to the canonical axes.
 
     Args:
@@ -652,7 +653,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
             slice_img.SetMetaData("0008|0018", f"{series_uid}.{c + 1}" if len(series_uid) < 58
                                   else new_uid())
             slice_img.SetMetaData("0020|0013", str(c + 1))
-            slice_img.SetMetaData("0020|0032", f"{float(origin_xy_mm[0])!r}\\{float(origin_xy_mm[1])!r}\\{z!r}")
+            x_mm, y_mm = (float(v) for v in origin_xy_mm)
+            slice_img.SetMetaData("0020|0032", f"{x_mm!r}\\{y_mm!r}\\{z!r}")
             slice_img.SetMetaData("0020|1041", repr(z))
             writer.SetFileName(str(tmp / names[c]))
             writer.Execute(slice_img)
@@ -672,23 +674,23 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
 
 def describe_volume(vol: CTVolume) -> str:
     """A few lines for humans: shape, spacing, orientation, HU range and slice geometry."""
-    g = vol.geometry
-    hu = vol.hu
+    g, hu, sp = vol.geometry, vol.hu, vol.spacing_mm
     p1, p50, p99 = np.percentile(hu, [1, 50, 99])
     last = g.n_slices - 1
-    file_axis = "ijk"[g.file_si_axis]
+    axis = "ijk"[g.file_si_axis]
+    direction = "increases superiorly, reversed" if g.file_si_reversed else "increases inferiorly"
+    oblique = vol.meta.get("oblique_deg", 0.0)
+    tilt = f"  (oblique {oblique:.2f}°)" if oblique > OBLIQUE_TOLERANCE_DEG else ""
     lines = [
         f"path          {vol.path}",
-        f"format        {vol.meta.get('format')}  orientation {vol.meta.get('orientation')}"
-        + (f"  (oblique {vol.meta['oblique_deg']:.2f}°)" if vol.meta.get("oblique_deg", 0) > OBLIQUE_TOLERANCE_DEG else ""),
+        f"format        {vol.meta.get('format')}  orientation {vol.meta.get('orientation')}{tilt}",
         f"shape         {hu.shape[0]} slices x {hu.shape[1]} rows x {hu.shape[2]} cols  ({hu.dtype})",
-        f"spacing_mm    slice {vol.spacing_mm[0]:g}, row {vol.spacing_mm[1]:g}, col {vol.spacing_mm[2]:g}",
-        f"extent_mm     {hu.shape[0] * vol.spacing_mm[0]:.1f} x {hu.shape[1] * vol.spacing_mm[1]:.1f}"
-        f" x {hu.shape[2] * vol.spacing_mm[2]:.1f}",
+        f"spacing_mm    slice {sp[0]:g}, row {sp[1]:g}, col {sp[2]:g}",
+        f"extent_mm     {hu.shape[0] * sp[0]:.1f} x {hu.shape[1] * sp[1]:.1f} x {hu.shape[2] * sp[2]:.1f}",
         f"HU            min {hu.min():g}, p1 {p1:g}, median {p50:g}, p99 {p99:g}, max {hu.max():g}",
-        f"slices        file axis {file_axis} ({'increases superiorly, reversed' if g.file_si_reversed else 'increases inferiorly'})",
-        f"  canonical 0    -> file {file_axis}={g.file_index(0):g}, z {g.z_mm(0):.2f} mm (top)",
-        f"  canonical {last:<4d} -> file {file_axis}={g.file_index(last):g}, z {g.z_mm(last):.2f} mm (bottom)",
+        f"slices        file axis {axis} ({direction})",
+        f"  canonical 0    -> file {axis}={g.file_index(0):g}, z {g.z_mm(0):.2f} mm (top)",
+        f"  canonical {last:<4d} -> file {axis}={g.file_index(last):g}, z {g.z_mm(last):.2f} mm (bottom)",
         f"  slice step {g.slice_spacing_mm:g} mm in z",
     ]
     if vol.meta.get("series_uid"):

@@ -5,6 +5,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 
 from l3loc.errors import InputError
 
@@ -44,6 +45,9 @@ def run_tool(main) -> None:
     """
     debug = "--debug" in sys.argv
     setup_logging(debug)
+    # noise from paddle's own imports and BatchNorm, not actionable for a user
+    warnings.filterwarnings("ignore", message="No ccache found")
+    warnings.filterwarnings("ignore", message="When training, we now always track global mean")
     try:
         code = main()
     except (InputError, FileExistsError) as exc:

@@ -16,44 +16,32 @@ from pathlib import Path
 import yaml
 
 from l3loc.atomic import write_text
+from l3loc.augment import AUGMENT_DEFAULTS
 from l3loc.errors import InputError
+from l3loc.preprocess import PreprocessConfig
 
 VIEWS = ("frontal", "sagittal", "both")
 
 #: The complete set of settable keys with their defaults. Comments give units.
 DEFAULTS: dict = {
-    "experiment": "default",          # run folder: work/<experiment>/
+    "experiment": "default",          # run folder work/<experiment>/; tools set it (config name)
     "work_dir": "work",
     "data": {
         "source": "work/data/synth_demo/l3_dataset.npz",  # l3_dataset.npz (paper layout)
         "skip_bad": False,            # drop invalid cases (listed) instead of failing
         "cache_dir": "work/cache",    # preprocessed arrays, keyed by config + source hash
     },
-    "preprocess": {
-        "spacing_mm": 1.0,            # target pixel size, rows and columns
-        "hu_window": [100, 1500],     # clipped and mapped linearly to [0, 1]
-        "canvas": [512, 512],         # rows, cols fed to the net in training
-        "side_mask": [0.35, 0.65],    # frontal view: kept central column band (fractions)
-        "sagittal_slab_mm": 20.0,     # sagittal MIP: half-width of the slab around the spine
-        "stride": 16,                 # inference pads height/width to a multiple of this
-    },
+    # keys and defaults of these two sections live beside the code that uses them
+    "preprocess": PreprocessConfig().to_dict(),
     "label": {
         "half_height_mm": 2.0,        # band target: rows within +-half_height of L3
         "col_range": [0.35, 0.65],    # band target: kept central columns (= side mask)
         "sigma_start_mm": 0.0,        # optional Gaussian blur of the band along rows,
-        "sigma_end_mm": 0.0,          # annealed linearly from start to end over the epochs
+        "sigma_end_mm": 0.0,          # annealed from start to end over the epochs (0 = none)
     },
     "model": {"type": "UNet", "base_channels": 16, "depth": 4, "upsample": "transpose"},
     "loss": {"type": "BCEWithLogits"},
-    "augment": {
-        "hflip": True,                # frontal view only; never a vertical flip
-        "intensity_shift": 0.05,      # +- on the [0, 1] scale
-        "intensity_scale": 0.1,       # multiplicative +- fraction
-        "zoom": [0.8, 1.2],           # isotropic zoom range
-        "deform_mm": 3.0,             # piecewise-affine row displacement amplitude
-        "thickness_mm": [1.0, 5.0],   # simulated slice thickness range (drop rows, resize back)
-        "p": 0.8,                     # probability that a sample is augmented at all
-    },
+    "augment": {k: list(v) if isinstance(v, tuple) else v for k, v in AUGMENT_DEFAULTS.items()},
     "train": {
         "view": "sagittal",
         "folds": 5,
@@ -64,7 +52,6 @@ DEFAULTS: dict = {
         "lr": 1.0e-3,
         "weight_decay": 1.0e-4,
         "p_positive": 0.5,            # probability that a training window contains L3
-        "num_workers": 0,
     },
     "eval": {"decoder": "profile", "threshold": 0.5},
 }

@@ -42,9 +42,11 @@ _SPINE_SEARCH_MM = 50.0
 
 def _check_volume(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> None:
     if volume_hu.ndim != 3 or min(volume_hu.shape) < 1:
-        raise ValueError(f"volume must be 3-D [slice, row, col] and non-empty, got shape {volume_hu.shape}")
+        raise ValueError(f"volume must be 3-D [slice, row, col] and non-empty, "
+                         f"got shape {volume_hu.shape}")
     if len(spacing_mm) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing_mm):
-        raise ValueError(f"spacing_mm must be three positive numbers (slice, row, col), got {spacing_mm}")
+        raise ValueError(f"spacing_mm must be three positive numbers (slice, row, col), "
+                         f"got {spacing_mm}")
 
 
 def spine_lr_centre_px(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> float:
@@ -308,7 +310,8 @@ def resample_to_mm(
         raise ValueError(f"image must be 2-D and non-empty, got shape {image.shape}")
     s_r, s_c = (float(v) for v in spacing_mm_rc)
     if not all(math.isfinite(v) and v > 0 for v in (s_r, s_c, target_mm)):
-        raise ValueError(f"spacings must be > 0, got spacing_mm_rc={spacing_mm_rc}, target_mm={target_mm}")
+        raise ValueError(f"spacings must be > 0, got spacing_mm_rc={spacing_mm_rc}, "
+                         f"target_mm={target_mm}")
     out = np.asarray(image, dtype=np.float32)
     out = _resample_axis(out, 0, s_r, target_mm)
     out = _resample_axis(out, 1, s_c, target_mm)
@@ -413,7 +416,7 @@ def sample_row_window(
         # the window [s, s + canvas_rows) holds the label row's pixel when s <= row < s + canvas_rows
         row = int(math.floor(label_row))
         lo, hi = max(lo, row - canvas_rows + 1), min(hi, row)
-        if lo > hi:  # label outside the image: cannot happen for valid labels; fall back to any
+        if lo > hi:  # label outside the image (e.g. shifted by augmentation): any window
             lo, hi = min(0, height_px - canvas_rows), max(0, height_px - canvas_rows)
     return int(rng.integers(lo, hi + 1))
 

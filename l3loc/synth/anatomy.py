@@ -1,0 +1,328 @@
+"""The cheap part of a phantom: a *plan* (patient, spine, variants, field of view, grid) and its
+exact ground truth, sampled without rendering a single voxel.
+
+Coordinates of a plan:
+
+- body frame z (mm, +superior): 0 = top of the sacrum (the S1 upper endplate, the "sacral
+  promontory"); every anatomical landmark is placed relative to it;
+- in-plane x (mm, patient right -> left, i.e. along canonical columns) and y (mm, anterior ->
+  posterior, along canonical rows), both relative to the centre of the image;
+- world z = body frame z + ``z_shift_mm`` (what a scanner writes into its files).
+
+Vertebra naming (the choice for transitional anatomy, documented here once): vertebrae are named
+by what they carry, as in the VerSe labelling convention (which has T13 and L6 labels):
+the rib-bearing vertebrae are T1..T{n_rib_pairs}, the presacral vertebrae below them are
+L1..L{n_lumbar}. **L3 is therefore always the third vertebra below the last rib-bearing one**
+(the rule radiologists use when they count up from the last rib). In a case with 6 lumbar
+vertebrae, counting three up from the sacrum finds L4, and in a case with 4 lumbar vertebrae L3
+sits directly on the sacrum; with a very short last rib (``short_12th_rib``) the last rib is hard
+to see. These cases are flagged in the ground truth so evaluations can report them apart, as the
+paper's ``l3_dataset_trans.npz`` does for real transitional cases.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+#: Field-of-view types, as real cohorts have them; ``chest_only`` cases do not contain L3.
+FOV_TYPES = ("head_to_thigh", "chest_abdomen_pelvis", "abdomen", "chest_only")
+#: Arm positions.
+ARMS = ("down", "raised")
+#: Metal implants ("none" = no metal).
+METALS = ("none", "spine_rods", "hip_prosthesis", "clips")
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Rates and ranges a dataset is sampled from (probabilities sum to 1 within each dict).
+
+    Attributes:
+        fov_rates: field-of-view type -> probability.
+        lumbar_rates: number of lumbar vertebrae (4, 5, 6) -> probability.
+        rib_rates: number of rib pairs (11, 12, 13) -> probability.
+        short_rib_rate: probability that the last rib pair is very short (10-25 mm of bone).
+        contrast_rate: probability of intravenous contrast (bright aorta, kidneys, heart).
+        metal_rates: metal type -> probability.
+        arms_raised_rate: probability of arms above the head (otherwise beside the body).
+        scoliosis_rate: probability of a lateral spinal curve of 5-25 mm.
+        thickness_mm: slice thickness choices (mm; slices are contiguous) and their probabilities.
+        inplane_mm: (min, max) in-plane pixel spacing in mm.
+        matrix: in-plane matrix size (rows = cols).
+    """
+
+    fov_rates: dict = field(default_factory=lambda: {
+        "head_to_thigh": 0.15, "chest_abdomen_pelvis": 0.40, "abdomen": 0.30, "chest_only": 0.15})
+    lumbar_rates: dict = field(default_factory=lambda: {4: 0.04, 5: 0.90, 6: 0.06})
+    rib_rates: dict = field(default_factory=lambda: {11: 0.04, 12: 0.91, 13: 0.05})
+    short_rib_rate: float = 0.08
+    contrast_rate: float = 0.5
+    metal_rates: dict = field(default_factory=lambda: {
+        "none": 0.92, "spine_rods": 0.02, "hip_prosthesis": 0.03, "clips": 0.03})
+    arms_raised_rate: float = 0.6
+    scoliosis_rate: float = 0.1
+    thickness_mm: dict = field(default_factory=lambda: {
+        0.625: 0.04, 1.0: 0.08, 1.25: 0.08, 2.0: 0.10, 2.5: 0.20, 3.0: 0.20, 5.0: 0.30})
+    inplane_mm: tuple = (0.6, 1.0)
+    matrix: int = 512
+
+
+#: Named configurations: ``default`` and ``demo`` are realistic; ``tiny`` is 2.5-3.2 mm pixels on a
+#: 160 matrix with thick slices, for tests (a case renders in a fraction of a second).
+PRESETS = {
+    "default": SynthConfig(),
+    "demo": SynthConfig(),
+    "tiny": SynthConfig(
+        fov_rates={"chest_abdomen_pelvis": 0.4, "abdomen": 0.4, "chest_only": 0.2},
+        thickness_mm={4.0: 0.5, 5.0: 0.5}, inplane_mm=(2.5, 3.2), matrix=160),
+}
+#: Number of cases a preset makes when none is asked for.
+PRESET_CASES = {"default": 1000, "demo": 64, "tiny": 8}
+
+
+@dataclass
+class Vertebra:
+    """One vertebra of the plan (body frame mm).
+
+    Attributes:
+        name: "C1".."C7", "T1".."T13", "L1".."L6" or "S" (the sacrum, S1 top to the tip).
+        z_top, z_bottom: upper and lower endplate z of the body (mm, body frame).
+        x, y: body centre in-plane (mm).
+        a, b: half-width (left-right) and half-depth (anterior-posterior) of the body (mm).
+        rib: the vertebra carries a rib pair.
+    """
+
+    name: str
+    z_top: float
+    z_bottom: float
+    x: float
+    y: float
+    a: float
+    b: float
+    rib: bool
+
+    @property
+    def z_centre(self) -> float:
+        return 0.5 * (self.z_top + self.z_bottom)
+
+
+@dataclass
+class CasePlan:
+    """Everything needed to render one case, and its ground truth (mm unless named otherwise)."""
+
+    name: str
+    seed: int
+    index: int
+    fov_type: str
+    n_lumbar: int
+    n_rib_pairs: int
+    short_12th_rib: bool
+    contrast: bool
+    metal: str
+    arms: str
+    age: float
+    scale: float            # body height scale (1 = average adult)
+    fat_mm: float           # subcutaneous fat thickness at the waist
+    scoliosis_mm: float     # signed amplitude of the lateral curve
+    noise_hu: float         # standard deviation of the image noise
+    spacing_mm: tuple       # (slice, row, col)
+    shape: tuple            # (slices, rows, cols)
+    z_top_mm: float         # body-frame z of the centre of canonical slice 0
+    z_shift_mm: float       # world z = body-frame z + z_shift_mm
+    body_x_mm: float        # patient's left-right offset in the image
+    back_y_mm: float        # y of the skin of the back (the patient lies on the table there)
+    vertebrae: list = field(default_factory=list)
+    landmarks: dict = field(default_factory=dict)   # body-frame z of named levels
+    rib_ends_deg: list = field(default_factory=list)  # bony rib extent per rib pair (top -> bottom)
+
+    @property
+    def slice_z_mm(self) -> np.ndarray:
+        """(slices,) body-frame z of each canonical slice centre."""
+        return self.z_top_mm - self.spacing_mm[0] * np.arange(self.shape[0])
+
+    @property
+    def z_first_mm(self) -> float:
+        """World z of canonical slice 0 (the most superior slice)."""
+        return self.z_top_mm + self.z_shift_mm
+
+    def vertebra(self, name: str) -> Vertebra | None:
+        return next((v for v in self.vertebrae if v.name == name), None)
+
+    @property
+    def l3_in_fov(self) -> bool:
+        """True if some slice (with its thickness) overlaps the L3 body."""
+        l3 = self.vertebra("L3")
+        z = self.slice_z_mm
+        half = 0.5 * self.spacing_mm[0]
+        return bool(np.any((z - half < l3.z_top) & (z + half > l3.z_bottom)))
+
+    def ground_truth(self) -> dict:
+        """JSON-able ground truth: L3 centre (canonical slice, world z), every vertebra's world
+        z-extent, variant flags and acquisition parameters. ``l3_slice`` is None when negative."""
+        l3 = self.vertebra("L3")
+        negative = not self.l3_in_fov
+        row = (self.z_top_mm - l3.z_centre) / self.spacing_mm[0]
+        return {
+            "name": self.name, "seed": self.seed, "index": self.index,
+            "negative": negative,
+            "l3_slice": None if negative else float(row),
+            "l3_z_mm": float(l3.z_centre + self.z_shift_mm),
+            "vertebrae_z_mm": {v.name: (float(v.z_top + self.z_shift_mm), float(v.z_bottom + self.z_shift_mm))
+                               for v in self.vertebrae},
+            "fov_type": self.fov_type, "n_lumbar": self.n_lumbar, "n_rib_pairs": self.n_rib_pairs,
+            "short_12th_rib": self.short_12th_rib, "contrast": self.contrast, "metal": self.metal,
+            "arms": self.arms, "age": round(self.age, 1), "fat_mm": round(self.fat_mm, 1),
+            "scoliosis_mm": round(self.scoliosis_mm, 1),
+            "spacing_mm": [float(s) for s in self.spacing_mm], "shape": [int(s) for s in self.shape],
+            "z_first_mm": float(self.z_first_mm),
+        }
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _choice(rng: np.random.Generator, rates: dict):
+    keys = list(rates)
+    p = np.array([rates[k] for k in keys], dtype=np.float64)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
+
+
+def _build_spine(rng, n_ribs: int, n_lumbar: int, s: float) -> list[Vertebra]:
+    """Stack the vertebrae upwards from the sacrum (body frame z), with growing heights."""
+    # (name, body height, disc height below it, half-width, half-depth), caudal first
+    specs = []
+    for k in range(n_lumbar, 0, -1):
+        f = (k - 1) / max(n_lumbar - 1, 1)            # 0 at L1, 1 at the last lumbar
+        specs.append((f"L{k}", 26 + 3.5 * f, 9 + 2.5 * f, 21 + 4 * f, 15.5 + 2 * f, False))
+    for k in range(n_ribs, 0, -1):
+        f = (k - 1) / max(n_ribs - 1, 1)              # 0 at T1, 1 at the last thoracic
+        specs.append((f"T{k}", 17 + 7 * f, 4 + 3.5 * f, 13 + 6.5 * f, 10 + 5 * f, True))
+    for k in range(7, 0, -1):
+        specs.append((f"C{k}", 13.0 if k > 1 else 9.0, 5.0, 9.5, 7.5, False))
+    verts = []
+    z = 0.0
+    sac = Vertebra("S", 0.0, -rng.uniform(100, 115) * s, 0.0, 0.0, 24 * s, 18 * s, False)
+    for name, h, disc, a, b, rib in specs:
+        jit = rng.normal(1.0, 0.035, 3)
+        z_bottom = z + disc * s * jit[1]
+        z_top = z_bottom + h * s * jit[0]
+        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a * s * jit[2], b * s * jit[2], rib))
+        z = z_top
+    verts.reverse()                                   # cranial first
+    return verts + [sac]
+
+
+def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -> CasePlan:
+    """Sample one case (cheap: no voxels). Case ``index`` of ``seed`` is always the same case,
+    whatever order or worker it is made in (its generator is ``default_rng([seed, index])``).
+
+    Args:
+        seed: dataset seed.
+        index: case number within the dataset.
+        config: rates and ranges.
+
+    Returns:
+        The case plan; ``plan.ground_truth()`` gives its labels.
+    """
+    rng = np.random.default_rng([seed, index])
+    n_lumbar = int(_choice(rng, config.lumbar_rates))
+    n_ribs = int(_choice(rng, config.rib_rates))
+    short_rib = bool(rng.random() < config.short_rib_rate)
+    fov_type = _choice(rng, config.fov_rates)
+    contrast = bool(rng.random() < config.contrast_rate)
+    metal = _choice(rng, config.metal_rates)
+    arms = "raised" if rng.random() < config.arms_raised_rate else "down"
+    # head-to-thigh scans (PET/CT, trauma) are mostly taken with the arms down
+    if fov_type == "head_to_thigh" and rng.random() < 0.7:
+        arms = "down"
+    age = float(rng.uniform(20, 90))
+    s = float(np.clip(rng.normal(1.0, 0.06), 0.85, 1.15))
+    fat = float(np.clip(rng.gamma(2.2, 9.0), 3.0, 70.0))   # thin to obese (mean ~20 mm)
+    scol = float(rng.uniform(5, 25) * rng.choice([-1, 1])) if rng.random() < config.scoliosis_rate else 0.0
+
+    verts = _build_spine(rng, n_ribs, n_lumbar, s)
+    by = {v.name: v for v in verts}
+    last_rib = by[f"T{n_ribs}"]
+    t1, c1 = by["T1"], by["C1"]
+    z_fh = -rng.uniform(85, 105) * s                    # femoral head centres
+    lm = {
+        "vertex": c1.z_top + rng.uniform(95, 115) * s,
+        "c1_top": c1.z_top,
+        "lung_apex": t1.z_top + rng.uniform(15, 35) * s,
+        "dome": by[f"T{max(n_ribs - 3, 1)}"].z_centre + rng.uniform(-15, 15),
+        "last_rib_mid": last_rib.z_centre,
+        "iliac_crest": by[f"L{n_lumbar}"].z_top + rng.uniform(-8, 12) * s,
+        "femoral_head": z_fh,
+        "symphysis_bottom": z_fh - rng.uniform(35, 50) * s,
+        "thigh_end": z_fh - 420 * s,
+    }
+    l3 = by["L3"]
+
+    # lateral curve (scoliosis) peaking in the lower thorax; sagittal curves: thoracic kyphosis
+    # pushes the mid-thoracic bodies backwards, lumbar lordosis pulls L3-L4 forwards
+    kyph = rng.uniform(8, 22)
+    lord = rng.uniform(6, 18)
+    z_t7 = by["T7"].z_centre if "T7" in by else t1.z_centre
+    z_l = l3.z_centre
+    for v in verts:
+        zc = v.z_centre
+        v.x = scol * np.exp(-((zc - last_rib.z_top) / 160.0) ** 2)
+        v.y = kyph * np.exp(-((zc - z_t7) / 110.0) ** 2) - lord * np.exp(-((zc - z_l) / 90.0) ** 2)
+
+    # the bony extent of each rib pair, degrees around the chest from the back: upper ribs reach
+    # the front, 11th/12th are floating and short; a "short 12th rib" barely passes the
+    # transverse process
+    ends = []
+    for k in range(1, n_ribs + 1):
+        from_bottom = n_ribs - k
+        if from_bottom == 0:
+            ends.append(rng.uniform(28, 40) if short_rib else rng.uniform(60, 100))
+        elif from_bottom == 1:
+            ends.append(rng.uniform(95, 125))
+        elif k == 1:
+            ends.append(rng.uniform(140, 150))
+        else:
+            ends.append(rng.uniform(145, 158))
+
+    # field of view (body frame z of its top and bottom slice centres)
+    thick = float(_choice(rng, config.thickness_mm))
+    if fov_type == "head_to_thigh":
+        top = lm["vertex"] + rng.uniform(0, 20)
+        bottom = z_fh - rng.uniform(200, 330) * s
+    elif fov_type == "chest_abdomen_pelvis":
+        top = rng.uniform(lm["dome"] + 20, lm["lung_apex"] + 40)
+        bottom = lm["symphysis_bottom"] - rng.uniform(0, 50)
+    elif fov_type == "abdomen":
+        # liver/upper-abdomen scans: from above the dome to just below L3 (L3 near the lower
+        # edge) or down to the pelvis; the lowest 1-3 rib pairs are always inside
+        top = lm["dome"] + rng.uniform(0, 40)
+        if rng.random() < 0.5:
+            bottom = l3.z_bottom - rng.uniform(3, 40)
+        else:
+            bottom = lm["symphysis_bottom"] - rng.uniform(0, 50)
+    else:  # chest_only: ends between T11 and just above L3: no slice may touch L3
+        top = lm["lung_apex"] + rng.uniform(0, 40)
+        lo = l3.z_top + thick
+        bottom = rng.uniform(lo, max(by[f"T{max(n_ribs - 1, 1)}"].z_centre, lo + 1))
+    n_slices = int(np.floor((top - bottom) / thick)) + 1
+
+    # in-plane: a 512 matrix whose field of view fits the trunk (and arms when down)
+    half_width = 165 * s + 1.3 * fat + (75 + 0.5 * fat if arms == "down" else 0)
+    lo_px, hi_px = config.inplane_mm
+    px = float(np.clip(round((2 * half_width + 30) / config.matrix, 3), lo_px, hi_px))
+    fov_mm = px * config.matrix
+    body_x = float(rng.uniform(-12, 12))
+    # the body centre lies near the scanner's isocentre (the image centre), a little posterior;
+    # the table under the back must stay in the image
+    back_y = float(min(106 * s + 1.1 * fat + rng.uniform(-5, 30), fov_mm / 2 - 35))
+    noise = float(np.clip(10 + 0.15 * fat + rng.normal(0, 3), 6, 30) * np.sqrt(2.5 / thick) ** 0.5)
+
+    return CasePlan(
+        name=f"synth_s{seed}_{index:05d}", seed=int(seed), index=int(index), fov_type=fov_type,
+        n_lumbar=n_lumbar, n_rib_pairs=n_ribs, short_12th_rib=short_rib, contrast=contrast,
+        metal=metal, arms=arms, age=age, scale=s, fat_mm=fat, scoliosis_mm=scol, noise_hu=noise,
+        spacing_mm=(thick, px, px), shape=(n_slices, config.matrix, config.matrix),
+        z_top_mm=float(top), z_shift_mm=float(np.round(rng.uniform(-500, 300), 1)),
+        body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
+        rib_ends_deg=[float(e) for e in ends],
+    )

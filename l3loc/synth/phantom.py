@@ -1,0 +1,421 @@
+"""Render a case plan into a canonical CT volume ``hu[slice S->I, row A->P, col R->L]`` (int16 HU).
+
+Tissue values (HU): air -1000, lung -850, fat -100, visceral fat -90..-40, muscle 40-50, organs
+30-60 (contrast: liver 110, kidney cortex 170, aorta 180-350), discs 80, CSF 15, cancellous bone
+150-350 (falling with age), cortical bone 700-1200, femoral cortex up to 1400, metal 3000.
+Image noise is spatially correlated Gaussian noise of 6-30 HU (more in obese patients and thin
+slices); the scanner's range is [-1024, 3071].
+
+Rendering uses a generator seeded from the case (``default_rng([seed, index, 1])``), so a case
+renders identically in any process.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from l3loc.synth.anatomy import CasePlan, Vertebra
+from l3loc.synth.painter import Lin, Painter
+
+AIR_HU = -1000
+HU_RANGE = (-1024, 3071)
+
+
+@dataclass
+class _Geo:
+    """Derived shapes of one case (functions of body-frame z)."""
+
+    s: float
+    fat: float
+    sx: Lin          # spine centre x
+    sy: Lin          # vertebral body centre y
+    a_out: Lin       # body outline half-width
+    b_out: Lin       # body outline half-depth
+    back_y: float
+
+    def cy(self, z):
+        return self.back_y - self.b_out(z)
+
+    def a_m(self, z):  # inside the subcutaneous fat: the muscle wall
+        return self.a_out(z) - self.fat
+
+    def b_m(self, z):
+        return self.b_out(z) - 0.85 * self.fat
+
+
+def _geometry(p: CasePlan) -> _Geo:
+    s, f = p.scale, p.fat_mm
+    v = {x.name: x for x in p.vertebrae}
+    lm = p.landmarks
+    depth = {"C": 45.0, "T": 62.0, "L": 78.0, "S": 70.0}
+    sy_pts, sx_pts = [], []
+    for x in p.vertebrae:
+        sx_pts.append((x.z_centre, p.body_x_mm + x.x))
+        sy_pts.append((x.z_centre, p.back_y_mm - 0.85 * f - depth[x.name[0]] * s + x.y))
+    last_t = v[f"T{p.n_rib_pairs}"]
+    outline = [  # (z, half-width, half-depth) of the body outline
+        (lm["vertex"], 25 * s, 30 * s),
+        (lm["vertex"] - 20 * s, 62 * s, 80 * s),
+        (lm["c1_top"] + 40 * s, 74 * s, 95 * s),
+        (lm["c1_top"] - 15 * s, 62 * s, 78 * s),
+        (v["C5"].z_centre, 55 * s + 0.4 * f, 58 * s + 0.4 * f),
+        (v["C7"].z_bottom, 80 * s + 0.6 * f, 65 * s + 0.5 * f),
+        (v["T1"].z_top - 15 * s, 175 * s + f, 95 * s + 0.6 * f),
+        (v["T4"].z_centre, 160 * s + f, 108 * s + 0.8 * f),
+        (last_t.z_centre, 148 * s + 1.2 * f, 108 * s + f),
+        (v["L3"].z_centre, 143 * s + 1.3 * f, 106 * s + 1.2 * f),
+        (lm["iliac_crest"], 160 * s + 1.3 * f, 108 * s + f),
+        (lm["femoral_head"], 178 * s + 1.3 * f, 112 * s + 0.9 * f),
+        (lm["symphysis_bottom"] - 15 * s, 165 * s + 1.2 * f, 100 * s + 0.8 * f),
+    ]
+    return _Geo(s, f, Lin(sx_pts), Lin(sy_pts), Lin([(z, a) for z, a, _ in outline]),
+                Lin([(z, b) for z, _, b in outline]), p.back_y_mm)
+
+
+def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
+    s, f, lm = g.s, g.fat, p.landmarks
+    v = {x.name: x for x in p.vertebrae}
+    bx = p.body_x_mm
+    z_trunk_lo = lm["symphysis_bottom"] - 15 * s
+    z_top = lm["vertex"]
+    # the table: carbon-fibre shells around a foam core, under the whole scan
+    for y0, y1, hu in ((1, 3, 40), (3, 28, -850), (28, 30, 40)):
+        P.box(-5000, 5000, -235, 235, g.back_y + y0, g.back_y + y1, hu)
+    # trunk and head: fat, then the muscle wall
+    P.ellipse(z_trunk_lo, z_top, bx, g.cy, g.a_out, g.b_out, -100 + rng.normal(0, 8))
+    P.ellipse(z_trunk_lo, z_top - 8, bx, g.cy, g.a_m, g.b_m, 45)
+    # thighs below the trunk
+    th_r = Lin([(lm["femoral_head"], 78 * s + 0.8 * f), (lm["thigh_end"], 58 * s + 0.6 * f)])
+    th_rm = Lin([(lm["femoral_head"], 78 * s), (lm["thigh_end"], 58 * s)])
+    for sg in (-1, 1):
+        cx = lambda z, sg=sg: bx + sg * (88 * s + 0.4 * f) + 0 * z
+        cyl = lambda z: g.back_y - th_r(z)
+        P.ellipse(lm["thigh_end"] - 100, lm["femoral_head"] - 20 * s, cx, cyl, th_r, th_r, -100)
+        P.ellipse(lm["thigh_end"] - 100, lm["femoral_head"] - 20 * s, cx, cyl, th_rm, th_rm, 45)
+    # arms: soft tissue now, bone later
+    _arms(P, p, g, bone=False)
+    # visceral compartment (chest and abdomen): organs in visceral fat
+    visc = rng.uniform(-95, -45)
+    zc_lo, zc_hi = lm["femoral_head"] - 20 * s, v["T1"].z_top
+    a_v = lambda z: g.a_m(z) - 14 * s
+    b_v = lambda z: g.b_m(z) - 16 * s
+    cy_v = lambda z: g.cy(z) - 6 * s
+    P.ellipse(zc_lo, zc_hi, bx, cy_v, a_v, b_v, visc)
+    # back muscles beside the spine, psoas beside the lumbar spine
+    for sg in (-1, 1):
+        P.ellipse(lm["femoral_head"] + 30 * s, v["C3"].z_centre, lambda z, sg=sg: g.sx(z) + sg * 35 * s,
+                  lambda z: g.sy(z) + 55 * s, 27 * s, 24 * s, 48)
+        psoas_r = Lin([(v["L1"].z_top, 6 * s), (v[f"L{p.n_lumbar}"].z_bottom, 24 * s), (lm["femoral_head"], 20 * s)])
+        P.ellipse(lm["femoral_head"], v["L1"].z_top + 10, lambda z, sg=sg: g.sx(z) + sg * (28 * s + psoas_r(z)),
+                  lambda z: g.sy(z) - 0.3 * psoas_r(z), psoas_r, psoas_r, 45)
+    # chest: lungs (with the apex and the diaphragm as ellipsoid caps), heart
+    a_c = lambda z: g.a_m(z) - 12 * s
+    b_c = lambda z: g.b_m(z) - 12 * s
+    dome, apex = lm["dome"], lm["lung_apex"]
+    for sg in (-1, 1):
+        P.ellipse(dome - 45 * s, apex, lambda z, sg=sg: bx + sg * 0.47 * a_c(z), lambda z: g.cy(z) + 0.08 * b_c(z),
+                  lambda z: 0.43 * a_c(z), lambda z: 0.78 * b_c(z), -850 + rng.normal(0, 20), taper_mm=45)
+    heart_hu = rng.uniform(180, 300) if p.contrast else 40
+    P.ellipse(dome - 20, dome + 100 * s, lambda z: bx + 0.15 * a_c(z), lambda z: g.cy(z) - 0.25 * b_c(z),
+              lambda z: 0.38 * a_c(z), lambda z: 0.42 * b_c(z), heart_hu, taper_mm=45)
+    # abdomen: liver, spleen, kidneys, bowel, bladder
+    con = p.contrast
+    P.ellipse(dome - 175 * s, dome + 5, lambda z: bx - 0.35 * a_v(z), lambda z: g.cy(z) - 0.05 * b_v(z),
+              lambda z: 0.6 * a_v(z), lambda z: 0.8 * b_v(z), 110 if con else 58, taper_mm=60)
+    P.ellipse(dome - 110 * s, dome - 5, lambda z: bx + 0.62 * a_v(z), lambda z: g.cy(z) + 0.35 * b_v(z),
+              lambda z: 0.22 * a_v(z), lambda z: 0.35 * b_v(z), 120 if con else 45, taper_mm=40)
+    l1 = v["L1"].z_centre
+    for sg, dz in ((-1, -15 * s), (1, 0.0)):
+        zc = l1 + dz
+        P.ellipse(zc - 55 * s, zc + 55 * s, lambda z, sg=sg: g.sx(z) + sg * 58 * s, lambda z: g.sy(z) + 8 * s,
+                  24 * s, 30 * s, 170 if con else 32, taper_mm=50 * s)
+        if con:  # renal medulla and sinus less bright than the cortex
+            P.ellipse(zc - 35 * s, zc + 35 * s, lambda z, sg=sg: g.sx(z) + sg * 55 * s, lambda z: g.sy(z) + 6 * s,
+                      13 * s, 17 * s, 90, taper_mm=30 * s)
+    for _ in range(int(rng.integers(8, 20))):
+        zc = rng.uniform(lm["femoral_head"] + 20, l1)
+        r = rng.uniform(8, 24) * s
+        hu = float(rng.choice([-950, -950, -950, 15, -250]))
+        ux, uy = rng.uniform(-0.75, 0.75), rng.uniform(-0.8, 0.1)
+        P.ellipse(zc - r, zc + r, lambda z, ux=ux: bx + ux * a_v(z), lambda z, uy=uy: cy_v(z) + uy * b_v(z),
+                  r, r * rng.uniform(0.7, 1.0), hu, taper_mm=r)
+    zb = lm["femoral_head"] + 5 * s
+    P.ellipse(zb - 35 * s, zb + 35 * s, bx, lambda z: g.cy(z) - 0.45 * g.b_m(z), 45 * s, 35 * s,
+              rng.choice([8, 12, 250]) if con else 10, taper_mm=35 * s)
+    # vessels: aorta (ascending, arch, descending to the bifurcation at L4), iliacs, IVC
+    ao_hu = rng.uniform(180, 350) if con else 42
+    z_bif = v[f"L{min(4, p.n_lumbar)}"].z_centre
+    z_arch = v["T4"].z_centre
+    ax = lambda z: g.sx(z) + 16 * s
+    ay = lambda z: g.sy(z) - v["L2"].b - 12 * s + 0 * z
+    P.ellipse(z_bif, z_arch, ax, lambda z: g.sy(z) - 0.9 * Lin([(x.z_centre, x.b) for x in p.vertebrae])(z) - 13 * s,
+              11 * s, 11 * s, ao_hu)
+    P.tube([[bx - 8 * s, g.cy(z_arch) - 0.3 * b_c(z_arch), z_arch - 50 * s], [bx - 6 * s, g.cy(z_arch) - 0.35 * b_c(z_arch), z_arch + 5],
+            [bx, g.cy(z_arch) - 0.1 * b_c(z_arch), z_arch + 25 * s], [float(ax(z_arch)), float(ay(z_arch)), z_arch]],
+           13 * s, ao_hu)
+    for sg in (-1, 1):
+        P.tube([[float(ax(z_bif)), float(ay(z_bif)), z_bif],
+                [bx + sg * 75 * s, g.cy(lm["femoral_head"]) + 10 * s, lm["femoral_head"] + 20 * s],
+                [bx + sg * 85 * s, g.back_y - 2 * th_r(lm["femoral_head"]) + 25 * s, lm["femoral_head"] - 60 * s]],
+               6.5 * s, ao_hu)
+    P.ellipse(z_bif, dome, lambda z: g.sx(z) - 22 * s, lambda z: g.sy(z) - 30 * s, 11 * s, 9 * s,
+              rng.uniform(100, 140) if con else 40)
+
+
+def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
+    s, f, lm = g.s, g.fat, p.landmarks
+    v = {x.name: x for x in p.vertebrae}
+    z_sh = v["T1"].z_top - 5 * s
+    r_arm = Lin([(z_sh, 45 * s + 0.5 * f), (z_sh - 300 * s, 35 * s + 0.4 * f), (z_sh - 560 * s, 25 * s)])
+    for sg in (-1, 1):
+        if p.arms == "down":
+            z_lo, z_hi = z_sh - 600 * s, z_sh + 15 * s
+            cx = lambda z, sg=sg: p.body_x_mm + sg * (g.a_out(np.maximum(z, z_sh - 420 * s)) + r_arm(z) + 4)
+            cy = lambda z: g.back_y - r_arm(z) - 35 * s
+        else:  # raised beside the head
+            z_lo, z_hi = z_sh - 30 * s, z_sh + 550 * s
+            cx = lambda z, sg=sg: p.body_x_mm + sg * Lin([(z_sh, 150 * s + 0.6 * f), (z_sh + 250 * s, 120 * s + 0.5 * f)])(z)
+            cy = lambda z: g.back_y - 130 * s - 0 * z
+        if not bone:
+            ra = lambda z: r_arm(np.abs(z - z_sh) * -1 + z_sh)
+            P.ellipse(z_lo, z_hi, cx, cy, ra, ra, -100, taper_mm=20)
+            rm = lambda z: ra(z) - 0.5 * f
+            P.ellipse(z_lo, z_hi, cx, cy, rm, rm, 45, taper_mm=20)
+            continue
+        if p.arms == "down":
+            z_elb = z_sh - 300 * s
+            P.ellipse(z_elb, z_sh, cx, cy, 11 * s, 11 * s, 1000)
+            P.ellipse(z_elb, z_sh, cx, cy, 6 * s, 6 * s, 100)
+            for d in (-9, 9):
+                P.ellipse(z_sh - 540 * s, z_elb, lambda z, d=d: cx(z) + d * s, cy, 6 * s, 6 * s, 800)
+        else:
+            P.ellipse(z_sh + 20 * s, z_sh + 300 * s, cx, cy, 11 * s, 11 * s, 1000)
+            P.ellipse(z_sh + 20 * s, z_sh + 300 * s, cx, cy, 6 * s, 6 * s, 100)
+        # humeral head
+        hx = p.body_x_mm + sg * (g.a_out(z_sh) - 35 * s)
+        P.ellipse(z_sh - 25 * s, z_sh + 20 * s, hx, g.back_y - 90 * s, 22 * s, 22 * s, 600, taper_mm=22 * s)
+        P.ellipse(z_sh - 22 * s, z_sh + 17 * s, hx, g.back_y - 90 * s, 20 * s, 20 * s, 250, taper_mm=19 * s)
+
+
+def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng) -> None:
+    s = g.s
+    verts = [x for x in p.vertebrae if x.name != "S"]
+    # discs between consecutive bodies (and L-last / S1)
+    chain = verts + [p.vertebra("S")]
+    for up, lo in zip(chain[:-1], chain[1:]):
+        a, b = 0.5 * (up.a + lo.a), 0.5 * (up.b + lo.b)
+        P.ellipse(lo.z_top, up.z_bottom, g.sx, g.sy, a, b, 80 + rng.normal(0, 8))
+    for x in verts:
+        ylo, yhi = x.z_bottom, x.z_top
+        h = yhi - ylo
+        # body: cortical shell, cancellous core, denser endplates
+        # (the shell is thin: at CT resolution it reads about 60 % of solid cortical bone)
+        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.6 * cortex)
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a - 1.3, x.b - 1.3, spongy)
+        # posterior arch (pedicles and laminae) around the canal
+        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[x.name[0]] * s
+        ring_y = lambda z, x=x, rc=rc: g.sy(z) + x.b + rc + 1.5
+        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.55 * cortex)
+        # spinous process, sloping down steeply in the thorax
+        drop = {"C": 0.3, "T": 0.75, "L": 0.25}[x.name[0]] * h
+        ls = {"C": 18.0, "T": 28.0, "L": 30.0}[x.name[0]] * s
+        P.ellipse(ylo - drop, yhi - 0.3 * h - 0.5 * drop, g.sx, lambda z, ry=ring_y, rc=rc, ls=ls: ry(z) + rc + 3 + ls / 2,
+                  3.5 * s, ls / 2, 0.6 * cortex)
+        # transverse processes, longest at L3
+        lt = {"C": 10.0, "T": 16.0, "L": 22.0}[x.name[0]] * s
+        if x.name == "L3":
+            lt *= 1.2
+        for sg in (-1, 1):
+            P.ellipse(ylo + 0.35 * h, yhi - 0.15 * h, lambda z, sg=sg, lt=lt, rc=rc: g.sx(z) + sg * (rc + 3 + lt / 2),
+                      lambda z, ry=ring_y: ry(z) - 2, lt / 2, 4.5 * s, 0.6 * cortex)
+        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc, rc, 15)
+    # spinal canal (CSF) through the discs as well
+    top, bottom = verts[0].z_top, p.vertebra("S").z_top
+    canal_y = lambda z: g.sy(z) + Lin([(x.z_centre, x.b) for x in verts])(z) + 9 * s + 1.5
+    P.ellipse(bottom, top, g.sx, canal_y, 8 * s, 7 * s, 15)
+
+
+def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) -> None:
+    s = g.s
+    v = {x.name: x for x in p.vertebrae}
+    bx = p.body_x_mm
+    a_c = lambda z: g.a_m(z) - 10 * s
+    b_c = lambda z: g.b_m(z) - 10 * s
+    cart_hu = 110 + max(p.age - 40, 0) * 3.0   # costal cartilage calcifies with age
+    n = p.n_rib_pairs
+    for k in range(1, n + 1):
+        vt = v[f"T{k}"]
+        z0 = vt.z_centre
+        th_end = p.rib_ends_deg[k - 1]
+        drop = (35 + 55 * k / n) * s
+        th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
+        frac = (th - 22.0) / (180.0 - 22.0)
+        zr = z0 + 4 * s - drop * frac ** 1.2
+        r = 4.8 * s if k > 1 else 5.5 * s
+        for sg in (-1, 1):
+            start = [float(g.sx(z0) + sg * (vt.a + 3)), float(g.sy(z0) + 0.4 * vt.b), z0]
+            pts = [start] + [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
+                             for t, z in zip(th, zr)]
+            P.tube(pts, r, cortex, spongy)
+            if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
+                t_end = 176.0 if k <= 7 else 165.0
+                tc = np.linspace(th_end, t_end, 6)
+                zc = z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.2 + (tc - th_end) * 0.25 * s * (k > 5)
+                cpts = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
+                        for t, z in zip(tc, zc)]
+                P.tube(cpts, 4.0 * s, cart_hu)
+    # sternum: manubrium and body
+    z_hi, z_lo = v["T2"].z_top, v[f"T{min(9, n)}"].z_centre
+    st_y = lambda z: g.cy(z) - g.b_m(z) + 9 * s
+    st_a = Lin([(z_hi, 24 * s), (z_hi - 45 * s, 14 * s), (z_lo, 12 * s)])
+    P.ellipse(z_lo, z_hi, bx, st_y, st_a, 6.5 * s, cortex)
+    P.ellipse(z_lo + 1, z_hi - 1, bx, st_y, lambda z: st_a(z) - 1.5, 4.5 * s, spongy)
+    # clavicles and scapulae
+    zt = v["T1"].z_top
+    for sg in (-1, 1):
+        P.tube([[bx + sg * 20 * s, float(st_y(z_hi)), z_hi + 5], [bx + sg * 75 * s, float(g.cy(zt) - 0.5 * g.b_m(zt)), zt + 8],
+                [bx + sg * (float(g.a_out(zt)) - 35 * s), float(g.cy(zt)), zt + 12]], 6 * s, cortex, spongy)
+        arc = (20.0, 75.0) if sg > 0 else (105.0, 160.0)
+        sa = lambda z: a_c(z) + 24 * s
+        sb = lambda z: b_c(z) + 24 * s
+        P.ellipse(v["T8"].z_centre, zt - 5, bx, g.cy, sa, sb, 0.6 * cortex, inner=0.965, arc_deg=arc)
+
+
+def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) -> None:
+    s, lm = g.s, p.landmarks
+    sac = p.vertebra("S")
+    bx = p.body_x_mm
+    zf = lm["femoral_head"]
+    y_s1 = float(g.sy(sac.z_top))
+    depth = sac.z_top - sac.z_bottom
+    sy = lambda z: y_s1 + 35 * s * np.clip(-z / depth, 0, 1) ** 1.5
+    sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
+    sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
+    P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, cortex)
+    P.ellipse(sac.z_bottom + 2, sac.z_top - 1.2, bx, sy, lambda z: sa(z) - 2, lambda z: sb(z) - 2, spongy)
+    P.tube([[bx, float(sy(sac.z_bottom)), sac.z_bottom], [bx, float(sy(sac.z_bottom)) - 10 * s, sac.z_bottom - 30 * s]],
+           5 * s, 0.7 * cortex)
+    x_fh, y_fh, r_fh = 88 * s, y_s1 - 50 * s, 24 * s
+    z_ac = zf + 30 * s
+    for sg in (-1, 1):
+        # iliac wing: a curved plate from the sacroiliac joint to the anterior spine
+        arc = (-60.0, 105.0) if sg > 0 else (75.0, 240.0)
+        wa = Lin([(lm["iliac_crest"], 78 * s), (z_ac, 42 * s)])
+        wb = Lin([(lm["iliac_crest"], 62 * s), (z_ac, 38 * s)])
+        cxw, cyw = bx + sg * 42 * s, y_s1 - 18 * s
+        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, cortex, inner=0.84, arc_deg=arc, taper_mm=6)
+        P.ellipse(z_ac - 10 * s, lm["iliac_crest"] - 2, cxw, cyw, lambda z: wa(z) - 2.5, lambda z: wb(z) - 2.5,
+                  spongy, inner=0.90, arc_deg=arc)
+        # acetabulum, femoral head, neck, trochanter, shaft
+        fx = bx + sg * x_fh
+        P.ellipse(zf - 28 * s, zf + r_fh + 12 * s, fx - sg * 6 * s, y_fh, r_fh + 12 * s, r_fh + 12 * s, 0.7 * cortex, taper_mm=r_fh)
+        P.ellipse(zf - r_fh - 2, zf + r_fh + 2, fx, y_fh, r_fh + 2, r_fh + 2, 60, taper_mm=r_fh + 2)
+        P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, cortex, taper_mm=r_fh)
+        P.ellipse(zf - r_fh + 2, zf + r_fh - 2, fx, y_fh, r_fh - 2, r_fh - 2, spongy, taper_mm=r_fh - 2)
+        tx, tz = fx + sg * 42 * s, zf - 35 * s
+        P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, cortex, spongy, cortex_mm=2.5)
+        P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, 0.8 * cortex, taper_mm=15 * s)
+        shaft_x = Lin([(tz, tx - sg * 4 * s), (lm["thigh_end"], fx + sg * 8 * s)])
+        P.ellipse(lm["thigh_end"] - 100, tz, shaft_x, y_fh + 15 * s, 14 * s, 14 * s, 1.25 * cortex)
+        P.ellipse(lm["thigh_end"] - 100, tz - 40 * s, shaft_x, y_fh + 15 * s, 7.5 * s, 7.5 * s, -20)
+        # ischium and pubis
+        P.ellipse(zf - 60 * s, zf + 5 * s, fx - sg * 30 * s, y_fh + 32 * s, 12 * s, 17 * s, 0.8 * cortex)
+        P.ellipse(zf - 56 * s, zf, fx - sg * 30 * s, y_fh + 32 * s, 8 * s, 12 * s, spongy)
+        P.tube([[fx - sg * 22 * s, y_fh - 14 * s, zf + 6 * s], [bx + sg * 10 * s, y_fh - 52 * s, zf - 22 * s],
+                [bx + sg * 10 * s, y_fh - 48 * s, zf - 48 * s], [fx - sg * 30 * s, y_fh + 26 * s, zf - 58 * s]],
+               8 * s, cortex, spongy)
+
+
+def _head(P: Painter, p: CasePlan, g: _Geo, cortex: float) -> None:
+    s, lm = g.s, p.landmarks
+    ztop, zbot = lm["vertex"], lm["c1_top"] - 5 * s
+    h = 0.5 * (ztop - zbot)
+    cy = lambda z: g.back_y - 95 * s - 8 + 0 * z
+    P.ellipse(zbot + 25 * s, ztop, p.body_x_mm, cy, 70 * s, 88 * s, 1.1 * cortex, taper_mm=h)
+    P.ellipse(zbot + 30 * s, ztop - 7, p.body_x_mm, cy, 63 * s, 81 * s, 35, taper_mm=h - 7)
+    # mandible: an arch in front of the upper cervical spine
+    P.ellipse(zbot - 10 * s, zbot + 20 * s, p.body_x_mm, lambda z: cy(z) - 20 * s, 50 * s, 70 * s, cortex,
+              inner=0.88, arc_deg=(200.0, 340.0))
+
+
+def _metal(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
+    s, lm = g.s, p.landmarks
+    metal = 3000
+    if p.metal == "spine_rods":
+        names = [f"L{k}" for k in range(max(p.n_lumbar - 3, 1), p.n_lumbar + 1)]
+        vs = [p.vertebra(n) for n in names]
+        for sg in (-1, 1):
+            P.ellipse(vs[-1].z_centre, vs[0].z_centre, lambda z, sg=sg: g.sx(z) + sg * 22 * s,
+                      lambda z: g.sy(z) + 50 * s, 3.0, 3.0, metal)
+            for x in vs:
+                z = x.z_centre
+                P.tube([[float(g.sx(z) + sg * 22 * s), float(g.sy(z) + 50 * s), z],
+                        [float(g.sx(z) + sg * 6 * s), float(g.sy(z)), z]], 3.0, metal)
+    elif p.metal == "hip_prosthesis":
+        sg = float(rng.choice([-1, 1]))
+        zf = lm["femoral_head"]
+        fx = p.body_x_mm + sg * 88 * s
+        y_fh = float(g.sy(0.0)) - 50 * s
+        P.ellipse(zf - 22 * s, zf + 22 * s, fx, y_fh, 22 * s, 22 * s, metal, taper_mm=22 * s)
+        P.tube([[fx, y_fh, zf], [fx + sg * 38 * s, y_fh + 10 * s, zf - 35 * s],
+                [fx + sg * 36 * s, y_fh + 15 * s, zf - 170 * s]], 6.0, metal)
+    elif p.metal == "clips":
+        l1 = p.vertebra("L1").z_centre
+        for _ in range(int(rng.integers(3, 8))):
+            x0 = p.body_x_mm + rng.uniform(-80, 80)
+            z0 = rng.uniform(lm["femoral_head"] + 30, l1 + 40)
+            y0 = float(g.sy(z0)) - rng.uniform(40, 110)
+            d = rng.normal(0, 1, 3)
+            d *= 4.0 / np.linalg.norm(d)
+            P.tube([[x0 - d[0], y0 - d[1], z0 - d[2]], [x0 + d[0], y0 + d[1], z0 + d[2]]], 1.5, metal)
+
+
+def _add_noise(hu: np.ndarray, sigma_hu: float, rng) -> None:
+    """Add spatially correlated noise in place, from a small bank of noise slices (cheap: one
+    int16 add per voxel) and clip to the scanner's range."""
+    n, rows, cols = hu.shape
+    pad = 64
+    bank = rng.standard_normal((4, rows + pad, cols + pad), dtype=np.float32)
+    bank = gaussian_filter(bank, sigma=(0, 0.9, 0.9))
+    bank *= sigma_hu / bank.std()
+    bank = np.rint(bank).astype(np.int16)
+    k = rng.integers(0, 4, n)
+    oy = rng.integers(0, pad, n)
+    ox = rng.integers(0, pad, n)
+    for i in range(n):
+        hu[i] += bank[k[i], oy[i]:oy[i] + rows, ox[i]:ox[i] + cols]
+    np.clip(hu, HU_RANGE[0], HU_RANGE[1], out=hu)
+
+
+def render_volume(plan: CasePlan) -> np.ndarray:
+    """Render a case.
+
+    Args:
+        plan: from :func:`l3loc.synth.anatomy.plan_case`.
+
+    Returns:
+        ``hu[slice S->I, row A->P, col R->L]`` int16, shape ``plan.shape``, spacing
+        ``plan.spacing_mm``; slice i is centred at body-frame z ``plan.slice_z_mm[i]``.
+    """
+    rng = np.random.default_rng([plan.seed, plan.index, 1])
+    n, rows, cols = plan.shape
+    _, dy, dx = plan.spacing_mm
+    hu = np.full(plan.shape, AIR_HU, dtype=np.int16)
+    x_mm = (np.arange(cols) - (cols - 1) / 2) * dx
+    y_mm = (np.arange(rows) - (rows - 1) / 2) * dy
+    P = Painter(hu, plan.slice_z_mm, plan.spacing_mm[0], x_mm, y_mm)
+    g = _geometry(plan)
+    # bone density falls with age: cancellous 350 HU at 20 years to ~150 at 90
+    spongy = float(np.clip(380 - 3.0 * (plan.age - 20) + rng.normal(0, 25), 130, 380))
+    cortex = float(np.clip(1150 - 4.0 * (plan.age - 20) + rng.normal(0, 60), 650, 1250))
+    _soft_tissue(P, plan, g, rng)
+    _head(P, plan, g, cortex)
+    _spine(P, plan, g, cortex, spongy, rng)
+    _chest_wall(P, plan, g, cortex, spongy)
+    _pelvis_legs(P, plan, g, cortex, spongy)
+    _arms(P, plan, g, bone=True)
+    _metal(P, plan, g, rng)
+    _add_noise(hu, plan.noise_hu, rng)
+    return hu

@@ -1,0 +1,218 @@
+"""Synthetic phantoms: ground truth against the rendered anatomy, writers, determinism, rates."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from l3loc.io.npz import read_l3_npz
+from l3loc.preprocess import mip
+from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
+from l3loc.synth.painter import Painter, overlap_fraction
+from l3loc.synth.phantom import _geometry, render_volume
+from l3loc.synth.writers import ANNOTATOR_SD_MM, annotator_rows, generate_dataset
+
+# 1 mm slices on a coarse 3 mm in-plane grid: anatomy is resolved along z, a case renders fast
+THIN = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(3.0, 3.0), matrix=128,
+               fov_rates={"abdomen": 1.0})
+
+
+def _first(config: SynthConfig, want, seed: int = 0):
+    """First case index of ``seed`` whose plan satisfies ``want``."""
+    return next(plan_case(seed, i, config) for i in range(500) if want(plan_case(seed, i, config)))
+
+
+# --- small pieces, by hand ------------------------------------------------------------------
+
+def test_overlap_fraction_hand_worked():
+    # a 5 mm slice centred at z=2.5 sees [0, 5]; the shape spans [2, 10]: 3 of 5 mm -> 0.6
+    assert overlap_fraction(2.0, 10.0, np.array([2.5]), 5.0)[0] == pytest.approx(0.6)
+    assert overlap_fraction(2.0, 10.0, np.array([6.0]), 1.0)[0] == pytest.approx(1.0)
+    assert overlap_fraction(2.0, 10.0, np.array([11.0]), 1.0)[0] == pytest.approx(0.0)
+
+
+def test_painter_ellipse_area_and_partial_volume():
+    x = np.arange(-50, 51, 1.0)               # 1 mm pixels
+    hu = np.full((3, x.size, x.size), 0, dtype=np.int16)
+    P = Painter(hu, slice_z_mm=np.array([10.0, 5.0, 0.0]), thickness_mm=5.0, x_mm=x, y_mm=x)
+    # z extent [-100, 7.5]: slices at z=5 and 0 fully inside, slice at 10 ([7.5, 12.5]) not at all
+    P.ellipse(-100.0, 7.5, 0.0, 0.0, 20.0, 10.0, 100)
+    assert (hu[0] == 0).all()
+    assert (hu[1] == 100).sum() == pytest.approx(np.pi * 20 * 10, rel=0.03)
+    # half of the top slice ([7.5, 12.5]) inside [5, 10]: blend 0 and 200 -> 100
+    P.ellipse(5.0, 10.0, 0.0, 0.0, 5.0, 5.0, 200)
+    assert hu[0, 50, 50] == 100
+
+
+# --- ground truth against the rendered anatomy -----------------------------------------------
+
+def test_l3_centre_lies_in_the_third_body_below_the_last_rib():
+    plan = _first(THIN, lambda p: not p.ground_truth()["negative"] and p.n_lumbar == 5
+                  and p.l3_in_fov and p.vertebra(f"T{p.n_rib_pairs}").z_top < p.z_top_mm)
+    gt = plan.ground_truth()
+    hu = render_volume(plan)
+    g = _geometry(plan)
+    z = plan.slice_z_mm
+    _, dy, dx = plan.spacing_mm
+    rows, cols = plan.shape[1:]
+    # HU along the spine's axis (the centre of the vertebral bodies), slice by slice
+    col = np.rint(g.sx(z) / dx + (cols - 1) / 2).astype(int)
+    row = np.rint(g.sy(z) / dy + (rows - 1) / 2).astype(int)
+    # mean over 3 x 3 pixels (9 x 9 mm, inside any body) divides the noise (<= 30 HU) by 3
+    axis_hu = np.mean([hu[np.arange(len(z)), row + i, col + j] for i in (-1, 0, 1) for j in (-1, 0, 1)], axis=0)
+    bone = axis_hu > 110                      # cancellous bone >= 130 HU, discs 80 +- 8 HU
+    # runs of bone = vertebral bodies (>= 5 mm: the noise is spatially correlated and can
+    # lift a slice of disc over the threshold); count them down from the last rib-bearing one
+    starts = np.flatnonzero(bone & ~np.r_[False, bone[:-1]])
+    ends = np.flatnonzero(bone & ~np.r_[bone[1:], False])
+    long = (ends - starts + 1) * plan.spacing_mm[0] >= 5.0
+    starts, ends = starts[long], ends[long]
+    last_rib = plan.vertebra(f"T{plan.n_rib_pairs}")
+    i_last = int(np.argmin(abs(z - last_rib.z_centre)))
+    k = next(j for j in range(len(starts)) if starts[j] <= i_last <= ends[j])
+    l3_slice = gt["l3_slice"]
+    assert starts[k + 3] <= l3_slice <= ends[k + 3]
+    # and the ground truth's z-extent of L3 agrees with that run of bone to within a slice
+    top, bottom = gt["vertebrae_z_mm"]["L3"]
+    assert abs((plan.z_first_mm - top) / plan.spacing_mm[0] - starts[k + 3]) <= 1.5
+    assert abs((plan.z_first_mm - bottom) / plan.spacing_mm[0] - ends[k + 3]) <= 1.5
+    # L3 = third vertebra after the last rib-bearing one in the plan's own order
+    names = [v.name for v in plan.vertebrae]
+    assert names[names.index(last_rib.name) + 3] == "L3"
+
+
+@pytest.mark.parametrize("n_lumbar,n_ribs", [(6, 12), (4, 12), (5, 13), (5, 11)])
+def test_variant_naming(n_lumbar, n_ribs):
+    plan = _first(PRESETS["default"], lambda p: p.n_lumbar == n_lumbar and p.n_rib_pairs == n_ribs)
+    names = [v.name for v in plan.vertebrae]
+    assert names[:7] == [f"C{k}" for k in range(1, 8)]
+    assert names[7 + n_ribs - 1] == f"T{n_ribs}" and plan.vertebra(f"T{n_ribs}").rib
+    assert names[7 + n_ribs + 2] == "L3"
+    assert names[-1] == "S" and names[-2] == f"L{n_lumbar}"
+    # bodies stack without overlap, each above its disc
+    tops = [plan.vertebra(n).z_top for n in names]
+    bottoms = [plan.vertebra(n).z_bottom for n in names]
+    assert all(b < t for t, b in zip(tops, bottoms))
+    assert all(b_up > t_lo for b_up, t_lo in zip(bottoms[:-1], tops[1:]))
+
+
+def test_negative_case_has_no_l3_in_its_field_of_view():
+    plan = _first(PRESETS["tiny"], lambda p: p.fov_type == "chest_only")
+    gt = plan.ground_truth()
+    assert gt["negative"] and gt["l3_slice"] is None
+    top, _ = gt["vertebrae_z_mm"]["L3"]
+    last_slice_bottom = plan.z_first_mm - (plan.shape[0] - 0.5) * plan.spacing_mm[0]
+    assert last_slice_bottom >= top
+
+
+def test_every_positive_field_of_view_contains_l3_whole():
+    for i in range(300):
+        plan = plan_case(3, i)
+        gt = plan.ground_truth()
+        assert gt["negative"] == (plan.fov_type == "chest_only")
+        if not gt["negative"]:
+            l3 = plan.vertebra("L3")
+            assert plan.slice_z_mm[-1] < l3.z_bottom and l3.z_top < plan.slice_z_mm[0]
+            assert 0 <= gt["l3_slice"] <= plan.shape[0] - 1
+
+
+# --- writers ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    generate_dataset(out, 3, seed=7, preset="tiny", workers=1, n_volumes=2, n_dicom=1, n_preview=2)
+    return out
+
+
+def test_npz_mips_equal_the_mips_of_the_written_volume(tiny_dataset):
+    from l3loc.io.volume import read_volume
+
+    ds, problems = read_l3_npz(tiny_dataset / "l3_dataset.npz")
+    assert not problems and len(ds) == 3
+    for i in range(2):
+        vol = read_volume(tiny_dataset / "volumes" / f"{ds.names[i]}.nii.gz")
+        assert np.array_equal(mip(vol.hu, "frontal", vol.spacing_mm), ds.images_f[i])
+        assert np.array_equal(mip(vol.hu, "sagittal", vol.spacing_mm), ds.images_s[i])
+    dicom = read_volume(tiny_dataset / "dicom" / ds.names[0])
+    assert np.array_equal(mip(dicom.hu, "frontal", dicom.spacing_mm), ds.images_f[0])
+
+
+def test_written_labels_match_the_ground_truth(tiny_dataset):
+    import json
+
+    from l3loc.io.annotations import read_annotations
+
+    ds, _ = read_l3_npz(tiny_dataset / "l3_dataset.npz")
+    gts = json.loads((tiny_dataset / "ground_truth.json").read_text())
+    for i, g in enumerate(gts):
+        assert g["name"] == ds.names[i] and g["negative"] == bool(ds.negative[i])
+        assert ds.spacings[i, 2] == g["spacing_mm"][0] and ds.spacings[i, 0] == g["spacing_mm"][2]
+        if not g["negative"]:
+            # annotators within 5 SD of the truth (mm), the truth stored exactly
+            for rows in ds.ydata.values():
+                assert abs(rows[i] - g["l3_slice"]) * g["spacing_mm"][0] < 5 * ANNOTATOR_SD_MM
+            assert ds.extra["l3_slice_true"][i] == g["l3_slice"]
+            # file index of the NIfTI: write_volume stores k = 0 as the most inferior slice
+            if "l3_file_slice" in g:
+                assert g["l3_file_slice"] == pytest.approx(g["shape"][0] - 1 - g["l3_slice"])
+    ann = read_annotations(tiny_dataset / "annotations.csv")
+    assert len(ann) == 3   # two volumes + one DICOM series
+    by_name = {g["name"]: g for g in gts}
+    for _, row in ann.iterrows():
+        g = by_name[row["name"].removesuffix("_dicom")]
+        assert bool(row["negative"]) == g["negative"]
+        if not g["negative"]:
+            assert row["l3_z_mm"] == pytest.approx(g["l3_z_mm"])
+    assert (tiny_dataset / "preview.png").stat().st_size > 0
+
+
+def test_refuses_to_overwrite(tiny_dataset):
+    with pytest.raises(FileExistsError):
+        generate_dataset(tiny_dataset, 1, preset="tiny", workers=1)
+
+
+# --- determinism and rates -------------------------------------------------------------------
+
+def test_deterministic_per_seed_and_independent_of_workers(tmp_path):
+    a = generate_dataset(tmp_path / "a", 3, seed=11, preset="tiny", workers=1)
+    b = generate_dataset(tmp_path / "b", 3, seed=11, preset="tiny", workers=2)
+    da, _ = read_l3_npz(a)
+    db, _ = read_l3_npz(b)
+    assert da.names == db.names
+    for x, y in zip(da.images_f + da.images_s, db.images_f + db.images_s):
+        assert np.array_equal(x, y)
+    for k in da.ydata:
+        np.testing.assert_array_equal(da.ydata[k], db.ydata[k])
+    other = plan_case(12, 0, PRESETS["tiny"]).ground_truth()
+    assert other != plan_case(11, 0, PRESETS["tiny"]).ground_truth()
+
+
+def test_variants_and_fields_of_view_occur_at_the_configured_rates():
+    config = PRESETS["default"]
+    n = 4000
+    plans = [plan_case(5, i, config) for i in range(n)]
+
+    def check(values, rates):
+        for key, p in rates.items():
+            count = sum(v == key for v in values)
+            # binomial: within 4 standard deviations of n * p
+            assert abs(count - n * p) <= 4 * np.sqrt(n * p * (1 - p)) + 1, (key, count, n * p)
+
+    check([p.fov_type for p in plans], config.fov_rates)
+    check([p.n_lumbar for p in plans], config.lumbar_rates)
+    check([p.n_rib_pairs for p in plans], config.rib_rates)
+    check([p.short_12th_rib for p in plans], {True: config.short_rib_rate})
+    check([p.contrast for p in plans], {True: config.contrast_rate})
+    check([p.metal for p in plans], config.metal_rates)
+    check([p.spacing_mm[0] for p in plans], config.thickness_mm)
+    inplane = np.array([p.spacing_mm[2] for p in plans])
+    assert inplane.min() >= config.inplane_mm[0] and inplane.max() <= config.inplane_mm[1]
+
+
+def test_annotators_differ_by_a_median_of_about_1_mm():
+    gt = {"negative": False, "l3_slice": 50.0, "spacing_mm": [2.5, 0.8, 0.8]}
+    diffs = [abs(r["annotator_1"] - r["annotator_2"]) * 2.5
+             for r in (annotator_rows(gt, 0, i) for i in range(2000))]
+    assert np.median(diffs) == pytest.approx(1.0, abs=0.1)
+    neg = annotator_rows({"negative": True, "spacing_mm": [2.5, 1, 1]}, 0, 0)
+    assert np.isnan(neg["annotator_1"]) and np.isnan(neg["annotator_2"])

@@ -1,4 +1,4 @@
-"""Confidence map -> L3 row, with a confidence, on the processed grid.
+"""Confidence map -> L3 row, with a confidence and a decision, on the processed grid.
 
 Two decoders, chosen by name (``eval.decoder`` in the config):
 
@@ -9,27 +9,58 @@ Two decoders, chosen by name (``eval.decoder`` in the config):
   parabola through the best row and its two neighbours (removes up to half a pixel of
   quantisation error, which matters when pixels are 2 mm).
 
+Both views of a case share one row grid (rows are axial slices resampled to ``spacing_mm``), so
+their row profiles can be fused row by row (``fuse_profiles``) and decoded like one view's.
+
+``classify`` turns a decoded profile into a decision: ``not_found`` when the peak is below a
+threshold (L3 not in the scan), ``ambiguous`` when a second peak of similar height lies at least
+one vertebra away (both candidates are reported), else ``found``.
+
 Rows are processed rows; ``CaseGeometry`` maps them back to native rows, file slices and z.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
 
 from l3loc.preprocess import side_mask_cols
 
 DECODERS = ("argmax", "profile")
+STATUSES = ("found", "not_found", "ambiguous")
 
 
 @dataclass(frozen=True)
 class Decoded:
-    """A decoded map: the L3 row (processed pixels, float), its confidence, and the row profile."""
+    """A decoded map: the L3 row (processed pixels, float), its confidence, and the row profile
+    the decoder peaked on ([H]; smoothed for ``profile``, raw for ``argmax``)."""
 
     row: float
     confidence: float
     profile: np.ndarray
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a decoded profile says about L3.
+
+    Attributes:
+        status: ``found``, ``not_found`` (peak below the threshold) or ``ambiguous`` (a second
+            peak at least ``min_separation_mm`` away reaches ``ambiguity_ratio`` of the first).
+        row: best row (processed pixels, float); reported for every status.
+        confidence: profile value at ``row``'s peak.
+        second_row: the highest other peak at least ``min_separation_mm`` away (NaN if none).
+        second_confidence: its profile value (0.0 if none).
+    """
+
+    status: str
+    row: float
+    confidence: float
+    second_row: float
+    second_confidence: float
 
 
 def row_profile(prob_map: np.ndarray, col_range: tuple[float, float] | None) -> np.ndarray:
@@ -51,6 +82,36 @@ def _subpixel_peak(profile: np.ndarray, row: int) -> float:
     return float(row + 0.5 * (left - right) / curvature)
 
 
+def decode_profile(profile: np.ndarray, decoder: str = "profile", spacing_mm: float = 1.0,
+                   smooth_mm: float = 2.0) -> Decoded:
+    """Decode a raw row profile [H] (one view's ``row_profile``, or ``fuse_profiles`` of both).
+
+    Args:
+        profile: [H] row scores in [0, 1] on the processed grid.
+        decoder: ``"argmax"`` or ``"profile"`` (see module docstring).
+        spacing_mm: processed pixel size, to express ``smooth_mm`` in rows.
+        smooth_mm: Gaussian sigma of the ``profile`` decoder.
+
+    Returns:
+        Decoded(row, confidence = the profile's value at the peak, decoded profile).
+    """
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}: expected one of {DECODERS}")
+    profile = np.asarray(profile, dtype=np.float32)
+    if profile.ndim != 1 or profile.size == 0:
+        raise ValueError(f"profile must be 1-D and non-empty, got shape {profile.shape}")
+    if decoder == "argmax":
+        row = int(np.argmax(profile))
+        return Decoded(float(row), float(profile[row]), profile)
+    smooth = gaussian_filter1d(profile.astype(np.float64), smooth_mm / spacing_mm,
+                               mode="nearest").astype(np.float32)
+    # the peak is found on the float32 profile that is returned, so classify() on
+    # Decoded.profile gives the same row to the last bit
+    values = smooth.astype(np.float64)
+    row = int(np.argmax(values))
+    return Decoded(_subpixel_peak(values, row), float(values[row]), smooth)
+
+
 def decode(prob_map: np.ndarray, decoder: str = "profile", col_range=(0.35, 0.65),
            spacing_mm: float = 1.0, smooth_mm: float = 2.0) -> Decoded:
     """Decode one sigmoid confidence map [H, W] (values in [0, 1]).
@@ -68,9 +129,83 @@ def decode(prob_map: np.ndarray, decoder: str = "profile", col_range=(0.35, 0.65
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}: expected one of {DECODERS}")
     profile = row_profile(np.asarray(prob_map, dtype=np.float32), col_range)
-    if decoder == "argmax":
-        row = int(np.argmax(profile))
-        return Decoded(float(row), float(profile[row]), profile)
-    smooth = gaussian_filter1d(profile.astype(np.float64), smooth_mm / spacing_mm, mode="nearest")
-    row = int(np.argmax(smooth))
-    return Decoded(_subpixel_peak(smooth, row), float(smooth[row]), smooth.astype(np.float32))
+    return decode_profile(profile, decoder, spacing_mm, smooth_mm)
+
+
+def fuse_profiles(profiles: Sequence[np.ndarray]) -> np.ndarray:
+    """Row-wise mean of several views' row profiles of one case (same processed row grid).
+
+    The mean keeps the scale of one view's probabilities (so one threshold reads the same way)
+    and lets a confident view outvote an unsure one; it is linear, so fusing smoothed profiles
+    equals smoothing the fused raw profile.
+
+    Args:
+        profiles: one or more [H] arrays (raw ``row_profile`` or ``Decoded.profile``).
+
+    Returns:
+        float32 [H].
+
+    Raises:
+        ValueError: no profile, or profiles of different lengths (the views of one case always
+            have the same number of processed rows; a mismatch means two different cases).
+    """
+    arrays = [np.asarray(p, dtype=np.float32) for p in profiles]
+    if not arrays:
+        raise ValueError("fuse_profiles needs at least one profile")
+    lengths = sorted({a.shape for a in arrays})
+    if len(lengths) != 1 or len(lengths[0]) != 1:
+        raise ValueError(f"profiles must be 1-D of one length, got shapes {lengths}")
+    return np.mean(np.stack(arrays), axis=0).astype(np.float32)
+
+
+def _peak_rows(profile: np.ndarray) -> np.ndarray:
+    """Integer rows of the local maxima of ``profile`` [H], the two ends included (a plateau
+    counts once, at its middle)."""
+    floor = float(profile.min()) - 1.0
+    padded = np.concatenate([[floor], profile.astype(np.float64), [floor]])
+    peaks, _ = find_peaks(padded)
+    return peaks - 1
+
+
+def classify(profile: np.ndarray, spacing_mm: float, threshold: float,
+             ambiguity_ratio: float = 0.8, min_separation_mm: float = 20.0,
+             subpixel: bool = True) -> Decision:
+    """Decide ``found`` / ``not_found`` / ``ambiguous`` from a decoded row profile.
+
+    Args:
+        profile: [H] decoded profile (``Decoded.profile``, or ``fuse_profiles`` of several).
+        spacing_mm: processed row spacing (mm), to express ``min_separation_mm`` in rows.
+        threshold: peak confidence below which L3 is ``not_found``.
+        ambiguity_ratio: a second peak at least this fraction of the first makes the case
+            ``ambiguous``.
+        min_separation_mm: the second peak must lie at least this far from the first (about one
+            vertebra: closer maxima are the same band's ripples, not another candidate).
+        subpixel: refine both rows with the parabola of the ``profile`` decoder; pass False for
+            ``argmax`` (integer rows), so the row equals ``decode``'s.
+
+    Returns:
+        Decision.
+    """
+    profile = np.asarray(profile, dtype=np.float64)
+    if profile.ndim != 1 or profile.size == 0:
+        raise ValueError(f"profile must be 1-D and non-empty, got shape {profile.shape}")
+    best = int(np.argmax(profile))
+    confidence = float(profile[best])
+
+    def refine(r: int) -> float:
+        return _subpixel_peak(profile, r) if subpixel else float(r)
+
+    peaks = _peak_rows(profile)
+    far = peaks[np.abs(peaks - best) * spacing_mm >= min_separation_mm]
+    if far.size:
+        second = int(far[np.argmax(profile[far])])
+        second_row, second_conf = refine(second), float(profile[second])
+    else:
+        second_row, second_conf = float("nan"), 0.0
+    if confidence < threshold:
+        status = "not_found"
+    elif second_conf >= ambiguity_ratio * confidence:
+        status = "ambiguous"
+    else:
+        status = "found"
+    return Decision(status, refine(best), confidence, second_row, second_conf)

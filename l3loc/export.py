@@ -1,0 +1,142 @@
+"""Export trained folds as Paddle inference models (``paddle.jit.save``: ``.json`` + ``.pdiparams``).
+
+Layout written (default ``work/<experiment>/export/``, read by :mod:`l3loc.inference`)::
+
+    export/export.json                    what was exported: views, folds, input spec, versions
+    export/<view>/fold_<K>/model.json     the graph (input ``image`` [1, 1, H, W], H dynamic)
+    export/<view>/fold_<K>/model.pdiparams
+    export/<view>/fold_<K>/config.yaml    the fold's resolved config (preprocessing to apply)
+
+The exported graph ends in a sigmoid, so it outputs the confidence map itself. The height is
+dynamic (any multiple of the net's stride); the width is fixed to the canvas width the net was
+trained on, which lets oneDNN plan the convolutions once per height.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from l3loc.atomic import write_text
+from l3loc.errors import InputError
+from l3loc.inference import (EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds,
+                             build_net)
+from l3loc.preprocess import VIEWS
+
+log = logging.getLogger("l3loc")
+
+
+def _sigmoid_net(net):
+    import paddle
+
+    class SigmoidNet(paddle.nn.Layer):
+        """The trained net followed by a sigmoid: logits -> confidence map."""
+
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, image):
+            return paddle.nn.functional.sigmoid(self.inner(image))
+
+    return SigmoidNet(net)
+
+
+def export_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                dynamic_width: bool = False, overwrite: bool = False) -> Path:
+    """Export one trained fold (``best.pdparams`` + ``config.yaml``) to ``out_dir``.
+
+    The three files are written in a temporary folder beside ``out_dir`` and moved in by one
+    rename, so a crash never leaves a half-exported fold.
+
+    Args:
+        fold_dir: ``work/<experiment>/<view>/fold_<K>``.
+        out_dir: destination folder (``.../export/<view>/fold_<K>``).
+        dynamic_width: export width as dynamic too (InputSpec [1, 1, None, None]); default fixed
+            to the config's canvas width.
+        overwrite: replace an existing export.
+
+    Returns:
+        ``out_dir``.
+    """
+    import paddle
+
+    from l3loc.config import load_config
+
+    fold_dir, out_dir = Path(fold_dir), Path(out_dir)
+    weights, config = fold_dir / "best.pdparams", fold_dir / "config.yaml"
+    for p in (weights, config):
+        if not p.is_file():
+            raise InputError(p, "missing; export needs a trained fold")
+    if out_dir.exists():
+        if not overwrite:
+            raise InputError(out_dir, "exists; pass --overwrite to export again")
+    cfg = load_config(config)
+    net = build_net(cfg)
+    net.set_state_dict(paddle.load(str(weights)))
+    net.eval()
+    model = _sigmoid_net(net)
+    model.eval()
+    width = None if dynamic_width else int(cfg["preprocess"]["canvas"][1])
+    spec = paddle.static.InputSpec([1, 1, None, width], "float32", "image")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        paddle.jit.save(model, str(tmp / Path(EXPORT_GRAPH).stem), input_spec=[spec])
+        for name in (EXPORT_GRAPH, EXPORT_PARAMS):
+            if not (tmp / name).is_file():
+                raise RuntimeError(f"paddle.jit.save did not write {name} (Paddle "
+                                   f"{paddle.__version__}; l3loc expects Paddle 3.x)")
+        shutil.copyfile(config, tmp / "config.yaml")
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+def export_experiment(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
+                      views=None, folds=None, dynamic_width: bool = False,
+                      overwrite: bool = False) -> dict:
+    """Export every trained fold of ``run_dir`` (or the chosen views/folds).
+
+    Args:
+        run_dir: ``work/<experiment>``.
+        out_dir: destination; default ``run_dir/export``.
+        views: view names; default every trained view.
+        folds: 1-based folds; default every trained fold of each view.
+        dynamic_width: see :func:`export_fold`.
+        overwrite: replace existing exports.
+
+    Returns:
+        The manifest written to ``out_dir/export.json``.
+    """
+    import paddle
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir) if out_dir else run_dir / EXPORT_SUBDIR
+    views = list(views) if views else [v for v in VIEWS if available_folds(run_dir, v, "best.pdparams")]
+    if not views:
+        raise InputError(run_dir, "no trained folds to export (expected <view>/fold_<K>/best.pdparams)")
+    manifest = {"source": str(run_dir), "paddle": paddle.__version__,
+                "input": {"name": "image", "shape": [1, 1, None, None if dynamic_width else "canvas"],
+                          "dtype": "float32", "range": "[0, 1] (HU window)"},
+                "output": "sigmoid confidence map, same shape as the input", "views": {}}
+    for view in views:
+        have = available_folds(run_dir, view, "best.pdparams")
+        chosen = list(folds) if folds else have
+        missing = sorted(set(chosen) - set(have))
+        if missing:
+            raise InputError(run_dir, f"{view}: fold(s) {missing} are not trained (have {have})")
+        for k in chosen:
+            dest = export_fold(run_dir / view / f"fold_{k}", out_dir / view / f"fold_{k}",
+                               dynamic_width, overwrite)
+            log.info("[EXPORT] %s fold %d -> %s", view, k, dest)
+        manifest["views"][view] = chosen
+    write_text(out_dir / "export.json", json.dumps(manifest, indent=1))
+    return manifest

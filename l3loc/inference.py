@@ -1,0 +1,423 @@
+"""Trained models behind one interface: ``confidence_map(image [H, W]) -> prob [H, W]``.
+
+A :class:`Localiser` holds, per view, a :class:`ViewModel`: the map model plus the resolved
+config it was trained with (preprocessing, label columns, decoder). Three map models share the
+interface, so prediction runs one code path whatever computes the map:
+
+- :class:`DygraphMaps`: the trained nets (``best.pdparams`` of one fold or several), run eagerly;
+- :class:`PredictorMaps`: the exported inference models (``model.json`` + ``model.pdiparams``,
+  see :mod:`l3loc.export`), run with ``paddle.inference`` (oneDNN on CPU, CUDA on a GPU);
+- :class:`FunctionMaps`: any Python function, the seam tests use to plug in a "perfect" model.
+
+A fold ensemble averages the folds' sigmoid maps (not their logits, nor their decoded rows: a
+fold that is unsure then pulls the confidence down instead of moving the row).
+
+Folder layouts read here (``root`` = ``work/<experiment>`` or an export folder)::
+
+    root/<view>/fold_<K>/config.yaml       resolved config (both layouts)
+    root/<view>/fold_<K>/best.pdparams     trained weights (experiment)
+    root/<view>/fold_<K>/model.json        exported graph + model.pdiparams (export)
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+
+from l3loc.errors import InputError
+from l3loc.preprocess import VIEWS, PreprocessConfig, pad_rows_to_multiple
+
+log = logging.getLogger("l3loc")
+
+#: Where a run folder's exported models go by default (``tools/export.py``).
+EXPORT_SUBDIR = "export"
+#: File names of one exported fold.
+EXPORT_GRAPH, EXPORT_PARAMS = "model.json", "model.pdiparams"
+BACKENDS = ("auto", "dygraph", "predictor")
+
+
+class MapModel(Protocol):
+    """Anything that turns a processed full-height image into a confidence map."""
+
+    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+        """``image`` float32 [H, W] in [0, 1] -> probabilities float32 [H, W]."""
+
+
+@dataclass
+class FunctionMaps:
+    """A map model from a function ``image [H, W] -> prob [H, W]`` (tests, baselines)."""
+
+    fn: Callable[[np.ndarray], np.ndarray]
+    backend: str = "function"
+
+    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+        prob = np.asarray(self.fn(image), dtype=np.float32)
+        if prob.shape != image.shape:
+            raise ValueError(f"map function returned shape {prob.shape} for an image {image.shape}")
+        return prob
+
+
+class DygraphMaps:
+    """The average sigmoid map of one or more trained nets, run eagerly (the fallback path).
+
+    Args:
+        nets: paddle Layers (already in eval mode) mapping [1, 1, H, W] -> logits [1, 1, H, W].
+        stride: the nets' down-sampling factor; images are padded at the bottom to a multiple.
+    """
+
+    backend = "dygraph"
+
+    def __init__(self, nets: Sequence, stride: int):
+        self.nets = list(nets)
+        self.stride = int(stride)
+
+    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+        import paddle
+
+        padded = pad_rows_to_multiple(np.asarray(image, dtype=np.float32), self.stride)
+        x = paddle.to_tensor(padded[None, None])
+        total = None
+        with paddle.no_grad():
+            for net in self.nets:
+                prob = paddle.nn.functional.sigmoid(net(x))
+                total = prob if total is None else total + prob
+        return (total / len(self.nets)).numpy()[0, 0, : image.shape[0]]
+
+
+class PredictorMaps:
+    """The average map of exported inference models run with ``paddle.inference``.
+
+    The exported graphs end in a sigmoid (see :func:`l3loc.export.export_fold`), so their output
+    is already a probability map.
+
+    Args:
+        model_dirs: folders holding ``model.json`` + ``model.pdiparams``.
+        stride: the nets' down-sampling factor.
+        device: "cpu" (oneDNN) or "gpu".
+        cpu_threads: math threads per predictor on CPU (default: ``OMP_NUM_THREADS``, set by
+            ``l3loc`` to at most 2).
+    """
+
+    backend = "predictor"
+
+    def __init__(self, model_dirs: Sequence[Path], stride: int, device: str = "cpu",
+                 cpu_threads: int | None = None):
+        from paddle import inference
+
+        self.stride = int(stride)
+        threads = cpu_threads or int(os.environ.get("OMP_NUM_THREADS", "1"))
+        self.predictors = []
+        for d in model_dirs:
+            config = inference.Config(str(Path(d) / EXPORT_GRAPH), str(Path(d) / EXPORT_PARAMS))
+            if device == "gpu":
+                config.enable_use_gpu(256, 0)
+            else:
+                config.disable_gpu()
+                config.enable_mkldnn()
+                # oneDNN caches one kernel set per input shape; heights differ from scan to scan,
+                # so keep the cache bounded instead of growing over a cohort
+                config.set_mkldnn_cache_capacity(8)
+                config.set_cpu_math_library_num_threads(threads)
+            config.disable_glog_info()
+            self.predictors.append(inference.create_predictor(config))
+
+    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+        padded = pad_rows_to_multiple(np.asarray(image, dtype=np.float32), self.stride)
+        x = np.ascontiguousarray(padded[None, None])
+        total = np.zeros(x.shape[2:], dtype=np.float32)
+        for predictor in self.predictors:
+            handle = predictor.get_input_handle(predictor.get_input_names()[0])
+            handle.reshape(list(x.shape))
+            handle.copy_from_cpu(x)
+            predictor.run()
+            total += predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()[0, 0]
+        return total[: image.shape[0]] / len(self.predictors)
+
+
+@dataclass
+class ViewModel:
+    """One view's map model and the config it was trained with.
+
+    Attributes:
+        view: "frontal" or "sagittal".
+        maps: the map model.
+        cfg: the resolved experiment config (``preprocess``, ``label``, ``eval`` sections used).
+        folds: the folds averaged (empty for a function model).
+    """
+
+    view: str
+    maps: MapModel
+    cfg: dict
+    folds: tuple[int, ...] = ()
+
+    @property
+    def preprocess(self) -> PreprocessConfig:
+        return PreprocessConfig.from_dict(self.cfg["preprocess"])
+
+    @property
+    def spacing_mm(self) -> float:
+        return float(self.cfg["preprocess"]["spacing_mm"])
+
+    @property
+    def col_range(self) -> tuple[float, float]:
+        return tuple(self.cfg["label"]["col_range"])
+
+
+@dataclass
+class Localiser:
+    """The models prediction runs: one :class:`ViewModel` per view used.
+
+    Attributes:
+        views: view name -> ViewModel (one or both views).
+        threshold: peak confidence below which L3 counts as not found.
+        source: where the models came from (for reports).
+        threshold_source: where the threshold came from.
+    """
+
+    views: dict[str, ViewModel]
+    threshold: float
+    source: str = ""
+    threshold_source: str = "config"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def backend(self) -> str:
+        return ",".join(sorted({getattr(v.maps, "backend", "?") for v in self.views.values()}))
+
+
+def function_localiser(fn: Callable[[np.ndarray], np.ndarray], cfg: dict,
+                       views: Sequence[str] = ("frontal", "sagittal"),
+                       threshold: float | None = None) -> Localiser:
+    """A Localiser whose every view's map is ``fn(image)``; the seam for stub models in tests."""
+    vm = {v: ViewModel(v, FunctionMaps(fn), cfg) for v in views}
+    thr = float(cfg["eval"]["threshold"] if threshold is None else threshold)
+    return Localiser(vm, thr, source="function", threshold_source="argument")
+
+
+# ----------------------------------------------------------------------------- run folders
+
+_FOLD_RE = re.compile(r"^fold_(\d+)$")
+
+
+def available_folds(root: Path, view: str, filename: str) -> list[int]:
+    """1-based folds of ``view`` under ``root`` that hold ``filename``, ascending."""
+    vdir = Path(root) / view
+    if not vdir.is_dir():
+        return []
+    folds = []
+    for d in vdir.iterdir():
+        m = _FOLD_RE.match(d.name)
+        if m and (d / filename).is_file() and (d / "config.yaml").is_file():
+            folds.append(int(m.group(1)))
+    return sorted(folds)
+
+
+def _fold_configs(root: Path, view: str, folds: Sequence[int]) -> dict:
+    """The resolved config shared by the folds (preprocessing and model must agree)."""
+    from l3loc.config import load_config
+
+    cfgs = [load_config(Path(root) / view / f"fold_{k}" / "config.yaml") for k in folds]
+    for k, c in zip(folds[1:], cfgs[1:]):
+        for section in ("preprocess", "model", "label"):
+            if c[section] != cfgs[0][section]:
+                raise InputError(Path(root) / view / f"fold_{k}" / "config.yaml",
+                                 f"'{section}' differs from fold {folds[0]}'s; folds of one "
+                                 "ensemble must share preprocessing and network")
+    return cfgs[0]
+
+
+def build_net(cfg: dict):
+    """The engine's network for ``cfg`` (fresh parameter names, so folds do not collide)."""
+    import paddle
+
+    from l3loc.models import build_model
+
+    with paddle.utils.unique_name.guard():
+        return build_model({**cfg["model"], "in_channels": 1})
+
+
+def _load_dygraph(root: Path, view: str, folds: Sequence[int]) -> ViewModel:
+    import paddle
+
+    cfg = _fold_configs(root, view, folds)
+    nets = []
+    for k in folds:
+        net = build_net(cfg)
+        net.set_state_dict(paddle.load(str(Path(root) / view / f"fold_{k}" / "best.pdparams")))
+        net.eval()
+        nets.append(net)
+    return ViewModel(view, DygraphMaps(nets, nets[0].stride), cfg, tuple(folds))
+
+
+def _load_predictor(root: Path, view: str, folds: Sequence[int], device: str) -> ViewModel:
+    cfg = _fold_configs(root, view, folds)
+    stride = 2 ** int(cfg["model"].get("depth", 4))
+    dirs = [Path(root) / view / f"fold_{k}" for k in folds]
+    return ViewModel(view, PredictorMaps(dirs, stride, device), cfg, tuple(folds))
+
+
+def resolve_run_dir(experiment: str | os.PathLike, work_dir: str | os.PathLike = "work") -> Path:
+    """An experiment name (``work/<name>``) or a folder path -> the existing folder."""
+    p = Path(experiment)
+    for candidate in (p, Path(work_dir) / p):
+        if candidate.is_dir():
+            return candidate
+    raise InputError(experiment, f"no such experiment folder (looked for {p} and "
+                                 f"{Path(work_dir) / p})")
+
+
+def trained_views(root: Path) -> list[str]:
+    """Views of ``root`` with at least one usable fold (trained or exported)."""
+    return [v for v in VIEWS if available_folds(root, v, "best.pdparams")
+            or available_folds(root, v, EXPORT_GRAPH)]
+
+
+def default_view(root: Path) -> str:
+    """The view to run when none is asked: the best measured one if evaluation has run, else
+    both when both are trained (fused profiles), else the one that is.
+
+    Evaluation's ``eval/summary.csv`` (rows per view with ``view`` and ``median_error_mm``, or
+    ``mean_error_mm``) decides when present.
+    """
+    views = trained_views(root)
+    if not views:
+        raise InputError(root, "no trained or exported folds (expected <view>/fold_<K>/"
+                               "best.pdparams or model.json)")
+    best = _best_evaluated_view(root, views)
+    if best:
+        return best
+    return "both" if len(views) == 2 else views[0]
+
+
+def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
+    import pandas as pd
+
+    summary = Path(root) / "eval" / "summary.csv"
+    if not summary.is_file():
+        return None
+    try:
+        df = pd.read_csv(summary)
+    except (OSError, ValueError):
+        return None
+    metric = next((m for m in ("median_error_mm", "mean_error_mm") if m in df.columns), None)
+    if metric is None or "view" not in df.columns:
+        return None
+    if "fold" in df.columns:  # keep the overall rows when per-fold rows are mixed in
+        overall = df[df["fold"].astype(str).isin(["all", "overall", "nan"])]
+        df = overall if len(overall) else df
+    df = df[df["view"].isin(views + (["fused", "both"] if len(views) == 2 else []))]
+    df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce"))]
+    if df.empty:
+        return None
+    view = str(df.loc[pd.to_numeric(df[metric]).idxmin(), "view"])
+    return "both" if view == "fused" else view
+
+
+def evaluated_threshold(root: Path, view: str) -> float | None:
+    """The abstention threshold evaluation chose on the validation folds, if it wrote one.
+
+    Looks for ``eval/threshold.json`` (``{"threshold": t}`` or ``{"<view>": t, ...}``).
+    """
+    import json
+
+    path = Path(root) / "eval" / "threshold.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    key = "fused" if view == "both" else view
+    for value in (data.get(key) if isinstance(data, dict) else None,
+                  data.get("threshold") if isinstance(data, dict) else None):
+        if isinstance(value, dict):
+            value = value.get("threshold")
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            return float(value)
+    return None
+
+
+def load_localiser(root: str | os.PathLike, view: str | None = None,
+                   folds: Sequence[int] | None = None, backend: str = "auto",
+                   device: str = "cpu", threshold: float | None = None) -> Localiser:
+    """Load the models of an experiment folder or an export folder.
+
+    Args:
+        root: ``work/<experiment>`` (its ``export/`` subfolder is used for the predictor) or a
+            folder written by ``tools/export.py``.
+        view: "frontal", "sagittal", "both", or None (:func:`default_view`).
+        folds: 1-based folds to average; None = every available fold.
+        backend: "dygraph" (``best.pdparams``), "predictor" (exported models), or "auto" (the
+            predictor when exported models exist, else dygraph; if the predictor cannot be
+            created, dygraph with a logged warning).
+        device: "cpu" or "gpu".
+        threshold: override the abstention threshold.
+
+    Raises:
+        InputError: nothing to load, an unknown view/backend, missing folds, inconsistent configs.
+    """
+    root = Path(root)
+    if backend not in BACKENDS:
+        raise InputError("--backend", f"unknown backend {backend!r}: expected one of {BACKENDS}")
+    view = view or default_view(root)
+    if view not in VIEWS + ("both",):
+        raise InputError("--view", f"unknown view {view!r}: expected frontal, sagittal or both")
+    views = list(VIEWS) if view == "both" else [view]
+    export_root = root / EXPORT_SUBDIR if (root / EXPORT_SUBDIR).is_dir() else root
+    notes: list[str] = []
+    loaded: dict[str, ViewModel] = {}
+    for v in views:
+        trained = available_folds(root, v, "best.pdparams")
+        exported = available_folds(export_root, v, EXPORT_GRAPH)
+        use = _choose_backend(backend, trained, exported, root, v)
+        have = exported if use == "predictor" else trained
+        chosen = list(folds) if folds else have
+        missing = sorted(set(chosen) - set(have))
+        if missing:
+            raise InputError(root, f"{v}: fold(s) {missing} not found for the {use} backend "
+                                   f"(available: {have})")
+        if use == "predictor":
+            try:
+                loaded[v] = _load_predictor(export_root, v, chosen, device)
+                continue
+            except (RuntimeError, OSError, ValueError) as exc:
+                if backend == "predictor" or not set(chosen) <= set(trained):
+                    raise InputError(export_root, f"cannot create the inference predictor: {exc}") from None
+                notes.append(f"{v}: predictor failed ({exc}); using dygraph")
+                log.warning("[PREDICT] %s: predictor failed (%s); falling back to dygraph", v, exc)
+        loaded[v] = _load_dygraph(root, v, chosen)
+    thr_source = "argument"
+    if threshold is None:
+        threshold = evaluated_threshold(root, view)
+        thr_source = "eval/threshold.json"
+        if threshold is None:
+            threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
+            thr_source = "config eval.threshold"
+    return Localiser(loaded, float(threshold), source=str(root), threshold_source=thr_source,
+                     notes=notes)
+
+
+def _choose_backend(backend: str, trained: list[int], exported: list[int], root: Path,
+                    view: str) -> str:
+    if backend == "dygraph":
+        if not trained:
+            raise InputError(root, f"{view}: no best.pdparams (the dygraph backend needs the "
+                                   "training run folder, not an export)")
+        return "dygraph"
+    if backend == "predictor":
+        if not exported:
+            raise InputError(root, f"{view}: no exported model; run `python tools/export.py "
+                                   f"--experiment {root.name}` first")
+        return "predictor"
+    if exported:
+        return "predictor"
+    if trained:
+        return "dygraph"
+    raise InputError(root, f"no {view} folds here (expected {view}/fold_<K>/best.pdparams or "
+                           f"{EXPORT_GRAPH})")

@@ -1,0 +1,566 @@
+"""CT scans -> L3 slice, confidence, QC picture and the extracted axial slice, for one scan or a cohort.
+
+Per scan (``out/<name>/``)::
+
+    result.json        the record below (also one row of ``out/results.csv``)
+    qc.png             frontal + sagittal MIPs with the predicted line, and the confidence profile
+    l3_axial.png       the L3 slice, soft-tissue window (W400/L40)
+    l3_axial.nii.gz    the L3 slice as a one-slice volume (spacing and position of the scan)
+    l3_slab.nii.gz     with ``slab_mm``: the mean of the slices within +-slab_mm of L3 (+ .png)
+    l3_slice.dcm       DICOM input only: a copy of the original file of the L3 slice
+
+and ``out/results.csv``, ``out/index.html`` (sorted for review) and ``out/run.json`` (what ran).
+
+The record: ``status`` is ``found``, ``not_found`` (peak confidence below the threshold: L3 is
+probably not in the scan), ``ambiguous`` (a second candidate of similar confidence at least a
+vertebra away; both are reported) or ``error`` (``message`` says why). ``l3_slice`` is the
+nearest slice in the file's own indexing (0-based along its superior-inferior voxel axis, as a
+viewer shows it; for a DICOM series, the index in the series as SimpleITK sorts it, and
+``l3_slice.dcm`` is that file), ``l3_slice_exact`` the fractional position, ``l3_z_mm`` the world
+z (mm, +superior) of the prediction. Not found: no slice, no z.
+
+One failing scan never stops a cohort: its row says why. Every file is written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+import l3loc
+from l3loc.atomic import atomic_path, write_text
+from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
+from l3loc.errors import InputError
+from l3loc.inference import Localiser
+from l3loc.io.annotations import POSITION_COLUMNS, annotation_to_canonical_row, default_name
+from l3loc.io.volume import (MANY_SLICES, VOLUME_EXTENSIONS, CTVolume, axis_assignment,
+                             read_volume, write_volume)
+from l3loc.preprocess import CaseGeometry, mip, preprocess_case
+from l3loc.report import write_axial_png, write_index_html, write_qc_png
+
+log = logging.getLogger("l3loc")
+
+OUT_STATUSES = ("found", "not_found", "ambiguous", "error")
+#: Columns of ``results.csv`` (also the keys of every record), in order.
+RESULT_COLUMNS = (
+    "name", "input", "status", "message", "l3_slice", "l3_slice_exact", "l3_z_mm", "confidence",
+    "second_slice", "second_z_mm", "second_confidence", "view",
+    "frontal_status", "frontal_row", "frontal_slice", "frontal_z_mm", "frontal_confidence",
+    "sagittal_status", "sagittal_row", "sagittal_slice", "sagittal_z_mm", "sagittal_confidence",
+    "true_slice", "true_z_mm", "error_mm", "n_slices", "slice_spacing_mm", "seconds", "warnings",
+    "backend", "qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file",
+)
+#: Below this lowest HU the scan has neither air (-1000) nor fat (-100): not a CT in HU.
+NOT_CT_MIN_HU = -200.0
+#: A scan whose lowest HU is above this has no air at all (a tight crop?): a warning.
+NO_AIR_HU = -500.0
+#: A scan with at most this many distinct values is a label map, not a CT.
+MASK_MAX_VALUES = 16
+
+
+@dataclass(frozen=True)
+class ScanInput:
+    """One scan to process: its case name, path, and optional DICOM series and truth."""
+
+    name: str
+    path: str
+    series_uid: str | None = None
+    truth: dict | None = None  # an annotation row (l3_slice or l3_z_mm, negative), if given
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _is_dicom_dir(folder: Path) -> bool:
+    import SimpleITK as sitk
+
+    if not any(p.is_file() and not p.name.lower().endswith(VOLUME_EXTENSIONS + (".csv",))
+               for p in folder.iterdir()):
+        return False
+    return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
+def _safe_name(name: str) -> str:
+    """A folder name from a case name: path separators and control characters replaced; spaces
+    and non-ASCII letters kept (they are legal in file names and the user knows their cases)."""
+    name = re.sub(r"[\\/\x00-\x1f]", "_", name).strip()
+    return ("_" + name) if name.startswith(".") else (name or "scan")
+
+
+def _csv_inputs(csv_path: Path) -> list[ScanInput]:
+    """A CSV with a ``path`` column (optional ``name``, ``series_uid``; an annotation CSV with
+    ``l3_slice``/``l3_z_mm`` adds the truth). Relative paths are relative to the CSV's folder."""
+    import pandas as pd
+
+    from l3loc.io.annotations import read_annotations
+
+    try:
+        header = pd.read_csv(csv_path, nrows=0, encoding="utf-8-sig").columns
+    except (OSError, ValueError) as exc:
+        raise InputError(csv_path, f"not a readable CSV table ({exc})") from None
+    if any(c in header for c in POSITION_COLUMNS):
+        df = read_annotations(csv_path, check_paths=False)
+        return [ScanInput(r["name"], r["path"], r["series_uid"] or None,
+                          {k: r[k] for k in (df.attrs["position"], "negative", "csv_line")})
+                for _, r in df.iterrows()]
+    if "path" not in header:
+        raise InputError(csv_path, f"no 'path' column (header: {list(header)})")
+    df = pd.read_csv(csv_path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    out = []
+    for i, r in df.iterrows():
+        text = r["path"].strip()
+        if not text:
+            raise InputError(csv_path, f"line {i + 2}: empty path")
+        p = Path(text).expanduser()
+        p = p if p.is_absolute() else csv_path.parent / p
+        out.append(ScanInput(r.get("name", "").strip() or default_name(p), str(p),
+                             r.get("series_uid", "").strip() or None))
+    return out
+
+
+def list_inputs(paths: Sequence[str | os.PathLike]) -> list[ScanInput]:
+    """Expand the command line's inputs into scans.
+
+    Each path may be a scan file (``.nii``, ``.nii.gz``, ``.nrrd``, ``.mha``, ... or a ``.dcm``
+    of a series), a DICOM series folder, a folder holding many scans (volume files and DICOM
+    series folders, searched recursively), or a ``.csv`` list. Case names are made unique by
+    appending ``_2``, ``_3``... in input order.
+
+    Raises:
+        InputError: a path that does not exist, or a folder without any scan.
+    """
+    scans: list[ScanInput] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(p, "does not exist")
+        if p.is_file() and p.name.lower().endswith(".csv"):
+            scans += _csv_inputs(p)
+        elif p.is_file():
+            scans.append(ScanInput(default_name(p), str(p)))
+        elif _is_dicom_dir(p):
+            scans.append(ScanInput(p.name, str(p)))
+        else:
+            found = []
+            for folder, dirs, files in os.walk(p):
+                dirs.sort()
+                folder = Path(folder)
+                found += [ScanInput(default_name(folder / f), str(folder / f)) for f in sorted(files)
+                          if f.lower().endswith(VOLUME_EXTENSIONS) and not f.startswith(".")]
+                if folder != p and _is_dicom_dir(folder):
+                    found.append(ScanInput(folder.name, str(folder)))
+            if not found:
+                raise InputError(p, "no scans found (looked for " + ", ".join(VOLUME_EXTENSIONS)
+                                    + " files and DICOM series folders)")
+            scans += found
+    seen: dict[str, int] = {}
+    unique = []
+    for s in scans:
+        base = _safe_name(s.name)
+        n = seen.get(base.lower(), 0) + 1
+        seen[base.lower()] = n
+        unique.append(ScanInput(base if n == 1 else f"{base}_{n}", s.path, s.series_uid, s.truth))
+    return unique
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_ct(ct: CTVolume) -> list[str]:
+    """Refuse what is not a CT in Hounsfield units; return warnings about odd but usable scans.
+
+    Checked on a subsample (every 2nd slice, every 4th row and column): a bright 3-D MIP is not
+    needed, only the value range and the number of distinct values.
+
+    Raises:
+        InputError: a label map (at most 16 distinct values), or no voxel below -200 HU (no air
+            and no fat: an MR scan, a photo, or a CT stored without its rescale intercept).
+
+    Returns:
+        Warnings (no air in the scan, no bone, very many slices, a short scan).
+    """
+    sample = ct.hu[::2, ::4, ::4]
+    lo, hi = float(sample.min()), float(sample.max())
+    values = np.unique(sample[:: max(1, sample.shape[0] // 16)])
+    if values.size <= MASK_MAX_VALUES:
+        shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
+        raise InputError(ct.path, f"only {values.size} distinct values ({shown}): this looks like "
+                                  "a label map or segmentation mask, not a CT")
+    if lo > NOT_CT_MIN_HU:
+        raise InputError(ct.path, f"no voxel below {NOT_CT_MIN_HU:g} HU (values {lo:g}..{hi:g}): "
+                                  "no air or fat, so not a CT in Hounsfield units (an MR scan, a "
+                                  "photo, or a CT stored without its rescale intercept?)")
+    notes = []
+    if lo > NO_AIR_HU:
+        notes.append(f"no air in the scan (lowest value {lo:g} HU); is it cropped to the body?")
+    if hi < 150:
+        notes.append(f"no bone-density voxels (highest value {hi:g} HU)")
+    n, dz = ct.geometry.n_slices, ct.geometry.slice_spacing_mm
+    if n > MANY_SLICES:
+        notes.append(f"{n} slices (more than {MANY_SLICES}); slow and memory-hungry")
+    if (n - 1) * dz < 60.0:
+        notes.append(f"the scan covers only {(n - 1) * dz:.0f} mm of z; a vertebra with its "
+                     "neighbours needs about 100 mm")
+    return notes
+
+
+# ----------------------------------------------------------------------------- localisation
+
+
+@dataclass
+class ViewOutput:
+    """One view of one scan: native MIP, processed geometry, profile and decision."""
+
+    native_mip_hu: np.ndarray
+    col_spacing_mm: float
+    geometry: CaseGeometry
+    profile: np.ndarray   # decoded (smoothed) row profile [n_rows]
+    decision: object      # l3loc.decode.Decision
+
+
+def processed_view(ct: CTVolume, view: str, pp) -> tuple[np.ndarray, "object"]:
+    """The native MIP of ``view`` and its processed case: ``preprocess_volume`` split in two so
+    the QC picture reuses the MIP (tests check that the processed case is identical)."""
+    spacing_mm = tuple(float(v) for v in ct.spacing_mm)
+    image = mip(ct.hu, view, spacing_mm, pp.sagittal_slab_mm)
+    col_spacing = spacing_mm[2] if view == "frontal" else spacing_mm[1]
+    case = preprocess_case(image, (spacing_mm[0], col_spacing), view, None, ct.geometry, pp)
+    return image, case
+
+
+def _classify(profile: np.ndarray, cfg: dict, threshold: float):
+    ev = cfg["eval"]
+    extra = {k: float(ev[k]) for k in ("ambiguity_ratio", "min_separation_mm") if k in ev}
+    return classify(profile, float(cfg["preprocess"]["spacing_mm"]), threshold,
+                    subpixel=ev["decoder"] == "profile", **extra)
+
+
+def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeometry]:
+    """Run every view of ``localiser`` on ``ct`` and fuse them.
+
+    Returns:
+        (view -> ViewOutput, the final Decision (fused when two views), the geometry of the
+        processed rows, shared by the views).
+    """
+    outputs = {}
+    for view, vm in localiser.views.items():
+        native, case = processed_view(ct, view, vm.preprocess)
+        prob = vm.maps.confidence_map(case.image)
+        dec = decode_profile(row_profile(prob, vm.col_range), vm.cfg["eval"]["decoder"],
+                             vm.spacing_mm)
+        outputs[view] = ViewOutput(native, case.geometry.col_spacing_mm, case.geometry,
+                                   dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
+    views = list(outputs)
+    geometry = outputs[views[0]].geometry
+    if len(views) == 1:
+        return outputs, outputs[views[0]].decision, geometry
+    if len({localiser.views[v].spacing_mm for v in views}) != 1:
+        raise ValueError("views trained at different pixel sizes cannot be fused")
+    fused = fuse_profiles([outputs[v].profile for v in views])
+    return outputs, _classify(fused, localiser.views[views[0]].cfg, localiser.threshold), geometry
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+def slice_origin_xy_mm(ct: CTVolume, c: int) -> tuple[float, float]:
+    """World (LPS) x, y in mm of canonical voxel (c, 0, 0): the anterior-right corner of slice c.
+
+    For files read from disk this follows the file's origin and direction; a volume made in
+    memory (no ``origin_lps_mm`` in ``meta``) gets (0, 0).
+    """
+    meta = ct.meta
+    if "origin_lps_mm" not in meta or "direction" not in meta:
+        return 0.0, 0.0
+    file_axis, flip, _ = axis_assignment(meta["direction"])
+    size = meta["file_size_ijk"]
+    spacing = np.empty(3)
+    idx = np.zeros(3)
+    for m, a in enumerate(file_axis):
+        spacing[a] = ct.spacing_mm[m]
+        if m == 0:
+            idx[a] = ct.geometry.file_index(c)
+        else:
+            idx[a] = size[a] - 1 if flip[m] else 0
+    d = np.asarray(meta["direction"], dtype=np.float64).reshape(3, 3)
+    world = np.asarray(meta["origin_lps_mm"], dtype=np.float64) + d @ (idx * spacing)
+    return float(world[0]), float(world[1])
+
+
+def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | None) -> dict:
+    """The L3 slice (canonical index ``c``) as PNG + one-slice NIfTI, the slab, the DICOM file.
+
+    Returns:
+        Record fields: ``axial_png``, ``axial_nifti``, ``slab_nifti``, ``dicom_file`` (paths
+        relative to the output root's parent folder of ``folder``; None when not written).
+    """
+    sp_s, sp_r, sp_c = ct.spacing_mm
+    z = float(ct.geometry.z_mm(c))
+    xy = slice_origin_xy_mm(ct, c)
+    files = {"axial_png": None, "axial_nifti": None, "slab_nifti": None, "dicom_file": None}
+    write_axial_png(folder / "l3_axial.png", ct.hu[c], (sp_r, sp_c))
+    write_volume(folder / "l3_axial.nii.gz", ct.hu[c:c + 1], (sp_s, sp_r, sp_c), z, xy)
+    files["axial_png"], files["axial_nifti"] = "l3_axial.png", "l3_axial.nii.gz"
+    if slab_mm:
+        half = int(math.floor(slab_mm / ct.geometry.slice_spacing_mm + 1e-9))
+        lo, hi = max(c - half, 0), min(c + half + 1, ct.geometry.n_slices)
+        slab = ct.hu[lo:hi].astype(np.float32).mean(axis=0)
+        # the slab's thickness is the span of the slices averaged; its centre is the L3 slice
+        write_volume(folder / "l3_slab.nii.gz", slab[None], ((hi - lo) * sp_s, sp_r, sp_c), z, xy)
+        write_axial_png(folder / "l3_slab.png", slab, (sp_r, sp_c))
+        files["slab_nifti"] = "l3_slab.nii.gz"
+    dicom_files = ct.meta.get("dicom_files") or []
+    if dicom_files:
+        with atomic_path(folder / "l3_slice.dcm") as tmp:
+            shutil.copyfile(dicom_files[c], tmp)
+        files["dicom_file"] = "l3_slice.dcm"
+    return files
+
+
+def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, geometry,
+                threshold: float, l3_z: float | None, second_z: float | None, status: str) -> None:
+    mips = {}
+    z_top, z_bottom = float(ct.geometry.z_mm(0)), float(ct.geometry.z_mm(ct.geometry.n_slices - 1))
+    for view, out in outputs.items():
+        mips[view] = (out.native_mip_hu, out.col_spacing_mm, (z_top, z_bottom))
+    if len(outputs) == 1:
+        (view, out), = outputs.items()
+        profiles = {view: out.profile}
+    else:
+        profiles = {v: o.profile for v, o in outputs.items()}
+        profiles["fused"] = fuse_profiles(list(profiles.values()))
+    z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
+    where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
+    title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"
+    write_qc_png(path, title, mips, profiles, z_rows, threshold, l3_z, second_z)
+
+
+def _slice_text(z: float, ct: CTVolume) -> str:
+    """'<file slice> (z <z> mm)' of the slice nearest to ``z``."""
+    c = int(round(float(ct.geometry.canonical_from_z(z))))
+    return f"{int(round(ct.geometry.file_index(c)))} (z {z:.1f} mm)"
+
+
+def _num(x) -> float:
+    return float(x) if x is not None and math.isfinite(float(x)) else math.nan
+
+
+def predict_volume(ct: CTVolume, localiser: Localiser, folder: Path | None = None,
+                   slab_mm: float | None = None, name: str | None = None,
+                   truth: dict | None = None) -> dict:
+    """Localise L3 in one volume; write the per-scan files into ``folder`` (if given).
+
+    Args:
+        ct: the scan (``read_volume``).
+        localiser: the models (``l3loc.inference.load_localiser`` or ``function_localiser``).
+        folder: where to write ``qc.png`` and the slice files; None = only the record.
+        slab_mm: also write the mean of the slices within +-slab_mm of L3.
+        name: case name for titles.
+        truth: an annotation row (``l3_slice`` or ``l3_z_mm``, ``negative``) to compare with.
+
+    Returns:
+        The record (keys of :data:`RESULT_COLUMNS` except name/input/seconds/backend/warnings).
+    """
+    name = name or default_name(ct.path)
+    outputs, decision, geom = localise(ct, localiser)
+    n = ct.geometry.n_slices
+    rec: dict = {"status": decision.status, "message": "",
+                 "view": "both" if len(outputs) == 2 else next(iter(outputs)),
+                 "confidence": decision.confidence, "n_slices": n,
+                 "slice_spacing_mm": ct.geometry.slice_spacing_mm}
+    for view in ("frontal", "sagittal"):
+        d = outputs[view].decision if view in outputs else None
+        rec[f"{view}_status"] = d.status if d else ""
+        rec[f"{view}_row"] = d.row if d else math.nan
+        rec[f"{view}_slice"] = float(geom.file_index(d.row)) if d else math.nan
+        rec[f"{view}_z_mm"] = float(geom.z_mm(d.row)) if d else math.nan
+        rec[f"{view}_confidence"] = d.confidence if d else math.nan
+    found = decision.status in ("found", "ambiguous")
+    c_exact = float(geom.native_row(decision.row))
+    c = int(min(max(round(c_exact), 0), n - 1))
+    rec["l3_slice"] = int(round(ct.geometry.file_index(c))) if found else None
+    rec["l3_slice_exact"] = float(geom.file_index(decision.row)) if found else math.nan
+    rec["l3_z_mm"] = float(geom.z_mm(decision.row)) if found else math.nan
+    ambiguous = decision.status == "ambiguous"
+    rec["second_slice"] = float(geom.file_index(decision.second_row)) if ambiguous else math.nan
+    rec["second_z_mm"] = float(geom.z_mm(decision.second_row)) if ambiguous else math.nan
+    rec["second_confidence"] = decision.second_confidence if ambiguous else math.nan
+    rec.update(_truth_fields(truth, ct, rec))
+    files = {"qc_png": None, "axial_png": None, "axial_nifti": None, "slab_nifti": None,
+             "dicom_file": None}
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+        _qc_picture(folder / "qc.png", name, ct, outputs, decision, geom, localiser.threshold,
+                    rec["l3_z_mm"] if found else None, rec["second_z_mm"] if ambiguous else None,
+                    decision.status)
+        files["qc_png"] = "qc.png"
+        if found:
+            files.update(write_slice_outputs(ct, c, folder, slab_mm))
+    rec.update(files)
+    return rec
+
+
+def _truth_fields(truth: dict | None, ct: CTVolume, rec: dict) -> dict:
+    if truth is None:
+        return {"true_slice": math.nan, "true_z_mm": math.nan, "error_mm": math.nan}
+    c_true = annotation_to_canonical_row({**truth, "path": ct.path}, ct.geometry)
+    if not math.isfinite(c_true):
+        return {"true_slice": math.nan, "true_z_mm": math.nan, "error_mm": math.nan}
+    z_true = float(ct.geometry.z_mm(c_true))
+    err = abs(rec["l3_z_mm"] - z_true) if math.isfinite(rec["l3_z_mm"]) else math.nan
+    return {"true_slice": float(ct.geometry.file_index(c_true)), "true_z_mm": z_true,
+            "error_mm": err}
+
+
+def _empty_record(scan: ScanInput) -> dict:
+    rec = {k: math.nan for k in RESULT_COLUMNS}
+    rec.update(name=scan.name, input=scan.path, message="", warnings="", backend="", view="",
+               frontal_status="", sagittal_status="", l3_slice=None)
+    for k in ("qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file"):
+        rec[k] = None
+    return rec
+
+
+def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
+                 slab_mm: float | None = None) -> dict:
+    """Read, check and localise one scan; write its folder and ``result.json``. Never raises for
+    a bad scan: the record's ``status`` is ``error`` and ``message`` says why."""
+    t0 = time.perf_counter()
+    rec = _empty_record(scan)
+    rec["backend"] = localiser.backend
+    folder = out_dir / scan.name
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ct = read_volume(scan.path, series_uid=scan.series_uid)
+        # read_volume's own warnings (several series, oblique, > 2000 slices), without the path
+        notes += [str(w.message).replace(f"{ct.path}: ", "") for w in caught
+                  if issubclass(w.category, UserWarning)]
+        notes += check_ct(ct)
+        rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth))
+    except InputError as exc:
+        rec.update(status="error", message=exc.problem)
+    except MemoryError:
+        rec.update(status="error", message="out of memory while processing this scan")
+    except Exception as exc:  # a cohort must go on; the row and the debug log keep the reason
+        log.debug("%s", traceback.format_exc())
+        rec.update(status="error", message=f"{type(exc).__name__}: {exc}")
+    rec["warnings"] = "; ".join(dict.fromkeys(notes))
+    rec["seconds"] = time.perf_counter() - t0
+    for k in ("qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file"):
+        if rec.get(k):
+            rec[k] = f"{scan.name}/{rec[k]}"
+    write_text(folder / "result.json", json.dumps(_jsonable(rec), indent=1, ensure_ascii=False))
+    return rec
+
+
+def _jsonable(rec: dict) -> dict:
+    out = {}
+    for k in RESULT_COLUMNS:
+        v = rec.get(k)
+        if isinstance(v, (float, np.floating)):
+            v = float(v) if math.isfinite(v) else None
+        elif isinstance(v, np.integer):
+            v = int(v)
+        out[k] = v
+    return out
+
+
+def _csv_text(records: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: ("" if v is None else v) for k, v in _jsonable(r).items()})
+    return buf.getvalue()
+
+
+def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
+    """The saved record of a scan finished in an earlier run (not an error), else None."""
+    path = out_dir / scan.name / "result.json"
+    if not path.is_file():
+        return None
+    try:
+        rec = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if rec.get("status") in ("found", "not_found", "ambiguous") and rec.get("input") == scan.path:
+        return {k: (math.nan if v is None and k not in ("l3_slice",) else v) for k, v in rec.items()}
+    return None
+
+
+def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: str | os.PathLike,
+                   slab_mm: float | None = None, resume: bool = False, overwrite: bool = False,
+                   progress: bool = False, command: str = "") -> list[dict]:
+    """Predict every scan; write ``results.csv``, ``index.html`` and ``run.json`` in ``out_dir``.
+
+    ``results.csv`` and ``index.html`` are rewritten after every scan, so an interrupted cohort
+    leaves a complete table of what was done.
+
+    Args:
+        scans: from :func:`list_inputs`.
+        localiser: the models.
+        out_dir: output root (created).
+        slab_mm: also write the mean of +-slab_mm around L3.
+        resume: skip scans whose ``result.json`` from an earlier run says found/not_found/
+            ambiguous (errors are retried).
+        overwrite: redo every scan even if results exist.
+        progress: show a progress bar.
+        command: the command line, for ``run.json``.
+
+    Raises:
+        InputError: ``out_dir`` holds results and neither ``resume`` nor ``overwrite`` is set.
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    if (out_dir / "results.csv").exists() and not (resume or overwrite):
+        raise InputError(out_dir, "holds results of an earlier run; use --resume to skip the scans "
+                                  "done, --overwrite to redo them, or another --out")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    run = {"l3loc": l3loc.__version__, "python": sys.version.split()[0],
+           "platform": platform.platform(), "command": command, "models": localiser.source,
+           "views": {v: list(vm.folds) for v, vm in localiser.views.items()},
+           "backend": localiser.backend, "threshold": localiser.threshold,
+           "threshold_source": localiser.threshold_source, "notes": localiser.notes,
+           "slab_mm": slab_mm, "n_scans": len(scans), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    records, skipped = [], 0
+    bar = tqdm(scans, desc="predict", unit="scan", disable=not progress)
+    for scan in bar:
+        rec = _done_record(scan, out_dir) if resume and not overwrite else None
+        if rec is not None:
+            skipped += 1
+        else:
+            rec = predict_scan(scan, localiser, out_dir, slab_mm)
+            level = logging.WARNING if rec["status"] == "error" else logging.DEBUG
+            log.log(level, "[PREDICT] %s: %s %s", scan.name, rec["status"], rec["message"])
+        records.append(rec)
+        bar.set_postfix({s: sum(r["status"] == s for r in records) for s in OUT_STATUSES})
+        write_text(out_dir / "results.csv", _csv_text(records))
+        write_index_html(out_dir / "index.html", records, localiser.threshold)
+    counts = {s: sum(r["status"] == s for r in records) for s in OUT_STATUSES}
+    run.update(counts=counts, skipped=skipped, seconds=time.time() - t0)
+    write_text(out_dir / "run.json", json.dumps(run, indent=1, ensure_ascii=False))
+    write_text(out_dir / "results.csv", _csv_text(records))
+    write_index_html(out_dir / "index.html", records, localiser.threshold)
+    log.info("[PREDICT] %d scans (%s; %d skipped as done) in %.1f s -> %s", len(records),
+             ", ".join(f"{n} {s}" for s, n in counts.items() if n), skipped, run["seconds"],
+             out_dir / "results.csv")
+    return records

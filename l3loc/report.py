@@ -1,0 +1,193 @@
+"""Pictures and pages for a person to check predictions: QC PNG, axial slice PNG, ``index.html``."""
+from __future__ import annotations
+
+import html
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from l3loc.atomic import atomic_path, write_text
+
+#: Display window of the MIPs in the QC picture (HU): air to dense cortical bone.
+QC_MIP_WINDOW_HU = (-200.0, 1300.0)
+#: The soft-tissue window used to read muscle and fat (width 400, level 40).
+SOFT_TISSUE_WINDOW_HU = (40.0 - 200.0, 40.0 + 200.0)
+#: Review order of statuses in ``index.html``: what needs a person's eyes first.
+REVIEW_ORDER = ("error", "not_found", "ambiguous", "found")
+_STATUS_COLOURS = {"found": "#1b7f3b", "ambiguous": "#c07000", "not_found": "#b00020",
+                   "error": "#555555"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def window_to_uint8(image_hu: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """Clip to [lo, hi] HU and map linearly to 0..255 (uint8), any shape."""
+    scaled = (np.asarray(image_hu, dtype=np.float32) - lo) * (255.0 / (hi - lo))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def write_axial_png(path: str | os.PathLike, slice_hu: np.ndarray,
+                    pixel_mm: tuple[float, float]) -> Path:
+    """One axial slice [rows A->P, cols R->L] as a soft-tissue-window (W400/L40) grey PNG.
+
+    Anterior is at the top and the patient's right on the image's left (radiological view, as
+    the canonical orientation). Non-square pixels are resampled along rows so that the picture
+    has the true aspect ratio.
+
+    Args:
+        path: ``.png`` destination (written atomically).
+        slice_hu: [rows, cols] HU.
+        pixel_mm: (row, col) spacing in mm.
+    """
+    from scipy import ndimage
+
+    img = window_to_uint8(slice_hu, *SOFT_TISSUE_WINDOW_HU)
+    row_mm, col_mm = pixel_mm
+    if abs(row_mm - col_mm) > 1e-3 * col_mm:
+        img = ndimage.zoom(img, (row_mm / col_mm, 1.0), order=1)
+    plt = _pyplot()
+    with atomic_path(path) as tmp:
+        plt.imsave(tmp, img, cmap="gray", vmin=0, vmax=255)
+    return Path(path)
+
+
+def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: dict,
+                 z_rows_mm: np.ndarray, threshold: float, l3_z_mm: float | None,
+                 second_z_mm: float | None = None, dpi: int = 70) -> Path:
+    """The QC picture: frontal and sagittal MIPs with the predicted L3 line, and the profile.
+
+    Vertical axes are world z (mm, superior up) in every panel, so the line on the MIPs and the
+    peak of the profile sit at the same height.
+
+    Args:
+        path: ``.png`` destination (written atomically).
+        title: first line of the title (scan name, status, confidence...).
+        mips_hu: view -> (native MIP [slices, cols] HU, col spacing mm, (z_top_mm, z_bottom_mm)).
+        profiles: label -> confidence profile [n_rows] on the processed row grid.
+        z_rows_mm: [n_rows] world z of each processed row.
+        threshold: the abstention threshold (dashed line on the profile).
+        l3_z_mm: predicted L3 z (solid line), None when not found.
+        second_z_mm: the second candidate of an ambiguous case (dotted line), or None.
+    """
+    plt = _pyplot()
+    views = [v for v in ("frontal", "sagittal") if v in mips_hu]
+    height_in = 4.6
+    # panel widths in inches from the MIPs' true aspect (mm), bounded so that a very long or very
+    # short scan still gives a readable picture; the images then fill their panels
+    widths = []
+    for v in views:
+        image, col_mm, (z_top, z_bottom) = mips_hu[v]
+        extent_z = max(abs(z_top - z_bottom), 1.0)
+        widths.append(min(max(height_in * image.shape[1] * col_mm / extent_z, 0.8), 4.0))
+    widths.append(1.8)
+    fig, axes = plt.subplots(1, len(views) + 1, figsize=(sum(widths) + 0.8, height_in + 0.4),
+                             gridspec_kw={"width_ratios": widths}, sharey=True)
+    for ax, view in zip(axes, views):
+        image, col_mm, (z_top, z_bottom) = mips_hu[view]
+        half = 0.5 * abs(z_top - z_bottom) / max(image.shape[0] - 1, 1)
+        ax.imshow(image, cmap="gray", vmin=QC_MIP_WINDOW_HU[0], vmax=QC_MIP_WINDOW_HU[1],
+                  extent=(0, image.shape[1] * col_mm, z_bottom - half, z_top + half),
+                  aspect="auto", interpolation="bilinear")
+        ax.set_title(view, fontsize=9)
+        ax.set_xticks([])
+        for z, style in ((l3_z_mm, "-"), (second_z_mm, ":")):
+            if z is not None and math.isfinite(z):
+                ax.axhline(z, color="#ff3030", lw=1.2, ls=style)
+    axes[0].set_ylabel("z (mm, superior up)")
+    ax = axes[-1]
+    for label, profile in profiles.items():
+        ax.plot(profile, z_rows_mm, lw=1.2, label=label)
+    ax.axvline(threshold, color="grey", ls="--", lw=0.8, label="threshold")
+    for z, style in ((l3_z_mm, "-"), (second_z_mm, ":")):
+        if z is not None and math.isfinite(z):
+            ax.axhline(z, color="#ff3030", lw=1.0, ls=style)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("confidence", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
+
+
+def review_key(record: dict, threshold: float) -> tuple:
+    """Sort key of ``index.html``: errors, then not found, ambiguous, then found by rising
+    confidence (low-confidence finds first)."""
+    status = record.get("status", "error")
+    rank = REVIEW_ORDER.index(status) if status in REVIEW_ORDER else 0
+    conf = record.get("confidence")
+    conf = float(conf) if isinstance(conf, (int, float)) and math.isfinite(conf) else -1.0
+    return rank, conf, str(record.get("name", ""))
+
+
+def low_confidence(record: dict, threshold: float) -> bool:
+    """A ``found`` whose peak is closer to the threshold than to 1: worth a look."""
+    conf = record.get("confidence")
+    return (record.get("status") == "found" and isinstance(conf, (int, float))
+            and conf < 0.5 * (1.0 + threshold))
+
+
+def _fmt(value, spec: str) -> str:
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return format(value, spec)
+    return ""
+
+
+def write_index_html(path: str | os.PathLike, records: Sequence[dict], threshold: float,
+                     title: str = "l3loc predictions") -> Path:
+    """``index.html`` beside the per-scan folders: one row per scan, QC thumbnail, status,
+    confidence, slice and z, sorted for review (:func:`review_key`)."""
+    path = Path(path)
+    rows = []
+    for r in sorted(records, key=lambda rec: review_key(rec, threshold)):
+        status = r.get("status", "error")
+        note = r.get("message") or ""
+        if low_confidence(r, threshold):
+            note = ("low confidence. " + note).strip()
+        if r.get("warnings"):
+            note = (note + " " + str(r["warnings"])).strip()
+        qc = r.get("qc_png") or ""
+        thumb = (f'<a href="{quote(qc)}"><img src="{quote(qc)}" loading="lazy" height="180"></a>'
+                 if qc else "")
+        rows.append(
+            "<tr>"
+            f"<td>{thumb}</td>"
+            f"<td>{html.escape(str(r.get('name', '')))}<br><small>{html.escape(str(r.get('input', '')))}"
+            f"</small></td>"
+            f'<td style="color:{_STATUS_COLOURS.get(status, "#000")}"><b>{html.escape(status)}</b></td>'
+            f"<td>{_fmt(r.get('confidence'), '.3f')}</td>"
+            f"<td>{_fmt(r.get('l3_slice'), 'd') if isinstance(r.get('l3_slice'), int) else ''}</td>"
+            f"<td>{_fmt(r.get('l3_z_mm'), '.1f')}</td>"
+            f"<td>{html.escape(note)}</td>"
+            "</tr>")
+    counts = {s: sum(1 for r in records if r.get("status") == s) for s in REVIEW_ORDER}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;font-size:13px}} table{{border-collapse:collapse}}
+td,th{{border-bottom:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}}</style>
+</head><body>
+<h2>{html.escape(title)}</h2>
+<p>{len(records)} scans: {html.escape(summary)}. Threshold {threshold:.3f}. Sorted for review:
+errors, not found, ambiguous, then found by rising confidence.</p>
+<table><tr><th>QC</th><th>scan</th><th>status</th><th>confidence</th><th>L3 slice (file index)</th>
+<th>z (mm)</th><th>notes</th></tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    write_text(path, page)
+    return path

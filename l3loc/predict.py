@@ -196,7 +196,8 @@ def check_ct(ct: CTVolume) -> list[str]:
     """
     sample = ct.hu[::2, ::4, ::4]
     lo, hi = float(sample.min()), float(sample.max())
-    values = np.unique(sample[:: max(1, sample.shape[0] // 16)])
+    flat = sample.reshape(-1)
+    values = np.unique(flat[:: max(1, flat.size // 200_000)])  # 200k voxels: ~10 ms
     if values.size <= MASK_MAX_VALUES:
         shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
         raise InputError(ct.path, f"only {values.size} distinct values ({shown}): this looks like "

@@ -1,0 +1,298 @@
+"""predict: every input format gives the true L3 slice and z; bad scans give error rows; resume.
+
+The phantoms are boxes of tissue with a spine and a bright 3-slice "L3 marker" across the body.
+With 2 mm slices and 2 mm processed pixels each slice is one processed row, so a "perfect" map
+(the marker itself) puts the profile's peak exactly on the true row: slice and z must be exact.
+"""
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from l3loc.config import load_config
+from l3loc.errors import InputError
+from l3loc.inference import function_localiser
+from l3loc.io.volume import read_volume, write_dicom_series, write_volume
+from l3loc.predict import (RESULT_COLUMNS, ScanInput, check_ct, list_inputs, predict_scan,
+                           predict_volume, processed_view, run_prediction)
+from l3loc.preprocess import PreprocessConfig, preprocess_volume
+
+SPACING = (2.0, 4.0, 4.0)
+Z_FIRST = 100.0
+
+
+def phantom(n=60, l3=37, seed=0, markers=None, rows=40, cols=48):
+    """Canonical int16 HU [n, rows, cols]: air, an elliptic body (40 HU), a spine (400 HU), and a
+    1500 HU marker over slices l3-1..l3+1 (``markers`` = several centres; () = none)."""
+    rng = np.random.default_rng(seed)
+    hu = np.full((n, rows, cols), -1000.0, np.float32)
+    yy, xx = np.mgrid[0:rows, 0:cols]
+    body = ((yy - rows / 2) / (rows * 0.45)) ** 2 + ((xx - cols / 2) / (cols * 0.46)) ** 2 <= 1
+    hu[:, body] = 40.0
+    hu[:, int(rows * 0.7):int(rows * 0.82), cols // 2 - 3:cols // 2 + 3] = 400.0
+    for c in (l3,) if markers is None else markers:
+        hu[c - 1:c + 2, body] = 1500.0
+    return np.round(hu + rng.normal(0, 10, hu.shape)).astype(np.int16)
+
+
+def stub_cfg(**eval_opts):
+    opts = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]", "preprocess.stride=4"]
+    return load_config(None, opts + [f"eval.{k}={v}" for k, v in eval_opts.items()])
+
+
+def perfect_map(image):
+    """The 'perfect model': confidence 1 on the marker (windowed 1500 HU = 1), 0 on bone/tissue."""
+    return np.clip((image - 0.5) * 2.0, 0.0, 1.0)
+
+
+@pytest.fixture
+def stub():
+    return function_localiser(perfect_map, stub_cfg())
+
+
+def write_scan(kind, folder, hu, name="scan"):
+    """Write ``hu`` as ``kind`` under ``folder``; return the input path to give predict."""
+    if kind in ("nii.gz", "nii", "nrrd", "mha"):
+        return write_volume(folder / f"{name}.{kind}", hu, SPACING, Z_FIRST)
+    files = write_dicom_series(folder / name, hu, SPACING, Z_FIRST)
+    return folder / name if kind == "dicom" else files[5]
+
+
+@pytest.mark.parametrize("kind", ["nii.gz", "nii", "nrrd", "mha", "dicom", "dcm-file"])
+def test_perfect_model_gives_exact_slice_and_z_in_every_format(tmp_path, stub, kind):
+    l3 = 37
+    hu = phantom(l3=l3)
+    path = write_scan(kind, tmp_path / "in put é", hu)  # a space and a non-ASCII letter
+    (scan,) = list_inputs([path])
+    rec = predict_scan(scan, stub, tmp_path / "out", slab_mm=2.0)
+    assert rec["status"] == "found", rec["message"]
+    # write_volume and write_dicom_series store the most inferior slice first (k = 0), so
+    # canonical slice 37 of 60 is the file's slice 60 - 1 - 37 = 22; z = 100 - 37 * 2 = 26 mm
+    assert rec["l3_slice"] == 22
+    assert rec["l3_slice_exact"] == pytest.approx(22.0, abs=1e-9)
+    assert rec["l3_z_mm"] == pytest.approx(26.0, abs=1e-6)
+    assert rec["frontal_slice"] == pytest.approx(22.0) and rec["sagittal_slice"] == pytest.approx(22.0)
+    out = tmp_path / "out" / scan.name
+    saved = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    assert list(saved) == list(RESULT_COLUMNS) and saved["l3_slice"] == 22
+    # the one-slice NIfTI: same pixels, the scan's spacing, at the L3 z
+    img = sitk.ReadImage(str(out / "l3_axial.nii.gz"))
+    assert img.GetSize() == (48, 40, 1)
+    assert img.GetSpacing() == pytest.approx((4.0, 4.0, 2.0))
+    assert img.GetOrigin()[2] == pytest.approx(26.0, abs=1e-4)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img)[0], hu[l3])
+    # the slab: mean of slices 36..38 (+-2 mm at 2 mm spacing), 6 mm thick
+    slab = sitk.ReadImage(str(out / "l3_slab.nii.gz"))
+    assert slab.GetSpacing()[2] == pytest.approx(6.0)
+    np.testing.assert_allclose(sitk.GetArrayFromImage(slab)[0], hu[36:39].mean(axis=0), atol=1e-3)
+    assert (out / "qc.png").stat().st_size > 0 and (out / "l3_axial.png").stat().st_size > 0
+    if kind in ("dicom", "dcm-file"):
+        dcm = sitk.ReadImage(str(out / "l3_slice.dcm"))
+        assert float(dcm.GetMetaData("0020|0032").split("\\")[2]) == pytest.approx(26.0)
+        assert rec["dicom_file"] == f"{scan.name}/l3_slice.dcm"
+    else:
+        assert not (out / "l3_slice.dcm").exists() and rec["dicom_file"] is None
+
+
+def test_reversed_file_order_reports_the_files_own_index(tmp_path, stub):
+    """A file stored top slice first (k = 0 superior): index = canonical index, z unchanged."""
+    hu = phantom(l3=20)
+    img = sitk.GetImageFromArray(hu)  # numpy axis 0 -> k, so k = canonical slice
+    img.SetSpacing((4.0, 4.0, 2.0))
+    img.SetDirection((1, 0, 0, 0, 1, 0, 0, 0, -1))  # k runs inferior
+    img.SetOrigin((0.0, 0.0, Z_FIRST))
+    sitk.WriteImage(img, str(tmp_path / "topfirst.nii.gz"))
+    rec = predict_volume(read_volume(tmp_path / "topfirst.nii.gz"), stub)
+    assert rec["l3_slice"] == 20 and rec["l3_z_mm"] == pytest.approx(Z_FIRST - 40.0, abs=1e-4)
+
+
+def test_chest_only_phantom_is_not_found(tmp_path, stub):
+    path = write_volume(tmp_path / "chest.nii.gz", phantom(markers=()), SPACING, Z_FIRST)
+    rec = predict_scan(list_inputs([path])[0], stub, tmp_path / "out")
+    assert rec["status"] == "not_found"
+    assert rec["l3_slice"] is None and math.isnan(rec["l3_z_mm"])
+    assert (tmp_path / "out" / "chest" / "qc.png").is_file()
+    assert not (tmp_path / "out" / "chest" / "l3_axial.nii.gz").exists()
+
+
+def test_two_markers_a_vertebra_apart_are_ambiguous_with_both_candidates(stub, tmp_path):
+    hu = phantom(markers=(20, 40))  # 40 mm apart, equal height
+    rec = predict_volume(read_volume(write_volume(tmp_path / "two.nii.gz", hu, SPACING, Z_FIRST)),
+                         stub)
+    assert rec["status"] == "ambiguous"
+    assert sorted([rec["l3_z_mm"], rec["second_z_mm"]]) == pytest.approx([20.0, 60.0], abs=1e-6)
+
+
+def test_processed_view_is_preprocess_volume(tmp_path):
+    ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(), SPACING, Z_FIRST))
+    pp = PreprocessConfig(spacing_mm=2.0, canvas=(32, 32), stride=4)
+    for view in ("frontal", "sagittal"):
+        _, case = processed_view(ct, view, pp)
+        ref = preprocess_volume(ct, view, cfg=pp)
+        np.testing.assert_array_equal(case.image, ref.image)
+        assert case.geometry.to_dict() == ref.geometry.to_dict()
+
+
+def bad_files(folder):
+    """Scans that must give error rows, with the words their message must contain."""
+    folder.mkdir(parents=True)
+    write_volume(folder / "mask.nii.gz", (phantom() > 300).astype(np.int16), SPACING)
+    mr = np.clip(phantom().astype(np.float32) + 1000, 0, None) * 0.8  # 0..2000, no negatives
+    write_volume(folder / "mr.nii.gz", mr.astype(np.int16), SPACING)
+    write_volume(folder / "one slice.nii.gz", phantom()[30:31], SPACING)
+    (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    files = write_dicom_series(folder / "gap", phantom(), SPACING)
+    files[30].unlink()
+    return {"mask": "label map", "mr": "not a CT", "one slice": "single slice",
+            "broken": "corrupt", "gap": "uneven slice spacing"}
+
+
+def test_bad_scans_in_a_cohort_give_error_rows_and_the_others_succeed(tmp_path, stub):
+    cohort = tmp_path / "cohort"
+    expected = bad_files(cohort)
+    write_volume(cohort / "good.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    scans = list_inputs([cohort])
+    assert sorted(s.name for s in scans) == sorted(list(expected) + ["good"])
+    records = run_prediction(scans, stub, tmp_path / "out")
+    by_name = {r["name"]: r for r in records}
+    assert by_name["good"]["status"] == "found" and by_name["good"]["l3_z_mm"] == pytest.approx(40.0)
+    for name, words in expected.items():
+        assert by_name[name]["status"] == "error", name
+        assert words in by_name[name]["message"], (name, by_name[name]["message"])
+    table = (tmp_path / "out" / "results.csv").read_text(encoding="utf-8").splitlines()
+    assert len(table) == 1 + len(scans)
+    page = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    # review order: every error before the one found scan
+    assert page.index("good.nii.gz") > max(page.index(f"{n}") for n in ("mask", "broken", "gap"))
+
+
+def test_warnings_for_a_cropped_scan_and_many_slices(tmp_path):
+    hu = phantom(n=2001, rows=6, cols=6, markers=())
+    hu[hu < -300] = -300  # no air: a crop inside the body
+    with pytest.warns(UserWarning, match="2001 slices"):
+        ct = read_volume(write_volume(tmp_path / "long.nii.gz", hu, (0.5, 4.0, 4.0)))
+    notes = check_ct(ct)
+    assert any("no air" in n for n in notes) and any("2001 slices" in n for n in notes)
+
+
+def test_csv_list_relative_paths_and_names(tmp_path, stub):
+    write_volume(tmp_path / "scans" / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    write_dicom_series(tmp_path / "scans" / "dcm a", phantom(l3=25), SPACING, Z_FIRST)
+    (tmp_path / "list.csv").write_text("path,name\nscans/a.nii.gz,first\nscans/dcm a,second\n"
+                                       "scans/missing.nii.gz,\n")
+    scans = list_inputs([tmp_path / "list.csv"])
+    assert [s.name for s in scans] == ["first", "second", "missing"]
+    recs = run_prediction(scans, stub, tmp_path / "out")
+    assert [r["status"] for r in recs] == ["found", "found", "error"]
+    assert recs[1]["l3_z_mm"] == pytest.approx(Z_FIRST - 50.0) and "does not exist" in recs[2]["message"]
+
+
+def test_annotation_csv_adds_truth_and_error(tmp_path, stub):
+    write_volume(tmp_path / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    (tmp_path / "ann.csv").write_text("path,l3_z_mm\na.nii.gz,42.0\n")
+    (rec,) = run_prediction(list_inputs([tmp_path / "ann.csv"]), stub, tmp_path / "out")
+    assert rec["true_z_mm"] == pytest.approx(42.0) and rec["error_mm"] == pytest.approx(2.0)
+
+
+def test_resume_skips_done_scans_and_retries_errors(tmp_path, stub, monkeypatch):
+    write_volume(tmp_path / "in" / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    write_volume(tmp_path / "in" / "b.nii.gz", phantom(l3=25), SPACING, Z_FIRST)
+    (tmp_path / "in" / "c.nii.gz").write_bytes(b"junk")
+    scans = list_inputs([tmp_path / "in"])
+    first = run_prediction(scans, stub, tmp_path / "out")
+    with pytest.raises(InputError, match="--resume"):
+        run_prediction(scans, stub, tmp_path / "out")
+    import l3loc.predict as predict_module
+
+    done = []
+    real = predict_module.predict_scan
+    monkeypatch.setattr(predict_module, "predict_scan",
+                        lambda scan, *a, **k: done.append(scan.name) or real(scan, *a, **k))
+    again = run_prediction(scans, stub, tmp_path / "out", resume=True)
+    assert done == ["c"]  # a and b were done; the error is retried
+    assert [r["l3_slice"] for r in again] == [r["l3_slice"] for r in first]
+    assert [r["status"] for r in again] == ["found", "found", "error"]
+    run = json.loads((tmp_path / "out" / "run.json").read_text())
+    assert run["skipped"] == 2
+
+
+def test_duplicate_names_get_suffixes(tmp_path):
+    for sub in ("x", "y"):
+        write_volume(tmp_path / sub / "ct.nii.gz", phantom(), SPACING)
+    assert [s.name for s in list_inputs([tmp_path])] == ["ct", "ct_2"]
+    with pytest.raises(InputError, match="does not exist"):
+        list_inputs([tmp_path / "nothing"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no scans found"):
+        list_inputs([tmp_path / "empty"])
+
+
+# ----------------------------------------------------------------------------- a trained model
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """An experiment trained here on MIPs of marker phantoms (2 views x 1 fold, ~15 s)."""
+    from l3loc.engine import train_fold
+    from l3loc.io.npz import L3Dataset, write_l3_npz
+    from l3loc.preprocess import mip
+
+    root = tmp_path_factory.mktemp("trained")
+    rng = np.random.default_rng(5)
+    names, fr, sg, rows = [], [], [], []
+    for i in range(10):
+        n = int(rng.integers(50, 80))
+        l3 = int(rng.integers(8, n - 8))
+        hu = phantom(n=n, l3=l3, seed=i)
+        names.append(f"c{i}")
+        fr.append(mip(hu, "frontal", SPACING).astype(np.int16))
+        sg.append(mip(hu, "sagittal", SPACING).astype(np.int16))
+        rows.append(float(l3))
+    ds = L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * len(names)), {"a1": np.array(rows)})
+    src = write_l3_npz(root / "d.npz", ds) or root / "d.npz"
+    cfg = load_config(None, [
+        f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
+        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
+        "model.base_channels=8", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=80",
+        "train.batch_size=4", "train.lr=0.01", "train.folds=2", "train.p_positive=1.0",
+        "augment.p=0", "label.half_height_mm=2.0"])
+    cfg["experiment"] = "marker"
+    for view in ("frontal", "sagittal"):
+        train_fold(cfg, view, 1)
+    return root / "work" / "marker"
+
+
+def test_trained_model_finds_l3_within_two_slices(tmp_path, trained_run):
+    from l3loc.inference import load_localiser
+
+    loc = load_localiser(trained_run, "both", backend="dygraph", threshold=0.3)
+    assert loc.views["frontal"].folds == (1,)
+    for i, (n, l3, kind) in enumerate([(64, 20, "nii.gz"), (70, 45, "dicom"), (56, 30, "mha")]):
+        path = write_scan(kind, tmp_path / f"s{i}", phantom(n=n, l3=l3, seed=100 + i))
+        rec = predict_volume(read_volume(path), loc)
+        assert rec["status"] == "found", rec
+        assert abs(rec["l3_slice"] - (n - 1 - l3)) <= 2, rec
+        assert abs(rec["l3_z_mm"] - (Z_FIRST - 2.0 * l3)) <= 4.0
+    chest = predict_volume(read_volume(write_scan("nii.gz", tmp_path, phantom(markers=()), "chest")),
+                           loc)
+    assert chest["status"] == "not_found", chest["confidence"]
+
+
+def test_predict_tool_end_to_end(tmp_path, trained_run):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_volume(tmp_path / "scan one.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    tool = Path(__file__).resolve().parents[1] / "tools" / "predict.py"
+    cmd = [sys.executable, str(tool), str(tmp_path / "scan one.nii.gz"), "--experiment",
+           str(trained_run), "--out", str(tmp_path / "out"), "--threshold", "0.3", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "scan one: found, L3 slice" in done.stdout
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    shutil.rmtree(tmp_path / "out")

@@ -1,0 +1,51 @@
+"""export: inference models per fold; the paddle.inference predictor gives the dygraph maps and
+rows; existing exports are not overwritten silently."""
+import json
+
+import numpy as np
+import pytest
+
+from l3loc.errors import InputError
+from l3loc.export import export_experiment
+from l3loc.inference import PredictorMaps, load_localiser
+from l3loc.io.volume import read_volume, write_volume
+from l3loc.predict import predict_volume
+from test_inference import make_run
+from test_predict import SPACING, Z_FIRST, phantom
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    root = make_run(tmp_path_factory.mktemp("run"), views=("frontal", "sagittal"), folds=(1, 2),
+                    opts=["model.base_channels=8"])
+    manifest = export_experiment(root)
+    return root, manifest
+
+
+def test_export_writes_every_fold(exported):
+    root, manifest = exported
+    assert manifest["views"] == {"frontal": [1, 2], "sagittal": [1, 2]}
+    for view in ("frontal", "sagittal"):
+        for k in (1, 2):
+            d = root / "export" / view / f"fold_{k}"
+            assert {p.name for p in d.iterdir()} == {"model.json", "model.pdiparams", "config.yaml"}
+    assert json.loads((root / "export" / "export.json").read_text())["views"]["sagittal"] == [1, 2]
+    with pytest.raises(InputError, match="--overwrite"):
+        export_experiment(root, views=["sagittal"], folds=[1])
+
+
+def test_predictor_matches_dygraph_maps_and_rows(exported, tmp_path):
+    root, _ = exported
+    fast = load_localiser(root, "both")  # auto: the export is there, so the predictor
+    slow = load_localiser(root, "both", backend="dygraph")
+    assert fast.backend == "predictor" and slow.backend == "dygraph"
+    assert isinstance(fast.views["frontal"].maps, PredictorMaps)
+    rng = np.random.default_rng(1)
+    for height in (36, 64):  # two heights through one predictor: the height is dynamic
+        image = rng.random((height, 32)).astype(np.float32)
+        np.testing.assert_allclose(fast.views["sagittal"].maps.confidence_map(image),
+                                   slow.views["sagittal"].maps.confidence_map(image), atol=1e-5)
+    ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST))
+    a, b = predict_volume(ct, fast), predict_volume(ct, slow)
+    for key in ("frontal_row", "sagittal_row", "status", "l3_slice"):
+        assert a[key] == pytest.approx(b[key], abs=1e-3), key

@@ -282,8 +282,7 @@ def default_view(root: Path) -> str:
     """The view to run when none is asked: the best measured one if evaluation has run, else
     both when both are trained (fused profiles), else the one that is.
 
-    Evaluation's ``eval/summary.csv`` (rows per view with ``view`` and ``median_error_mm``, or
-    ``mean_error_mm``) decides when present.
+    Evaluation's ``eval/summary.csv`` (one row per view, ``median_mm``) decides when present.
     """
     views = trained_views(root)
     if not views:
@@ -295,7 +294,8 @@ def default_view(root: Path) -> str:
     return "both" if len(views) == 2 else views[0]
 
 
-def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
+def _eval_summary(root: Path):
+    """Evaluation's ``eval/summary.csv`` (one row per view: frontal, sagittal, fused) or None."""
     import pandas as pd
 
     summary = Path(root) / "eval" / "summary.csv"
@@ -305,42 +305,38 @@ def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
         df = pd.read_csv(summary)
     except (OSError, ValueError):
         return None
-    metric = next((m for m in ("median_error_mm", "mean_error_mm") if m in df.columns), None)
-    if metric is None or "view" not in df.columns:
+    return df if "view" in df.columns else None
+
+
+def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
+    import pandas as pd
+
+    df = _eval_summary(root)
+    if df is None:
         return None
-    if "fold" in df.columns:  # keep the overall rows when per-fold rows are mixed in
-        overall = df[df["fold"].astype(str).isin(["all", "overall", "nan"])]
-        df = overall if len(overall) else df
-    df = df[df["view"].isin(views + (["fused", "both"] if len(views) == 2 else []))]
-    df = df[np.isfinite(pd.to_numeric(df[metric], errors="coerce"))]
-    if df.empty:
+    metric = next((m for m in ("median_mm", "mean_mm") if m in df.columns), None)
+    if metric is None:
         return None
-    view = str(df.loc[pd.to_numeric(df[metric]).idxmin(), "view"])
+    df = df[df["view"].isin(views + (["fused"] if len(views) == 2 else []))]
+    values = pd.to_numeric(df[metric], errors="coerce")
+    if not np.isfinite(values).any():
+        return None
+    view = str(df.loc[values.idxmin(), "view"])
     return "both" if view == "fused" else view
 
 
 def evaluated_threshold(root: Path, view: str) -> float | None:
-    """The abstention threshold evaluation chose on the validation folds, if it wrote one.
+    """The ``not_found`` threshold evaluation used for ``view`` ("both" = its fused row), read
+    from ``eval/summary.csv`` (column ``threshold``), or None when there is none."""
+    import pandas as pd
 
-    Looks for ``eval/threshold.json`` (``{"threshold": t}`` or ``{"<view>": t, ...}``).
-    """
-    import json
-
-    path = Path(root) / "eval" / "threshold.json"
-    if not path.is_file():
+    df = _eval_summary(root)
+    if df is None or "threshold" not in df.columns:
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    key = "fused" if view == "both" else view
-    for value in (data.get(key) if isinstance(data, dict) else None,
-                  data.get("threshold") if isinstance(data, dict) else None):
-        if isinstance(value, dict):
-            value = value.get("threshold")
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return float(value)
-    return None
+    rows = df[df["view"] == ("fused" if view == "both" else view)]
+    values = pd.to_numeric(rows["threshold"], errors="coerce").to_numpy(dtype=np.float64)
+    values = values[np.isfinite(values)]
+    return float(values[0]) if values.size else None
 
 
 def load_localiser(root: str | os.PathLike, view: str | None = None,
@@ -395,7 +391,7 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     thr_source = "argument"
     if threshold is None:
         threshold = evaluated_threshold(root, view)
-        thr_source = "eval/threshold.json"
+        thr_source = "eval/summary.csv"
         if threshold is None:
             threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
             thr_source = "config eval.threshold"

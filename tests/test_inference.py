@@ -1,7 +1,5 @@
 """inference: fold ensembles average sigmoid maps; run folders load with clear errors; view and
 threshold defaults."""
-import json
-
 import numpy as np
 import pytest
 
@@ -73,12 +71,14 @@ def test_default_view_and_threshold(tmp_path):
     make_run(tmp_path, views=("frontal",), folds=(1,))
     assert default_view(tmp_path) == "both"
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "summary.csv").write_text(
-        "view,median_error_mm\nfrontal,4.0\nsagittal,2.5\nfused,3.0\n")
+    (tmp_path / "eval" / "summary.csv").write_text(  # evaluation's layout (l3loc.evaluate)
+        "view,decoder,median_mm,threshold\nfrontal,profile,4.0,0.2\nsagittal,profile,2.5,0.31\n"
+        "fused,profile,3.0,0.25\n")
     assert default_view(tmp_path) == "sagittal"
-    (tmp_path / "eval" / "threshold.json").write_text(json.dumps({"sagittal": 0.31}))
     loc = load_localiser(tmp_path)
     assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.31)
+    assert loc.threshold_source == "eval/summary.csv"
+    assert load_localiser(tmp_path, "both").threshold == pytest.approx(0.25)
     assert load_localiser(tmp_path, threshold=0.7).threshold == 0.7
 
 

@@ -211,13 +211,13 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng) 
         ylo, yhi = x.z_bottom, x.z_top
         h = yhi - ylo
         # body: cortical shell, cancellous core, denser endplates
-        # (the shell is thin: at CT resolution it reads about 60 % of solid cortical bone)
-        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.6 * cortex)
+        # (the shell is thin: at CT resolution it reads about 75 % of solid cortical bone)
+        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.75 * cortex)
         P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a - 1.3, x.b - 1.3, spongy)
         # posterior arch (pedicles and laminae) around the canal
         rc = {"C": 8.0, "T": 7.5, "L": 9.0}[x.name[0]] * s
         ring_y = lambda z, x=x, rc=rc: g.sy(z) + x.b + rc + 1.5
-        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.55 * cortex)
+        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.75 * cortex)
         # spinous process, sloping down steeply in the thorax
         drop = {"C": 0.3, "T": 0.75, "L": 0.25}[x.name[0]] * h
         ls = {"C": 18.0, "T": 28.0, "L": 30.0}[x.name[0]] * s
@@ -258,7 +258,7 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) 
             start = [float(g.sx(z0) + sg * (vt.a + 3)), float(g.sy(z0) + 0.4 * vt.b), z0]
             pts = [start] + [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                              for t, z in zip(th, zr)]
-            P.tube(pts, r, cortex, spongy)
+            P.tube(pts, r, 0.8 * cortex, spongy)
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
@@ -305,7 +305,7 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float)
         wa = Lin([(lm["iliac_crest"], 78 * s), (z_ac, 42 * s)])
         wb = Lin([(lm["iliac_crest"], 62 * s), (z_ac, 38 * s)])
         cxw, cyw = bx + sg * 42 * s, y_s1 - 18 * s
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, cortex, inner=0.84, arc_deg=arc, taper_mm=6)
+        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, 0.65 * cortex, inner=0.84, arc_deg=arc, taper_mm=6)
         P.ellipse(z_ac - 10 * s, lm["iliac_crest"] - 2, cxw, cyw, lambda z: wa(z) - 2.5, lambda z: wb(z) - 2.5,
                   spongy, inner=0.90, arc_deg=arc)
         # acetabulum, femoral head, neck, trochanter, shaft
@@ -389,11 +389,14 @@ def _add_noise(hu: np.ndarray, sigma_hu: float, rng) -> None:
     np.clip(hu, HU_RANGE[0], HU_RANGE[1], out=hu)
 
 
-def render_volume(plan: CasePlan) -> np.ndarray:
+def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarray:
     """Render a case.
 
     Args:
         plan: from :func:`l3loc.synth.anatomy.plan_case`.
+        buffer: optional 1-D int16 scratch array of at least ``prod(plan.shape)`` elements to
+            render into (the result is a view of it). Reusing one buffer across cases saves the
+            page faults of a fresh allocation, about a fifth of the time of a large case.
 
     Returns:
         ``hu[slice S->I, row A->P, col R->L]`` int16, shape ``plan.shape``, spacing
@@ -402,7 +405,14 @@ def render_volume(plan: CasePlan) -> np.ndarray:
     rng = np.random.default_rng([plan.seed, plan.index, 1])
     n, rows, cols = plan.shape
     _, dy, dx = plan.spacing_mm
-    hu = np.full(plan.shape, AIR_HU, dtype=np.int16)
+    size = int(np.prod(plan.shape))
+    if buffer is None:
+        hu = np.full(plan.shape, AIR_HU, dtype=np.int16)
+    else:
+        if buffer.dtype != np.int16 or buffer.ndim != 1 or buffer.size < size:
+            raise ValueError(f"buffer must be 1-D int16 with >= {size} elements")
+        hu = buffer[:size].reshape(plan.shape)
+        hu.fill(AIR_HU)
     x_mm = (np.arange(cols) - (cols - 1) / 2) * dx
     y_mm = (np.arange(rows) - (rows - 1) / 2) * dy
     P = Painter(hu, plan.slice_z_mm, plan.spacing_mm[0], x_mm, y_mm)

@@ -54,11 +54,17 @@ def annotator_rows(gt: dict, seed: int, index: int) -> dict[str, float]:
     return {"annotator_1": gt["l3_slice"] + float(err[0]), "annotator_2": gt["l3_slice"] + float(err[1])}
 
 
+_scratch = {"buffer": np.empty(0, dtype=np.int16)}   # per process: reused volume memory
+
+
 def _make_case(job: tuple) -> dict:
     """Worker: plan, render, project; write the volume / DICOM series when asked."""
     seed, index, config, vol_path, dicom_dir = job
     plan = plan_case(seed, index, config)
-    hu = render_volume(plan)
+    size = int(np.prod(plan.shape))
+    if _scratch["buffer"].size < size:
+        _scratch["buffer"] = np.empty(size, dtype=np.int16)
+    hu = render_volume(plan, buffer=_scratch["buffer"])
     gt = plan.ground_truth()
     img_f, img_s = case_mips(hu, plan.spacing_mm)
     files = {}
@@ -109,11 +115,15 @@ def write_preview(path, records: list[dict], n: int) -> None:
     import matplotlib.pyplot as plt
 
     recs = records[:n]
-    fig, axes = plt.subplots(1, 2 * len(recs), figsize=(2.2 * 2 * len(recs), 7), squeeze=False)
+    per_row = min(len(recs), 4)                    # cases per montage row (2 panels each)
+    n_rows = -(-len(recs) // per_row)
+    fig, axes = plt.subplots(n_rows, 2 * per_row, figsize=(2.4 * 2 * per_row, 6.0 * n_rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
     for j, r in enumerate(recs):
         g = r["gt"]
         for k, (img, view) in enumerate(((r["img_f"], "F"), (r["img_s"], "S"))):
-            ax = axes[0, 2 * j + k]
+            ax = axes[j // per_row, 2 * (j % per_row) + k]
             ax.imshow(img, cmap="gray", vmin=100, vmax=1500, interpolation="bilinear",
                       aspect=g["spacing_mm"][0] / g["spacing_mm"][1])
             if not g["negative"]:
@@ -121,7 +131,6 @@ def write_preview(path, records: list[dict], n: int) -> None:
             flags = f"L{g['n_lumbar']} R{g['n_rib_pairs']}" + (" short" if g["short_12th_rib"] else "")
             ax.set_title(f"{g['index']} {view} {g['fov_type'][:12]}\n{flags}"
                          + (" no L3" if g["negative"] else ""), fontsize=7)
-            ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=90)

@@ -7,7 +7,9 @@ Two decoders, chosen by name (``eval.decoder`` in the config):
 - ``profile``: the same row score, smoothed along rows with a Gaussian of ``smooth_mm`` (a lone
   hot pixel no longer wins over a consistent band) and refined to a sub-pixel peak by fitting a
   parabola through the best row and its two neighbours (removes up to half a pixel of
-  quantisation error, which matters when pixels are 2 mm).
+  quantisation error, which matters when pixels are 2 mm). On a flat-topped band the card's
+  ``argmax`` returns the band's first row (a bias of up to the band's half-height upwards);
+  the smoothed profile peaks at the band's centre.
 
 Both views of a case share one row grid (rows are axial slices resampled to ``spacing_mm``), so
 their row profiles can be fused row by row (``fuse_profiles``) and decoded like one view's.
@@ -103,8 +105,10 @@ def decode_profile(profile: np.ndarray, decoder: str = "profile", spacing_mm: fl
     if decoder == "argmax":
         row = int(np.argmax(profile))
         return Decoded(float(row), float(profile[row]), profile)
+    # zeros beyond the ends ("no L3 outside the scan"): a band cut by the image edge then keeps
+    # its centre, where repeating the edge row ("nearest") would pull the peak onto the edge
     smooth = gaussian_filter1d(profile.astype(np.float64), smooth_mm / spacing_mm,
-                               mode="nearest").astype(np.float32)
+                               mode="constant").astype(np.float32)
     # the peak is found on the float32 profile that is returned, so classify() on
     # Decoded.profile gives the same row to the last bit
     values = smooth.astype(np.float64)

@@ -1,0 +1,258 @@
+"""Evaluation: exact ("perfect") and shifted maps through the model seam, fold isolation, the
+decision statuses, the output files, and one real tiny trained model end to end."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from l3loc.config import load_config, save_config
+from l3loc.evaluate import evaluate_experiment, latest_experiment
+from l3loc.io.npz import L3Dataset, write_l3_npz
+from l3loc.labels import band_target
+from l3loc.splits import load_or_create_splits
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_experiment(tmp_path, cases, k=2, views=("frontal", "sagittal"), name="exp"):
+    """A run folder as the engine leaves it, without training: splits.json and, per view and
+    fold, config.yaml and a placeholder best.pdparams (the tests plug in their own maps).
+
+    ``cases``: (height in native rows, L3 native row or None, slice thickness mm). Each MIP is
+    air (-1000 HU) with a one-row bone marker (1200 HU) across the middle columns at the L3 row,
+    so a "perfect" model can read the label back from the image.
+    """
+    images, rows, spacings, negative = [], [], [], []
+    for height, row, thickness in cases:
+        img = np.full((height, 40), -1000.0, dtype=np.float32)
+        if row is not None:
+            img[row, 12:28] = 1200.0
+        images.append(img)
+        rows.append(np.nan if row is None else float(row))
+        spacings.append([1.0, 1.0, thickness])
+        negative.append(row is None)
+    names = [f"case{i:02d}" for i in range(len(cases))]
+    ds = L3Dataset(names, images, [im.copy() for im in images], np.array(spacings),
+                   {"a1": np.array(rows)}, np.array(negative))
+    write_l3_npz(tmp_path / "d.npz", ds)
+    cfg = load_config(None, [
+        f"work_dir={tmp_path / 'work'}", f"data.source={tmp_path / 'd.npz'}",
+        f"data.cache_dir={tmp_path / 'cache'}", "preprocess.spacing_mm=1.0",
+        "preprocess.canvas=[32,40]", "preprocess.stride=4", f"train.folds={k}",
+        "label.half_height_mm=2.0"])
+    cfg["experiment"] = name
+    exp = tmp_path / "work" / name
+    splits = load_or_create_splits(exp / "splits.json", names, k, 0)
+    for view in views:
+        for fold in range(1, k + 1):
+            d = exp / view / f"fold_{fold}"
+            save_config(cfg, d / "config.yaml")
+            (d / "best.pdparams").write_bytes(b"not a checkpoint")
+    return exp, splits
+
+
+def marker_row(image):
+    """Sub-pixel row of the bone marker: intensity centroid of the middle columns (None if none)."""
+    col = image[:, 12:28].sum(axis=1).astype(np.float64)
+    return None if col.sum() == 0 else float(col @ np.arange(len(col)) / col.sum())
+
+
+def band_loader(shift_rows=0.0, per_fold_shift=False, second_band_mm=None):
+    """A model seam: maps equal to the true band (shifted by ``shift_rows``, plus the fold number
+    with ``per_fold_shift``; with a second equal band ``second_band_mm`` below)."""
+    def loader(fold_dir, cfg):
+        fold = int(Path(fold_dir).name.split("_")[1])
+        shift = shift_rows + (fold if per_fold_shift else 0)
+        spacing = cfg["preprocess"]["spacing_mm"]
+
+        def map_fn(image):
+            row = marker_row(image)
+            h, w = image.shape
+            if row is None:
+                return np.zeros((h, w), dtype=np.float32)
+            out = band_target(h, w, row + shift, 2.0, spacing, (0.35, 0.65))
+            if second_band_mm is not None:
+                out = np.maximum(out, band_target(h, w, row + second_band_mm / spacing, 2.0,
+                                                  spacing, (0.35, 0.65)))
+            return out
+        return map_fn
+    return loader
+
+
+# heights above the 32-row canvas; L3 at the first rows, mid-scan and the last rows;
+# 2.5 mm slices with even rows land on whole 1 mm rows (the marker stays symmetric)
+EDGE_CASES = [(100, 1, 1.0), (100, 2, 1.0), (90, 45, 1.0), (100, 97, 1.0), (100, 98, 1.0),
+              (40, 20, 2.5), (40, 2, 2.5), (40, 38, 2.5), (33, 16, 1.0), (120, 60, 1.0)]
+
+
+def test_perfect_model_is_within_half_a_mm_everywhere(tmp_path):
+    exp, _ = make_experiment(tmp_path, EDGE_CASES)
+    summary = evaluate_experiment(exp, decoder="profile", model_loader=band_loader(), plots=False)
+    per_case = pd.read_csv(exp / "eval" / "per_case.csv")
+    assert set(per_case["view"]) == {"frontal", "sagittal", "fused"}
+    assert len(per_case) == 3 * len(EDGE_CASES)
+    worst = per_case.loc[per_case["error_mm"].idxmax()]
+    # L3 one row from an edge: the band's outer row is cut off, its centre moves half a row
+    assert per_case["error_mm"].max() <= 0.5 + 1e-6, worst.to_dict()
+    edge = per_case[per_case["name"].isin(["case00", "case04"])]
+    np.testing.assert_allclose(edge["error_mm"], 0.5, atol=1e-6)
+    np.testing.assert_allclose(per_case.loc[~per_case["name"].isin(["case00", "case04"]),
+                                            "error_mm"], 0.0, atol=1e-6)
+    assert (per_case["status"] == "found").all()
+    # slices: 2.5 mm cases -> error_slices = error_mm / 2.5
+    thick = per_case[per_case["name"] == "case05"]
+    np.testing.assert_allclose(thick["error_slices"], thick["error_mm"] / 2.5)
+    assert list(summary["view"]) == ["frontal", "sagittal", "fused"]
+
+
+def test_argmax_decoder_of_a_perfect_band_is_biased_by_its_half_height(tmp_path):
+    exp, _ = make_experiment(tmp_path, [(100, 40, 1.0), (100, 60, 1.0), (80, 30, 1.0),
+                                        (80, 50, 1.0)], views=("sagittal",))
+    summary = evaluate_experiment(exp, decoder="argmax", model_loader=band_loader(), plots=False)
+    # flat band rows L3-2 .. L3+2: numpy's argmax takes the first, 2 mm above
+    assert summary.loc[0, "mean_mm"] == pytest.approx(2.0)
+    assert summary.loc[0, "bias_mm"] == pytest.approx(-2.0)
+
+
+@pytest.mark.parametrize("decoder", ["argmax", "profile"])
+def test_map_shifted_10_rows_down_gives_10mm(tmp_path, decoder):
+    cases = [(100, r, 1.0) for r in (20, 35, 50, 60)]
+    exp, _ = make_experiment(tmp_path, cases, views=("frontal",))
+    shift = 12.0 if decoder == "argmax" else 10.0  # argmax lands 2 rows above the band centre
+    summary = evaluate_experiment(exp, views=["frontal"], decoder=decoder,
+                                  model_loader=band_loader(shift), plots=False)
+    assert summary.loc[0, "mean_mm"] == pytest.approx(10.0, abs=1e-6)
+    assert summary.loc[0, "bias_mm"] == pytest.approx(10.0, abs=1e-6)
+    assert summary.loc[0, "within_10mm_pct"] == 100.0 and summary.loc[0, "within_5mm_pct"] == 0.0
+
+
+def test_all_zero_map_is_not_found(tmp_path):
+    exp, _ = make_experiment(tmp_path, [(60, 30, 1.0)] * 4, views=("sagittal",))
+    summary = evaluate_experiment(exp, model_loader=lambda d, c: lambda im: np.zeros_like(im),
+                                  plots=False)
+    row = summary.iloc[0]
+    # no negative case to choose a threshold on: the config's eval.threshold (0.5) is used
+    assert row["not_found"] == 4 and row["threshold"] == 0.5 and not row["threshold_chosen"]
+    assert row["positive_detected_pct"] == 0.0
+
+
+def test_two_equal_peaks_30mm_apart_are_ambiguous(tmp_path):
+    exp, _ = make_experiment(tmp_path, [(100, 30, 1.0)] * 4, views=("sagittal",))
+    evaluate_experiment(exp, model_loader=band_loader(second_band_mm=30.0), plots=False)
+    per_case = pd.read_csv(exp / "eval" / "per_case.csv")
+    assert (per_case["status"] == "ambiguous").all()
+    pairs = {tuple(sorted(p)) for p in per_case[["pred_row", "second_row"]].round(3).to_numpy()}
+    assert pairs == {(30.0, 60.0)}
+
+
+def test_threshold_is_chosen_between_negatives_and_positives(tmp_path):
+    cases = [(80, 40, 1.0), (80, None, 1.0)] * 3
+    exp, _ = make_experiment(tmp_path, cases, views=("frontal",))
+    summary = evaluate_experiment(exp, model_loader=band_loader(), plots=False)
+    row = summary.iloc[0]
+    assert row["threshold_chosen"] and 0.0 < row["threshold"] < 0.9
+    assert (row["negative_right"], row["n_negative"]) == (3, 3)
+    assert (row["positive_right"], row["n_positive"]) == (3, 3)
+    assert row["negative_accuracy_pct"] == 100.0 and row["not_found"] == 3
+
+
+def test_each_fold_is_evaluated_by_its_own_model_on_its_own_cases(tmp_path):
+    cases = [(100, 30 + 3 * i, 1.0) for i in range(9)]
+    exp, splits = make_experiment(tmp_path, cases, k=3, views=("sagittal",))
+    # fold K's model is shifted by K rows: an error of K mm on a case proves which model ran
+    evaluate_experiment(exp, decoder="profile", model_loader=band_loader(per_fold_shift=True),
+                        plots=False)
+    per_case = pd.read_csv(exp / "eval" / "per_case.csv")
+    for k in (1, 2, 3):
+        rows = per_case[per_case["fold"] == k]
+        assert list(rows["name"]) == splits[k - 1]
+        np.testing.assert_allclose(rows["error_mm"], float(k), atol=1e-6)
+    per_fold = pd.read_csv(exp / "eval" / "per_fold.csv")
+    np.testing.assert_allclose(per_fold["mean_mm"], [1.0, 2.0, 3.0], atol=1e-6)
+
+
+def test_narrowing_to_a_fold_and_view(tmp_path):
+    cases = [(60, 30, 1.0)] * 6
+    exp, splits = make_experiment(tmp_path, cases, k=3)
+    summary = evaluate_experiment(exp, views=["frontal"], folds=[2], model_loader=band_loader(),
+                                  plots=False, out_dir=tmp_path / "out")
+    per_case = pd.read_csv(tmp_path / "out" / "per_case.csv")
+    assert list(summary["view"]) == ["frontal"]
+    assert set(per_case["fold"]) == {2} and list(per_case["name"]) == splits[1]
+
+
+def test_fusing_views_with_different_row_grids_is_refused(tmp_path):
+    from l3loc.errors import InputError
+
+    exp, _ = make_experiment(tmp_path, [(60, 30, 1.0)] * 4, k=2)
+    cfg = load_config(exp / "sagittal" / "fold_1" / "config.yaml")
+    cfg["preprocess"]["spacing_mm"] = 2.0
+    save_config(cfg, exp / "sagittal" / "fold_1" / "config.yaml")
+    with pytest.raises(InputError, match="cannot fuse: frontal spacing 1.0 mm, sagittal 2.0 mm"):
+        evaluate_experiment(exp, folds=[1], model_loader=band_loader(), plots=False)
+
+
+def test_latest_experiment_is_the_last_trained(tmp_path):
+    import os
+
+    work = tmp_path / "work"
+    for name, t in (("old", 1_000_000), ("new", 2_000_000)):
+        (work / name / "sagittal" / "fold_1").mkdir(parents=True)
+        (work / name / "splits.json").write_text("{}")
+        log = work / name / "sagittal" / "fold_1" / "train_log.csv"
+        log.write_text("epoch\n")
+        for p in (log, work / name / "splits.json", work / name):
+            os.utime(p, (t, t))
+    os.utime(work / "old" / "sagittal" / "fold_1" / "train_log.csv", (3_000_000, 3_000_000))
+    assert latest_experiment(work) == work / "old"
+    (work / "cache").mkdir()  # a folder without splits.json is not an experiment
+    assert latest_experiment(work) == work / "old"
+
+
+def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
+    """Train fold 1 of both views for two steps, then run tools/eval.py on the experiment."""
+    from l3loc.engine import train_fold
+
+    exp, _ = make_experiment(tmp_path, [(70, 20 + 4 * i, 2.0) for i in range(6)], views=())
+    cfg = load_config(None, [
+        f"work_dir={tmp_path / 'work'}", f"data.source={tmp_path / 'd.npz'}",
+        f"data.cache_dir={tmp_path / 'cache'}", "preprocess.spacing_mm=2.0",
+        "preprocess.canvas=[32,40]", "preprocess.stride=4", "train.folds=2",
+        "model.base_channels=4", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=2",
+        "train.batch_size=2"])
+    cfg["experiment"] = "exp"
+    for view in ("frontal", "sagittal"):
+        train_fold(cfg, view, 1, overwrite=True)
+    out = subprocess.run([sys.executable, str(ROOT / "tools" / "eval.py"), "--work-dir",
+                          str(tmp_path / "work")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "fused" in out.stdout
+    ev = exp / "eval"
+    for f in ("per_case.csv", "per_fold.csv", "summary.csv", "summary.md", "cumulative_error.png",
+              "per_fold.png", "training_curves.png", "worst_cases.png",
+              "profiles/frontal_fold1.npz", "profiles/sagittal_fold1.npz"):
+        assert (ev / f).is_file(), f
+    per_case = pd.read_csv(ev / "per_case.csv")
+    # fold 2 was not trained: only fold 1's three held-out cases, in three views
+    assert len(per_case) == 3 * 3 and per_case["error_mm"].notna().all()
+    # a second run with another decoder reuses the saved profiles: no network is loaded
+    import l3loc.evaluate
+
+    def no_network(*args):
+        raise AssertionError("the network was loaded again")
+
+    monkeypatch.setattr(l3loc.evaluate, "load_fold_model", no_network)
+    summary = evaluate_experiment(exp, decoder="argmax", plots=False, out_dir=tmp_path / "again")
+    assert list(summary["decoder"]) == ["argmax"] * 3
+    assert math.isfinite(summary.loc[0, "mean_mm"])
+    # the tool turns a bad experiment name into one line and exit status 2
+    bad = subprocess.run([sys.executable, str(ROOT / "tools" / "eval.py"), "--work-dir",
+                          str(tmp_path / "work"), "--experiment", "nope"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
+    assert json.loads((exp / "splits.json").read_text())["k"] == 2

@@ -38,6 +38,8 @@ _BONE_HU = 200.0
 # wide enough for the vertebral body and the rib heads (symmetric), narrow enough to leave out
 # arms, iliac wings and the lateral ribs.
 _SPINE_SEARCH_MM = 50.0
+# Slices looked at (at most about this many, evenly spaced) to find the spine's centre.
+_SPINE_SLICES = 64
 
 
 def _check_volume(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> None:
@@ -74,6 +76,10 @@ def spine_lr_centre_px(volume_hu: np.ndarray, spacing_mm: tuple[float, float, fl
         Column index (float, 0-based) of the spine's left-right centre.
     """
     _check_volume(volume_hu, spacing_mm)
+    # Both steps are medians/centroids over slices: every k-th of at most ~64 slices gives the
+    # same answer to a fraction of a column at a fraction of the cost (it was a quarter of the
+    # synthetic generator's time on 500-slice volumes).
+    volume_hu = volume_hu[::max(1, volume_hu.shape[0] // _SPINE_SLICES)]
     n_cols = volume_hu.shape[2]
     cols = np.arange(n_cols, dtype=np.float64)
     body_per_col = (volume_hu > _BODY_HU).sum(axis=1, dtype=np.float64)  # [slices, cols]

@@ -58,13 +58,14 @@ class FoldRun:
     def of(cls, cfg: dict, view: str, fold: int) -> "FoldRun":
         return cls(experiment_dir(cfg) / view / f"fold_{fold}")
 
-    def __getattr__(self, name: str) -> Path:
-        files = {"log": "train_log.csv", "best": "best.pdparams", "last": "last.pdparams",
-                 "last_opt": "last.pdopt", "val_predictions": "val_predictions.csv",
-                 "curves": "curves.png", "config": "config.yaml", "env": "env.json"}
-        if name in files:
-            return self.root / files[name]
-        raise AttributeError(name)
+    log = property(lambda self: self.root / "train_log.csv")
+    best = property(lambda self: self.root / "best.pdparams")
+    last = property(lambda self: self.root / "last.pdparams")
+    last_opt = property(lambda self: self.root / "last.pdopt")
+    val_predictions = property(lambda self: self.root / "val_predictions.csv")
+    curves = property(lambda self: self.root / "curves.png")
+    config = property(lambda self: self.root / "config.yaml")
+    env = property(lambda self: self.root / "env.json")
 
 
 def experiment_dir(cfg: dict) -> Path:

@@ -496,6 +496,7 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     results = {}
     for view, k, d in runs:
         log.info("[EVAL] %s fold %d: %d held-out cases", view, k, len(splits[k - 1]))
+        _warn_if_unfinished(d)
         # profiles are kept in <exp>/eval/profiles whatever out_dir is: narrowed runs share them
         results[(view, k)] = fold_profiles(view, k, d, splits, model_loader,
                                            exp_dir / "eval" / "profiles", progress)
@@ -504,7 +505,14 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         if not both and views and "fused" in views:
             raise InputError(exp_dir, "fused needs the frontal and the sagittal net of a fold")
         for k in both:
-            results[("fused", k)] = fuse_folds(results[("frontal", k)], results[("sagittal", k)])
+            try:
+                results[("fused", k)] = fuse_folds(results[("frontal", k)],
+                                                   results[("sagittal", k)])
+            except InputError as exc:
+                if views and "fused" in views:
+                    raise
+                # not asked for by name: report the single views rather than nothing
+                log.warning("[EVAL] fold %d not fused: %s", k, exc.problem)
     report_views = [v for v in EVAL_VIEWS if v in wanted and any(rv == v for rv, _ in results)]
     if decoder is None:
         decoder = _config_decoder(results[(runs[0][0], runs[0][1])].cfg)
@@ -535,6 +543,21 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         plot_worst_cases(per_case, results, decoder, smooth_mm, out_dir / "worst_cases.png")
     log.info("[EVAL] wrote %s", out_dir)
     return summary
+
+
+def _warn_if_unfinished(fold_dir: Path) -> None:
+    """A fold whose log has fewer epochs than its config is still training or was stopped: its
+    best.pdparams is evaluated, but say so."""
+    import yaml
+
+    try:
+        epochs = int(yaml.safe_load((fold_dir / "config.yaml").read_text())["train"]["epochs"])
+        done = len(pd.read_csv(fold_dir / "train_log.csv"))
+    except (OSError, KeyError, TypeError, ValueError, pd.errors.EmptyDataError):
+        return
+    if done < epochs:
+        log.warning("[EVAL] %s: %d of %d epochs logged (still training or stopped); evaluating "
+                    "its best.pdparams so far", fold_dir, done, epochs)
 
 
 def _config_decoder(cfg: dict) -> str:

@@ -194,7 +194,11 @@ def test_fusing_views_with_different_row_grids_is_refused(tmp_path):
     cfg["preprocess"]["spacing_mm"] = 2.0
     save_config(cfg, exp / "sagittal" / "fold_1" / "config.yaml")
     with pytest.raises(InputError, match="cannot fuse: frontal spacing 1.0 mm, sagittal 2.0 mm"):
-        evaluate_experiment(exp, folds=[1], model_loader=band_loader(), plots=False)
+        evaluate_experiment(exp, views=["fused"], folds=[1], model_loader=band_loader(),
+                            plots=False)
+    # not asked for by name: the single views are still reported
+    summary = evaluate_experiment(exp, folds=[1], model_loader=band_loader(), plots=False)
+    assert list(summary["view"]) == ["frontal", "sagittal"]
 
 
 def test_latest_experiment_is_the_last_trained(tmp_path):

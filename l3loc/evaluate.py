@@ -403,7 +403,8 @@ def plot_training_curves(exp_dir: Path, runs: Sequence[tuple[str, int, Path]], p
             axes[0, j].plot(ep, logdf["val_loss"], "--", color=line.get_color())
             axes[1, j].plot(ep, logdf["val_mean_error_mm"], "o-", ms=3, label=f"fold {k}")
         axes[0, j].set(title=f"{view}: loss (solid train, dashed validation)", yscale="log")
-        axes[1, j].set(title=f"{view}: validation mean error", xlabel="epoch", ylabel="mm")
+        axes[1, j].set(title=f"{view}: validation mean error", xlabel="epoch", ylabel="mm",
+                       yscale="log")  # the first epochs are 10-100x the last
         axes[1, j].legend(fontsize=7)
     fig.suptitle(Path(exp_dir).name)
     fig.tight_layout()

@@ -337,6 +337,23 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
             "val_mean_error_mm": best["val_mean_error_mm"], "run": str(run.root)}
 
 
+def check_components(cfg: dict, source) -> None:
+    """Fail before any work if the config names an unknown model, loss or augmentation key."""
+    import paddle
+
+    from l3loc.augment import check_augment_config
+    from l3loc.losses import build_loss
+    from l3loc.models import build_model
+
+    try:
+        with paddle.utils.unique_name.guard():
+            build_model({**cfg["model"], "in_channels": 1})
+        build_loss(cfg["loss"])
+        check_augment_config(cfg["augment"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, str(exc)) from None
+
+
 def run_training(config_path, fold: str = "1", view: str | None = None,
                  experiment: str | None = None, opts: list[str] | None = None,
                  resume: bool = False, overwrite: bool = False, device: str = "auto",
@@ -364,6 +381,7 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
             raise InputError("--fold", f"expected 1..{k} or 'all', got {fold!r}") from None
         if not 1 <= folds[0] <= k:
             raise InputError("--fold", f"fold must be in 1..{k} (1-based), got {folds[0]}")
+    check_components(cfg, config_path)
     device = resolve_device(device)
     views = ("frontal", "sagittal") if view == "both" else (view,)
     results = []

@@ -2,6 +2,7 @@
 
     python benchmarks/bench_train.py --config configs/cpu_fast.yml --steps 10
     python benchmarks/bench_train.py --config configs/unet_512.yml --steps 3 --batch 2
+    python benchmarks/bench_train.py --config configs/cpu_fast.yml --opts model.base_channels=8
 
 Times forward + backward + AdamW steps on random images of the config's canvas (data loading is
 measured separately in the preprocessing benchmark); the first step (graph warm-up) is dropped.
@@ -29,8 +30,9 @@ def main():
     parser.add_argument("--config", required=True)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--batch", type=int, help="default: train.batch_size of the config")
+    parser.add_argument("--opts", nargs="*", default=[], help="config overrides key.sub=value")
     args = parser.parse_args()
-    cfg = load_config(args.config)
+    cfg = load_config(args.config, args.opts)
     batch = args.batch or cfg["train"]["batch_size"]
     rows, cols = cfg["preprocess"]["canvas"]
     paddle.seed(0)

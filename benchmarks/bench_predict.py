@@ -39,7 +39,7 @@ def scan(n=400, size=512, seed=0) -> np.ndarray:
 def make_run(root: Path, cfg: dict, folds=5) -> None:
     import paddle
 
-    from l3loc.inference import build_net
+    from l3loc.models import build_net
 
     for view in ("frontal", "sagittal"):
         for k in range(1, folds + 1):

@@ -39,7 +39,7 @@ from l3loc.config import save_config
 from l3loc.decode import decode
 from l3loc.errors import InputError
 from l3loc.labels import annealed_sigma_mm, band_target
-from l3loc.preprocess import PreprocessConfig, pad_rows_to_multiple, row_window, sample_row_window
+from l3loc.preprocess import pad_rows_to_multiple, row_window, sample_row_window
 from l3loc.splits import fold_cases, load_or_create_splits
 
 log = logging.getLogger("l3loc")
@@ -248,7 +248,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     from tqdm import tqdm
 
     from l3loc.losses import build_loss
-    from l3loc.models import build_model
+    from l3loc.models import build_net
 
     tr = cfg["train"]
     dataset = open_cache(cfg, view)
@@ -268,7 +268,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     write_text(run.env, json.dumps(env_record(cfg, device, command), indent=1))
 
     paddle.seed(tr["seed"])
-    model = build_model({**cfg["model"], "in_channels": 1})
+    model = build_net(cfg)
     loss_fn = build_loss(cfg["loss"])
     optimizer = paddle.optimizer.AdamW(learning_rate=tr["lr"], parameters=model.parameters(),
                                        weight_decay=tr["weight_decay"])
@@ -339,15 +339,12 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
 
 def check_components(cfg: dict, source) -> None:
     """Fail before any work if the config names an unknown model, loss or augmentation key."""
-    import paddle
-
     from l3loc.augment import check_augment_config
     from l3loc.losses import build_loss
-    from l3loc.models import build_model
+    from l3loc.models import build_net
 
     try:
-        with paddle.utils.unique_name.guard():
-            build_model({**cfg["model"], "in_channels": 1})
+        build_net(cfg)
         build_loss(cfg["loss"])
         check_augment_config(cfg["augment"])
     except (TypeError, ValueError) as exc:

@@ -142,21 +142,10 @@ def load_fold_model(fold_dir: Path, cfg: dict) -> MapFn:
 
     Built as the engine builds it (fresh unique names), in eval mode, without gradients.
     """
-    import paddle
+    from l3loc.inference import DygraphMaps, load_fold_net
 
-    from l3loc.engine import predict_map
-    from l3loc.models import build_model
-
-    with paddle.utils.unique_name.guard():
-        model = build_model({**cfg["model"], "in_channels": 1})
-    model.set_state_dict(paddle.load(str(Path(fold_dir) / "best.pdparams")))
-    model.eval()
-
-    def map_fn(image: np.ndarray) -> np.ndarray:
-        with paddle.no_grad():
-            return predict_map(model, image)
-
-    return map_fn
+    net = load_fold_net(fold_dir, cfg)
+    return DygraphMaps([net], net.stride).confidence_map
 
 
 def _profile_cache_key(fold_dir: Path, dataset, names: Sequence[str], col_range) -> str:

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from l3loc.atomic import write_text
 from l3loc.errors import InputError
-from l3loc.inference import (EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds,
-                             build_net)
+from l3loc.inference import EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds
+from l3loc.models import build_net
 from l3loc.preprocess import VIEWS
 
 log = logging.getLogger("l3loc")

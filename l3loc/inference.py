@@ -21,7 +21,6 @@ Folder layouts read here (``root`` = ``work/<experiment>`` or an export folder):
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from l3loc.errors import InputError
+from l3loc.models import build_net
 from l3loc.preprocess import VIEWS, PreprocessConfig, pad_rows_to_multiple
 
 log = logging.getLogger("l3loc")
@@ -80,14 +80,10 @@ class DygraphMaps:
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
         import paddle
 
-        padded = pad_rows_to_multiple(np.asarray(image, dtype=np.float32), self.stride)
-        x = paddle.to_tensor(padded[None, None])
-        total = None
+        from l3loc.engine import predict_map
+
         with paddle.no_grad():
-            for net in self.nets:
-                prob = paddle.nn.functional.sigmoid(net(x))
-                total = prob if total is None else total + prob
-        return (total / len(self.nets)).numpy()[0, 0, : image.shape[0]]
+            return np.mean([predict_map(net, image) for net in self.nets], axis=0)
 
 
 class PredictorMaps:
@@ -232,26 +228,19 @@ def _fold_configs(root: Path, view: str, folds: Sequence[int]) -> dict:
     return cfgs[0]
 
 
-def build_net(cfg: dict):
-    """The engine's network for ``cfg`` (fresh parameter names, so folds do not collide)."""
+def load_fold_net(fold_dir: Path, cfg: dict):
+    """The trained network of one fold (its ``best.pdparams``), in eval mode."""
     import paddle
 
-    from l3loc.models import build_model
-
-    with paddle.utils.unique_name.guard():
-        return build_model({**cfg["model"], "in_channels": 1})
+    net = build_net(cfg)
+    net.set_state_dict(paddle.load(str(Path(fold_dir) / "best.pdparams")))
+    net.eval()
+    return net
 
 
 def _load_dygraph(root: Path, view: str, folds: Sequence[int]) -> ViewModel:
-    import paddle
-
     cfg = _fold_configs(root, view, folds)
-    nets = []
-    for k in folds:
-        net = build_net(cfg)
-        net.set_state_dict(paddle.load(str(Path(root) / view / f"fold_{k}" / "best.pdparams")))
-        net.eval()
-        nets.append(net)
+    nets = [load_fold_net(Path(root) / view / f"fold_{k}", cfg) for k in folds]
     return ViewModel(view, DygraphMaps(nets, nets[0].stride), cfg, tuple(folds))
 
 

@@ -5,7 +5,8 @@ import pytest
 
 from l3loc.config import load_config, save_config
 from l3loc.errors import InputError
-from l3loc.inference import (DygraphMaps, FunctionMaps, build_net, default_view, function_localiser,
+from l3loc.models import build_net
+from l3loc.inference import (DygraphMaps, FunctionMaps, default_view, function_localiser,
                              load_localiser)
 
 OPTS = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]", "preprocess.stride=4",

@@ -1,7 +1,6 @@
 """Per-case records, summaries and the threshold choice, on hand-worked numbers."""
 import math
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -14,7 +14,7 @@ from l3loc.config import load_config
 from l3loc.errors import InputError
 from l3loc.inference import function_localiser
 from l3loc.io.volume import read_volume, write_dicom_series, write_volume
-from l3loc.predict import (RESULT_COLUMNS, ScanInput, check_ct, list_inputs, predict_scan,
+from l3loc.predict import (RESULT_COLUMNS, check_ct, list_inputs, predict_scan,
                            predict_volume, processed_view, run_prediction)
 from l3loc.preprocess import PreprocessConfig, preprocess_volume
 

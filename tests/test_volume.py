@@ -1,7 +1,6 @@
 """Tests for l3loc.io.volume: round trips, orientation on real files, geometry, bad inputs."""
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import struct

@@ -23,4 +23,17 @@ def build_model(cfg: Mapping[str, Any]):
     return MODELS.build(cfg)
 
 
-__all__ = ["MODELS", "UNet", "build_model"]
+def build_net(cfg: Mapping[str, Any]):
+    """The network of a resolved experiment config (its ``model`` section, one input channel).
+
+    Built under fresh unique names (conv2d_0, ...): checkpoints and optimizer states are keyed by
+    them, so training, resuming, evaluation and export all name parameters the same way however
+    many networks the process built before.
+    """
+    import paddle
+
+    with paddle.utils.unique_name.guard():
+        return build_model({**cfg["model"], "in_channels": 1})
+
+
+__all__ = ["MODELS", "UNet", "build_model", "build_net"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from l3loc.synth.anatomy import CasePlan, Vertebra
+from l3loc.synth.anatomy import CasePlan
 from l3loc.synth.painter import Lin, Painter
 
 AIR_HU = -1000
@@ -165,7 +165,7 @@ def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
 
 
 def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
-    s, f, lm = g.s, g.fat, p.landmarks
+    s, f = g.s, g.fat
     v = {x.name: x for x in p.vertebrae}
     z_sh = v["T1"].z_top - 5 * s
     r_arm = Lin([(z_sh, 45 * s + 0.5 * f), (z_sh - 300 * s, 35 * s + 0.4 * f), (z_sh - 560 * s, 25 * s)])

@@ -271,7 +271,7 @@ def default_view(root: Path) -> str:
     """The view to run when none is asked: the best measured one if evaluation has run, else
     both when both are trained (fused profiles), else the one that is.
 
-    Evaluation's ``eval/summary.csv`` (one row per view, ``median_mm``) decides when present.
+    Evaluation's ``eval/summary.csv`` (one row per view, lowest ``mean_mm``) decides when present.
     """
     views = trained_views(root)
     if not views:
@@ -303,7 +303,8 @@ def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
     df = _eval_summary(root)
     if df is None:
         return None
-    metric = next((m for m in ("median_mm", "mean_mm") if m in df.columns), None)
+    # the mean counts the gross failures (one vertebra off) that matter most; the median hides them
+    metric = next((m for m in ("mean_mm", "median_mm") if m in df.columns), None)
     if metric is None:
         return None
     df = df[df["view"].isin(views + (["fused"] if len(views) == 2 else []))]

@@ -73,8 +73,9 @@ def test_default_view_and_threshold(tmp_path):
     assert default_view(tmp_path) == "both"
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.csv").write_text(  # evaluation's layout (l3loc.evaluate)
-        "view,decoder,median_mm,threshold\nfrontal,profile,4.0,0.2\nsagittal,profile,2.5,0.31\n"
-        "fused,profile,3.0,0.25\n")
+        "view,decoder,mean_mm,median_mm,threshold\nfrontal,profile,4.0,1.0,0.2\n"
+        "sagittal,profile,2.5,1.2,0.31\nfused,profile,3.0,0.9,0.25\n")
+    # the lowest mean error decides, not the lowest median (which hides gross failures)
     assert default_view(tmp_path) == "sagittal"
     loc = load_localiser(tmp_path)
     assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.31)

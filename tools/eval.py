@@ -16,7 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 
 from l3loc.cli import progress_enabled, run_tool  # noqa: E402
 from l3loc.decode import DECODERS  # noqa: E402
-from l3loc.errors import InputError  # noqa: E402
 from l3loc.evaluate import EVAL_VIEWS  # noqa: E402
 
 
@@ -38,13 +37,10 @@ def main() -> int:
     args = parser.parse_args()
 
     from l3loc.evaluate import evaluate_experiment, latest_experiment
+    from l3loc.inference import resolve_run_dir
 
     if args.experiment:
-        exp = Path(args.experiment)
-        if not (exp / "splits.json").is_file():
-            exp = Path(args.work_dir) / args.experiment
-        if not exp.is_dir():
-            raise InputError(exp, "no such experiment folder")
+        exp = resolve_run_dir(args.experiment, args.work_dir)
     else:
         exp = latest_experiment(args.work_dir)
     out = Path(args.out) if args.out else exp / "eval"

@@ -58,6 +58,10 @@ _CANON_WORLD_AXIS = (2, 1, 0)
 _CANON_SIGN = (-1.0, 1.0, 1.0)
 _CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
+# ITK prints its own multi-line warnings to stderr (e.g. for a folder without DICOM); every such
+# case is checked here and reported once, as an InputError or a Python warning, naming the file.
+sitk.ProcessObject_SetGlobalWarningDisplay(False)
+
 
 @dataclass(frozen=True)
 class VolumeGeometry:

@@ -1,0 +1,53 @@
+"""The command-line tools as a user runs them: exit codes and one-line errors without tracebacks."""
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from l3loc.io.npz import L3Dataset, write_l3_npz
+from l3loc.io.volume import write_volume
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+
+
+def small_dataset(n=3, bad_label=False):
+    rows = np.array([10.0, 12.0, 500.0 if bad_label else 14.0])[:n]
+    return L3Dataset([f"c{i}" for i in range(n)], [np.zeros((40, 20), np.int16)] * n,
+                     [np.zeros((40, 16), np.int16)] * n, np.array([[0.8, 0.8, 2.0]] * n),
+                     {"a": rows})
+
+
+def test_inspect_npz_lists_problems_and_exits_1(tmp_path):
+    write_l3_npz(tmp_path / "good.npz", small_dataset())
+    ok = run("tools/inspect_data.py", tmp_path / "good.npz")
+    assert ok.returncode == 0, ok.stderr
+    assert "cases: 3 valid, 0 invalid" in ok.stdout and "slice thickness mm: 2..2" in ok.stdout
+    write_l3_npz(tmp_path / "bad.npz", small_dataset(bad_label=True))
+    bad = run("tools/inspect_data.py", tmp_path / "bad.npz")
+    assert bad.returncode == 1
+    assert "PROBLEM case 2 'c2': label row [500.0] outside the image rows 0..39" in bad.stdout
+
+
+def test_inspect_scan_prints_canonical_geometry(tmp_path):
+    hu = np.full((6, 5, 4), -1000, np.int16)
+    write_volume(tmp_path / "scan.nii.gz", hu, (2.5, 1.0, 1.0), z_first_mm=100.0)
+    out = run("tools/inspect_data.py", tmp_path / "scan.nii.gz")
+    assert out.returncode == 0, out.stderr
+    assert "6 slices x 5 rows x 4 cols" in out.stdout
+    assert "z 100.00 mm (top)" in out.stdout and "z 87.50 mm (bottom)" in out.stdout
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    (tmp_path / "broken.nii.gz").write_bytes(b"not a nifti at all")
+    for path in (tmp_path / "missing.npz", tmp_path / "broken.nii.gz", tmp_path):
+        out = run("tools/inspect_data.py", path)
+        assert out.returncode == 2
+        assert out.stderr.strip().startswith(f"error: {path}") and "Traceback" not in out.stderr
+    debug = run("tools/inspect_data.py", tmp_path / "missing.npz", "--debug")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr

@@ -6,18 +6,27 @@ Tissue values (HU): air -1000, lung -850, fat -100, visceral fat -90..-40, muscl
 Image noise is spatially correlated Gaussian noise of 6-30 HU (more in obese patients and thin
 slices); the scanner's range is [-1024, 3071].
 
-Rendering uses a generator seeded from the case (``default_rng([seed, index, 1])``), so a case
-renders identically in any process.
+Bone is textured (:class:`l3loc.synth.painter.Texture`): cancellous bone varies in density
+(fine trabecular grain and regional variation), cortical shells in thickness. Thin shells (the
+vertebral body's wall, the iliac wing's tables) are painted below solid cortical bone, as the
+partial volume of a 0.5-1.5 mm cortex reads in a ~1 mm voxel; where a ray of a maximum-intensity
+projection runs along such a shell (body edges, endplates, the iliac crest) it picks up the
+texture's maxima and the rim reads brighter than the interior, as in real CT.
+
+Rendering uses generators seeded from the case (``default_rng([seed, index, 1])`` for the
+anatomy's values and noise, ``[seed, index, 3]`` for the texture offsets), so a case renders
+identically in any process.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from l3loc.synth.anatomy import CasePlan
-from l3loc.synth.painter import Lin, Painter
+from l3loc.synth.painter import Lin, Painter, Texture
 
 AIR_HU = -1000
 HU_RANGE = (-1024, 3071)
@@ -199,7 +208,7 @@ def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
         P.ellipse(z_sh - 22 * s, z_sh + 17 * s, hx, g.back_y - 90 * s, 20 * s, 20 * s, 250, taper_mm=19 * s)
 
 
-def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng) -> None:
+def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, tex) -> None:
     s = g.s
     verts = [x for x in p.vertebrae if x.name != "S"]
     # discs between consecutive bodies (and L-last / S1)
@@ -210,26 +219,29 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng) 
     for x in verts:
         ylo, yhi = x.z_bottom, x.z_top
         h = yhi - ylo
-        # body: cortical shell, cancellous core, denser endplates
-        # (the shell is thin: at CT resolution it reads about 75 % of solid cortical bone)
-        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.75 * cortex)
-        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a - 1.3, x.b - 1.3, spongy)
+        # body: endplates (1.2 mm, about 75 % of solid cortical bone at CT resolution), a thinner
+        # wall between them (read dimmer: a ray crossing it sees one voxel of partial volume),
+        # cancellous core
+        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.75 * cortex, texture=tex(_SHELL_AMP))
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a, x.b, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a - 1.3, x.b - 1.3, spongy, texture=tex(_SPONGY_AMP))
         # posterior arch (pedicles and laminae) around the canal
         rc = {"C": 8.0, "T": 7.5, "L": 9.0}[x.name[0]] * s
         ring_y = lambda z, x=x, rc=rc: g.sy(z) + x.b + rc + 1.5
-        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.75 * cortex)
+        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.6 * cortex,
+                  texture=tex(_SHELL_AMP))
         # spinous process, sloping down steeply in the thorax
         drop = {"C": 0.3, "T": 0.75, "L": 0.25}[x.name[0]] * h
         ls = {"C": 18.0, "T": 28.0, "L": 30.0}[x.name[0]] * s
         P.ellipse(ylo - drop, yhi - 0.3 * h - 0.5 * drop, g.sx, lambda z, ry=ring_y, rc=rc, ls=ls: ry(z) + rc + 3 + ls / 2,
-                  3.5 * s, ls / 2, 0.6 * cortex)
+                  3.5 * s, ls / 2, 0.6 * cortex, texture=tex(_SHELL_AMP))
         # transverse processes, longest at L3
         lt = {"C": 10.0, "T": 16.0, "L": 22.0}[x.name[0]] * s
         if x.name == "L3":
             lt *= 1.2
         for sg in (-1, 1):
             P.ellipse(ylo + 0.35 * h, yhi - 0.15 * h, lambda z, sg=sg, lt=lt, rc=rc: g.sx(z) + sg * (rc + 3 + lt / 2),
-                      lambda z, ry=ring_y: ry(z) - 2, lt / 2, 4.5 * s, 0.6 * cortex)
+                      lambda z, ry=ring_y: ry(z) - 2, lt / 2, 4.5 * s, 0.6 * cortex, texture=tex(_SHELL_AMP))
         P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc, rc, 15)
     # spinal canal (CSF) through the discs as well
     top, bottom = verts[0].z_top, p.vertebra("S").z_top
@@ -237,7 +249,7 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng) 
     P.ellipse(bottom, top, g.sx, canal_y, 8 * s, 7 * s, 15)
 
 
-def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) -> None:
+def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, tex) -> None:
     s = g.s
     v = {x.name: x for x in p.vertebrae}
     bx = p.body_x_mm
@@ -258,7 +270,7 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) 
             start = [float(g.sx(z0) + sg * (vt.a + 3)), float(g.sy(z0) + 0.4 * vt.b), z0]
             pts = [start] + [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                              for t, z in zip(th, zr)]
-            P.tube(pts, r, 0.8 * cortex, spongy)
+            P.tube(pts, r, 0.8 * cortex, spongy, texture=tex(_SHELL_AMP))
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
@@ -270,8 +282,8 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) 
     z_hi, z_lo = v["T2"].z_top, v[f"T{min(9, n)}"].z_centre
     st_y = lambda z: g.cy(z) - g.b_m(z) + 9 * s
     st_a = Lin([(z_hi, 24 * s), (z_hi - 45 * s, 14 * s), (z_lo, 12 * s)])
-    P.ellipse(z_lo, z_hi, bx, st_y, st_a, 6.5 * s, cortex)
-    P.ellipse(z_lo + 1, z_hi - 1, bx, st_y, lambda z: st_a(z) - 1.5, 4.5 * s, spongy)
+    P.ellipse(z_lo, z_hi, bx, st_y, st_a, 6.5 * s, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+    P.ellipse(z_lo + 1, z_hi - 1, bx, st_y, lambda z: st_a(z) - 1.5, 4.5 * s, spongy, texture=tex(_SPONGY_AMP))
     # clavicles and scapulae
     zt = v["T1"].z_top
     for sg in (-1, 1):
@@ -283,7 +295,7 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) 
         P.ellipse(v["T8"].z_centre, zt - 5, bx, g.cy, sa, sb, 0.6 * cortex, inner=0.965, arc_deg=arc)
 
 
-def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float) -> None:
+def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, tex) -> None:
     s, lm = g.s, p.landmarks
     sac = p.vertebra("S")
     bx = p.body_x_mm
@@ -293,8 +305,14 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float)
     sy = lambda z: y_s1 + 35 * s * np.clip(-z / depth, 0, 1) ** 1.5
     sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
     sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
-    P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, cortex)
-    P.ellipse(sac.z_bottom + 2, sac.z_top - 1.2, bx, sy, lambda z: sa(z) - 2, lambda z: sb(z) - 2, spongy)
+    P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+    P.ellipse(sac.z_bottom + 2, sac.z_top - 1.2, bx, sy, lambda z: sa(z) - 2, lambda z: sb(z) - 2, spongy,
+              texture=tex(_SPONGY_AMP))
+    # the fused S1-S5 bodies: their former endplates stay as dense transverse ridges
+    for frac in (0.22, 0.42, 0.6, 0.76):
+        zr = sac.z_top + frac * (sac.z_bottom - sac.z_top)
+        P.ellipse(zr - 0.8, zr + 0.8, bx, sy, 0.45 * float(sa(zr)), float(sb(zr)) - 2, 0.75 * cortex,
+                  texture=tex(_SHELL_AMP))
     P.tube([[bx, float(sy(sac.z_bottom)), sac.z_bottom], [bx, float(sy(sac.z_bottom)) - 10 * s, sac.z_bottom - 30 * s]],
            5 * s, 0.7 * cortex)
     x_fh, y_fh, r_fh = 88 * s, y_s1 - 50 * s, 24 * s
@@ -305,15 +323,17 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float)
         wa = Lin([(lm["iliac_crest"], 78 * s), (z_ac, 42 * s)])
         wb = Lin([(lm["iliac_crest"], 62 * s), (z_ac, 38 * s)])
         cxw, cyw = bx + sg * 42 * s, y_s1 - 18 * s
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, 0.65 * cortex, inner=0.84, arc_deg=arc, taper_mm=6)
+        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, _THIN_SHELL * cortex, inner=0.84, arc_deg=arc,
+                  taper_mm=6, texture=tex(_SHELL_AMP))
         P.ellipse(z_ac - 10 * s, lm["iliac_crest"] - 2, cxw, cyw, lambda z: wa(z) - 2.5, lambda z: wb(z) - 2.5,
-                  spongy, inner=0.90, arc_deg=arc)
+                  spongy, inner=0.90, arc_deg=arc, texture=tex(_SPONGY_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
         P.ellipse(zf - 28 * s, zf + r_fh + 12 * s, fx - sg * 6 * s, y_fh, r_fh + 12 * s, r_fh + 12 * s, 0.7 * cortex, taper_mm=r_fh)
         P.ellipse(zf - r_fh - 2, zf + r_fh + 2, fx, y_fh, r_fh + 2, r_fh + 2, 60, taper_mm=r_fh + 2)
         P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, cortex, taper_mm=r_fh)
-        P.ellipse(zf - r_fh + 2, zf + r_fh - 2, fx, y_fh, r_fh - 2, r_fh - 2, spongy, taper_mm=r_fh - 2)
+        P.ellipse(zf - r_fh + 2, zf + r_fh - 2, fx, y_fh, r_fh - 2, r_fh - 2, spongy, taper_mm=r_fh - 2,
+                  texture=tex(_SPONGY_AMP))
         tx, tz = fx + sg * 42 * s, zf - 35 * s
         P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, cortex, spongy, cortex_mm=2.5)
         P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, 0.8 * cortex, taper_mm=15 * s)
@@ -322,10 +342,10 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float)
         P.ellipse(lm["thigh_end"] - 100, tz - 40 * s, shaft_x, y_fh + 15 * s, 7.5 * s, 7.5 * s, -20)
         # ischium and pubis
         P.ellipse(zf - 60 * s, zf + 5 * s, fx - sg * 30 * s, y_fh + 32 * s, 12 * s, 17 * s, 0.8 * cortex)
-        P.ellipse(zf - 56 * s, zf, fx - sg * 30 * s, y_fh + 32 * s, 8 * s, 12 * s, spongy)
+        P.ellipse(zf - 56 * s, zf, fx - sg * 30 * s, y_fh + 32 * s, 8 * s, 12 * s, spongy, texture=tex(_SPONGY_AMP))
         P.tube([[fx - sg * 22 * s, y_fh - 14 * s, zf + 6 * s], [bx + sg * 10 * s, y_fh - 52 * s, zf - 22 * s],
                 [bx + sg * 10 * s, y_fh - 48 * s, zf - 48 * s], [fx - sg * 30 * s, y_fh + 26 * s, zf - 58 * s]],
-               8 * s, cortex, spongy)
+               8 * s, cortex, spongy, texture=tex(_SHELL_AMP))
 
 
 def _head(P: Painter, p: CasePlan, g: _Geo, cortex: float) -> None:
@@ -370,6 +390,49 @@ def _metal(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
             d = rng.normal(0, 1, 3)
             d *= 4.0 / np.linalg.norm(d)
             P.tube([[x0 - d[0], y0 - d[1], z0 - d[2]], [x0 + d[0], y0 + d[1], z0 + d[2]]], 1.5, metal)
+
+
+#: Thin cortical shells (vertebral body wall, iliac wing, sacrum, sternum), as a fraction of solid
+#: cortical bone: the partial volume of a 0.5-1.5 mm cortex in a ~1 mm voxel.
+_THIN_SHELL = 0.4
+#: Relative amplitude of the texture of cortical bone (thickness) and cancellous bone (density).
+_SHELL_AMP = 0.4
+_SPONGY_AMP = 0.3
+#: Half-width (mm) of the band around the body centre blurred by the point-spread function.
+_BLUR_HALF_WIDTH_MM = 85.0
+
+
+@lru_cache(maxsize=1)
+def _bone_table() -> Texture:
+    """The bone texture table, one per process (fixed seed: 4 MB and ~0.1 s to make, the same in
+    every process; cases differ by where each shape samples it)."""
+    return Texture.make(np.random.default_rng(20240613))
+
+
+def _blur_inplane(hu: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> None:
+    """Blur the in-plane box ``rows`` x ``cols`` (index ranges [lo, hi)) of every slice in place
+    with the binomial kernel [1, 2, 1] / 4 along rows and columns: a Gaussian of sigma 0.71 px,
+    0.4-0.7 mm at 0.6-1 mm pixels (the scanner's point-spread function softens bone edges).
+
+    int16 arithmetic throughout (|a + 2b + c| <= 4 * 3071 fits; the shift rounds down, which
+    leaves flat regions exact), in chunks of slices; the box's outermost rows and columns keep
+    their values.
+    """
+    r0, r1 = max(rows[0], 0), min(rows[1], hu.shape[1])
+    c0, c1 = max(cols[0], 0), min(cols[1], hu.shape[2])
+    if r1 - r0 < 3 or c1 - c0 < 3:
+        return
+    for i0 in range(0, hu.shape[0], 16):
+        a = hu[i0:i0 + 16, r0:r1, c0:c1]
+        h = np.left_shift(a[:, :, 1:-1], 1)   # in-place sums: no temporary per term
+        h += a[:, :, :-2]
+        h += a[:, :, 2:]
+        h >>= 2
+        v = np.left_shift(h[:, 1:-1], 1)
+        v += h[:, :-2]
+        v += h[:, 2:]
+        v >>= 2
+        a[:, 1:-1, 1:-1] = v
 
 
 def _add_noise(hu: np.ndarray, sigma_hu: float, rng) -> None:
@@ -421,11 +484,24 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
     spongy = float(np.clip(380 - 3.0 * (plan.age - 20) + rng.normal(0, 25), 130, 380))
     cortex = float(np.clip(1150 - 4.0 * (plan.age - 20) + rng.normal(0, 60), 650, 1250))
     _soft_tissue(P, plan, g, rng)
+    # a separate generator for the texture offsets keeps every other random value of a case as
+    # it was before bone was textured
+    trng = np.random.default_rng([plan.seed, plan.index, 3])
+    table = _bone_table()
+    tex = lambda amp: table.moved(trng, amp)  # noqa: E731
     _head(P, plan, g, cortex)
-    _spine(P, plan, g, cortex, spongy, rng)
-    _chest_wall(P, plan, g, cortex, spongy)
-    _pelvis_legs(P, plan, g, cortex, spongy)
+    _spine(P, plan, g, cortex, spongy, rng, tex)
+    _chest_wall(P, plan, g, cortex, spongy, tex)
+    _pelvis_legs(P, plan, g, cortex, spongy, tex)
     _arms(P, plan, g, bone=True)
     _metal(P, plan, g, rng)
+    # the point-spread function only where the network looks: the frontal MIP's unmasked middle
+    # (about +-77 mm of the body centre at 1 mm) holds the sagittal slab too, and only rows of
+    # the body; blurring whole slices would cost a third more time per case
+    col_c = plan.body_x_mm / dx + (cols - 1) / 2
+    half = int(np.ceil(_BLUR_HALF_WIDTH_MM / dx))
+    row_front = (g.back_y - 2 * float(g.b_out.v.max())) / dy + (rows - 1) / 2
+    row_back = g.back_y / dy + (rows - 1) / 2
+    _blur_inplane(hu, (int(row_front) - 2, int(row_back) + 3), (int(col_c) - half, int(col_c) + half + 2))
     _add_noise(hu, plan.noise_hu, rng)
     return hu

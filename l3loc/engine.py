@@ -24,6 +24,7 @@ import logging
 import math
 import platform
 import shutil
+import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -80,10 +81,22 @@ def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> flo
     return base_lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _git_commit() -> str | None:
+    """The l3loc checkout's commit (None outside a git checkout): which code made a run."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
 def env_record(cfg: dict, device: str, command: str) -> dict:
     import paddle
 
-    return {"l3loc": l3loc.__version__, "python": sys.version.split()[0],
+    return {"l3loc": l3loc.__version__, "git_commit": _git_commit(), "python": sys.version.split()[0],
             "paddle": paddle.__version__, "numpy": np.__version__,
             "platform": platform.platform(), "device": device, "seed": cfg["train"]["seed"],
             "command": command, "started": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 import l3loc
 from l3loc.atomic import atomic_path, write_text
@@ -220,6 +221,18 @@ def _save(obj, path: Path) -> None:
 
     with atomic_path(path) as tmp:
         paddle.save(obj, str(tmp))
+
+
+def epochs_done(fold_dir: Path) -> tuple[int, int]:
+    """(epochs logged, epochs configured) of a fold folder; fewer logged = still training or
+    stopped, so its best.pdparams is not final. (0, 0) when unreadable."""
+    run = FoldRun(Path(fold_dir))
+    try:
+        with open(run.config, encoding="utf-8") as fh:
+            epochs = int(yaml.safe_load(fh)["train"]["epochs"])
+        return len(_read_log(run.log)), epochs
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        return 0, 0
 
 
 def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool) -> None:

@@ -34,6 +34,7 @@ import pandas as pd
 
 from l3loc.atomic import atomic_path, write_text
 from l3loc.decode import DECODERS, classify, decode_profile, fuse_profiles, row_profile
+from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.metrics import CASE_COLUMNS, case_record, choose_threshold, summarize
 from l3loc.preprocess import CaseGeometry
@@ -486,7 +487,10 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     results = {}
     for view, k, d in runs:
         log.info("[EVAL] %s fold %d: %d held-out cases", view, k, len(splits[k - 1]))
-        _warn_if_unfinished(d)
+        done, epochs = epochs_done(d)
+        if done < epochs:
+            log.warning("[EVAL] %s: %d of %d epochs logged (still training or stopped); "
+                        "evaluating its best.pdparams so far", d, done, epochs)
         # profiles are kept in <exp>/eval/profiles whatever out_dir is: narrowed runs share them
         results[(view, k)] = fold_profiles(view, k, d, splits, model_loader,
                                            exp_dir / "eval" / "profiles", progress)
@@ -533,21 +537,6 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         plot_worst_cases(per_case, results, decoder, smooth_mm, out_dir / "worst_cases.png")
     log.info("[EVAL] wrote %s", out_dir)
     return summary
-
-
-def _warn_if_unfinished(fold_dir: Path) -> None:
-    """A fold whose log has fewer epochs than its config is still training or was stopped: its
-    best.pdparams is evaluated, but say so."""
-    import yaml
-
-    try:
-        epochs = int(yaml.safe_load((fold_dir / "config.yaml").read_text())["train"]["epochs"])
-        done = len(pd.read_csv(fold_dir / "train_log.csv"))
-    except (OSError, KeyError, TypeError, ValueError, pd.errors.EmptyDataError):
-        return
-    if done < epochs:
-        log.warning("[EVAL] %s: %d of %d epochs logged (still training or stopped); evaluating "
-                    "its best.pdparams so far", fold_dir, done, epochs)
 
 
 def _config_decoder(cfg: dict) -> str:

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from l3loc.atomic import write_text
+from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.inference import EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds
 from l3loc.models import build_net
@@ -74,6 +75,10 @@ def export_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike,
     if out_dir.exists():
         if not overwrite:
             raise InputError(out_dir, "exists; pass --overwrite to export again")
+    done, epochs = epochs_done(fold_dir)
+    if done < epochs:
+        log.warning("[EXPORT] %s: %d of %d epochs logged (still training or stopped); exporting "
+                    "its best.pdparams so far", fold_dir, done, epochs)
     cfg = load_config(config)
     net = build_net(cfg)
     net.set_state_dict(paddle.load(str(weights)))

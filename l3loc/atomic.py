@@ -44,3 +44,16 @@ def write_text(path: str | os.PathLike, text: str, overwrite: bool = True) -> No
     """Atomically write a text file."""
     with atomic_path(path, overwrite=overwrite) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_table(path: str | os.PathLike, rows, columns=None, float_format: str | None = None) -> None:
+    """Atomically write a CSV from a DataFrame or a list of dicts (only ``columns``, in order).
+
+    ``float_format=None`` keeps full precision (a resumed run's log must compare equal).
+    """
+    import pandas as pd
+
+    table = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows), columns=columns)
+    if columns is not None:
+        table = table.reindex(columns=list(columns))
+    write_text(path, table.to_csv(index=False, float_format=float_format))

@@ -18,7 +18,6 @@ uninterrupted run.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import logging
 import math
@@ -34,7 +33,7 @@ import numpy as np
 import yaml
 
 import l3loc
-from l3loc.atomic import atomic_path, write_text
+from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.augment import Augmenter
 from l3loc.cache import open_cache
 from l3loc.config import save_config
@@ -177,19 +176,12 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
     return float(np.mean(losses)) if losses else math.nan, rows
 
 
-def _write_csv(path: Path, rows: list[dict], columns) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns))
-    writer.writeheader()
-    writer.writerows(rows)
-    write_text(path, buf.getvalue())
-
-
 def _read_log(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as fh:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(fh)]
+        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                for row in csv.DictReader(fh)]
 
 
 def plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
@@ -354,10 +346,10 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
         if score < best["val_mean_error_mm"] or best["epoch"] < 0:
             best = {"val_mean_error_mm": score, "epoch": epoch}
             _save(model.state_dict(), run.best)
-            _write_csv(run.val_predictions, preds, preds[0].keys() if preds else ["name"])
+            write_table(run.val_predictions, preds, list(preds[0]) if preds else ["name"])
         _save(model.state_dict(), run.last)
         _save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best}, run.last_opt)
-        _write_csv(run.log, log_rows, LOG_COLUMNS)
+        write_table(run.log, log_rows, LOG_COLUMNS)
         plot_curves(log_rows, run.curves, f"{cfg['experiment']} {view} fold {fold}")
     return {"view": view, "fold": fold, "best_epoch": best["epoch"] + 1,
             "val_mean_error_mm": best["val_mean_error_mm"], "run": str(run.root)}

@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from l3loc.atomic import atomic_path, write_text
+from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.decode import DECODERS, classify, decode_profile, fuse_profiles, row_profile
 from l3loc.engine import epochs_done
 from l3loc.errors import InputError
@@ -317,10 +317,6 @@ def summary_markdown(summary: pd.DataFrame, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    write_text(path, df.to_csv(index=False, float_format="%.4f"))
-
-
 # ----------------------------------------------------------------------------- plots
 
 
@@ -524,9 +520,9 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     summary["threshold"] = [extra[v]["threshold"] for v in summary["view"]]
     summary["threshold_chosen"] = [extra[v]["threshold_chosen"] for v in summary["view"]]
 
-    _write_csv(per_case, out_dir / "per_case.csv")
-    _write_csv(per_fold, out_dir / "per_fold.csv")
-    _write_csv(summary, out_dir / "summary.csv")
+    write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
+    write_table(out_dir / "per_fold.csv", per_fold, float_format="%.4f")
+    write_table(out_dir / "summary.csv", summary, float_format="%.4f")
     folds_done = sorted({k for _, k in results})
     write_text(out_dir / "summary.md", summary_markdown(
         summary, f"{exp_dir.name}: folds {', '.join(map(str, folds_done))} of {len(splits)}"))

@@ -23,8 +23,6 @@ One failing scan never stops a cohort: its row says why. Every file is written a
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import math
@@ -43,7 +41,7 @@ from typing import Sequence
 import numpy as np
 
 import l3loc
-from l3loc.atomic import atomic_path, write_text
+from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.inference import Localiser
@@ -483,15 +481,6 @@ def _jsonable(rec: dict) -> dict:
     return out
 
 
-def _csv_text(records: Sequence[dict]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(RESULT_COLUMNS), extrasaction="ignore")
-    writer.writeheader()
-    for r in records:
-        writer.writerow({k: ("" if v is None else v) for k, v in _jsonable(r).items()})
-    return buf.getvalue()
-
-
 def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
     """The saved record of a scan finished in an earlier run (not an error), else None."""
     path = out_dir / scan.name / "result.json"
@@ -554,12 +543,12 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
             log.log(level, "[PREDICT] %s: %s %s", scan.name, rec["status"], rec["message"])
         records.append(rec)
         bar.set_postfix({s: sum(r["status"] == s for r in records) for s in OUT_STATUSES})
-        write_text(out_dir / "results.csv", _csv_text(records))
+        write_table(out_dir / "results.csv", [_jsonable(r) for r in records], RESULT_COLUMNS)
         write_index_html(out_dir / "index.html", records, localiser.threshold)
     counts = {s: sum(r["status"] == s for r in records) for s in OUT_STATUSES}
     run.update(counts=counts, skipped=skipped, seconds=time.time() - t0)
     write_text(out_dir / "run.json", json.dumps(run, indent=1, ensure_ascii=False))
-    write_text(out_dir / "results.csv", _csv_text(records))
+    write_table(out_dir / "results.csv", [_jsonable(r) for r in records], RESULT_COLUMNS)
     write_index_html(out_dir / "index.html", records, localiser.threshold)
     log.info("[PREDICT] %d scans (%s; %d skipped as done) in %.1f s -> %s", len(records),
              ", ".join(f"{n} {s}" for s, n in counts.items() if n), skipped, run["seconds"],

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(*args):
     return subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          encoding="utf-8", timeout=120)
 
 
 def small_dataset(n=3, bad_label=False):

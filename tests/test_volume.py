@@ -367,3 +367,13 @@ def test_no_warnings_on_a_plain_read(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_volume(path)
+
+
+def test_writing_dicom_keeps_the_process_locale(tmp_path):
+    """GDCM switches to the C locale while writing; afterwards Python's text encoding must be
+    what it was (an ASCII default broke non-ASCII paths and reports later in the process)."""
+    import locale
+
+    before = locale.getpreferredencoding(False)
+    write_dicom_series(tmp_path / "s", np.zeros((3, 4, 4), np.int16), (2.0, 1.0, 1.0))
+    assert locale.getpreferredencoding(False) == before

@@ -17,9 +17,11 @@ centre of each slice, and a warning says by how many degrees the axes are tilted
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import itertools
+import locale
 import math
 import os
 import shutil
@@ -643,6 +645,25 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
         # signed 16-bit storage; GDCM converts the float HU through the inverse rescale
         "0028|0100": "16", "0028|0101": "16", "0028|0102": "15", "0028|0103": "1",
     }
+    with _kept_locale():
+        return _write_dicom_slices(folder, hu, names, series_uid, series_tags, z_first_mm, sp_s,
+                                   sp_r, sp_c, origin_xy_mm)
+
+
+@contextlib.contextmanager
+def _kept_locale():
+    """GDCM's DICOM writer switches the process to the C locale and leaves it there, after which
+    Python's default text encoding is ASCII (a non-ASCII path or report then fails): restore it."""
+    saved = {cat: locale.setlocale(cat) for cat in (locale.LC_CTYPE, locale.LC_NUMERIC)}
+    try:
+        yield
+    finally:
+        for cat, value in saved.items():
+            locale.setlocale(cat, value)
+
+
+def _write_dicom_slices(folder: Path, hu, names, series_uid, series_tags, z_first_mm, sp_s, sp_r,
+                        sp_c, origin_xy_mm) -> list[Path]:
     writer = sitk.ImageFileWriter()
     writer.KeepOriginalImageUIDOn()  # otherwise the writer invents new Study/Series/SOP UIDs
     folder.parent.mkdir(parents=True, exist_ok=True)

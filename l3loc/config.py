@@ -53,7 +53,14 @@ DEFAULTS: dict = {
         "weight_decay": 1.0e-4,
         "p_positive": 0.5,            # probability that a training window contains L3
     },
-    "eval": {"decoder": "profile", "threshold": 0.5},
+    "eval": {
+        "decoder": "profile",         # "profile" (smoothed, sub-pixel) or the card's "argmax"
+        "smooth_mm": 2.0,             # Gaussian sigma of the profile decoder
+        "threshold": 0.5,             # not_found below this peak confidence (evaluation
+                                      # chooses one on the held-out folds; this is the fallback)
+        "ambiguity_ratio": 0.8,       # ambiguous: a second peak this high relative to the first
+        "min_separation_mm": 20.0,    # ... and at least this far away (about one vertebra)
+    },
 }
 
 # Sections whose keys belong to a component chosen by ``type`` (checked by the registry).

@@ -160,7 +160,8 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
                                  spacing, tuple(lab["col_range"]), sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None, None]))))
             prob = paddle.nn.functional.sigmoid(logits).numpy()[0, 0, : image.shape[0]]
-            dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing)
+            dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing,
+                         cfg["eval"]["smooth_mm"])
             geom = dataset.geometry(int(i))
             positive = math.isfinite(label_row)
             rows.append({

@@ -274,7 +274,7 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
     if threshold is None:
         conf = [d.confidence for ds in decoded for d in ds]
         negative = [not math.isfinite(x) for r in results for x in r.label_rows]
-        fallback = float(results[0].cfg.get("eval", {}).get("threshold", 0.5))
+        fallback = float(results[0].cfg["eval"]["threshold"])
         threshold, chosen = choose_threshold(conf, negative, fallback)
     else:
         chosen = False
@@ -441,8 +441,9 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
                         folds: Sequence[int] | None = None, decoder: str | None = None,
                         threshold: float | None = None, out_dir: str | Path | None = None,
                         model_loader: ModelLoader | None = None, plots: bool = True,
-                        smooth_mm: float = 2.0, ambiguity_ratio: float = 0.8,
-                        min_separation_mm: float = 20.0, progress: bool = False) -> pd.DataFrame:
+                        smooth_mm: float | None = None, ambiguity_ratio: float | None = None,
+                        min_separation_mm: float | None = None, progress: bool = False
+                        ) -> pd.DataFrame:
     """Evaluate the trained folds of an experiment and write the result files.
 
     Args:
@@ -455,7 +456,8 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         out_dir: output folder; None = ``<exp_dir>/eval``.
         model_loader: the model seam (module docstring); None = the trained checkpoints.
         plots: also draw the four figures.
-        smooth_mm, ambiguity_ratio, min_separation_mm: decoder and decision parameters.
+        smooth_mm, ambiguity_ratio, min_separation_mm: decoder and decision parameters;
+            None = the folds' ``eval`` config section.
         progress: tqdm bars.
 
     Returns:
@@ -504,8 +506,12 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
                 # not asked for by name: report the single views rather than nothing
                 log.warning("[EVAL] fold %d not fused: %s", k, exc.problem)
     report_views = [v for v in EVAL_VIEWS if v in wanted and any(rv == v for rv, _ in results)]
-    if decoder is None:
-        decoder = _config_decoder(results[(runs[0][0], runs[0][1])].cfg)
+    ev = results[(runs[0][0], runs[0][1])].cfg["eval"]
+    decoder = decoder or ev["decoder"]
+    smooth_mm = ev["smooth_mm"] if smooth_mm is None else smooth_mm
+    ambiguity_ratio = ev["ambiguity_ratio"] if ambiguity_ratio is None else ambiguity_ratio
+    if min_separation_mm is None:
+        min_separation_mm = ev["min_separation_mm"]
 
     cases, extra = [], {}
     for view in report_views:
@@ -533,7 +539,3 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         plot_worst_cases(per_case, results, decoder, smooth_mm, out_dir / "worst_cases.png")
     log.info("[EVAL] wrote %s", out_dir)
     return summary
-
-
-def _config_decoder(cfg: dict) -> str:
-    return str(cfg.get("eval", {}).get("decoder", "profile"))

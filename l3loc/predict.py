@@ -244,9 +244,9 @@ def processed_view(ct: CTVolume, view: str, pp) -> tuple[np.ndarray, "object"]:
 
 def _classify(profile: np.ndarray, cfg: dict, threshold: float):
     ev = cfg["eval"]
-    extra = {k: float(ev[k]) for k in ("ambiguity_ratio", "min_separation_mm") if k in ev}
     return classify(profile, float(cfg["preprocess"]["spacing_mm"]), threshold,
-                    subpixel=ev["decoder"] == "profile", **extra)
+                    ev["ambiguity_ratio"], ev["min_separation_mm"],
+                    subpixel=ev["decoder"] == "profile")
 
 
 def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeometry]:
@@ -261,7 +261,7 @@ def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeom
         native, case = processed_view(ct, view, vm.preprocess)
         prob = vm.maps.confidence_map(case.image)
         dec = decode_profile(row_profile(prob, vm.col_range), vm.cfg["eval"]["decoder"],
-                             vm.spacing_mm)
+                             vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
         outputs[view] = ViewOutput(native, case.geometry.col_spacing_mm, case.geometry,
                                    dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
     views = list(outputs)

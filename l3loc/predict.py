@@ -48,7 +48,7 @@ from l3loc.inference import Localiser
 from l3loc.io.annotations import POSITION_COLUMNS, annotation_to_canonical_row, default_name
 from l3loc.io.volume import (MANY_SLICES, VOLUME_EXTENSIONS, CTVolume, axis_assignment,
                              read_volume, write_volume)
-from l3loc.preprocess import CaseGeometry, mip, preprocess_case
+from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_index_html, write_qc_png
 
 log = logging.getLogger("l3loc")
@@ -225,21 +225,10 @@ def check_ct(ct: CTVolume) -> list[str]:
 class ViewOutput:
     """One view of one scan: native MIP, processed geometry, profile and decision."""
 
-    native_mip_hu: np.ndarray
-    col_spacing_mm: float
     geometry: CaseGeometry
+    native_mip_hu: np.ndarray
     profile: np.ndarray   # decoded (smoothed) row profile [n_rows]
     decision: object      # l3loc.decode.Decision
-
-
-def processed_view(ct: CTVolume, view: str, pp) -> tuple[np.ndarray, "object"]:
-    """The native MIP of ``view`` and its processed case: ``preprocess_volume`` split in two so
-    the QC picture reuses the MIP (tests check that the processed case is identical)."""
-    spacing_mm = tuple(float(v) for v in ct.spacing_mm)
-    image = mip(ct.hu, view, spacing_mm, pp.sagittal_slab_mm)
-    col_spacing = spacing_mm[2] if view == "frontal" else spacing_mm[1]
-    case = preprocess_case(image, (spacing_mm[0], col_spacing), view, None, ct.geometry, pp)
-    return image, case
 
 
 def _classify(profile: np.ndarray, cfg: dict, threshold: float):
@@ -258,11 +247,11 @@ def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeom
     """
     outputs = {}
     for view, vm in localiser.views.items():
-        native, case = processed_view(ct, view, vm.preprocess)
+        case = preprocess_volume(ct, view, cfg=vm.preprocess)
         prob = vm.maps.confidence_map(case.image)
         dec = decode_profile(row_profile(prob, vm.col_range), vm.cfg["eval"]["decoder"],
                              vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
-        outputs[view] = ViewOutput(native, case.geometry.col_spacing_mm, case.geometry,
+        outputs[view] = ViewOutput(case.geometry, case.native_hu,
                                    dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
     views = list(outputs)
     geometry = outputs[views[0]].geometry
@@ -336,7 +325,7 @@ def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, ge
     mips = {}
     z_top, z_bottom = float(ct.geometry.z_mm(0)), float(ct.geometry.z_mm(ct.geometry.n_slices - 1))
     for view, out in outputs.items():
-        mips[view] = (out.native_mip_hu, out.col_spacing_mm, (z_top, z_bottom))
+        mips[view] = (out.native_mip_hu, out.geometry.col_spacing_mm, (z_top, z_bottom))
     if len(outputs) == 1:
         (view, out), = outputs.items()
         profiles = {view: out.profile}

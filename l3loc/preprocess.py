@@ -594,11 +594,14 @@ class ProcessedCase:
         image: float32 [n_rows, canvas cols] in [0, 1], full height.
         geometry: maps its rows back to the scan.
         label_row_px: L3 row on ``image`` (float), NaN if no label.
+        native_hu: the native MIP it was made from (HU, [rows, cols], the caller's array, not a
+            copy), for pictures that show the scan as it was.
     """
 
     image: np.ndarray
     geometry: CaseGeometry
     label_row_px: float
+    native_hu: np.ndarray
 
 
 def preprocess_case(
@@ -649,7 +652,7 @@ def preprocess_case(
     )
     has_label = label_row is not None and math.isfinite(label_row)
     label_px = float(geom.processed_row(label_row)) if has_label else math.nan
-    return ProcessedCase(img, geom, label_px)
+    return ProcessedCase(img, geom, label_px, image_hu)
 
 
 def preprocess_volume(

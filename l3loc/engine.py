@@ -134,13 +134,24 @@ def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmen
     return np.stack(images)[:, None], np.stack(targets)[:, None]
 
 
-def predict_map(model, image: np.ndarray) -> np.ndarray:
-    """Sigmoid confidence map [H, W] of a full-height image [H, W] (padded to the net's stride)."""
+def _padded_logits(model, image: np.ndarray):
+    """Logits [1, 1, H', W] of a full-height image [H, W], padded at the bottom to the stride."""
     import paddle
 
     padded = pad_rows_to_multiple(image, model.stride)
-    logits = model(paddle.to_tensor(padded[None, None].astype(np.float32)))
-    return paddle.nn.functional.sigmoid(logits).numpy()[0, 0, : image.shape[0]]
+    return model(paddle.to_tensor(padded[None, None].astype(np.float32)))
+
+
+def _to_map(logits, height: int) -> np.ndarray:
+    """Sigmoid of padded logits, cropped back to the image's ``height`` rows."""
+    import paddle
+
+    return paddle.nn.functional.sigmoid(logits).numpy()[0, 0, :height]
+
+
+def predict_map(model, image: np.ndarray) -> np.ndarray:
+    """Sigmoid confidence map [H, W] of a full-height image [H, W] (padded to the net's stride)."""
+    return _to_map(_padded_logits(model, image), image.shape[0])
 
 
 def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tuple[float, list[dict]]:
@@ -154,12 +165,11 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
     with paddle.no_grad():
         for i in indices:
             image, label_row, name = dataset[int(i)]
-            padded = pad_rows_to_multiple(image, model.stride)
-            logits = model(paddle.to_tensor(padded[None, None].astype(np.float32)))
-            target = band_target(padded.shape[0], padded.shape[1], label_row, lab["half_height_mm"],
-                                 spacing, tuple(lab["col_range"]), sigma_mm)
+            logits = _padded_logits(model, image)
+            target = band_target(logits.shape[2], logits.shape[3], label_row,
+                                 lab["half_height_mm"], spacing, tuple(lab["col_range"]), sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None, None]))))
-            prob = paddle.nn.functional.sigmoid(logits).numpy()[0, 0, : image.shape[0]]
+            prob = _to_map(logits, image.shape[0])
             dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing,
                          cfg["eval"]["smooth_mm"])
             geom = dataset.geometry(int(i))

@@ -146,7 +146,7 @@ def load_fold_model(fold_dir: Path, cfg: dict) -> MapFn:
     from l3loc.inference import DygraphMaps, load_fold_net
 
     net = load_fold_net(fold_dir, cfg)
-    return DygraphMaps([net], net.stride).confidence_map
+    return DygraphMaps([net]).confidence_map
 
 
 def _profile_cache_key(fold_dir: Path, dataset, names: Sequence[str], col_range) -> str:

@@ -67,15 +67,14 @@ class DygraphMaps:
     """The average sigmoid map of one or more trained nets, run eagerly (the fallback path).
 
     Args:
-        nets: paddle Layers (already in eval mode) mapping [1, 1, H, W] -> logits [1, 1, H, W].
-        stride: the nets' down-sampling factor; images are padded at the bottom to a multiple.
+        nets: paddle Layers (already in eval mode) mapping [1, 1, H, W] -> logits [1, 1, H, W];
+            each pads images to its own ``stride`` (``l3loc.engine.predict_map``).
     """
 
     backend = "dygraph"
 
-    def __init__(self, nets: Sequence, stride: int):
+    def __init__(self, nets: Sequence):
         self.nets = list(nets)
-        self.stride = int(stride)
 
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
         import paddle
@@ -241,7 +240,7 @@ def load_fold_net(fold_dir: Path, cfg: dict):
 def _load_dygraph(root: Path, view: str, folds: Sequence[int]) -> ViewModel:
     cfg = _fold_configs(root, view, folds)
     nets = [load_fold_net(Path(root) / view / f"fold_{k}", cfg) for k in folds]
-    return ViewModel(view, DygraphMaps(nets, nets[0].stride), cfg, tuple(folds))
+    return ViewModel(view, DygraphMaps(nets), cfg, tuple(folds))
 
 
 def _load_predictor(root: Path, view: str, folds: Sequence[int], device: str) -> ViewModel:

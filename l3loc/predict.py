@@ -46,7 +46,7 @@ from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.inference import Localiser
 from l3loc.io.annotations import POSITION_COLUMNS, annotation_to_canonical_row, default_name
-from l3loc.io.volume import (MANY_SLICES, VOLUME_EXTENSIONS, CTVolume, axis_assignment,
+from l3loc.io.volume import (VOLUME_EXTENSIONS, CTVolume, axis_assignment,
                              read_volume, write_volume)
 from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_index_html, write_qc_png
@@ -190,7 +190,8 @@ def check_ct(ct: CTVolume) -> list[str]:
             and no fat: an MR scan, a photo, or a CT stored without its rescale intercept).
 
     Returns:
-        Warnings (no air in the scan, no bone, very many slices, a short scan).
+        Warnings (no air in the scan, no bone, a short scan). A scan with very many slices is
+        already warned about by ``read_volume``, whose warnings ``predict_scan`` records.
     """
     sample = ct.hu[::2, ::4, ::4]
     lo, hi = float(sample.min()), float(sample.max())
@@ -210,8 +211,6 @@ def check_ct(ct: CTVolume) -> list[str]:
     if hi < 150:
         notes.append(f"no bone-density voxels (highest value {hi:g} HU)")
     n, dz = ct.geometry.n_slices, ct.geometry.slice_spacing_mm
-    if n > MANY_SLICES:
-        notes.append(f"{n} slices (more than {MANY_SLICES}); slow and memory-hungry")
     if (n - 1) * dz < 60.0:
         notes.append(f"the scan covers only {(n - 1) * dz:.0f} mm of z; a vertebra with its "
                      "neighbours needs about 100 mm")

@@ -11,8 +11,6 @@ from l3loc.errors import InputError
 from l3loc.io.annotations import annotation_to_canonical_row, read_annotations, write_annotations
 from l3loc.io.volume import VolumeGeometry, read_volume
 
-REAL_CT = Path("/work/shared/data/real/totalseg_example_ct/ct.nii.gz")
-
 # 10 slices, file index runs superiorly (like an RAS NIfTI), top slice at z = 50 mm, 2 mm apart
 GEOMETRY = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=50.0,
                           slice_spacing_mm=2.0)
@@ -71,11 +69,11 @@ def test_to_canonical_outside_the_scan(row):
     assert "/data/x.nii.gz" in str(info.value) and "line 5" in str(info.value)
 
 
-def test_real_file_slice_and_z_agree(tmp_path):
+def test_real_file_slice_and_z_agree(tmp_path, example_ct):
     # l3.json: L3 centroid at file k = 73.34, world z = 314.3 mm; both must land on one canonical row
-    csv = _csv(tmp_path, f"path,l3_slice\n{REAL_CT},73.34\n")
-    csv_z = _csv(tmp_path, f"path,l3_z_mm\n{REAL_CT},314.3\n", name="z.csv")
-    geometry = read_volume(REAL_CT).geometry
+    csv = _csv(tmp_path, f"path,l3_slice\n{example_ct},73.34\n")
+    csv_z = _csv(tmp_path, f"path,l3_z_mm\n{example_ct},314.3\n", name="z.csv")
+    geometry = read_volume(example_ct).geometry
     c_slice = annotation_to_canonical_row(read_annotations(csv).iloc[0], geometry)
     c_z = annotation_to_canonical_row(read_annotations(csv_z).iloc[0], geometry)
     assert c_slice == pytest.approx(111 - 73.34)

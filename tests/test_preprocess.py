@@ -10,16 +10,16 @@ import pytest
 from l3loc import preprocess as pp
 from l3loc.io.volume import CTVolume, VolumeGeometry, read_volume
 
-REAL_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "totalseg_example_ct"
 
 
 def _air(shape):
     return np.full(shape, -1000.0, dtype=np.float32)
 
 
-def _read_real_canonical(name: str) -> np.ndarray:
-    """ct.nii.gz / label map of totalseg_example_ct as a canonical [S->I, A->P, R->L] array."""
-    return read_volume(REAL_CT / name).hu
+@pytest.fixture
+def real_ct(real_data) -> Path:
+    """Folder of totalseg_example_ct (the CT, its vertebra label map and l3.json)."""
+    return real_data / "totalseg_example_ct"
 
 
 # ----------------------------------------------------------------------------- MIP
@@ -74,10 +74,10 @@ def test_mip_rejects_bad_input():
         pp.mip(_air((2, 2, 2)), "frontal", spacing_mm=(1.0, 0.0, 1.0))
 
 
-def test_spine_centre_on_real_ct_matches_vertebra_labels():
+def test_spine_centre_on_real_ct_matches_vertebra_labels(real_ct):
     """The spine's centre found from HU alone vs the centroid of the vertebra label map."""
-    vol = _read_real_canonical("ct.nii.gz")
-    labels = _read_real_canonical("spine_labels_verse_convention.nii.gz")
+    vol = read_volume(real_ct / "ct.nii.gz").hu
+    labels = read_volume(real_ct / "spine_labels_verse_convention.nii.gz").hu
     truth_col = np.nonzero(labels > 0)[2].mean()  # 62.42 (3 mm columns)
     found = pp.spine_lr_centre_px(vol, (3.0, 3.0, 3.0))
     assert abs(found - truth_col) < 1.0  # within one 3 mm column
@@ -254,7 +254,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden" / "totalseg_example_ct.npz"
 
 
 @pytest.mark.parametrize("view", pp.VIEWS)
-def test_golden_real_ct(view):
+def test_golden_real_ct(view, real_ct):
     """Processed images of totalseg_example_ct vs tests/golden (make_golden.py regenerates them).
 
     Tolerance: at most 1 of 255 levels (5.5 HU) per pixel, on at most 0.1 % of the pixels. The
@@ -264,7 +264,7 @@ def test_golden_real_ct(view):
     """
     golden = np.load(GOLDEN)
     cfg = pp.PreprocessConfig.from_dict(json.loads(str(golden["config"])))
-    case = pp.preprocess_volume(read_volume(REAL_CT / "ct.nii.gz"), view, cfg=cfg)
+    case = pp.preprocess_volume(read_volume(real_ct / "ct.nii.gz"), view, cfg=cfg)
     got = np.round(case.image * 255).astype(np.int16)
     want = golden[view].astype(np.int16)
     assert got.shape == want.shape == (334, 512)  # 112 slices at 3 mm -> 111 * 3 + 1 rows
@@ -273,14 +273,14 @@ def test_golden_real_ct(view):
     assert case.geometry.to_dict() == json.loads(str(golden[f"{view}_geometry"]))
 
 
-def test_real_ct_l3_label_maps_to_processed_rows():
+def test_real_ct_l3_label_maps_to_processed_rows(real_ct):
     """l3.json gives L3 in NIfTI k indices (64..79, centroid 73.34) and world z (centroid 314.3).
 
     The file is RAS (k increases superior) with 112 slices, so canonical slice = 111 - k and
     processed row = 3 * canonical: centroid 3 * (111 - 73.34) = 112.98, extent rows 96..141.
     """
-    l3 = json.loads((REAL_CT / "l3.json").read_text())["L3"]
-    ct = read_volume(REAL_CT / "ct.nii.gz")
+    l3 = json.loads((real_ct / "l3.json").read_text())["L3"]
+    ct = read_volume(real_ct / "ct.nii.gz")
     g = pp.preprocess_volume(ct, "frontal").geometry
     assert g.processed_row_from_file_index(l3["idx_centroid"]) == pytest.approx(112.98)
     assert g.processed_row_from_z(l3["world_centroid_LPS"][2]) == pytest.approx(112.98, abs=0.5)
@@ -289,7 +289,7 @@ def test_real_ct_l3_label_maps_to_processed_rows():
     # rows must be where the geometry puts them: 96..141 fully inside; rows 95 and 142 are 2/3
     # of the way into L3 (native 31.67, 47.33), 2/3 * 1500 + 1/3 * -1000 = 667 HU -> 0.405 of the
     # window; rows 94 and 143 are 1/3 in, -167 HU -> 0.
-    labels = read_volume(REAL_CT / "spine_labels_verse_convention.nii.gz")
+    labels = read_volume(real_ct / "spine_labels_verse_convention.nii.gz")
     labels.hu = np.where(labels.hu == 22, 1500.0, -1000.0).astype(np.float32)
     img = pp.preprocess_volume(labels, "frontal").image
     rows = np.nonzero(img.max(axis=1) > 0.2)[0]

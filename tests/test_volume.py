@@ -15,7 +15,6 @@ from l3loc.errors import InputError
 from l3loc.io.volume import (VolumeGeometry, axis_assignment, describe_volume, read_volume,
                              write_dicom_series, write_volume)
 
-REAL = Path("/work/shared/data/real")
 REAL_CASES = {
     # case folder: (label file, expected orientation code)
     "totalseg_example_ct": ("spine_labels_verse_convention.nii.gz", "RAS"),
@@ -167,9 +166,9 @@ def test_dicom_two_series_in_one_folder(tmp_path):
 # ------------------------------------------------------------------------------ real files
 
 @pytest.mark.parametrize("case", sorted(REAL_CASES))
-def test_real_file_orientation_and_l3(case):
+def test_real_file_orientation_and_l3(case, real_data):
     label_name, orientation = REAL_CASES[case]
-    folder = REAL / case
+    folder = real_data / case
     l3 = json.loads((folder / "l3.json").read_text())["L3"]
     ct = read_volume(folder / "ct.nii.gz")
     labels = read_volume(folder / label_name)
@@ -190,9 +189,9 @@ def test_real_file_orientation_and_l3(case):
     assert ct.geometry.file_si_axis == "ijk".index(l3["si_axis"])
 
 
-def test_real_file_z_matches_itk_physical_points():
+def test_real_file_z_matches_itk_physical_points(real_data):
     # independent check: world z of canonical slices 0 and last from ITK's own index->point map
-    path = REAL / "tptbox_l3_crop" / "ct.nii.gz"
+    path = real_data / "tptbox_l3_crop" / "ct.nii.gz"
     vol = read_volume(path)
     image = sitk.ReadImage(str(path))
     g = vol.geometry
@@ -202,8 +201,8 @@ def test_real_file_z_matches_itk_physical_points():
         assert image.TransformIndexToPhysicalPoint(index)[2] == pytest.approx(g.z_mm(c), abs=1e-4)
 
 
-def test_describe_volume_mentions_geometry():
-    text = describe_volume(read_volume(REAL / "tptbox_l3_crop" / "ct.nii.gz"))
+def test_describe_volume_mentions_geometry(real_data):
+    text = describe_volume(read_volume(real_data / "tptbox_l3_crop" / "ct.nii.gz"))
     assert "PIR" in text and "47 slices x 73 rows x 73 cols" in text
     assert "file j=0, z -34.20 mm" in text and "file j=46, z -103.20 mm" in text
     assert "min -1030" in text and "max 1961" in text

@@ -22,7 +22,7 @@ from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import VIEWS, PreprocessConfig, preprocess_volume  # noqa: E402
 
-CT_PATH = HERE.parents[2] / "shared" / "data" / "real" / "totalseg_example_ct" / "ct.nii.gz"
+CT_PATH = HERE.parent / "data" / "totalseg_example_ct" / "ct.nii.gz"
 GOLDEN_PATH = HERE / "totalseg_example_ct.npz"
 # the defaults at the time of writing, spelled out so a later change of defaults does not
 # silently change what the golden arrays mean

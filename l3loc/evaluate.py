@@ -15,10 +15,12 @@ The model is a seam: ``model_loader(fold_dir, cfg) -> map_fn`` with ``map_fn(ima
 confidence map [H, W]``; the default loads ``best.pdparams`` into the configured network. Tests
 plug in exact ("perfect") or shifted maps through the same path.
 
-Thresholds: per view, the ``not_found`` threshold on the peak confidence is chosen on the pooled
-held-out predictions of all evaluated folds (``l3loc.metrics.choose_threshold``), unless one is
-given; with no negative case there is nothing to choose from and ``eval.threshold`` of the
-config is used.
+Thresholds: per view, the ``not_found`` threshold on the peak confidence of the run (what
+prediction uses) is chosen on the pooled held-out predictions of all evaluated folds
+(``l3loc.metrics.choose_threshold``), unless one is given; with no negative case there is
+nothing to choose from and ``eval.threshold`` of the config is used. The figures of the table
+are cross-fitted: fold K's cases are scored with the threshold chosen on the other folds, so no
+case helps choose the threshold it is scored with (see :func:`decide_view`).
 """
 from __future__ import annotations
 
@@ -259,34 +261,54 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
                 min_separation_mm: float = 20.0) -> tuple[pd.DataFrame, dict]:
     """Decode and classify every case of one view's folds.
 
+    The ``not_found`` threshold a case is scored with never comes from that case's own fold
+    when it can be helped (cross-fitting): fold K's cases are classified with the threshold
+    chosen on the other folds' held-out cases. The run's threshold (what prediction uses) is
+    chosen on all folds pooled. With a single fold there is nothing to cross-fit: its cases are
+    scored with the threshold chosen on themselves, and ``threshold_method`` says so.
+
     Args:
         results: the view's ``FoldProfiles``, one per fold.
         decoder: ``argmax`` or ``profile``.
-        threshold: the ``not_found`` threshold; None = chosen on these cases
+        threshold: the ``not_found`` threshold for every case; None = chosen as above
             (``choose_threshold``; the config's ``eval.threshold`` without negative cases).
         smooth_mm, ambiguity_ratio, min_separation_mm: as ``decode_profile`` / ``classify``.
 
     Returns:
-        (per-case rows with ``CASE_COLUMNS``, {"threshold", "threshold_chosen"}).
+        (per-case rows with ``CASE_COLUMNS`` plus ``threshold`` (the one the case was scored
+        with), {"threshold" (the run's), "threshold_chosen", "threshold_method"}).
     """
     decoded = [[decode_profile(p, decoder, r.spacing_mm, smooth_mm) for p in r.profiles]
                for r in results]
-    if threshold is None:
-        conf = [d.confidence for ds in decoded for d in ds]
-        negative = [not math.isfinite(x) for r in results for x in r.label_rows]
-        fallback = float(results[0].cfg["eval"]["threshold"])
-        threshold, chosen = choose_threshold(conf, negative, fallback)
+    fallback = float(results[0].cfg["eval"]["threshold"])
+
+    def chosen_on(folds: Sequence[int]) -> tuple[float, bool]:
+        conf = [d.confidence for i in folds for d in decoded[i]]
+        negative = [not math.isfinite(x) for i in folds for x in results[i].label_rows]
+        return choose_threshold(conf, negative, fallback)
+
+    everything = range(len(results))
+    if threshold is not None:
+        run_threshold, chosen, method = float(threshold), False, "given"
+        per_fold = [run_threshold] * len(results)
     else:
-        chosen = False
+        run_threshold, chosen = chosen_on(everything)
+        if len(results) > 1:
+            per_fold = [chosen_on([j for j in everything if j != i])[0] for i in everything]
+            method = "cross-fitted (each fold scored with the threshold of the other folds)"
+        else:
+            per_fold = [run_threshold]
+            method = ("chosen on the scored fold itself (one fold: nothing to cross-fit; "
+                      "optimistic)" if chosen else "config eval.threshold (no negative cases)")
     rows = []
-    for r, ds in zip(results, decoded):
+    for r, ds, thr in zip(results, decoded, per_fold):
         for name, label, geom, d in zip(r.names, r.label_rows, r.geometries, ds):
-            decision = classify(d.profile, r.spacing_mm, threshold, ambiguity_ratio,
+            decision = classify(d.profile, r.spacing_mm, thr, ambiguity_ratio,
                                 min_separation_mm, subpixel=decoder == "profile")
-            rows.append(case_record(r.view, r.fold, name, float(label), decision, geom,
-                                    r.spacing_mm))
-    return pd.DataFrame(rows, columns=list(CASE_COLUMNS)), {"threshold": float(threshold),
-                                                          "threshold_chosen": chosen}
+            rows.append({**case_record(r.view, r.fold, name, float(label), decision, geom,
+                                       r.spacing_mm), "threshold": thr})
+    return pd.DataFrame(rows, columns=[*CASE_COLUMNS, "threshold"]), {
+        "threshold": run_threshold, "threshold_chosen": chosen, "threshold_method": method}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -313,7 +335,12 @@ def summary_markdown(summary: pd.DataFrame, title: str) -> str:
             f"| {r['found']} / {r['not_found']} / {r['ambiguous']} | {neg} | {thr} |")
     lines += ["", "Errors over every positive held-out case of every fold (whatever its status); "
               "std with ddof=0; negatives right = negative cases called not_found; "
-              "threshold on the peak confidence, chosen on these held-out folds unless (set)."]
+              "threshold = the run's threshold on the peak confidence (what prediction uses), "
+              "chosen on all these held-out folds unless (set)."]
+    methods = dict(zip(summary["view"], summary.get("threshold_method", [])))
+    if methods:
+        lines += ["", "The statuses of the table (found / not found / ambiguous, negatives right) "
+                  "come from: " + "; ".join(f"{v}: {m}" for v, m in methods.items()) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -525,6 +552,7 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     summary.insert(1, "decoder", decoder)
     summary["threshold"] = [extra[v]["threshold"] for v in summary["view"]]
     summary["threshold_chosen"] = [extra[v]["threshold_chosen"] for v in summary["view"]]
+    summary["threshold_method"] = [extra[v]["threshold_method"] for v in summary["view"]]
 
     write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
     write_table(out_dir / "per_fold.csv", per_fold, float_format="%.4f")

@@ -45,7 +45,8 @@ from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.inference import Localiser
-from l3loc.io.annotations import POSITION_COLUMNS, annotation_to_canonical_row, default_name
+from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_to_canonical_row,
+                                   default_name)
 from l3loc.io.volume import (VOLUME_EXTENSIONS, CTVolume, axis_assignment,
                              read_volume, write_volume)
 from l3loc.preprocess import CaseGeometry, preprocess_volume
@@ -113,8 +114,8 @@ def _csv_inputs(csv_path: Path) -> list[ScanInput]:
         raise InputError(csv_path, f"not a readable CSV table ({exc})") from None
     if any(c in header for c in POSITION_COLUMNS):
         df = read_annotations(csv_path, check_paths=False)
-        return [ScanInput(r["name"], r["path"], r["series_uid"] or None,
-                          {k: r[k] for k in (df.attrs["position"], "negative", "csv_line")})
+        keep = [df.attrs["position"], "negative", "csv_line", *(c for c in EXTENT_COLUMNS if c in df)]
+        return [ScanInput(r["name"], r["path"], r["series_uid"] or None, {k: r[k] for k in keep})
                 for _, r in df.iterrows()]
     if "path" not in header:
         raise InputError(csv_path, f"no 'path' column (header: {list(header)})")
@@ -363,8 +364,16 @@ def predict_volume(ct: CTVolume, localiser: Localiser, folder: Path | None = Non
     Returns:
         The record (keys of :data:`RESULT_COLUMNS` except name/input/seconds/backend/warnings).
     """
-    name = name or default_name(ct.path)
     outputs, decision, geom = localise(ct, localiser)
+    return localisation_record(ct, localiser, outputs, decision, geom, folder, slab_mm, name, truth)
+
+
+def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decision, geom: CaseGeometry,
+                        folder: Path | None = None, slab_mm: float | None = None,
+                        name: str | None = None, truth: dict | None = None) -> dict:
+    """The record (and with ``folder``, the files) of one localised volume: what
+    :func:`predict_volume` returns, from :func:`localise`'s output."""
+    name = name or default_name(ct.path)
     n = ct.geometry.n_slices
     rec: dict = {"status": decision.status, "message": "",
                  "view": "both" if len(outputs) == 2 else next(iter(outputs)),
@@ -423,6 +432,23 @@ def _empty_record(scan: ScanInput) -> dict:
     return rec
 
 
+def read_scan(scan: ScanInput, notes: list[str]) -> CTVolume:
+    """Read one scan and check it is a CT in HU; append the reader's and the check's warnings
+    (without the path) to ``notes``.
+
+    Raises:
+        InputError: the scan cannot be read or is not a CT (see :func:`check_ct`).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ct = read_volume(scan.path, series_uid=scan.series_uid)
+    # read_volume's own warnings (several series, oblique, > 2000 slices), without the path
+    notes += [str(w.message).replace(f"{ct.path}: ", "") for w in caught
+              if issubclass(w.category, UserWarning)]
+    notes += check_ct(ct)
+    return ct
+
+
 def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
                  slab_mm: float | None = None) -> dict:
     """Read, check and localise one scan; write its folder and ``result.json``. Never raises for
@@ -433,13 +459,7 @@ def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
     folder = out_dir / scan.name
     notes: list[str] = []
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ct = read_volume(scan.path, series_uid=scan.series_uid)
-        # read_volume's own warnings (several series, oblique, > 2000 slices), without the path
-        notes += [str(w.message).replace(f"{ct.path}: ", "") for w in caught
-                  if issubclass(w.category, UserWarning)]
-        notes += check_ct(ct)
+        ct = read_scan(scan, notes)
         rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth))
     except InputError as exc:
         rec.update(status="error", message=exc.problem)

@@ -191,3 +191,63 @@ errors, not found, ambiguous, then found by rising confidence.</p>
 """
     write_text(path, page)
     return path
+
+
+def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title: str,
+                           dpi: int = 60) -> Path:
+    """One row per case of an external evaluation: frontal and sagittal MIPs with the true L3
+    body shaded green (its extent, or +-5 mm around the centre) and the predicted row in red
+    (dotted: an abstention), and the confidence profile with the threshold.
+
+    Args:
+        path: ``.png`` destination (written atomically).
+        cases: rows of the external ``per_case.csv`` (one model).
+        profiles: case name -> ``l3loc.external._Profiles`` (None for a scan that failed).
+        title: figure title.
+    """
+    plt = _pyplot()
+    n = max(len(cases), 1)
+    fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.6 * n), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 0.8]})
+    for row, (_, c) in zip(axes, cases.iterrows()):
+        p = profiles.get(c["name"])
+        top, bottom, true_z = c["l3_top_z_mm"], c["l3_bottom_z_mm"], c["true_z_mm"]
+        if not (math.isfinite(top) and math.isfinite(bottom)) and math.isfinite(true_z):
+            top, bottom = true_z + 5.0, true_z - 5.0
+        style = "-" if c["status"] == "found" else ":"
+        head = (f"{c['name']}: {c['status']} {c['confidence']:.2f}"
+                + (f", error {c['error_mm']:.0f} mm" if math.isfinite(c["error_mm"]) else "")
+                + (" (negative)" if c["negative"] else ""))
+        row[0].set_title(head, fontsize=7, loc="left")
+        for ax, view in zip(row[:2], ("frontal", "sagittal")):
+            ax.set_xticks([])
+            mip = p.mips.get(view) if p is not None else None
+            if mip is None:
+                ax.text(0.5, 0.5, c["message"][:60] or "–", ha="center", va="center", fontsize=6,
+                        transform=ax.transAxes, wrap=True)
+                continue
+            image, z = mip
+            ax.imshow(image, cmap="gray", vmin=0, vmax=1, aspect="auto",
+                      extent=(0, image.shape[1], float(z[-1]), float(z[0])))
+            ax.set_ylim(float(z[-1]), float(z[0]))
+            ax.tick_params(labelsize=6)
+            if math.isfinite(top):
+                ax.axhspan(bottom, top, color="#30c030", alpha=0.35, lw=0)
+            if math.isfinite(c["pred_z_mm"]):
+                ax.axhline(c["pred_z_mm"], color="#ff3030", lw=1.0, ls=style)
+        ax = row[2]
+        if p is not None and p.profile is not None:
+            ax.plot(p.profile, p.rows_mm, lw=1.0)
+            ax.set_ylim(float(p.rows_mm[-1]), float(p.rows_mm[0]))
+            if math.isfinite(top):
+                ax.axhspan(bottom, top, color="#30c030", alpha=0.35, lw=0)
+        ax.axvline(c["threshold"], color="grey", ls="--", lw=0.8)
+        ax.set_xlim(0, 1)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title + "\n(green: true L3 body; red: predicted row, dotted when not found)",
+                 fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    return Path(path)

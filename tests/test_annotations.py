@@ -139,3 +139,24 @@ def test_check_paths_off_allows_absent_scans(tmp_path):
     df = read_annotations(_csv(tmp_path, "path,l3_slice\nfar/away.nii,3\n"), check_paths=False)
     assert df["path"].iloc[0] == str(tmp_path / "far" / "away.nii")
     assert df["name"].iloc[0] == "away"
+
+
+def test_l3_body_extent_columns(tmp_path):
+    csv = _csv(tmp_path, "path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm,negative\n"
+                         "scans/a.nii.gz,316.3,330.4,302.1,0\nscans/b.nii.gz,,,,1\n"
+                         "scans/c.nii.gz,50,,,0\n")
+    df = read_annotations(csv, check_paths=False)
+    assert df.loc[0, ["l3_top_z_mm", "l3_bottom_z_mm"]].tolist() == [330.4, 302.1]
+    assert math.isnan(df.loc[1, "l3_top_z_mm"])
+    assert math.isnan(df.loc[2, "l3_top_z_mm"])  # optional per row: scored by distance then
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("path,l3_z_mm,l3_top_z_mm\na.nii.gz,316,330\n", "without l3_bottom_z_mm"),
+    ("path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm\na.nii.gz,316,300,330\n", "must be above"),
+    ("path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm\na.nii.gz,316,x,300\n", "line 2: l3_top_z_mm 'x'"),
+    ("path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm,negative\na.nii.gz,,330,300,1\n", "leave it empty"),
+])
+def test_bad_l3_body_extent(tmp_path, text, problem):
+    with pytest.raises(InputError, match=problem):
+        read_annotations(_csv(tmp_path, text), check_paths=False)

@@ -260,3 +260,42 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "nope" in bad.stderr and "Traceback" not in bad.stderr
     assert json.loads((exp / "splits.json").read_text())["k"] == 2
+
+
+def test_thresholds_are_cross_fitted_over_folds(tmp_path):
+    """Fold 1's maps are scaled by 0.3, fold 2's by 1, negatives are empty. Fold 1's cases are
+    scored with the threshold chosen on fold 2 alone (halfway to its strong peaks), so its weak
+    positives fall below it; the run's threshold, chosen on both folds pooled, keeps them."""
+    cases = [(80, 40, 1.0), (80, None, 1.0)] * 4
+    exp, splits = make_experiment(tmp_path, cases, views=("frontal",))
+    perfect = band_loader()
+
+    def loader(fold_dir, cfg):
+        scale = 0.3 if Path(fold_dir).name == "fold_1" else 1.0
+        fn = perfect(fold_dir, cfg)
+        return lambda image: scale * fn(image)
+
+    summary = evaluate_experiment(exp, model_loader=loader, plots=False)
+    row = summary.iloc[0]
+    assert row["threshold_method"].startswith("cross-fitted")
+    per_case = pd.read_csv(exp / "eval" / "per_case.csv")
+    pos = per_case[~per_case["negative"]]
+    weak = pos[pos["fold"] == 1]["confidence"].max()
+    strong = pos[pos["fold"] == 2]["confidence"].min()
+    assert 0 < weak < 0.5 * strong
+    # the run's threshold: halfway between the negatives (0) and the weakest positives
+    assert row["threshold"] == pytest.approx(weak / 2, rel=0.01)
+    fold1 = per_case[per_case["fold"] == 1]
+    fold2 = per_case[per_case["fold"] == 2]
+    assert np.allclose(fold1["threshold"], strong / 2, rtol=0.01)  # chosen on fold 2
+    assert np.allclose(fold2["threshold"], weak / 2, rtol=0.01)    # chosen on fold 1
+    assert set(fold1.loc[~fold1["negative"], "status"]) == {"not_found"}
+    assert set(fold2.loc[~fold2["negative"], "status"]) == {"found"}
+    assert "cross-fitted" in (exp / "eval" / "summary.md").read_text()
+
+
+def test_one_fold_threshold_is_marked_optimistic(tmp_path):
+    cases = [(80, 40, 1.0), (80, None, 1.0)] * 3
+    exp, _ = make_experiment(tmp_path, cases, views=("frontal",))
+    summary = evaluate_experiment(exp, folds=[1], model_loader=band_loader(), plots=False)
+    assert "optimistic" in summary.iloc[0]["threshold_method"]

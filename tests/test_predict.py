@@ -18,22 +18,7 @@ from l3loc.predict import (RESULT_COLUMNS, check_ct, list_inputs, predict_scan,
                            predict_volume, run_prediction)
 from l3loc.preprocess import PreprocessConfig, mip, preprocess_volume
 
-SPACING = (2.0, 4.0, 4.0)
-Z_FIRST = 100.0
-
-
-def phantom(n=60, l3=37, seed=0, markers=None, rows=40, cols=48):
-    """Canonical int16 HU [n, rows, cols]: air, an elliptic body (40 HU), a spine (400 HU), and a
-    1500 HU marker over slices l3-1..l3+1 (``markers`` = several centres; () = none)."""
-    rng = np.random.default_rng(seed)
-    hu = np.full((n, rows, cols), -1000.0, np.float32)
-    yy, xx = np.mgrid[0:rows, 0:cols]
-    body = ((yy - rows / 2) / (rows * 0.45)) ** 2 + ((xx - cols / 2) / (cols * 0.46)) ** 2 <= 1
-    hu[:, body] = 40.0
-    hu[:, int(rows * 0.7):int(rows * 0.82), cols // 2 - 3:cols // 2 + 3] = 400.0
-    for c in (l3,) if markers is None else markers:
-        hu[c - 1:c + 2, body] = 1500.0
-    return np.round(hu + rng.normal(0, 10, hu.shape)).astype(np.int16)
+from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom as phantom  # noqa: E402
 
 
 def stub_cfg(**eval_opts):
@@ -233,38 +218,6 @@ def test_duplicate_names_get_suffixes(tmp_path):
 
 
 # ----------------------------------------------------------------------------- a trained model
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """An experiment trained here on MIPs of marker phantoms (2 views x 1 fold, ~15 s)."""
-    from l3loc.engine import train_fold
-    from l3loc.io.npz import L3Dataset, write_l3_npz
-    from l3loc.preprocess import mip
-
-    root = tmp_path_factory.mktemp("trained")
-    rng = np.random.default_rng(5)
-    names, fr, sg, rows = [], [], [], []
-    for i in range(10):
-        n = int(rng.integers(50, 80))
-        l3 = int(rng.integers(8, n - 8))
-        hu = phantom(n=n, l3=l3, seed=i)
-        names.append(f"c{i}")
-        fr.append(mip(hu, "frontal", SPACING).astype(np.int16))
-        sg.append(mip(hu, "sagittal", SPACING).astype(np.int16))
-        rows.append(float(l3))
-    ds = L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * len(names)), {"a1": np.array(rows)})
-    src = write_l3_npz(root / "d.npz", ds) or root / "d.npz"
-    cfg = load_config(None, [
-        f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
-        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
-        "model.base_channels=8", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=80",
-        "train.batch_size=4", "train.lr=0.01", "train.folds=2", "train.p_positive=1.0",
-        "augment.p=0", "label.half_height_mm=2.0"])
-    cfg["experiment"] = "marker"
-    for view in ("frontal", "sagittal"):
-        train_fold(cfg, view, 1)
-    return root / "work" / "marker"
 
 
 def test_trained_model_finds_l3_within_two_slices(tmp_path, trained_run):

@@ -16,6 +16,9 @@ column          needed    meaning
 ``series_uid``  no        which DICOM series of a folder holding several
 ``negative``    no        1 = L3 is not in the scan (leave the position empty), 0 or empty
                           = L3 is annotated (true/false and yes/no are accepted too)
+``l3_top_z_mm``  no       the extent of the L3 body in world z (superior and inferior
+``l3_bottom_z_mm``        endplates, mm): both or neither; evaluation then counts a
+                          prediction inside the body +-5 mm as the right level
 ==============  ========  ==============================================================
 
 A table uses one position column, ``l3_slice`` or ``l3_z_mm``, not both. Any other column is
@@ -46,7 +49,9 @@ from l3loc.io.volume import VolumeGeometry
 
 #: The two ways to give the L3 position; a table uses exactly one.
 POSITION_COLUMNS = ("l3_slice", "l3_z_mm")
-OPTIONAL_COLUMNS = ("name", "series_uid", "negative")
+#: The L3 body's extent in world z (superior and inferior endplate), optional, both or neither.
+EXTENT_COLUMNS = ("l3_top_z_mm", "l3_bottom_z_mm")
+OPTIONAL_COLUMNS = ("name", "series_uid", "negative") + EXTENT_COLUMNS
 _SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
@@ -69,7 +74,8 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
     Returns:
         One row per scan with columns ``name``, ``path`` (absolute, str), ``series_uid`` (str,
         '' when not given), the table's position column (float, NaN when negative),
-        ``negative`` (bool) and ``csv_line`` (int). ``df.attrs["csv_path"]`` and
+        ``negative`` (bool), ``csv_line`` (int) and, when the table gives them, the L3 body's
+        extent ``l3_top_z_mm``/``l3_bottom_z_mm`` (float, NaN when negative). ``df.attrs["csv_path"]`` and
         ``df.attrs["position"]`` ('l3_slice' or 'l3_z_mm') record the source.
 
     Raises:
@@ -100,6 +106,11 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         raise InputError(csv_path, "needs exactly one position column, 'l3_slice' (file slice index) "
                                    f"or 'l3_z_mm' (world z); found {given or 'none'}")
     position = given[0]
+    extent = [c for c in EXTENT_COLUMNS if c in columns]
+    if len(extent) == 1:
+        raise InputError(csv_path, f"gives {extent[0]} without "
+                                   f"{(set(EXTENT_COLUMNS) - set(extent)).pop()}: the L3 body's "
+                                   "extent needs both endplates")
     if len(table) == 1:
         raise InputError(csv_path, "has a header but no rows")
 
@@ -120,24 +131,17 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
             raise InputError(csv_path, f"{where}: scan {path_text} not found (looked for {scan})")
         negative = _parse_negative(rec.get("negative", ""), csv_path, where)
         value_text = rec[position].strip()
-        if negative:
-            if value_text:
-                raise InputError(csv_path, f"{where}: negative=1 (no L3 in the scan) but {position} "
-                                           f"is {value_text!r}; leave it empty")
-            value = math.nan
-        else:
-            if not value_text:
-                raise InputError(csv_path, f"{where}: {position} is empty; give the L3 position or "
-                                           "set negative=1")
-            try:
-                value = float(value_text)
-            except ValueError:
-                raise InputError(csv_path, f"{where}: {position} {value_text!r} is not a number") from None
-            if not math.isfinite(value):
-                raise InputError(csv_path, f"{where}: {position} {value_text!r} is not a finite number")
+        value = _number(value_text, negative, csv_path, where, position, required=True)
+        if not negative:
             if position == "l3_slice" and value < 0:
                 raise InputError(csv_path, f"{where}: l3_slice {value_text} is negative; slice "
                                            "indices start at 0")
+        # an extent may be left empty on a positive row: evaluation then scores by distance
+        ends = {c: _number(rec[c].strip(), negative, csv_path, where, c, required=False)
+                for c in extent}
+        if extent and not negative and ends["l3_top_z_mm"] <= ends["l3_bottom_z_mm"]:
+            raise InputError(csv_path, f"{where}: l3_top_z_mm {ends['l3_top_z_mm']} must be above "
+                                       f"(greater than) l3_bottom_z_mm {ends['l3_bottom_z_mm']}")
         series_uid = rec.get("series_uid", "").strip()
         key = (str(scan), series_uid)
         if key in seen:
@@ -145,13 +149,38 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         seen[key] = line
         rows.append({"name": rec.get("name", "").strip() or default_name(scan), "path": str(scan),
                      "series_uid": series_uid, position: value, "negative": negative,
-                     "csv_line": line})
-    df = pd.DataFrame(rows, columns=["name", "path", "series_uid", position, "negative", "csv_line"])
-    df[position] = df[position].astype(np.float64)
+                     "csv_line": line, **ends})
+    df = pd.DataFrame(rows, columns=["name", "path", "series_uid", position, "negative", "csv_line",
+                                     *extent])
+    for c in (position, *extent):
+        df[c] = df[c].astype(np.float64)
     df["negative"] = df["negative"].astype(bool)
     df.attrs["csv_path"] = str(csv_path)
     df.attrs["position"] = position
     return df
+
+
+def _number(text: str, negative: bool, csv_path: Path, where: str, column: str,
+            required: bool) -> float:
+    """A position field: empty on a negative row (NaN); on a positive row a finite number (or
+    empty, NaN, when not ``required``)."""
+    if negative:
+        if text:
+            raise InputError(csv_path, f"{where}: negative=1 (no L3 in the scan) but {column} "
+                                       f"is {text!r}; leave it empty")
+        return math.nan
+    if not text:
+        if not required:
+            return math.nan
+        raise InputError(csv_path, f"{where}: {column} is empty; give the L3 position or "
+                                   "set negative=1")
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(csv_path, f"{where}: {column} {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise InputError(csv_path, f"{where}: {column} {text!r} is not a finite number")
+    return value
 
 
 def _parse_negative(text: str, csv_path: Path, where: str) -> bool:

@@ -1,0 +1,395 @@
+"""External evaluation: a trained experiment on a dataset it was not trained on (train on A,
+test on B), every case a test case.
+
+The dataset is one of
+
+- an ``l3_dataset.npz`` in the paper's layout (2-D MIPs): the MIPs go through the training
+  cache's preprocessing (``l3loc.cache``), then the same maps, decoding and classification as
+  prediction;
+- an annotation CSV of scans (``l3loc.io.annotations``; optional ``l3_top_z_mm`` /
+  ``l3_bottom_z_mm`` give the L3 body's extent), or a folder holding ``labels.csv``: each scan
+  goes through exactly prediction's code (``read_scan`` -> ``localise`` ->
+  ``localisation_record``), so the figures are the ones a user gets.
+
+Models: for each trained view, and fused when both are trained, the fold ensemble that
+prediction uses (every trained fold, maps averaged) and, with ``per_fold``, each fold alone.
+Each model is scored with the run's threshold (what prediction uses: ``eval/summary.csv`` of the
+k-fold evaluation, else the config's). The threshold that would be best on this dataset is
+reported beside it, marked optimistic: it is chosen on the very cases it is scored on.
+
+Right level: with the body's extent, the predicted z lies inside the L3 body +-5 mm; without it,
+the error is <= 10 mm (about a third of a vertebra plus disc). The worst outcome is a confident
+wrong slice: a positive case ``found`` at the wrong level (``wrong_level_found``).
+
+Writes ``<out>/per_case.csv``, ``summary.csv``, ``summary.md`` and ``montage_<view>.png`` (every
+case: both MIPs with the true L3 body shaded and the predicted line, and the confidence profile)
+for the ensemble of each view. ``<out>`` defaults to ``<exp>/eval_<dataset name>``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from l3loc.atomic import write_table, write_text
+from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
+from l3loc.errors import InputError
+from l3loc.inference import Localiser, available_folds, load_localiser, trained_views
+from l3loc.metrics import choose_threshold
+from l3loc.preprocess import window_hu
+
+log = logging.getLogger("l3loc")
+
+#: A prediction inside the L3 body's extent widened by this much (mm) is at the right level.
+BODY_MARGIN_MM = 5.0
+#: Without the body's extent, an error up to this (mm) is at the right level.
+RIGHT_LEVEL_MM = 10.0
+LABELS_CSV = "labels.csv"
+
+#: Columns of the external ``per_case.csv``, in order.
+EXTERNAL_COLUMNS = (
+    "view", "folds", "name", "negative", "status", "right_level", "confidence", "threshold",
+    "pred_slice", "pred_z_mm", "second_z_mm", "second_confidence", "true_slice", "true_z_mm",
+    "l3_top_z_mm", "l3_bottom_z_mm", "error_mm", "message", "warnings", "input")
+
+
+@dataclass
+class ExternalModel:
+    """One model scored: a view (``frontal``, ``sagittal`` or ``fused``) and its folds."""
+
+    view: str
+    folds: str                  # "ensemble" or "fold K"
+    localiser: Localiser
+
+
+@dataclass
+class _Profiles:
+    """What the montage and the optimistic threshold need of one case under one model."""
+
+    profile: np.ndarray | None = None        # decoded profile of the model's decision
+    rows_mm: np.ndarray | None = None        # z (mm) of every processed row
+    mips: dict = field(default_factory=dict)  # view -> (MIP in the [0, 1] window, z of its rows)
+
+
+def dataset_name(path: str | Path) -> str:
+    """``real_val`` for a folder, the file stem for a CSV or npz."""
+    p = Path(path)
+    name = p.name if p.is_dir() else p.name.split(".")[0]
+    return name or "data"
+
+
+def resolve_dataset(path: str | Path) -> tuple[str, Path]:
+    """("npz" | "scans", file) of a dataset argument.
+
+    Raises:
+        InputError: missing, or neither an npz, a CSV nor a folder holding ``labels.csv``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        if not (p / LABELS_CSV).is_file():
+            raise InputError(p, f"a dataset folder must hold {LABELS_CSV} (an annotation CSV)")
+        return "scans", p / LABELS_CSV
+    if not p.is_file():
+        raise InputError(p, "does not exist")
+    if p.suffix.lower() == ".npz":
+        return "npz", p
+    if p.suffix.lower() == ".csv":
+        return "scans", p
+    raise InputError(p, "expected an l3_dataset.npz, an annotation CSV or a folder with "
+                        f"{LABELS_CSV}")
+
+
+def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
+                    threshold: float | None = None, backend: str = "auto") -> list[ExternalModel]:
+    """The fold ensemble of every trained view (and fused when both exist), and with
+    ``per_fold`` each fold alone, loaded as prediction loads them."""
+    views = trained_views(exp_dir)
+    if not views:
+        raise InputError(exp_dir, "no trained or exported folds")
+    runs = [(v, v) for v in views] + ([("fused", "both")] if len(views) == 2 else [])
+    models = []
+    for label, view in runs:
+        models.append(ExternalModel(label, "ensemble", load_localiser(
+            exp_dir, view, None, backend, device, threshold)))
+        if per_fold:
+            folds = sorted(set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams"))
+                                              for v in ([view] if view != "both" else views))))
+            for k in folds:
+                models.append(ExternalModel(label, f"fold {k}", load_localiser(
+                    exp_dir, view, [k], "dygraph", device, threshold)))
+    return models
+
+
+def _profile_of(outputs: dict) -> np.ndarray:
+    profiles = [o.profile for o in outputs.values()]
+    return profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
+
+
+def right_level(pred_z: float, true_z: float, top: float = math.nan, bottom: float = math.nan) -> bool:
+    """The predicted z is at L3: inside the body +-BODY_MARGIN_MM, or within RIGHT_LEVEL_MM of
+    the truth when the body's extent is not given."""
+    if not (math.isfinite(pred_z) and math.isfinite(true_z)):
+        return False
+    if math.isfinite(top) and math.isfinite(bottom):
+        return bottom - BODY_MARGIN_MM <= pred_z <= top + BODY_MARGIN_MM
+    return abs(pred_z - true_z) <= RIGHT_LEVEL_MM
+
+
+def _case_row(model: ExternalModel, name: str, path: str, negative: bool, rec: dict,
+              truth: dict) -> dict:
+    top = float(truth.get("l3_top_z_mm", math.nan))
+    bottom = float(truth.get("l3_bottom_z_mm", math.nan))
+    pred_z = rec.get("pred_z_mm", math.nan)
+    true_z = rec.get("true_z_mm", math.nan)
+    return {
+        "view": model.view, "folds": model.folds, "name": name, "negative": negative,
+        "status": rec["status"],
+        "right_level": (not negative) and right_level(pred_z, true_z, top, bottom),
+        "confidence": rec.get("confidence", math.nan), "threshold": model.localiser.threshold,
+        "pred_slice": rec.get("pred_slice", math.nan), "pred_z_mm": pred_z,
+        "second_z_mm": rec.get("second_z_mm", math.nan),
+        "second_confidence": rec.get("second_confidence", math.nan),
+        "true_slice": rec.get("true_slice", math.nan), "true_z_mm": true_z,
+        "l3_top_z_mm": top, "l3_bottom_z_mm": bottom,
+        "error_mm": abs(pred_z - true_z) if not negative and math.isfinite(pred_z)
+        and math.isfinite(true_z) else math.nan,
+        "message": rec.get("message", ""), "warnings": rec.get("warnings", ""), "input": path}
+
+
+def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: bool
+                    ) -> tuple[list[dict], dict]:
+    """Every scan of an annotation CSV under every model, through prediction's code."""
+    from tqdm import tqdm
+
+    from l3loc.predict import list_inputs, localisation_record, localise, read_scan
+
+    scans = list_inputs([csv_path])
+    rows, extra = [], {}
+    for scan in tqdm(scans, desc="external", unit="scan", disable=not progress):
+        truth = dict(scan.truth or {})
+        negative = bool(truth.get("negative", False))
+        notes: list[str] = []
+        try:
+            ct = read_scan(scan, notes)
+        except InputError as exc:
+            log.warning("[EVAL] %s: %s", scan.name, exc.problem)
+            for m in models:
+                rows.append(_case_row(m, scan.name, scan.path, negative,
+                                      {"status": "error", "message": exc.problem}, truth))
+            continue
+        for m in models:
+            try:
+                outputs, decision, geom = localise(ct, m.localiser)
+                rec = localisation_record(ct, m.localiser, outputs, decision, geom,
+                                          name=scan.name, truth=truth)
+            except Exception as exc:  # one bad scan never stops the evaluation; the row says why
+                log.warning("[EVAL] %s (%s %s): %s", scan.name, m.view, m.folds, exc)
+                rows.append(_case_row(m, scan.name, scan.path, negative,
+                                      {"status": "error", "message": f"{type(exc).__name__}: {exc}"},
+                                      truth))
+                continue
+            # the best row's position whatever the status (an abstention is still scored)
+            rec.update(pred_slice=float(geom.file_index(decision.row)),
+                       pred_z_mm=float(geom.z_mm(decision.row)), warnings="; ".join(notes))
+            rows.append(_case_row(m, scan.name, scan.path, negative, rec, truth))
+            if m.folds == "ensemble":
+                profile = _profile_of(outputs)
+                z_native = ct.geometry.z_mm(np.arange(ct.geometry.n_slices))
+                extra[(m.view, scan.name)] = _Profiles(
+                    profile, geom.z_mm(np.arange(len(profile))),
+                    {v: (window_hu(o.native_mip_hu), z_native) for v, o in outputs.items()})
+    return rows, extra
+
+
+def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: bool
+                  ) -> tuple[list[dict], dict]:
+    """Every case of an npz under every model: the cache's 2-D preprocessing, prediction's maps."""
+    import copy
+
+    from tqdm import tqdm
+
+    from l3loc.cache import open_cache
+
+    rows, extra, caches = [], {}, {}
+    for m in models:
+        views = m.localiser.views
+        data = {}
+        for v, vm in views.items():
+            cfg = copy.deepcopy(vm.cfg)
+            cfg["data"]["source"] = str(npz_path)
+            key = (v, str(cfg["preprocess"]))
+            if key not in caches:
+                caches[key] = open_cache(cfg, v, progress=progress)
+            data[v] = caches[key]
+        first = next(iter(data.values()))
+        ev = next(iter(views.values())).cfg["eval"]
+        spacing = next(iter(views.values())).spacing_mm
+        for i in tqdm(range(len(first)), desc=f"{m.view} {m.folds}", disable=not progress,
+                      leave=False):
+            profiles = {}
+            for v, vm in views.items():
+                image = data[v][i][0]
+                prob = vm.maps.confidence_map(image)
+                profiles[v] = decode_profile(row_profile(prob, vm.col_range), ev["decoder"],
+                                             spacing, ev["smooth_mm"]).profile
+            profile = profiles[next(iter(profiles))] if len(profiles) == 1 else \
+                fuse_profiles(list(profiles.values()))
+            d = classify(profile, spacing, m.localiser.threshold, ev["ambiguity_ratio"],
+                         ev["min_separation_mm"], subpixel=ev["decoder"] == "profile")
+            geom = first.geometry(i)
+            label = float(first.label_rows_px[i])
+            negative = not math.isfinite(label)
+            rec = {"status": d.status, "confidence": d.confidence,
+                   "pred_slice": float(geom.file_index(d.row)), "pred_z_mm": float(geom.z_mm(d.row)),
+                   "second_z_mm": float(geom.z_mm(d.second_row)) if d.status == "ambiguous" else math.nan,
+                   "second_confidence": d.second_confidence if d.status == "ambiguous" else math.nan,
+                   "true_slice": math.nan if negative else float(geom.file_index(label)),
+                   "true_z_mm": math.nan if negative else float(geom.z_mm(label))}
+            rows.append(_case_row(m, first.names[i], str(npz_path), negative, rec, {}))
+            if m.folds == "ensemble":
+                rows_mm = geom.z_mm(np.arange(len(profile)))
+                extra[(m.view, first.names[i])] = _Profiles(
+                    profile, rows_mm, {v: (data[v][i][0], rows_mm) for v in views})
+    return rows, extra
+
+
+def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[ExternalModel],
+                  threshold: float) -> pd.Series:
+    """Statuses of the ensemble rows under another threshold (same profiles)."""
+    out = {}
+    for m in models:
+        if m.folds != "ensemble":
+            continue
+        vm = next(iter(m.localiser.views.values()))
+        ev = vm.cfg["eval"]
+        for idx, r in per_case[(per_case["view"] == m.view) & (per_case["folds"] == m.folds)].iterrows():
+            p = extra.get((m.view, r["name"]))
+            if p is None or p.profile is None:
+                out[idx] = r["status"]
+                continue
+            out[idx] = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
+                                ev["min_separation_mm"], subpixel=ev["decoder"] == "profile").status
+    return pd.Series(out, dtype=object)
+
+
+def summarize_external(cases: pd.DataFrame) -> dict:
+    """Counts and errors of one model's cases (``per_case.csv`` rows)."""
+    pos = cases[~cases["negative"].astype(bool)]
+    neg = cases[cases["negative"].astype(bool)]
+    err = pos["error_mm"].to_numpy(dtype=float)
+    err = err[np.isfinite(err)]
+    found = pos["status"] == "found"
+    return {
+        "n_positive": len(pos), "n_negative": len(neg),
+        "right_level_found": int((found & pos["right_level"].astype(bool)).sum()),
+        "wrong_level_found": int((found & ~pos["right_level"].astype(bool)).sum()),
+        "ambiguous": int((pos["status"] == "ambiguous").sum()),
+        "not_found_on_positive": int((pos["status"] == "not_found").sum()),
+        "errors": int((cases["status"] == "error").sum()),
+        "negatives_right": int((neg["status"] == "not_found").sum()),
+        "best_row_right_level": int(pos["right_level"].astype(bool).sum()),
+        "median_mm": float(np.median(err)) if err.size else math.nan,
+        "mean_mm": float(err.mean()) if err.size else math.nan,
+    }
+
+
+def _summary_markdown(summary: pd.DataFrame, title: str, data: Path) -> str:
+    def f(x, d=1):
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+
+    lines = [f"# {title}", "", f"External evaluation on `{data}` (every case a test case).", "",
+             "| view | folds | right level found | wrong-level found | ambiguous | not_found (+) "
+             "| negatives right | best row at L3 | median mm | mean mm | threshold | optimistic: "
+             "threshold, right level, wrong-level, negatives right |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for _, r in summary.iterrows():
+        opt = (f"{f(r['opt_threshold'], 3)}, {r['opt_right_level_found']}/{r['n_positive']}, "
+               f"{r['opt_wrong_level_found']}, {r['opt_negatives_right']}/{r['n_negative']}"
+               if math.isfinite(r.get("opt_threshold", math.nan)) else "–")
+        lines.append(
+            f"| {r['view']} | {r['folds']} | {r['right_level_found']}/{r['n_positive']} "
+            f"| {r['wrong_level_found']} | {r['ambiguous']} | {r['not_found_on_positive']} "
+            f"| {r['negatives_right']}/{r['n_negative']} "
+            f"| {r['best_row_right_level']}/{r['n_positive']} | {f(r['median_mm'])} "
+            f"| {f(r['mean_mm'])} | {f(r['threshold'], 3)} | {opt} |")
+    lines += ["", f"Right level: the predicted z inside the L3 body ±{BODY_MARGIN_MM:g} mm when the "
+              f"labels give its extent, else an error ≤ {RIGHT_LEVEL_MM:g} mm. Wrong-level found: a "
+              "positive case called `found` at another level (the worst outcome). Best row at L3: "
+              "the best row is at the right level whatever the status. Errors over every positive "
+              "case, whatever its status. threshold: the run's (what prediction uses). "
+              "**Optimistic**: the threshold that best separates this dataset's own positives and "
+              "negatives, chosen on the cases it is scored on (ensembles only); not a fair figure."]
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = False,
+                      out_dir: str | Path | None = None, threshold: float | None = None,
+                      plots: bool = True, overwrite: bool = False, device: str = "cpu",
+                      progress: bool = False) -> pd.DataFrame:
+    """Evaluate a trained experiment on an external dataset and write the result files.
+
+    Args:
+        exp_dir: ``work/<experiment>`` (or an export folder).
+        data: an ``l3_dataset.npz``, an annotation CSV, or a folder holding ``labels.csv``.
+        per_fold: also score each fold alone.
+        out_dir: None = ``<exp_dir>/eval_<dataset name>``.
+        threshold: override the run's threshold.
+        plots: also draw the montages.
+        overwrite: replace earlier results in ``out_dir``.
+        device: "cpu" or "gpu".
+        progress: tqdm bars.
+
+    Returns:
+        The summary (one row per view and fold set).
+
+    Raises:
+        InputError: bad dataset, nothing trained, or results exist and ``overwrite`` is off.
+    """
+    exp_dir = Path(exp_dir)
+    kind, path = resolve_dataset(data)
+    out_dir = Path(out_dir) if out_dir is not None else exp_dir / f"eval_{dataset_name(data)}"
+    if (out_dir / "summary.csv").exists() and not overwrite:
+        raise InputError(out_dir, "holds results of an earlier evaluation; use --overwrite or "
+                                  "another --out")
+    models = external_models(exp_dir, per_fold, device, threshold)
+    rows, extra = (_evaluate_npz if kind == "npz" else _evaluate_scans)(path, models, progress)
+    per_case = pd.DataFrame(rows, columns=list(EXTERNAL_COLUMNS))
+    summaries = []
+    for m in models:
+        cases = per_case[(per_case["view"] == m.view) & (per_case["folds"] == m.folds)]
+        s = {"view": m.view, "folds": m.folds, **summarize_external(cases),
+             "threshold": m.localiser.threshold, "threshold_source": m.localiser.threshold_source}
+        opt_thr = math.nan
+        if m.folds == "ensemble":
+            ok = cases[cases["status"] != "error"]
+            opt_thr, chosen = choose_threshold(ok["confidence"].to_numpy(dtype=float),
+                                               ok["negative"].to_numpy(dtype=bool), math.nan)
+            if chosen:
+                opt = cases.copy()
+                opt["status"] = _reclassified(per_case, extra, [m], opt_thr)
+                o = summarize_external(opt)
+                s.update({f"opt_{k}": o[k] for k in ("right_level_found", "wrong_level_found",
+                                                     "negatives_right")})
+        s["opt_threshold"] = opt_thr
+        summaries.append(s)
+    summary = pd.DataFrame(summaries)
+    write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
+    write_table(out_dir / "summary.csv", summary, float_format="%.4f")
+    write_text(out_dir / "summary.md", _summary_markdown(
+        summary, f"{exp_dir.name} on {dataset_name(data)}", Path(data)))
+    if plots:
+        from l3loc.report import write_external_montage
+
+        for m in models:
+            if m.folds == "ensemble":
+                cases = per_case[(per_case["view"] == m.view) & (per_case["folds"] == "ensemble")]
+                write_external_montage(out_dir / f"montage_{m.view}.png", cases, {
+                    name: extra.get((m.view, name)) for name in cases["name"]},
+                    f"{exp_dir.name} ({m.view}, fold ensemble) on {dataset_name(data)}")
+    log.info("[EVAL] wrote %s", out_dir)
+    return summary

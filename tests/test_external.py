@@ -1,0 +1,128 @@
+"""External evaluation (tools/eval.py --data): a trained experiment on data it was not trained on,
+through prediction's own code, on the real example CT, an annotation CSV and an npz."""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import MARKER_SPACING, MARKER_Z_FIRST, marker_phantom
+from l3loc.errors import InputError
+from l3loc.external import evaluate_external, resolve_dataset, right_level
+from l3loc.io.volume import write_volume
+
+# the example CT's L3 body, as ../shared/data/real_val/labels.csv gives it (three annotators)
+EXAMPLE_L3 = {"l3_z_mm": 316.3, "l3_top_z_mm": 330.4, "l3_bottom_z_mm": 302.1}
+
+
+def test_right_level_inside_the_body_or_within_10mm():
+    assert right_level(300.0, 316.3, 330.4, 302.1)          # 2.1 mm below the inferior endplate
+    assert not right_level(296.0, 316.3, 330.4, 302.1)      # 6.1 mm below it
+    assert right_level(335.4, 316.3, 330.4, 302.1)
+    assert right_level(326.0, 316.3) and not right_level(327.0, 316.3)
+    assert not right_level(math.nan, 316.3)
+
+
+def test_dataset_argument_errors(tmp_path):
+    with pytest.raises(InputError, match="labels.csv"):
+        resolve_dataset(tmp_path)
+    with pytest.raises(InputError, match="does not exist"):
+        resolve_dataset(tmp_path / "none.csv")
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(InputError, match="expected an l3_dataset.npz"):
+        resolve_dataset(tmp_path / "x.txt")
+    (tmp_path / "labels.csv").write_text("path,l3_z_mm\n")
+    assert resolve_dataset(tmp_path) == ("scans", tmp_path / "labels.csv")
+
+
+@pytest.fixture
+def real_set(tmp_path, example_ct):
+    """A dataset folder like ../shared/data/real_val: the real example CT (positive, with the
+    body's extent), a marker phantom without its marker (negative) and a broken file."""
+    folder = tmp_path / "realish"
+    folder.mkdir()
+    write_volume(folder / "empty chest.nii.gz", marker_phantom(markers=()), MARKER_SPACING,
+                 MARKER_Z_FIRST)
+    (folder / "broken.nii.gz").write_bytes(b"not a nifti")
+    (folder / "labels.csv").write_text(
+        "name,path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm,negative\n"
+        f"example,{example_ct},{EXAMPLE_L3['l3_z_mm']},{EXAMPLE_L3['l3_top_z_mm']},"
+        f"{EXAMPLE_L3['l3_bottom_z_mm']},0\n"
+        "chest,empty chest.nii.gz,,,,1\n"
+        "broken,broken.nii.gz,100,110,90,0\n")
+    return folder
+
+
+def test_real_ct_through_the_external_evaluation(trained_run, real_set, tmp_path):
+    out = tmp_path / "out"
+    summary = evaluate_external(trained_run, real_set, per_fold=True, out_dir=out)
+    per_case = pd.read_csv(out / "per_case.csv", keep_default_na=False, na_values=[""])
+    # every trained view, fused, as the fold ensemble and as fold 1
+    assert set(zip(summary["view"], summary["folds"])) == {
+        (v, f) for v in ("frontal", "sagittal", "fused") for f in ("ensemble", "fold 1")}
+    assert len(per_case) == 3 * 6
+    example = per_case[per_case["name"] == "example"]
+    assert set(example["status"]) <= {"found", "not_found", "ambiguous"}
+    assert example["true_z_mm"].tolist() == pytest.approx([316.3] * 6, abs=1e-6)  # from the CSV
+    assert example["l3_top_z_mm"].tolist() == [330.4] * 6
+    assert example["pred_z_mm"].notna().all() and example["error_mm"].notna().all()
+    broken = per_case[per_case["name"] == "broken"]
+    assert set(broken["status"]) == {"error"} and broken["message"].str.len().min() > 0
+    fused = summary[(summary["view"] == "fused") & (summary["folds"] == "ensemble")].iloc[0]
+    assert (fused["n_positive"], fused["n_negative"], fused["errors"]) == (2, 1, 1)
+    counted = (fused["right_level_found"] + fused["wrong_level_found"] + fused["ambiguous"]
+               + fused["not_found_on_positive"] + fused["errors"])
+    assert counted == fused["n_positive"]
+    for name in ("per_case.csv", "summary.csv", "summary.md", "montage_fused.png",
+                 "montage_frontal.png", "montage_sagittal.png"):
+        assert (out / name).is_file(), name
+    assert "wrong-level found" in (out / "summary.md").read_text()
+    with pytest.raises(InputError, match="--overwrite"):
+        evaluate_external(trained_run, real_set, out_dir=out)
+
+
+def test_npz_dataset_scored_by_the_ensemble(trained_run):
+    """The marker net on its own training npz finds every marker: right level on every case."""
+    npz = trained_run.parents[1] / "d.npz"
+    summary = evaluate_external(trained_run, npz, plots=False)
+    assert (trained_run / "eval_d" / "per_case.csv").is_file()
+    for _, r in summary.iterrows():
+        assert r["n_positive"] == 10 and r["errors"] == 0
+        assert r["best_row_right_level"] == 10, r.to_dict()
+        assert r["median_mm"] < 4.0
+
+
+def test_eval_tool_with_data_on_the_real_ct(trained_run, real_set, tmp_path):
+    tool = Path(__file__).resolve().parents[1] / "tools" / "eval.py"
+    out = tmp_path / "tool_out"
+    cmd = [sys.executable, str(tool), "--experiment", str(trained_run), "--data", str(real_set),
+           "--out", str(out), "--no-plots"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "right level found" in done.stdout and (out / "per_case.csv").is_file()
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_real_ct_through_predict(trained_run, example_ct, tmp_path):
+    """The real example CT through prediction, listed in an annotation CSV: every file written
+    and the truth read from the CSV."""
+    from l3loc.inference import load_localiser
+    from l3loc.predict import list_inputs, run_prediction
+
+    csv = tmp_path / "one.csv"
+    csv.write_text(f"name,path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm\nexample,{example_ct},"
+                   f"{EXAMPLE_L3['l3_z_mm']},{EXAMPLE_L3['l3_top_z_mm']},"
+                   f"{EXAMPLE_L3['l3_bottom_z_mm']}\n")
+    loc = load_localiser(trained_run, "both", backend="dygraph", threshold=0.0)
+    [rec] = run_prediction(list_inputs([csv]), loc, tmp_path / "out")
+    assert rec["status"] in ("found", "ambiguous"), rec["message"]  # threshold 0: never abstains
+    assert rec["true_z_mm"] == pytest.approx(316.3, abs=1e-6)
+    assert rec["error_mm"] == pytest.approx(abs(rec["l3_z_mm"] - 316.3))
+    for name in ("results.csv", "index.html", "run.json", "example/result.json", "example/qc.png",
+                 "example/l3_axial.png", "example/l3_axial.nii.gz"):
+        assert (tmp_path / "out" / name).is_file(), name

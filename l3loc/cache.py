@@ -101,25 +101,30 @@ def _init_worker(job: dict[str, Any]) -> None:
 
 
 def _process_one(i: int) -> tuple:
-    """Case ``i`` of the current job -> ("ok", uint8 image, geometry dict, label px) or
-    ("error", path, problem) (InputError does not survive pickling between processes)."""
+    """Case ``i`` of the current job -> ("ok", uint8 image, geometry dict, label px, warnings) or
+    ("error", path, problem) (InputError does not survive pickling between processes).
+
+    A scan is read by ``read_ct``: one that is not a CT in HU is an error like an unreadable
+    file; its warnings (a crop without air, a short scan) go back to the parent to be logged."""
     cfg, view = _JOB["cfg"], _JOB["view"]
+    notes: list[str] = []
     try:
         if _JOB["kind"] == "npz":
             image, spacing_rc, label = _JOB["cases"][i]
             case = preprocess_case(image, spacing_rc, view, label_row=label, cfg=cfg)
         else:
             from l3loc.io.annotations import annotation_to_canonical_row
-            from l3loc.io.volume import read_volume
+            from l3loc.io.ct_checks import read_ct
 
             row = _JOB["cases"][i]
-            ct = read_volume(row["path"], series_uid=row.get("series_uid") or None)
+            ct, findings = read_ct(row["path"], series_uid=row.get("series_uid") or None)
+            notes = [f.problem for f in findings]
             label = annotation_to_canonical_row(row, ct.geometry)
             case = preprocess_volume(ct, view, label_slice=label, cfg=cfg)
     except InputError as exc:
         return ("error", exc.path, exc.problem)
     u8 = np.round(case.image * 255.0).astype(np.uint8)
-    return ("ok", u8, case.geometry.to_dict(), case.label_row_px)
+    return ("ok", u8, case.geometry.to_dict(), case.label_row_px, notes)
 
 
 def _npz_job(source: Path, skip_bad: bool, view: str) -> tuple[list, list[str], np.ndarray]:
@@ -237,7 +242,9 @@ def _write_images(path: Path, job: dict, names: list[str], negative: np.ndarray,
                                          disable=not progress)):
                 if res[0] == "error":
                     raise InputError(res[1], f"case '{names[i]}': {res[2]}")
-                _, u8, geom, label_px = res
+                _, u8, geom, label_px, notes = res
+                for note in notes:
+                    log.warning("[CACHE] case '%s': %s", names[i], note)
                 fh.write(u8.tobytes())
                 records.append({"name": names[i], "source_index": i, "offset": offset,
                                 "height": int(u8.shape[0]), "width": int(u8.shape[1]),

@@ -166,16 +166,16 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
     """Every scan of an annotation CSV under every model, through prediction's code."""
     from tqdm import tqdm
 
-    from l3loc.predict import list_inputs, localisation_record, localise, read_scan
+    from l3loc.io.ct_checks import read_ct
+    from l3loc.predict import list_inputs, localisation_record, localise
 
     scans = list_inputs([csv_path])
     rows, extra = [], {}
     for scan in tqdm(scans, desc="external", unit="scan", disable=not progress):
         truth = dict(scan.truth or {})
         negative = bool(truth.get("negative", False))
-        notes: list[str] = []
         try:
-            ct = read_scan(scan, notes)
+            ct, findings = read_ct(scan.path, series_uid=scan.series_uid)  # not a CT: raises
         except InputError as exc:
             log.warning("[EVAL] %s: %s", scan.name, exc.problem)
             for m in models:
@@ -195,7 +195,7 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
                 continue
             # the best row's position whatever the status (an abstention is still scored)
             rec.update(pred_slice=float(geom.file_index(decision.row)),
-                       pred_z_mm=float(geom.z_mm(decision.row)), warnings="; ".join(notes))
+                       pred_z_mm=float(geom.z_mm(decision.row)), warnings="; ".join(f.problem for f in findings))
             rows.append(_case_row(m, scan.name, scan.path, negative, rec, truth))
             if m.folds == "ensemble":
                 profile = _profile_of(outputs)

@@ -33,7 +33,6 @@ import shutil
 import sys
 import time
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -47,8 +46,8 @@ from l3loc.errors import InputError
 from l3loc.inference import Localiser
 from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_to_canonical_row,
                                    default_name)
-from l3loc.io.volume import (VOLUME_EXTENSIONS, CTVolume, axis_assignment,
-                             read_volume, write_volume)
+from l3loc.io.ct_checks import read_ct
+from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
 from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_index_html, write_qc_png
 
@@ -64,12 +63,6 @@ RESULT_COLUMNS = (
     "true_slice", "true_z_mm", "error_mm", "n_slices", "slice_spacing_mm", "seconds", "warnings",
     "backend", "qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file",
 )
-#: Below this lowest HU the scan has neither air (-1000) nor fat (-100): not a CT in HU.
-NOT_CT_MIN_HU = -200.0
-#: A scan whose lowest HU is above this has no air at all (a tight crop?): a warning.
-NO_AIR_HU = -500.0
-#: A scan with at most this many distinct values is a label map, not a CT.
-MASK_MAX_VALUES = 16
 
 
 @dataclass(frozen=True)
@@ -175,47 +168,6 @@ def list_inputs(paths: Sequence[str | os.PathLike]) -> list[ScanInput]:
         seen[base.lower()] = n
         unique.append(ScanInput(base if n == 1 else f"{base}_{n}", s.path, s.series_uid, s.truth))
     return unique
-
-
-# ----------------------------------------------------------------------------- checks
-
-
-def check_ct(ct: CTVolume) -> list[str]:
-    """Refuse what is not a CT in Hounsfield units; return warnings about odd but usable scans.
-
-    Checked on a subsample (every 2nd slice, every 4th row and column): a bright 3-D MIP is not
-    needed, only the value range and the number of distinct values.
-
-    Raises:
-        InputError: a label map (at most 16 distinct values), or no voxel below -200 HU (no air
-            and no fat: an MR scan, a photo, or a CT stored without its rescale intercept).
-
-    Returns:
-        Warnings (no air in the scan, no bone, a short scan). A scan with very many slices is
-        already warned about by ``read_volume``, whose warnings ``predict_scan`` records.
-    """
-    sample = ct.hu[::2, ::4, ::4]
-    lo, hi = float(sample.min()), float(sample.max())
-    flat = sample.reshape(-1)
-    values = np.unique(flat[:: max(1, flat.size // 200_000)])  # 200k voxels: ~10 ms
-    if values.size <= MASK_MAX_VALUES:
-        shown = ", ".join(f"{v:g}" for v in values[:8]) + (" ..." if values.size > 8 else "")
-        raise InputError(ct.path, f"only {values.size} distinct values ({shown}): this looks like "
-                                  "a label map or segmentation mask, not a CT")
-    if lo > NOT_CT_MIN_HU:
-        raise InputError(ct.path, f"no voxel below {NOT_CT_MIN_HU:g} HU (values {lo:g}..{hi:g}): "
-                                  "no air or fat, so not a CT in Hounsfield units (an MR scan, a "
-                                  "photo, or a CT stored without its rescale intercept?)")
-    notes = []
-    if lo > NO_AIR_HU:
-        notes.append(f"no air in the scan (lowest value {lo:g} HU); is it cropped to the body?")
-    if hi < 150:
-        notes.append(f"no bone-density voxels (highest value {hi:g} HU)")
-    n, dz = ct.geometry.n_slices, ct.geometry.slice_spacing_mm
-    if (n - 1) * dz < 60.0:
-        notes.append(f"the scan covers only {(n - 1) * dz:.0f} mm of z; a vertebra with its "
-                     "neighbours needs about 100 mm")
-    return notes
 
 
 # ----------------------------------------------------------------------------- localisation
@@ -432,23 +384,6 @@ def _empty_record(scan: ScanInput) -> dict:
     return rec
 
 
-def read_scan(scan: ScanInput, notes: list[str]) -> CTVolume:
-    """Read one scan and check it is a CT in HU; append the reader's and the check's warnings
-    (without the path) to ``notes``.
-
-    Raises:
-        InputError: the scan cannot be read or is not a CT (see :func:`check_ct`).
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ct = read_volume(scan.path, series_uid=scan.series_uid)
-    # read_volume's own warnings (several series, oblique, > 2000 slices), without the path
-    notes += [str(w.message).replace(f"{ct.path}: ", "") for w in caught
-              if issubclass(w.category, UserWarning)]
-    notes += check_ct(ct)
-    return ct
-
-
 def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
                  slab_mm: float | None = None) -> dict:
     """Read, check and localise one scan; write its folder and ``result.json``. Never raises for
@@ -459,7 +394,8 @@ def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
     folder = out_dir / scan.name
     notes: list[str] = []
     try:
-        ct = read_scan(scan, notes)
+        ct, findings = read_ct(scan.path, series_uid=scan.series_uid)  # not a CT in HU: raises
+        notes += [f.problem for f in findings]
         rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth))
     except InputError as exc:
         rec.update(status="error", message=exc.problem)

@@ -131,7 +131,9 @@ def test_open_cache_from_resolved_config(tmp_path):
     assert len(data) == 3 and data.view == "sagittal"
 
 
-def test_annotation_csv_source_goes_through_the_volume_path(tmp_path):
+def _annotated_scan(folder, offset_hu: float = 0.0):
+    """A 20-slice, 3 mm CT-like scan ``s1.nii.gz`` (air, tissue, a spine, a 1500 HU marker on
+    canonical slice 7, 10 HU noise) plus ``offset_hu``, and ``ann.csv`` labelling the marker."""
     import pandas as pd
 
     from l3loc.io.annotations import write_annotations
@@ -141,15 +143,35 @@ def test_annotation_csv_source_goes_through_the_volume_path(tmp_path):
     vol[:, 3:13, 4:20] = 0.0
     vol[:, 10:13, 11:14] = 500.0
     vol[7, 10:13, 11:14] = 1500.0
-    write_volume(tmp_path / "s1.nii.gz", vol, (3.0, 1.0, 1.0), z_first_mm=50.0)
+    vol += np.random.default_rng(0).normal(0.0, 10.0, vol.shape)  # CT noise: not a label map
+    write_volume(folder / "s1.nii.gz", np.round(vol + offset_hu).astype(np.int16), (3.0, 1.0, 1.0),
+                 z_first_mm=50.0)
     # l3_slice is the file's own index: write_volume stores k = 0 most inferior, so canonical 7 is
     # file slice 19 - 7 = 12; z = 50 - 7 * 3 = 29 mm
-    write_annotations(tmp_path / "ann.csv", pd.DataFrame({"path": [str(tmp_path / "s1.nii.gz")],
-                                                                "l3_slice": [12.0]}))
-    data = cache.CachedDataset(cache.build_cache(tmp_path / "ann.csv", tmp_path / "c", CFG,
-                                                 "frontal", workers=1, progress=False))
+    write_annotations(folder / "ann.csv", pd.DataFrame({"path": [str(folder / "s1.nii.gz")],
+                                                        "l3_slice": [12.0]}))
+    return folder / "ann.csv"
+
+
+def test_annotation_csv_source_goes_through_the_volume_path(tmp_path, caplog):
+    source = _annotated_scan(tmp_path)
+    with caplog.at_level("WARNING", logger="l3loc"):
+        data = cache.CachedDataset(cache.build_cache(source, tmp_path / "c", CFG, "frontal",
+                                                     workers=1, progress=False))
+    # read through read_ct: its warnings are logged naming the case (19 gaps of 3 mm = 57 mm)
+    assert "[CACHE] case 's1': the scan covers only 57 mm of z" in caplog.text
     img, label, name = data[0]
     assert name == "s1" and label == 21.0 and img.shape == (58, 48)  # 19 * 3 + 1 rows
     assert np.argmax(img.max(axis=1)) == 21
     g = data.geometry(0)
     assert g.file_index(label) == pytest.approx(12.0) and g.z_mm(label) == pytest.approx(29.0)
+
+
+def test_annotation_csv_scan_that_is_not_ct_in_hu_stops_the_build_naming_it(tmp_path):
+    # the same scan with the +1024 offset of raw CT values left in: air at 0, tissue near 1024
+    source = _annotated_scan(tmp_path, offset_hu=1024.0)
+    with pytest.raises(InputError, match=r"case 's1': values .* not a CT in Hounsfield units; "
+                                         r"air near 0 and soft tissue near 1024") as err:
+        cache.build_cache(source, tmp_path / "c", CFG, "frontal", workers=1, progress=False)
+    assert err.value.path.endswith("s1.nii.gz")
+    assert not any((tmp_path / "c").glob("*/meta.json"))

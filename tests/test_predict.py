@@ -14,8 +14,8 @@ from l3loc.config import load_config
 from l3loc.errors import InputError
 from l3loc.inference import function_localiser
 from l3loc.io.volume import read_volume, write_dicom_series, write_volume
-from l3loc.predict import (RESULT_COLUMNS, check_ct, list_inputs, predict_scan,
-                           predict_volume, run_prediction)
+from l3loc.io.ct_checks import check_ct
+from l3loc.predict import RESULT_COLUMNS, list_inputs, predict_scan, predict_volume, run_prediction
 from l3loc.preprocess import PreprocessConfig, mip, preprocess_volume
 
 from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom as phantom  # noqa: E402
@@ -152,13 +152,28 @@ def test_bad_scans_in_a_cohort_give_error_rows_and_the_others_succeed(tmp_path, 
     assert page.index("good.nii.gz") > max(page.index(f"{n}") for n in ("mask", "broken", "gap"))
 
 
+def test_series_that_are_not_ct_in_hu_give_error_rows_and_the_cohort_goes_on(tmp_path, stub,
+                                                                             not_ct_scans):
+    good = write_volume(tmp_path / "good.nii.gz", phantom(l3=30), SPACING, Z_FIRST)
+    records = run_prediction(list_inputs([*not_ct_scans, good]), stub, tmp_path / "out")
+    assert [r["status"] for r in records] == ["error"] * len(not_ct_scans) + ["found"]
+    for rec, reason in zip(records, not_ct_scans.values()):
+        assert reason in rec["message"], (rec["input"], rec["message"])
+    assert records[-1]["l3_z_mm"] == pytest.approx(40.0)
+
+
+def test_the_real_example_ct_gives_no_warning(tmp_path, stub, example_ct):
+    rec = predict_scan(list_inputs([example_ct])[0], stub, tmp_path / "out")
+    assert rec["status"] != "error" and rec["warnings"] == "", (rec["message"], rec["warnings"])
+
+
 def test_warnings_for_a_cropped_scan_and_many_slices(tmp_path, stub):
     hu = phantom(n=2001, rows=6, cols=6, markers=())
     hu[hu < -300] = -300  # no air: a crop inside the body
     path = write_volume(tmp_path / "long.nii.gz", hu, (0.5, 4.0, 4.0))
     with pytest.warns(UserWarning, match="2001 slices"):
         ct = read_volume(path)
-    assert any("no air" in n for n in check_ct(ct))
+    assert any("no air" in f.problem and not f.refused for f in check_ct(ct))
     # the result row carries both: the reader's slice-count warning and check_ct's, once each
     warned = predict_scan(list_inputs([path])[0], stub, tmp_path / "out")["warnings"].split("; ")
     assert any("no air" in n for n in warned)

@@ -36,11 +36,26 @@ def test_inspect_npz_lists_problems_and_exits_1(tmp_path):
 
 def test_inspect_scan_prints_canonical_geometry(tmp_path):
     hu = np.full((6, 5, 4), -1000, np.int16)
-    write_volume(tmp_path / "scan.nii.gz", hu, (2.5, 1.0, 1.0), z_first_mm=100.0)
-    out = run("tools/inspect_data.py", tmp_path / "scan.nii.gz")
-    assert out.returncode == 0, out.stderr
+    path = write_volume(tmp_path / "scan.nii.gz", hu, (2.5, 1.0, 1.0), z_first_mm=100.0)
+    out = run("tools/inspect_data.py", path)
+    # the geometry is printed even for a scan that is refused as a CT (one value: a mask)
     assert "6 slices x 5 rows x 4 cols" in out.stdout
     assert "z 100.00 mm (top)" in out.stdout and "z 87.50 mm (bottom)" in out.stdout
+    assert out.returncode == 1 and f"warning: {path}: only 1 distinct value (-1000)" in out.stdout
+
+
+def test_inspect_warns_about_each_series_that_is_not_a_ct_in_hu(not_ct_scans):
+    for path, reason in not_ct_scans.items():
+        out = run("tools/inspect_data.py", path)
+        assert out.returncode == 1, (path, out.stdout, out.stderr)
+        warned = [ln for ln in out.stdout.splitlines() if ln.startswith("warning:")]
+        assert len(warned) == 1 and warned[0].startswith(f"warning: {path}: "), out.stdout
+        assert reason in warned[0] and "refuse" in warned[0], warned
+
+
+def test_inspect_a_real_ct_without_a_warning(example_ct):
+    out = run("tools/inspect_data.py", example_ct)
+    assert out.returncode == 0 and "warning" not in out.stdout + out.stderr, out.stdout
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path):

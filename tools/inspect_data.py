@@ -4,7 +4,12 @@
     python tools/inspect_data.py scan.nii.gz
     python tools/inspect_data.py dicom_folder/ [--series-uid UID]
 
-Exit status: 0 = no problem, 1 = invalid cases found (all listed), 2 = unreadable input.
+A scan is also checked for being a CT in Hounsfield units (not a mask, a scout, a PET, an image
+already windowed, a CT without its rescale intercept; l3loc/io/ct_checks.py): each finding is a
+line "warning: <path>: <reason>".
+
+Exit status: 0 = no problem, 1 = problems found (invalid cases or warnings, all listed),
+2 = unreadable input.
 """
 import argparse
 import sys
@@ -28,10 +33,15 @@ def main() -> int:
         ds, problems = read_l3_npz(args.path, skip_bad=True)
         print(f"{args.path}\n{describe_dataset(ds, problems)}")
         return 1 if problems else 0
-    from l3loc.io.volume import describe_volume, read_volume
+    from l3loc.io.ct_checks import read_ct
+    from l3loc.io.volume import describe_volume
 
-    print(describe_volume(read_volume(args.path, series_uid=args.series_uid)))
-    return 0
+    ct, findings = read_ct(args.path, series_uid=args.series_uid, refuse=False)
+    print(describe_volume(ct))
+    for f in findings:
+        refused = " (predict and training refuse this scan)" if f.refused else ""
+        print(f"warning: {ct.path}: {f.problem}{refused}")
+    return 1 if findings else 0
 
 
 if __name__ == "__main__":

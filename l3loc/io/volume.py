@@ -155,7 +155,8 @@ class CTVolume:
             own code, letters naming where each of i, j, k points, e.g. 'RAS', 'PIR'),
             ``series_uid`` (DICOM, else None), ``dicom_files`` (DICOM: one file per canonical
             slice, in canonical order; empty when the series is not stacked along the SI axis),
-            ``other_series_uids``, ``oblique_deg``, ``file_size_ijk``, ``origin_lps_mm``,
+            ``other_series_uids``, ``modality`` and ``image_type`` (DICOM only),
+            ``oblique_deg``, ``file_size_ijk``, ``origin_lps_mm``,
             ``direction``.
     """
 
@@ -212,7 +213,7 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
                             "other_series_uids": []}
     if fmt == "dicom":
         image, files_k, uid, others = _read_dicom_series(path, series_uid)
-        meta.update(series_uid=uid, other_series_uids=others)
+        meta.update(series_uid=uid, other_series_uids=others, **_dicom_kind(files_k[0]))
     else:
         if series_uid is not None:
             raise InputError(path, "series_uid only applies to DICOM series")
@@ -495,6 +496,17 @@ def _read_dicom_series(path: Path, series_uid: str | None):
     return image, names, uid, [u for u in uids if u != uid]
 
 
+def _dicom_kind(name: str) -> dict[str, str]:
+    """``modality`` (0008,0060: CT, PT, MR, ...) and ``image_type`` (0008,0008, e.g.
+    ``ORIGINAL\\PRIMARY\\LOCALIZER`` for a scout) of a series, from one file's header ('' if
+    absent): they tell a PET or a scout from the CT series of the same study."""
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(name)
+    reader.ReadImageInformation()  # read before by _check_dicom_positions: it does not fail here
+    return {key: reader.GetMetaData(tag).strip() if reader.HasMetaDataKey(tag) else ""
+            for key, tag in (("modality", "0008|0060"), ("image_type", "0008|0008"))}
+
+
 def _check_dicom_positions(path: Path, names: list[str]) -> None:
     """Missing, duplicate or unevenly spaced slices (gaps along the slice normal) → InputError."""
     reader = sitk.ImageFileReader()
@@ -589,7 +601,7 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
                        rescale_slope: float = 1.0, rescale_intercept: float = -1024.0,
                        patient_name: str = "L3LOC^SYNTHETIC", origin_xy_mm: Sequence[float] = (0.0, 0.0),
                        study_uid: str | None = None, series_description: str = "l3loc synthetic CT",
-                       ) -> list[Path]:
+                       modality: str = "CT") -> list[Path]:
     """Write a canonical array as one axial CT series, one file per slice.
 
     Stored values are ``round((hu - rescale_intercept) / rescale_slope)`` as signed 16-bit, so
@@ -612,6 +624,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
         origin_xy_mm: LPS (x, y) of the centre of voxel [:, 0, 0].
         study_uid: StudyInstanceUID; a new one if None.
         series_description: SeriesDescription.
+        modality: Modality; another than CT (e.g. PT) makes the wrong series of a study, which
+            ``l3loc.io.ct_checks`` must refuse.
 
     Returns:
         The written files in canonical slice order.
@@ -635,7 +649,7 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
     sp_s, sp_r, sp_c = spacing
     date, clock = time.strftime("%Y%m%d"), time.strftime("%H%M%S")
     series_tags = {
-        "0008|0016": _CT_IMAGE_STORAGE, "0008|0060": "CT", "0008|0020": date, "0008|0030": clock,
+        "0008|0016": _CT_IMAGE_STORAGE, "0008|0060": modality, "0008|0020": date, "0008|0030": clock,
         "0008|0021": date, "0008|0031": clock, "0008|103e": series_description,
         "0010|0010": patient_name, "0010|0020": patient_name.replace("^", "_"),
         "0020|000d": study_uid, "0020|000e": series_uid, "0020|0010": "1", "0020|0011": "1",

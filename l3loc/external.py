@@ -41,7 +41,7 @@ from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.inference import Localiser, available_folds, load_localiser, trained_views
 from l3loc.metrics import choose_threshold
-from l3loc.preprocess import window_hu
+from l3loc.preprocess import VIEWS, mip, window_hu
 
 log = logging.getLogger("l3loc")
 
@@ -200,9 +200,12 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
             if m.folds == "ensemble":
                 profile = _profile_of(outputs)
                 z_native = ct.geometry.z_mm(np.arange(ct.geometry.n_slices))
+                # both MIPs for the person reading the montage, also for a one-view model
+                mips = {v: (outputs[v].native_mip_hu if v in outputs else
+                            mip(ct.hu, v, ct.spacing_mm)) for v in VIEWS}
                 extra[(m.view, scan.name)] = _Profiles(
                     profile, geom.z_mm(np.arange(len(profile))),
-                    {v: (window_hu(o.native_mip_hu), z_native) for v, o in outputs.items()})
+                    {v: (window_hu(image), z_native) for v, image in mips.items()})
     return rows, extra
 
 

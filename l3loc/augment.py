@@ -152,11 +152,13 @@ class Augmenter:
 
         Args:
             image: float32 ``[H, W]`` (or ``[C, H, W]`` for stacked views) in [0, 1]; not modified.
-            label_row: L3 row in pixels (float), NaN if L3 is not in the image.
+            label_row: L3 row in pixels (float), NaN if L3 is not in the image; or an array of
+                rows (one per vertebral level), which all move with the image.
 
         Returns:
             ``(image, label_row)``: float32 of the same shape, and the new L3 row (NaN stays NaN;
-            after a zoom it may fall outside ``[0, H)``, then the image no longer shows L3).
+            after a zoom it may fall outside ``[0, H)``, then the image no longer shows L3); an
+            array of rows for an array.
         """
         img = np.asarray(image, dtype=np.float32)
         expected_ndim = 3 if self.stacked else 2
@@ -164,7 +166,8 @@ class Augmenter:
             raise ValueError(f"image shape {img.shape} does not match views {self.views}")
         stack = img[None] if not self.stacked else img
         stack = stack.copy()
-        row = float(label_row)
+        scalar = np.ndim(label_row) == 0
+        row = float(label_row) if scalar else np.array(label_row, dtype=np.float64)
         cfg, rng = self.cfg, self.rng
         if not (cfg["p"] > 0 and rng.random() < cfg["p"]):
             return (stack if self.stacked else stack[0]), row
@@ -227,10 +230,11 @@ class Augmenter:
                                                 cval=0.0) for ch in stack])
         out[np.broadcast_to(empty_cols[:, None, :], out.shape)] = 0.0
 
-        if not np.isnan(row):
-            if zoom is not None:
-                row = (row - centre_r) * zoom + centre_r
-            # invert the monotone row map; it is the identity outside the end rows
-            if knots is not None and 0.0 <= row <= height - 1.0:
-                row = float(np.interp(row, knots[1], knots[0]))
-        return out, float(row)
+        rows = np.atleast_1d(np.asarray(row, dtype=np.float64))   # NaN rows stay NaN
+        if zoom is not None:
+            rows = (rows - centre_r) * zoom + centre_r
+        # invert the monotone row map; it is the identity outside the end rows
+        inside = (rows >= 0.0) & (rows <= height - 1.0)
+        if knots is not None and inside.any():
+            rows[inside] = np.interp(rows[inside], knots[1], knots[0])
+        return out, (float(rows[0]) if np.ndim(row) == 0 else rows)

@@ -9,7 +9,9 @@ A cache folder ``<cache_root>/<source stem>_<view>_<key>/`` holds
   the net uses (hundreds of HU); float16 would be 0.7 HU and twice the size.
 - ``cases.json``: per case ``name``, ``offset`` (bytes), ``height``, ``width``,
   ``label_row_px`` (processed row, null for none), ``negative``, ``geometry``
-  (``CaseGeometry.to_dict()``), ``source_index``.
+  (``CaseGeometry.to_dict()``), ``source_index``, and ``level_rows_px`` (processed row of each
+  level of ``l3loc.levels.LEVELS``, null where absent; the L3 entry is ``label_row_px``) when
+  the source has per-level labels (npz ``level_rows``, CSV level columns).
 - ``meta.json`` (written last: its presence marks a complete cache): format version, view,
   preprocessing config, source and key.
 
@@ -36,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from l3loc.errors import InputError
+from l3loc.levels import LEVELS
 from l3loc.preprocess import VIEWS, CaseGeometry, PreprocessConfig, preprocess_case, preprocess_volume
 
 log = logging.getLogger("l3loc")
@@ -101,8 +104,9 @@ def _init_worker(job: dict[str, Any]) -> None:
 
 
 def _process_one(i: int) -> tuple:
-    """Case ``i`` of the current job -> ("ok", uint8 image, geometry dict, label px, warnings) or
-    ("error", path, problem) (InputError does not survive pickling between processes).
+    """Case ``i`` of the current job -> ("ok", uint8 image, geometry dict, label px, level px
+    list or None, warnings) or ("error", path, problem) (InputError does not survive pickling
+    between processes).
 
     A scan is read by ``read_ct``: one that is not a CT in HU is an error like an unreadable
     file; its warnings (a crop without air, a short scan) go back to the parent to be logged."""
@@ -110,7 +114,7 @@ def _process_one(i: int) -> tuple:
     notes: list[str] = []
     try:
         if _JOB["kind"] == "npz":
-            image, spacing_rc, label = _JOB["cases"][i]
+            image, spacing_rc, label, levels = _JOB["cases"][i]
             case = preprocess_case(image, spacing_rc, view, label_row=label, cfg=cfg)
         else:
             from l3loc.io.annotations import annotation_to_canonical_row
@@ -120,11 +124,16 @@ def _process_one(i: int) -> tuple:
             ct, findings = read_ct(row["path"], series_uid=row.get("series_uid") or None)
             notes = [f.problem for f in findings]
             label = annotation_to_canonical_row(row, ct.geometry)
+            levels = [label if k == "L3" else annotation_to_canonical_row(row, ct.geometry, k)
+                      for k in LEVELS] if _JOB["has_levels"] else None
             case = preprocess_volume(ct, view, label_slice=label, cfg=cfg)
     except InputError as exc:
         return ("error", exc.path, exc.problem)
     u8 = np.round(case.image * 255.0).astype(np.uint8)
-    return ("ok", u8, case.geometry.to_dict(), case.label_row_px, notes)
+    # a native MIP row is a canonical slice: both map to processed rows the same way
+    level_px = None if levels is None else \
+        [float(case.geometry.processed_row(r)) if math.isfinite(r) else math.nan for r in levels]
+    return ("ok", u8, case.geometry.to_dict(), case.label_row_px, level_px, notes)
 
 
 def _npz_job(source: Path, skip_bad: bool, view: str) -> tuple[list, list[str], np.ndarray]:
@@ -134,10 +143,12 @@ def _npz_job(source: Path, skip_bad: bool, view: str) -> tuple[list, list[str], 
     for p in problems:
         log.warning("[CACHE] skipped %s", p)
     labels = ds.label_rows()
+    levels = ds.level_rows()
     images = ds.images(view)
     # spacings[:, 2] = slice thickness = row spacing; [:, 0] = in-plane = column spacing
     cases = [(np.asarray(images[i]), (float(ds.spacings[i, 2]), float(ds.spacings[i, 0])),
-              float(labels[i])) for i in range(len(ds))]
+              float(labels[i]), None if levels is None else levels[i].tolist())
+             for i in range(len(ds))]
     return cases, list(ds.names), np.asarray(ds.negative, dtype=bool)
 
 
@@ -147,6 +158,13 @@ def _csv_job(source: Path) -> tuple[list, list[str], np.ndarray]:
     df = read_annotations(source)
     cases = [row.to_dict() for _, row in df.iterrows()]
     return cases, [str(n) for n in df["name"]], df["negative"].to_numpy(dtype=bool)
+
+
+def _csv_has_levels(source: Path) -> bool:
+    from l3loc.io.annotations import level_columns, read_annotations
+
+    df = read_annotations(source)
+    return any(c in df.columns for c in level_columns(df.attrs["position"]).values())
 
 
 # ----------------------------------------------------------------------------- build
@@ -192,7 +210,8 @@ def build_cache(
         cases, names, negative = _csv_job(source)
     if not cases:
         raise InputError(source, "no cases to preprocess")
-    job = {"kind": kind, "cfg": cfg, "view": view, "cases": cases}
+    job = {"kind": kind, "cfg": cfg, "view": view, "cases": cases,
+           "has_levels": kind == "csv" and _csv_has_levels(source)}
     if progress is None:
         from l3loc.cli import progress_enabled
 
@@ -242,7 +261,7 @@ def _write_images(path: Path, job: dict, names: list[str], negative: np.ndarray,
                                          disable=not progress)):
                 if res[0] == "error":
                     raise InputError(res[1], f"case '{names[i]}': {res[2]}")
-                _, u8, geom, label_px, notes = res
+                _, u8, geom, label_px, level_px, notes = res
                 for note in notes:
                     log.warning("[CACHE] case '%s': %s", names[i], note)
                 fh.write(u8.tobytes())
@@ -250,6 +269,8 @@ def _write_images(path: Path, job: dict, names: list[str], negative: np.ndarray,
                                 "height": int(u8.shape[0]), "width": int(u8.shape[1]),
                                 "label_row_px": label_px if math.isfinite(label_px) else None,
                                 "negative": bool(negative[i]), "geometry": geom})
+                if level_px is not None:
+                    records[-1]["level_rows_px"] = [r if math.isfinite(r) else None for r in level_px]
                 offset += u8.size
         finally:
             if pool is not None:
@@ -283,6 +304,11 @@ class CachedDataset:
         self.label_rows_px = np.array([math.nan if c["label_row_px"] is None else c["label_row_px"]
                                        for c in self._cases], dtype=np.float64)
         self.negative = np.array([c["negative"] for c in self._cases], dtype=bool)
+        #: (n, len(LEVELS)) processed row of every level, NaN = absent; None without level labels
+        self.level_rows_px = None
+        if self._cases and "level_rows_px" in self._cases[0]:
+            self.level_rows_px = np.array([[math.nan if r is None else r for r in c["level_rows_px"]]
+                                           for c in self._cases], dtype=np.float64)
         self.view = self.meta["view"]
         self.config = PreprocessConfig.from_dict(self.meta["preprocess"])
         self._mm: np.memmap | None = None
@@ -310,6 +336,21 @@ class CachedDataset:
         img = self.image_u8(i).astype(np.float32)
         img *= np.float32(1.0 / 255.0)
         return img, float(self.label_rows_px[i]), self.names[i]
+
+    def label_rows(self, i: int, levels: tuple[str, ...] = ("L3",)) -> np.ndarray:
+        """(len(levels),) processed rows of case ``i`` at ``levels`` (NaN = absent); L3 is the
+        annotated label row.
+
+        Raises:
+            InputError: levels other than L3 asked of a cache without level labels.
+        """
+        if tuple(levels) == ("L3",):
+            return self.label_rows_px[i:i + 1].copy()
+        if self.level_rows_px is None:
+            raise InputError(self.meta["source"], f"label.levels {list(levels)} needs per-level "
+                             "labels (npz 'level_rows' or the annotation CSV's level columns); "
+                             "this source has L3 only")
+        return self.level_rows_px[i, [LEVELS.index(k) for k in levels]].copy()
 
     def geometry(self, i: int) -> CaseGeometry:
         """The geometry of case ``i`` (processed row -> native row, file slice, z)."""

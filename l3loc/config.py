@@ -38,6 +38,8 @@ DEFAULTS: dict = {
         "col_range": [0.35, 0.65],    # band target: kept central columns (= side mask)
         "sigma_start_mm": 0.0,        # optional Gaussian blur of the band along rows,
         "sigma_end_mm": 0.0,          # annealed from start to end over the epochs (0 = none)
+        "levels": ["L3"],             # one band channel per level (l3loc.levels.LEVELS, e.g.
+                                      # [T12, L1, L2, L3, L4, L5, S1]); must include L3
     },
     "model": {"type": "UNet", "base_channels": 16, "depth": 4, "upsample": "transpose"},
     "loss": {"type": "BCEWithLogits"},

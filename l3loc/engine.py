@@ -39,7 +39,7 @@ from l3loc.cache import open_cache
 from l3loc.config import save_config
 from l3loc.decode import decode
 from l3loc.errors import InputError
-from l3loc.labels import annealed_sigma_mm, band_target
+from l3loc.labels import annealed_sigma_mm, level_targets
 from l3loc.preprocess import pad_rows_to_multiple, row_window, sample_row_window
 from l3loc.splits import fold_cases, load_or_create_splits
 
@@ -111,27 +111,33 @@ def _sigma_mm(cfg: dict, epoch: int) -> float:
                              lab["sigma_end_mm"], mode=mode)
 
 
+def _levels(cfg: dict) -> tuple[str, ...]:
+    return tuple(cfg["label"].get("levels", ["L3"]))
+
+
 def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmenter | None,
                    cfg: dict, sigma_mm: float) -> tuple[np.ndarray, np.ndarray]:
-    """Images and band targets ``[N, 1, rows, cols]`` for the cases at ``indices``.
+    """Images ``[N, 1, rows, cols]`` and band targets ``[N, levels, rows, cols]`` (one channel
+    per level of ``label.levels``) for the cases at ``indices``.
 
     Each image is a random window of ``canvas`` rows (containing L3 with probability
-    ``p_positive``), then augmented; the band target follows the augmented label row.
+    ``p_positive``), then augmented; the band targets follow the augmented label rows.
     """
     pp = cfg["preprocess"]
     rows, spacing = int(pp["canvas"][0]), float(pp["spacing_mm"])
+    levels = _levels(cfg)
     images, targets = [], []
     for i in indices:
         image, label_row, _ = dataset[int(i)]
         start = sample_row_window(image.shape[0], label_row, rows, rng, cfg["train"]["p_positive"])
         window = row_window(image, start, rows)
-        label = label_row - start
+        labels = dataset.label_rows(int(i), levels) - start
         if augmenter is not None:
-            window, label = augmenter(window, label)
+            window, labels = augmenter(window, labels)
         images.append(window)
-        targets.append(band_target(rows, window.shape[1], label, cfg["label"]["half_height_mm"],
-                                   spacing, tuple(cfg["label"]["col_range"]), sigma_mm))
-    return np.stack(images)[:, None], np.stack(targets)[:, None]
+        targets.append(level_targets(rows, window.shape[1], labels, cfg["label"]["half_height_mm"],
+                                     spacing, tuple(cfg["label"]["col_range"]), sigma_mm))
+    return np.stack(images)[:, None], np.stack(targets)
 
 
 def _padded_logits(model, image: np.ndarray):
@@ -142,16 +148,18 @@ def _padded_logits(model, image: np.ndarray):
     return model(paddle.to_tensor(padded[None, None].astype(np.float32)))
 
 
-def _to_map(logits, height: int) -> np.ndarray:
-    """Sigmoid of padded logits, cropped back to the image's ``height`` rows."""
+def _to_maps(logits, height: int) -> np.ndarray:
+    """Sigmoid of padded logits, cropped back to the image's ``height`` rows: [levels, H, W]."""
     import paddle
 
-    return paddle.nn.functional.sigmoid(logits).numpy()[0, 0, :height]
+    return paddle.nn.functional.sigmoid(logits).numpy()[0, :, :height]
 
 
 def predict_map(model, image: np.ndarray) -> np.ndarray:
-    """Sigmoid confidence map [H, W] of a full-height image [H, W] (padded to the net's stride)."""
-    return _to_map(_padded_logits(model, image), image.shape[0])
+    """Sigmoid confidence map [H, W] of a full-height image [H, W] (padded to the net's stride);
+    [levels, H, W] for a net with one channel per level."""
+    maps = _to_maps(_padded_logits(model, image), image.shape[0])
+    return maps[0] if maps.shape[0] == 1 else maps
 
 
 def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tuple[float, list[dict]]:
@@ -160,16 +168,19 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
 
     pp, lab = cfg["preprocess"], cfg["label"]
     spacing = float(pp["spacing_mm"])
+    levels = _levels(cfg)
     model.eval()
     losses, rows = [], []
     with paddle.no_grad():
         for i in indices:
             image, label_row, name = dataset[int(i)]
             logits = _padded_logits(model, image)
-            target = band_target(logits.shape[2], logits.shape[3], label_row,
-                                 lab["half_height_mm"], spacing, tuple(lab["col_range"]), sigma_mm)
-            losses.append(float(loss_fn(logits, paddle.to_tensor(target[None, None]))))
-            prob = _to_map(logits, image.shape[0])
+            target = level_targets(logits.shape[2], logits.shape[3],
+                                   dataset.label_rows(int(i), levels), lab["half_height_mm"],
+                                   spacing, tuple(lab["col_range"]), sigma_mm)
+            losses.append(float(loss_fn(logits, paddle.to_tensor(target[None]))))
+            # the L3 channel: model selection stays on the L3 error, comparable across targets
+            prob = _to_maps(logits, image.shape[0])[levels.index("L3")]
             dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing,
                          cfg["eval"]["smooth_mm"])
             geom = dataset.geometry(int(i))
@@ -372,7 +383,10 @@ def check_components(cfg: dict, source) -> None:
     from l3loc.losses import build_loss
     from l3loc.models import build_net
 
+    from l3loc.levels import check_levels
+
     try:
+        check_levels(cfg["label"]["levels"])
         build_net(cfg)
         build_loss(cfg["loss"])
         check_augment_config(cfg["augment"])

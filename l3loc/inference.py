@@ -46,7 +46,8 @@ class MapModel(Protocol):
     """Anything that turns a processed full-height image into a confidence map."""
 
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
-        """``image`` float32 [H, W] in [0, 1] -> probabilities float32 [H, W]."""
+        """``image`` float32 [H, W] in [0, 1] -> probabilities float32 [H, W], or
+        [levels, H, W] for a model with one channel per level (``label.levels``)."""
 
 
 @dataclass
@@ -58,7 +59,7 @@ class FunctionMaps:
 
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
         prob = np.asarray(self.fn(image), dtype=np.float32)
-        if prob.shape != image.shape:
+        if prob.shape[-2:] != image.shape or prob.ndim not in (2, 3):
             raise ValueError(f"map function returned shape {prob.shape} for an image {image.shape}")
         return prob
 
@@ -125,14 +126,15 @@ class PredictorMaps:
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
         padded = pad_rows_to_multiple(np.asarray(image, dtype=np.float32), self.stride)
         x = np.ascontiguousarray(padded[None, None])
-        total = np.zeros(x.shape[2:], dtype=np.float32)
+        total = 0.0
         for predictor in self.predictors:
             handle = predictor.get_input_handle(predictor.get_input_names()[0])
             handle.reshape(list(x.shape))
             handle.copy_from_cpu(x)
             predictor.run()
-            total += predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()[0, 0]
-        return total[: image.shape[0]] / len(self.predictors)
+            total = total + predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()[0]
+        maps = total[:, : image.shape[0]] / len(self.predictors)   # [levels, H, W]
+        return maps[0] if maps.shape[0] == 1 else maps
 
 
 @dataclass

@@ -99,6 +99,15 @@ def band_target(height_px: int, width_px: int, label_row_px: float, half_height_
     return target
 
 
+def level_targets(height_px: int, width_px: int, label_rows_px, half_height_mm: float,
+                  spacing_mm: float, col_range: tuple[float, float] = DEFAULT_COL_RANGE,
+                  sigma_mm: float = 0.0) -> np.ndarray:
+    """One :func:`band_target` per level: float32 [len(label_rows_px), H, W]; a NaN row (level
+    absent) gives an all-zero channel."""
+    return np.stack([band_target(height_px, width_px, float(r), half_height_mm, spacing_mm,
+                                 col_range, sigma_mm) for r in np.atleast_1d(label_rows_px)])
+
+
 def annealed_sigma_mm(epoch: int, n_epochs: int, start: float = 10.0, end: float = 1.5,
                       mode: str = "linear") -> float:
     """Blur sigma for ``epoch`` (0-based) of ``n_epochs``, going from ``start`` to ``end`` mm.

@@ -1,8 +1,8 @@
 """Losses on band targets, registered by name: ``loss: {type: BCEWithLogits}`` in a config.
 
-Every loss takes ``logits`` ``[N, 1, H, W]`` (raw network output, no sigmoid: the logits-based
-forms are numerically stable where sigmoid followed by BCE saturates) and ``targets`` of the
-same shape in [0, 1] (soft, blurred targets allowed), and returns a 0-d tensor averaged over the
+Every loss takes ``logits`` ``[N, C, H, W]`` (C = 1, or one channel per vertebral level; raw
+network output, no sigmoid: the logits-based forms are numerically stable where sigmoid
+followed by BCE saturates) and ``targets`` of the same shape in [0, 1] (soft, blurred targets allowed), and returns a 0-d tensor averaged over the
 batch.
 """
 from __future__ import annotations

@@ -41,13 +41,14 @@ import numpy as np
 
 import l3loc
 from l3loc.atomic import atomic_path, write_table, write_text
-from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
+from l3loc.decode import Decision, classify, decode_profile, fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.inference import Localiser
 from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_to_canonical_row,
                                    default_name)
 from l3loc.io.ct_checks import read_ct
 from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
+from l3loc.levels import LEVELS, LevelSequence, decide_l3, decode_levels
 from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_index_html, write_qc_png
 
@@ -62,7 +63,9 @@ RESULT_COLUMNS = (
     "sagittal_status", "sagittal_row", "sagittal_slice", "sagittal_z_mm", "sagittal_confidence",
     "true_slice", "true_z_mm", "error_mm", "n_slices", "slice_spacing_mm", "seconds", "warnings",
     "backend", "qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file",
-)
+) + tuple(f"{k.lower()}_{f}" for k in LEVELS if k != "L3"   # L3 is l3_slice, l3_z_mm, confidence
+        for f in ("slice", "z_mm", "confidence")) + (
+    "sequence_confidence", "extracted_level")
 
 
 @dataclass(frozen=True)
@@ -190,29 +193,69 @@ def _classify(profile: np.ndarray, cfg: dict, threshold: float):
                     subpixel=ev["decoder"] == "profile")
 
 
+def model_levels(localiser: Localiser) -> tuple[str, ...]:
+    """The levels the localiser's models locate (``label.levels``; ("L3",) for a single-L3 model)."""
+    found = {tuple(vm.cfg["label"].get("levels", ["L3"])) for vm in localiser.views.values()}
+    if len(found) != 1:
+        raise ValueError(f"views trained with different label.levels cannot be fused: {found}")
+    return found.pop()
+
+
+@dataclass(frozen=True)
+class LevelDecision(Decision):
+    """The decision of a model with one channel per level: L3 from the level sequence, the
+    sequence itself and why the status is ``ambiguous`` (empty when it is not)."""
+
+    sequence: LevelSequence | None = None
+    reason: str = ""
+
+
 def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeometry]:
     """Run every view of ``localiser`` on ``ct`` and fuse them.
 
+    A model with one channel per level (``label.levels``) also decodes the level sequence
+    (``l3loc.levels.decode_levels`` on the views' mean row profiles) and takes L3 from it
+    (``decide_l3``: ambiguous with a reason when the sequence is not a normal spine or the L3
+    channel disagrees).
+
     Returns:
-        (view -> ViewOutput, the final Decision (fused when two views), the geometry of the
-        processed rows, shared by the views).
+        (view -> ViewOutput, the final Decision (fused when two views; a LevelDecision for a
+        model with level channels), the geometry of the processed rows, shared by the views).
     """
-    outputs = {}
+    outputs, level_profiles = {}, []
+    levels = model_levels(localiser)
     for view, vm in localiser.views.items():
         case = preprocess_volume(ct, view, cfg=vm.preprocess)
         prob = vm.maps.confidence_map(case.image)
-        dec = decode_profile(row_profile(prob, vm.col_range), vm.cfg["eval"]["decoder"],
-                             vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
+        maps = prob if prob.ndim == 3 else prob[None]
+        dec = decode_profile(row_profile(maps[levels.index("L3")], vm.col_range),
+                             vm.cfg["eval"]["decoder"], vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
         outputs[view] = ViewOutput(case.geometry, case.native_hu,
                                    dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
+        level_profiles.append(np.stack([row_profile(m, vm.col_range) for m in maps]))
     views = list(outputs)
     geometry = outputs[views[0]].geometry
+    cfg = localiser.views[views[0]].cfg
     if len(views) == 1:
-        return outputs, outputs[views[0]].decision, geometry
-    if len({localiser.views[v].spacing_mm for v in views}) != 1:
-        raise ValueError("views trained at different pixel sizes cannot be fused")
-    fused = fuse_profiles([outputs[v].profile for v in views])
-    return outputs, _classify(fused, localiser.views[views[0]].cfg, localiser.threshold), geometry
+        decision = outputs[views[0]].decision
+    else:
+        if len({localiser.views[v].spacing_mm for v in views}) != 1:
+            raise ValueError("views trained at different pixel sizes cannot be fused")
+        fused = fuse_profiles([outputs[v].profile for v in views])
+        decision = _classify(fused, cfg, localiser.threshold)
+    if len(levels) == 1:
+        return outputs, decision, geometry
+    spacing = float(cfg["preprocess"]["spacing_mm"])
+    seq = decode_levels(np.mean(level_profiles, axis=0), levels, spacing, cfg["eval"]["smooth_mm"])
+    status, row, reason = decide_l3(seq, decision.row, spacing, localiser.threshold)
+    conf = float(seq.confidence[levels.index("L3")])
+    disagree = "L3 channel" in reason
+    # the L3 channel's own peak is the second candidate when it disagrees with the sequence
+    decision = LevelDecision(status, row if math.isfinite(row) else decision.row,
+                             conf if math.isfinite(row) else decision.confidence,
+                             decision.row if disagree else math.nan,
+                             decision.confidence if disagree else 0.0, seq, reason)
+    return outputs, decision, geometry
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -242,8 +285,10 @@ def slice_origin_xy_mm(ct: CTVolume, c: int) -> tuple[float, float]:
     return float(world[0]), float(world[1])
 
 
-def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | None) -> dict:
-    """The L3 slice (canonical index ``c``) as PNG + one-slice NIfTI, the slab, the DICOM file.
+def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | None,
+                        stem: str = "l3") -> dict:
+    """The L3 slice (canonical index ``c``) as PNG + one-slice NIfTI, the slab, the DICOM file;
+    files named ``<stem>_axial.png`` etc. (``stem`` = the extracted level, e.g. ``l1``).
 
     Returns:
         Record fields: ``axial_png``, ``axial_nifti``, ``slab_nifti``, ``dicom_file`` (paths
@@ -253,27 +298,28 @@ def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | Non
     z = float(ct.geometry.z_mm(c))
     xy = slice_origin_xy_mm(ct, c)
     files = {"axial_png": None, "axial_nifti": None, "slab_nifti": None, "dicom_file": None}
-    write_axial_png(folder / "l3_axial.png", ct.hu[c], (sp_r, sp_c))
-    write_volume(folder / "l3_axial.nii.gz", ct.hu[c:c + 1], (sp_s, sp_r, sp_c), z, xy)
-    files["axial_png"], files["axial_nifti"] = "l3_axial.png", "l3_axial.nii.gz"
+    write_axial_png(folder / f"{stem}_axial.png", ct.hu[c], (sp_r, sp_c))
+    write_volume(folder / f"{stem}_axial.nii.gz", ct.hu[c:c + 1], (sp_s, sp_r, sp_c), z, xy)
+    files["axial_png"], files["axial_nifti"] = f"{stem}_axial.png", f"{stem}_axial.nii.gz"
     if slab_mm:
         half = int(math.floor(slab_mm / ct.geometry.slice_spacing_mm + 1e-9))
         lo, hi = max(c - half, 0), min(c + half + 1, ct.geometry.n_slices)
         slab = ct.hu[lo:hi].astype(np.float32).mean(axis=0)
         # the slab's thickness is the span of the slices averaged; its centre is the L3 slice
-        write_volume(folder / "l3_slab.nii.gz", slab[None], ((hi - lo) * sp_s, sp_r, sp_c), z, xy)
-        write_axial_png(folder / "l3_slab.png", slab, (sp_r, sp_c))
-        files["slab_nifti"] = "l3_slab.nii.gz"
+        write_volume(folder / f"{stem}_slab.nii.gz", slab[None], ((hi - lo) * sp_s, sp_r, sp_c), z, xy)
+        write_axial_png(folder / f"{stem}_slab.png", slab, (sp_r, sp_c))
+        files["slab_nifti"] = f"{stem}_slab.nii.gz"
     dicom_files = ct.meta.get("dicom_files") or []
     if dicom_files:
-        with atomic_path(folder / "l3_slice.dcm") as tmp:
+        with atomic_path(folder / f"{stem}_slice.dcm") as tmp:
             shutil.copyfile(dicom_files[c], tmp)
-        files["dicom_file"] = "l3_slice.dcm"
+        files["dicom_file"] = f"{stem}_slice.dcm"
     return files
 
 
 def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, geometry,
-                threshold: float, l3_z: float | None, second_z: float | None, status: str) -> None:
+                threshold: float, l3_z: float | None, second_z: float | None, status: str,
+                levels_z: dict | None = None) -> None:
     mips = {}
     z_top, z_bottom = float(ct.geometry.z_mm(0)), float(ct.geometry.z_mm(ct.geometry.n_slices - 1))
     for view, out in outputs.items():
@@ -287,7 +333,8 @@ def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, ge
     z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
     where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
     title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"
-    write_qc_png(path, title, mips, profiles, z_rows, threshold, l3_z, second_z)
+    write_qc_png(path, title, mips, profiles, z_rows, threshold, l3_z, second_z,
+                 levels_z_mm=levels_z)
 
 
 def _slice_text(z: float, ct: CTVolume) -> str:
@@ -302,7 +349,7 @@ def _num(x) -> float:
 
 def predict_volume(ct: CTVolume, localiser: Localiser, folder: Path | None = None,
                    slab_mm: float | None = None, name: str | None = None,
-                   truth: dict | None = None) -> dict:
+                   truth: dict | None = None, level: str = "L3") -> dict:
     """Localise L3 in one volume; write the per-scan files into ``folder`` (if given).
 
     Args:
@@ -312,22 +359,33 @@ def predict_volume(ct: CTVolume, localiser: Localiser, folder: Path | None = Non
         slab_mm: also write the mean of the slices within +-slab_mm of L3.
         name: case name for titles.
         truth: an annotation row (``l3_slice`` or ``l3_z_mm``, ``negative``) to compare with.
+        level: the level whose axial slice is extracted (a level the model locates; ``L3``
+            by default).
+
+    Raises:
+        InputError: ``level`` is not one the model locates.
 
     Returns:
         The record (keys of :data:`RESULT_COLUMNS` except name/input/seconds/backend/warnings).
     """
+    if level not in model_levels(localiser):
+        raise InputError("--level", f"the model locates {', '.join(model_levels(localiser))} "
+                                    f"(label.levels of its training), not {level}")
     outputs, decision, geom = localise(ct, localiser)
-    return localisation_record(ct, localiser, outputs, decision, geom, folder, slab_mm, name, truth)
+    return localisation_record(ct, localiser, outputs, decision, geom, folder, slab_mm, name, truth,
+                               level)
 
 
 def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decision, geom: CaseGeometry,
                         folder: Path | None = None, slab_mm: float | None = None,
-                        name: str | None = None, truth: dict | None = None) -> dict:
+                        name: str | None = None, truth: dict | None = None,
+                        level: str = "L3") -> dict:
     """The record (and with ``folder``, the files) of one localised volume: what
     :func:`predict_volume` returns, from :func:`localise`'s output."""
     name = name or default_name(ct.path)
+    seq, reason = getattr(decision, "sequence", None), getattr(decision, "reason", "")
     n = ct.geometry.n_slices
-    rec: dict = {"status": decision.status, "message": "",
+    rec: dict = {"status": decision.status, "message": reason,
                  "view": "both" if len(outputs) == 2 else next(iter(outputs)),
                  "confidence": decision.confidence, "n_slices": n,
                  "slice_spacing_mm": ct.geometry.slice_spacing_mm}
@@ -349,16 +407,37 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
     rec["second_z_mm"] = float(geom.z_mm(decision.second_row)) if ambiguous else math.nan
     rec["second_confidence"] = decision.second_confidence if ambiguous else math.nan
     rec.update(_truth_fields(truth, ct, rec))
+    # every level the sequence found (NaN for the others, and for a single-L3 model)
+    levels_z = {"L3": rec["l3_z_mm"]} if seq is not None and found else {}
+    for k in LEVELS:
+        if k == "L3":
+            continue
+        row = seq.row(k) if seq is not None else math.nan
+        ok = math.isfinite(row)
+        rec[f"{k.lower()}_slice"] = float(geom.file_index(row)) if ok else math.nan
+        rec[f"{k.lower()}_z_mm"] = float(geom.z_mm(row)) if ok else math.nan
+        rec[f"{k.lower()}_confidence"] = float(seq.confidence[seq.levels.index(k)]) if ok else math.nan
+        if ok:
+            levels_z[k] = rec[f"{k.lower()}_z_mm"]
+    rec["sequence_confidence"] = seq.sequence_confidence if seq is not None else math.nan
+    rec["extracted_level"] = level
+    if level != "L3":
+        # the asked level's slice instead of L3's; none when the sequence did not find it
+        found = level in levels_z
+        c = int(min(max(round(float(geom.native_row(seq.row(level)))), 0), n - 1)) if found else c
+        if not found:
+            rec["message"] = "; ".join(filter(None, [rec["message"], f"{level} not found"]))
     files = {"qc_png": None, "axial_png": None, "axial_nifti": None, "slab_nifti": None,
              "dicom_file": None}
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
+        l3_found = decision.status in ("found", "ambiguous")
         _qc_picture(folder / "qc.png", name, ct, outputs, decision, geom, localiser.threshold,
-                    rec["l3_z_mm"] if found else None, rec["second_z_mm"] if ambiguous else None,
-                    decision.status)
+                    rec["l3_z_mm"] if l3_found else None, rec["second_z_mm"] if ambiguous else None,
+                    decision.status, levels_z)
         files["qc_png"] = "qc.png"
         if found:
-            files.update(write_slice_outputs(ct, c, folder, slab_mm))
+            files.update(write_slice_outputs(ct, c, folder, slab_mm, stem=level.lower()))
     rec.update(files)
     return rec
 
@@ -385,7 +464,7 @@ def _empty_record(scan: ScanInput) -> dict:
 
 
 def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
-                 slab_mm: float | None = None) -> dict:
+                 slab_mm: float | None = None, level: str = "L3") -> dict:
     """Read, check and localise one scan; write its folder and ``result.json``. Never raises for
     a bad scan: the record's ``status`` is ``error`` and ``message`` says why."""
     t0 = time.perf_counter()
@@ -396,7 +475,7 @@ def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
     try:
         ct, findings = read_ct(scan.path, series_uid=scan.series_uid)  # not a CT in HU: raises
         notes += [f.problem for f in findings]
-        rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth))
+        rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth, level))
     except InputError as exc:
         rec.update(status="error", message=exc.problem)
     except MemoryError:
@@ -441,7 +520,7 @@ def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
 
 def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: str | os.PathLike,
                    slab_mm: float | None = None, resume: bool = False, overwrite: bool = False,
-                   progress: bool = False, command: str = "") -> list[dict]:
+                   progress: bool = False, command: str = "", level: str = "L3") -> list[dict]:
     """Predict every scan; write ``results.csv``, ``index.html`` and ``run.json`` in ``out_dir``.
 
     ``results.csv`` and ``index.html`` are rewritten after every scan, so an interrupted cohort
@@ -457,13 +536,18 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
         overwrite: redo every scan even if results exist.
         progress: show a progress bar.
         command: the command line, for ``run.json``.
+        level: whose axial slice to extract (``--level``; a level the model locates).
 
     Raises:
-        InputError: ``out_dir`` holds results and neither ``resume`` nor ``overwrite`` is set.
+        InputError: ``out_dir`` holds results and neither ``resume`` nor ``overwrite`` is set;
+            ``level`` is not one the model locates.
     """
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
+    if level not in model_levels(localiser):
+        raise InputError("--level", f"the model locates {', '.join(model_levels(localiser))} "
+                                    f"(label.levels of its training), not {level}")
     if (out_dir / "results.csv").exists() and not (resume or overwrite):
         raise InputError(out_dir, "holds results of an earlier run; use --resume to skip the scans "
                                   "done, --overwrite to redo them, or another --out")
@@ -482,9 +566,9 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
         if rec is not None:
             skipped += 1
         else:
-            rec = predict_scan(scan, localiser, out_dir, slab_mm)
-            level = logging.WARNING if rec["status"] == "error" else logging.DEBUG
-            log.log(level, "[PREDICT] %s: %s %s", scan.name, rec["status"], rec["message"])
+            rec = predict_scan(scan, localiser, out_dir, slab_mm, level)
+            log_level = logging.WARNING if rec["status"] == "error" else logging.DEBUG
+            log.log(log_level, "[PREDICT] %s: %s %s", scan.name, rec["status"], rec["message"])
         records.append(rec)
         bar.set_postfix({s: sum(r["status"] == s for r in records) for s in OUT_STATUSES})
         write_table(out_dir / "results.csv", [_jsonable(r) for r in records], RESULT_COLUMNS)

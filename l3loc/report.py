@@ -64,7 +64,8 @@ def write_axial_png(path: str | os.PathLike, slice_hu: np.ndarray,
 
 def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: dict,
                  z_rows_mm: np.ndarray, threshold: float, l3_z_mm: float | None,
-                 second_z_mm: float | None = None, dpi: int = 70) -> Path:
+                 second_z_mm: float | None = None, dpi: int = 70,
+                 levels_z_mm: dict | None = None) -> Path:
     """The QC picture: frontal and sagittal MIPs with the predicted L3 line, and the profile.
 
     Vertical axes are world z (mm, superior up) in every panel, so the line on the MIPs and the
@@ -79,6 +80,7 @@ def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: d
         threshold: the abstention threshold (dashed line on the profile).
         l3_z_mm: predicted L3 z (solid line), None when not found.
         second_z_mm: the second candidate of an ambiguous case (dotted line), or None.
+        levels_z_mm: level name -> z of every level found (thin labelled lines on both MIPs).
     """
     plt = _pyplot()
     views = [v for v in ("frontal", "sagittal") if v in mips_hu]
@@ -104,6 +106,10 @@ def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: d
         for z, style in ((l3_z_mm, "-"), (second_z_mm, ":")):
             if z is not None and math.isfinite(z):
                 ax.axhline(z, color="#ff3030", lw=1.2, ls=style)
+        for level, z in (levels_z_mm or {}).items():
+            ax.axhline(z, color="#30c0ff", lw=0.6)
+            ax.text(0.02, z, level, color="#30c0ff", fontsize=6, va="bottom",
+                    transform=ax.get_yaxis_transform())
     axes[0].set_ylabel("z (mm, superior up)")
     ax = axes[-1]
     for label, profile in profiles.items():

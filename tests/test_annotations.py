@@ -90,6 +90,29 @@ def test_write_read_round_trip(scans):
     pd.testing.assert_frame_equal(back, df)
 
 
+def test_level_columns_transitional_and_round_trip(scans):
+    csv = _csv(scans, "path,l3_slice,negative,l1_slice,s1_slice,transitional\n"
+                      "scans/a.nii.gz,7,,5.5,,1\nscans/b.nrrd,,1,8,,0\n")
+    df = read_annotations(csv)
+    assert df["l1_slice"].tolist() == [5.5, 8.0] and df["s1_slice"].isna().all()
+    assert df["transitional"].tolist() == [True, False]
+    # a chest CT: L3 negative, L1 annotated; levels map through the geometry like L3
+    row = df.iloc[1]
+    assert math.isnan(annotation_to_canonical_row(row, GEOMETRY))
+    assert annotation_to_canonical_row(row, GEOMETRY, "L1") == 1.0          # 9 - 8
+    assert math.isnan(annotation_to_canonical_row(row, GEOMETRY, "S1"))     # empty = absent
+    assert math.isnan(annotation_to_canonical_row(row, GEOMETRY, "T12"))    # no column
+    back = read_annotations(write_annotations(scans / "copy.csv", df))
+    pd.testing.assert_frame_equal(back, df)
+
+
+def test_level_columns_must_match_the_position_unit(scans):
+    with pytest.raises(InputError, match=r"\['l1_z_mm'\] do not match the position column 'l3_slice'"):
+        read_annotations(_csv(scans, "path,l3_slice,l1_z_mm\nscans/a.nii.gz,7,12\n"))
+    with pytest.raises(InputError, match="line 2: l1_z_mm 'x' is not a number"):
+        read_annotations(_csv(scans, "path,l3_z_mm,l1_z_mm\nscans/a.nii.gz,7,x\n"))
+
+
 def test_write_keeps_outside_paths_absolute(scans, tmp_path):
     df = read_annotations(_csv(scans, "path,l3_z_mm\nscans/a.nii.gz,12.5\n"))
     out = write_annotations(tmp_path / "elsewhere" / "ann.csv", df)

@@ -185,3 +185,16 @@ def test_spacing_scales_millimetre_amounts():
                          np.random.default_rng(0), spacing_mm=2.0)(ramp, 20.0)
     assert row == 20.0
     np.testing.assert_allclose(out[2:48], ramp[2:48], atol=1e-6)
+
+
+def test_an_array_of_level_rows_moves_like_each_row_alone():
+    img = np.random.default_rng(0).random((120, 40)).astype(np.float32)
+    rows = np.array([10.3, 55.0, np.nan, 101.7])
+    cfg = {"p": 1.0, "zoom": (0.8, 1.2), "deform_mm": 3.0}
+    out_img, out_rows = Augmenter(cfg, "sagittal", np.random.default_rng(5))(img, rows)
+    assert isinstance(out_rows, np.ndarray) and np.isnan(out_rows[2])
+    for k in (0, 1, 3):
+        one_img, one = Augmenter(cfg, "sagittal", np.random.default_rng(5))(img, rows[k])
+        assert isinstance(one, float) and out_rows[k] == pytest.approx(one)
+        np.testing.assert_array_equal(one_img, out_img)
+    assert not np.allclose(out_rows[[0, 1, 3]], rows[[0, 1, 3]])

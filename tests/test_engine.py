@@ -142,3 +142,45 @@ def test_net_overfits_four_cases_to_under_2mm(tmp_path):
     _, preds = validate(model, build_loss(cfg["loss"]), dataset, range(len(dataset)), cfg, 0.0)
     errors = [p["error_mm"] for p in preds]
     assert max(errors) < 2.0, errors
+
+
+ALL_LEVELS = "label.levels=[T12, L1, L2, L3, L4, L5, S1]"
+
+
+def test_every_level_trains_end_to_end_on_phantoms(tmp_path):
+    from l3loc.cache import open_cache
+    from l3loc.engine import training_batch
+    from l3loc.inference import load_fold_net
+    from l3loc.synth.writers import generate_dataset
+
+    src = generate_dataset(tmp_path / "synth", 4, seed=3, preset="tiny", workers=1, n_dicom=0)
+    cfg_path = tiny_config(tmp_path)
+    opts = [f"data.source={src}", "preprocess.canvas=[128, 64]", ALL_LEVELS]
+    (result,) = run_training(cfg_path, fold="1", view="sagittal", device="cpu", opts=opts)
+    cfg = load_config(FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1").config)
+    net = load_fold_net(FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1").root, cfg)
+    from l3loc.engine import predict_map
+    assert predict_map(net, np.zeros((40, 64), np.float32)).shape == (7, 40, 64)
+    # the targets: one band per level, as far apart as the cached (ground-truth) rows
+    ds = open_cache(cfg, "sagittal")
+    cfg["train"]["p_positive"] = 1.0
+    case = int(np.argmax(np.isfinite(ds.level_rows_px).sum(axis=1)))
+    images, targets = training_batch(ds, [case], np.random.default_rng(0), None, cfg, 0.0)
+    assert images.shape == (1, 1, 128, 64) and targets.shape == (1, 7, 128, 64)
+    want = ds.label_rows(case, tuple(cfg["label"]["levels"]))
+    profiles = targets[0, :, :, 32].astype(np.float64)
+    inside = [c for c in range(7) if profiles[c, 0] == 0 and profiles[c, -1] == 0 and profiles[c].sum()]
+    assert len(inside) >= 3 and 3 in inside
+    centres = {c: (profiles[c] * np.arange(128)).sum() / profiles[c].sum() for c in inside}
+    for c in inside:
+        assert centres[c] - centres[3] == pytest.approx(want[c] - want[3], abs=1e-3)
+    assert np.all(np.diff([centres[c] for c in inside]) > 0)   # cranial first
+
+
+def test_levels_need_level_labels(tmp_path):
+    cfg_path = tiny_config(tmp_path)
+    with pytest.raises(InputError, match="needs per-level labels"):
+        run_training(cfg_path, fold="1", view="sagittal", device="cpu", opts=[ALL_LEVELS])
+    with pytest.raises(InputError, match="must include L3"):
+        run_training(cfg_path, fold="1", view="sagittal", device="cpu",
+                     opts=["label.levels=[L1]"])

@@ -264,3 +264,34 @@ def test_predict_tool_end_to_end(tmp_path, trained_run):
     assert done.returncode == 0, done.stderr
     assert "scan one: found, L3 slice" in done.stdout
     assert (tmp_path / "out" / "scan one" / "l3_axial.nii.gz").is_file()
+
+
+def test_every_level_reported_and_level_l1_extracts_the_l1_slice(tmp_path):
+    from l3loc.labels import level_targets
+    from l3loc.levels import LEVELS, nominal_distance_mm
+
+    # levels at their nominal spacing on 2 mm slices, T12 at canonical slice 30
+    rows = np.array([30 + nominal_distance_mm("T12", k) / 2.0 for k in LEVELS])
+    hu = phantom(n=200, l3=int(round(rows[3])))
+    cfg = stub_cfg()
+    cfg["label"]["levels"] = list(LEVELS)
+    loc = function_localiser(lambda image: level_targets(image.shape[0], image.shape[1], rows,
+                                                         4.0, 2.0), cfg)
+    (scan,) = list_inputs([write_scan("nii.gz", tmp_path, hu)])
+    rec = predict_scan(scan, loc, tmp_path / "out", level="L1")
+    assert rec["status"] == "found", rec["message"]
+    for k, r in zip(LEVELS, rows):
+        z = rec[f"{k.lower()}_z_mm"]
+        assert z == pytest.approx(Z_FIRST - 2.0 * r, abs=0.5)
+        assert rec[f"{k.lower()}_slice" if k != "L3" else "l3_slice_exact"] == pytest.approx(200 - 1 - r, abs=0.25)
+    assert rec["extracted_level"] == "L1" and rec["sequence_confidence"] > 0.5
+    out = tmp_path / "out" / scan.name
+    img = sitk.ReadImage(str(out / "l1_axial.nii.gz"))
+    c = int(round(rows[1]))
+    assert img.GetOrigin()[2] == pytest.approx(Z_FIRST - 2.0 * c, abs=1e-4)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(img)[0], hu[c])
+    assert not (out / "l3_axial.nii.gz").exists()
+    # a single-L3 model cannot extract L1
+    with pytest.raises(InputError, match="locates L3"):
+        run_prediction([scan], function_localiser(perfect_map, stub_cfg()), tmp_path / "o2",
+                       level="L1")

@@ -1,10 +1,12 @@
 """Synthetic phantoms: ground truth against the rendered anatomy, writers, determinism, rates."""
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from l3loc.io.npz import read_l3_npz
+from l3loc.levels import LEVELS
 from l3loc.preprocess import mip
 from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
 from l3loc.synth.painter import Painter, Texture, overlap_fraction
@@ -222,6 +224,39 @@ def test_written_labels_match_the_ground_truth(tiny_dataset):
         if not g["negative"]:
             assert row["l3_z_mm"] == pytest.approx(g["l3_z_mm"])
     assert (tiny_dataset / "preview.png").stat().st_size > 0
+    # every level: npz rows = the ground truth's slices, L3 = the stored truth, CSV z = world z
+    levels = ds.extra["level_rows"]
+    for i, g in enumerate(gts):
+        want = [np.nan if g["level_slices"].get(k) is None else g["level_slices"][k] for k in LEVELS]
+        np.testing.assert_array_equal(levels[i], want)
+        np.testing.assert_array_equal(levels[i, 3], ds.extra["l3_slice_true"][i])
+        assert ds.extra["transitional"][i] == (g["n_lumbar"] != 5)
+    np.testing.assert_array_equal(ds.level_rows()[:, 3], ds.label_rows())
+    for _, row in ann.iterrows():
+        g = by_name[row["name"].removesuffix("_dicom")]
+        for k in ("T12", "L1", "S1"):
+            if g["level_slices"][k] is None:
+                assert math.isnan(row[f"{k.lower()}_z_mm"])
+            else:
+                assert row[f"{k.lower()}_z_mm"] == pytest.approx(g["levels_z_mm"][k])
+
+
+@pytest.mark.parametrize("n_lumbar,n_ribs", [(5, 12), (4, 12), (6, 12), (5, 11), (5, 13)])
+def test_levels_are_counted_from_the_last_rib(n_lumbar, n_ribs):
+    plan = _first(PRESETS["default"], lambda p: p.n_lumbar == n_lumbar and p.n_rib_pairs == n_ribs
+                  and p.fov_type == "head_to_thigh")
+    gt = plan.ground_truth()
+    z = gt["levels_z_mm"]
+    assert gt["transitional"] == (n_lumbar != 5)
+    # T12 is the last rib-bearing vertebra whatever its anatomical number
+    assert z["T12"] == pytest.approx(np.mean(gt["vertebrae_z_mm"][f"T{n_ribs}"]))
+    assert z["S1"] == pytest.approx(gt["vertebrae_z_mm"]["S"][0])
+    assert ("L5" in z) == (n_lumbar >= 5)
+    present = [k for k in LEVELS if k in z]
+    assert all(z[a] > z[b] for a, b in zip(present[:-1], present[1:]))   # cranial first
+    rows = [gt["level_slices"][k] for k in present]
+    assert all(r is not None for r in rows) and rows == sorted(rows)
+    assert gt["level_slices"]["L3"] == gt["l3_slice"]
 
 
 def test_refuses_to_overwrite(tiny_dataset):

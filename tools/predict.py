@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone
 from l3loc.cli import run_tool  # noqa: E402
 from l3loc.config import VIEWS  # noqa: E402
 from l3loc.inference import BACKENDS  # noqa: E402
+from l3loc.levels import LEVELS  # noqa: E402
 
 
 def main() -> int:
@@ -31,6 +32,9 @@ def main() -> int:
     parser.add_argument("--out", help="output folder (default: work/predict/<experiment>)")
     parser.add_argument("--slab-mm", type=float, default=None,
                         help="also write the mean of the slices within +-N mm of L3")
+    parser.add_argument("--level", default="L3", type=str.upper, choices=LEVELS,
+                        help="whose axial slice to extract (a model trained with label.levels "
+                             "locates every level; default L3)")
     parser.add_argument("--threshold", type=float, help="override the not-found threshold")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="auto: the exported predictor when present, else dygraph")
@@ -58,7 +62,7 @@ def main() -> int:
     localiser = load_localiser(root, args.view, folds, args.backend, device, args.threshold)
     out = Path(args.out) if args.out else Path(args.work_dir) / "predict" / root.name
     records = run_prediction(scans, localiser, out, args.slab_mm, args.resume, args.overwrite,
-                             progress_enabled(), " ".join(sys.argv))
+                             progress_enabled(), " ".join(sys.argv), args.level)
     if len(records) == 1:
         r = records[0]
         print(f"{r['name']}: {r['status']}"

@@ -19,6 +19,13 @@ column          needed    meaning
 ``l3_top_z_mm``  no       the extent of the L3 body in world z (superior and inferior
 ``l3_bottom_z_mm``        endplates, mm): both or neither; evaluation then counts a
                           prediction inside the body +-5 mm as the right level
+``t12_z_mm``,   no        the other levels (``l3loc.levels``: T12 = last rib-bearing
+``l1_z_mm``,              vertebra, L1.. counted below it, S1 = top of the sacrum), in the
+... ``s1_z_mm``           unit of the position column (``<level>_slice`` with ``l3_slice``,
+                          ``<level>_z_mm`` with ``l3_z_mm``); empty = absent or not
+                          annotated; for training every level and for per-level evaluation
+``transitional``  no      1 = not 5 lumbar vertebrae (counting from the ribs and from the
+                          sacrum disagree), 0 or empty = normal
 ==============  ========  ==============================================================
 
 A table uses one position column, ``l3_slice`` or ``l3_z_mm``, not both. Any other column is
@@ -46,12 +53,22 @@ import pandas as pd
 from l3loc.atomic import atomic_path
 from l3loc.errors import InputError
 from l3loc.io.volume import VolumeGeometry
+from l3loc.levels import LEVELS, column_name
 
 #: The two ways to give the L3 position; a table uses exactly one.
 POSITION_COLUMNS = ("l3_slice", "l3_z_mm")
 #: The L3 body's extent in world z (superior and inferior endplate), optional, both or neither.
 EXTENT_COLUMNS = ("l3_top_z_mm", "l3_bottom_z_mm")
-OPTIONAL_COLUMNS = ("name", "series_uid", "negative") + EXTENT_COLUMNS
+OPTIONAL_COLUMNS = ("name", "series_uid", "negative", "transitional") + EXTENT_COLUMNS
+
+
+def level_columns(position: str) -> dict[str, str]:
+    """Level -> its column in a table whose L3 column is ``position`` (L3 itself included)."""
+    return {k: column_name(k, position) for k in LEVELS}
+
+
+_ALL_LEVEL_COLUMNS = tuple(c for p in POSITION_COLUMNS for k, c in level_columns(p).items()
+                           if k != "L3")
 _SCAN_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd", ".dcm")
 
 
@@ -98,9 +115,10 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
     if "path" not in columns:
         raise InputError(csv_path, f"no 'path' column (header: {columns})")
     allowed = ("path",) + POSITION_COLUMNS + OPTIONAL_COLUMNS
-    unknown = [c for c in columns if c not in allowed]
+    unknown = [c for c in columns if c not in allowed + _ALL_LEVEL_COLUMNS]
     if unknown:
-        raise InputError(csv_path, f"unknown column(s) {unknown}; allowed: {', '.join(allowed)}")
+        raise InputError(csv_path, f"unknown column(s) {unknown}; allowed: {', '.join(allowed)} "
+                                   "and the other levels' t12_..., l1_..., s1_...")
     given = [c for c in POSITION_COLUMNS if c in columns]
     if len(given) != 1:
         raise InputError(csv_path, "needs exactly one position column, 'l3_slice' (file slice index) "
@@ -111,6 +129,12 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         raise InputError(csv_path, f"gives {extent[0]} without "
                                    f"{(set(EXTENT_COLUMNS) - set(extent)).pop()}: the L3 body's "
                                    "extent needs both endplates")
+    others = [c for k, c in level_columns(position).items() if k != "L3"]
+    mixed = [c for c in columns if c in _ALL_LEVEL_COLUMNS and c not in others]
+    if mixed:
+        raise InputError(csv_path, f"level column(s) {mixed} do not match the position column "
+                                   f"{position!r}: use {', '.join(others)}")
+    level_cols = [c for c in others if c in columns]
     if len(table) == 1:
         raise InputError(csv_path, "has a header but no rows")
 
@@ -142,6 +166,9 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         if extent and not negative and ends["l3_top_z_mm"] <= ends["l3_bottom_z_mm"]:
             raise InputError(csv_path, f"{where}: l3_top_z_mm {ends['l3_top_z_mm']} must be above "
                                        f"(greater than) l3_bottom_z_mm {ends['l3_bottom_z_mm']}")
+        levels = {c: _parse_level(rec[c], c, csv_path, where) for c in level_cols}
+        transitional = _parse_flag(rec.get("transitional", ""), "transitional",
+                                   "not 5 lumbar vertebrae", csv_path, where)
         series_uid = rec.get("series_uid", "").strip()
         key = (str(scan), series_uid)
         if key in seen:
@@ -149,12 +176,16 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         seen[key] = line
         rows.append({"name": rec.get("name", "").strip() or default_name(scan), "path": str(scan),
                      "series_uid": series_uid, position: value, "negative": negative,
-                     "csv_line": line, **ends})
+                     "csv_line": line, **ends, **levels,
+                     **({"transitional": transitional} if "transitional" in columns else {})})
+    extra_cols = level_cols + (["transitional"] if "transitional" in columns else [])
     df = pd.DataFrame(rows, columns=["name", "path", "series_uid", position, "negative", "csv_line",
-                                     *extent])
-    for c in (position, *extent):
+                                     *extent] + extra_cols)
+    for c in (position, *extent, *level_cols):
         df[c] = df[c].astype(np.float64)
     df["negative"] = df["negative"].astype(bool)
+    if "transitional" in columns:
+        df["transitional"] = df["transitional"].astype(bool)
     df.attrs["csv_path"] = str(csv_path)
     df.attrs["position"] = position
     return df
@@ -184,13 +215,31 @@ def _number(text: str, negative: bool, csv_path: Path, where: str, column: str,
 
 
 def _parse_negative(text: str, csv_path: Path, where: str) -> bool:
+    return _parse_flag(text, "negative", "no L3 in the scan", csv_path, where)
+
+
+def _parse_flag(text: str, column: str, meaning: str, csv_path: Path, where: str) -> bool:
     text = (text or "").strip().lower()
     if text in ("", "0", "0.0", "false", "no"):
         return False
     if text in ("1", "1.0", "true", "yes"):
         return True
-    raise InputError(csv_path, f"{where}: negative must be 1 (no L3 in the scan), 0 or empty, "
-                               f"got {text!r}")
+    raise InputError(csv_path, f"{where}: {column} must be 1 ({meaning}), 0 or empty, got {text!r}")
+
+
+def _parse_level(text: str, column: str, csv_path: Path, where: str) -> float:
+    """A level column's value: NaN when empty (absent or not annotated), else a finite number."""
+    text = text.strip()
+    if not text:
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise InputError(csv_path, f"{where}: {column} {text!r} is not a number") from None
+    if not math.isfinite(value) or (column.endswith("_slice") and value < 0):
+        raise InputError(csv_path, f"{where}: {column} {text!r} must be a finite number"
+                                   + (" >= 0" if column.endswith("_slice") else ""))
+    return value
 
 
 def write_annotations(csv_path: str | os.PathLike, df: pd.DataFrame, overwrite: bool = True) -> Path:
@@ -202,7 +251,7 @@ def write_annotations(csv_path: str | os.PathLike, df: pd.DataFrame, overwrite: 
     Args:
         csv_path: destination CSV.
         df: columns ``path``, exactly one of ``l3_slice``/``l3_z_mm``, optionally ``name``,
-            ``series_uid``, ``negative``.
+            ``series_uid``, ``negative``, the other levels' columns and ``transitional``.
         overwrite: if False, refuse to replace an existing file.
     """
     csv_path = Path(csv_path)
@@ -219,6 +268,11 @@ def write_annotations(csv_path: str | os.PathLike, df: pd.DataFrame, overwrite: 
         pd.Series(False, index=df.index)
     out[position] = [("" if neg else repr(float(v))) for v, neg in zip(df[position], negative)]
     out["negative"] = [1 if neg else 0 for neg in negative]
+    for level, col in level_columns(position).items():
+        if level != "L3" and col in df.columns:
+            out[col] = ["" if pd.isna(v) else repr(float(v)) for v in df[col]]
+    if "transitional" in df.columns:
+        out["transitional"] = [1 if t else 0 for t in df["transitional"].fillna(False).astype(bool)]
     with atomic_path(csv_path, overwrite=overwrite) as tmp:
         out.to_csv(tmp, index=False)
     return csv_path
@@ -232,32 +286,40 @@ def _relative_if_inside(path: Path, base: Path) -> str:
         return str(path)
 
 
-def annotation_to_canonical_row(row, geometry: VolumeGeometry) -> float:
-    """Canonical slice index (axis 0 of ``read_volume(...).hu``) of one annotation row.
+def annotation_to_canonical_row(row, geometry: VolumeGeometry, level: str = "L3") -> float:
+    """Canonical slice index (axis 0 of ``read_volume(...).hu``) of one level of one row.
 
     Args:
         row: a row of :func:`read_annotations` (pandas Series or dict) with ``l3_slice`` or
-            ``l3_z_mm`` and optionally ``negative``.
+            ``l3_z_mm`` and optionally ``negative`` and the other levels' columns.
         geometry: the geometry of the annotated scan.
+        level: which level (``l3loc.levels.LEVELS``); ``negative`` concerns L3 only.
 
     Returns:
-        The canonical slice index (float); NaN for a negative row.
+        The canonical slice index (float); NaN for a negative row (L3) or an empty or missing
+        level column (other levels).
 
     Raises:
         InputError: naming the scan, when the position lies outside the scan.
     """
-    negative = row.get("negative", False)
-    if not pd.isna(negative) and bool(negative):
+    if level == "L3":
+        negative = row.get("negative", False)
+        if not pd.isna(negative) and bool(negative):
+            return math.nan
+    slice_col, z_col = column_name(level, "l3_slice"), column_name(level, "l3_z_mm")
+    has_slice = slice_col in row and not pd.isna(row[slice_col])
+    has_z = z_col in row and not pd.isna(row[z_col])
+    if has_slice and has_z:
+        raise ValueError(f"annotation row has both {slice_col} and {z_col}")
+    if not has_slice and not has_z:
+        if level == "L3":
+            raise ValueError("annotation row needs exactly one of l3_slice, l3_z_mm")
         return math.nan
-    has_slice = "l3_slice" in row and not pd.isna(row["l3_slice"])
-    has_z = "l3_z_mm" in row and not pd.isna(row["l3_z_mm"])
-    if has_slice == has_z:
-        raise ValueError("annotation row needs exactly one of l3_slice, l3_z_mm")
-    c = geometry.canonical_index(float(row["l3_slice"])) if has_slice else \
-        geometry.canonical_from_z(float(row["l3_z_mm"]))
+    c = geometry.canonical_index(float(row[slice_col])) if has_slice else \
+        geometry.canonical_from_z(float(row[z_col]))
     # half a slice of tolerance: a position on the outer edge of the first or last slice is inside
     if not -0.5 <= c <= geometry.n_slices - 0.5:
-        given = f"l3_slice {row['l3_slice']}" if has_slice else f"l3_z_mm {row['l3_z_mm']}"
+        given = f"{slice_col} {row[slice_col]}" if has_slice else f"{z_col} {row[z_col]}"
         z_lo, z_hi = geometry.z_mm(geometry.n_slices - 1), geometry.z_mm(0)
         line = f" (annotation line {row['csv_line']})" if "csv_line" in row else ""
         raise InputError(row.get("path"), f"{given}{line} lies outside the scan: it has slices "

@@ -11,6 +11,10 @@ Layout (keys of the npz):
   ``[2]`` = slice thickness (row spacing); ``num_images``: n (optional on reading).
 - l3loc additions, both optional: ``negative`` (n,) bool: L3 is not in the field of view (its
   labels are NaN); any other key is kept as-is in ``L3Dataset.extra`` (e.g. synthetic ground truth).
+- optional ``level_rows`` (n, 7) float: the native MIP row of each level of
+  ``l3loc.levels.LEVELS`` (T12, L1..L5, S1 top), NaN where the level is absent or not annotated;
+  optional ``transitional`` (n,) int: the spine has not exactly 5 lumbar vertebrae. Checked on
+  reading (shape); ``L3Dataset.level_rows()`` reads them with L3 taken from ``ydata``.
 
 The object arrays need pickle, and a pickle can run arbitrary code. ``read_l3_npz`` therefore
 never calls ``pickle.load``: it parses every ``.npy`` member itself and unpickles object arrays
@@ -104,6 +108,18 @@ class L3Dataset:
         stacked = np.stack([np.asarray(v, dtype=np.float64) for v in self.ydata.values()])
         rows = stacked.mean(axis=0)
         rows[self.negative] = np.nan
+        return rows
+
+    def level_rows(self) -> np.ndarray | None:
+        """(n, len(LEVELS)) native rows of every level (NaN = absent), or None when the dataset
+        has no ``level_rows``. The L3 column is :meth:`label_rows` (the annotated label, what
+        the single-L3 model trains on), not the ground truth stored beside it."""
+        if "level_rows" not in self.extra:
+            return None
+        from l3loc.levels import LEVELS
+
+        rows = np.array(self.extra["level_rows"], dtype=np.float64)
+        rows[:, LEVELS.index("L3")] = self.label_rows()
         return rows
 
     def subset(self, indices) -> "L3Dataset":
@@ -226,6 +242,14 @@ def read_l3_npz(path, skip_bad: bool = False) -> tuple[L3Dataset, list[CaseProbl
     if spacings.ndim != 2 or spacings.shape[1] < 3:
         raise InputError(path, f"'spacings' must have shape (n, 3), got {spacings.shape}")
     extra = {k: v for k, v in m.items() if k not in _KNOWN_KEYS}
+    if "level_rows" in extra:
+        from l3loc.levels import LEVELS
+
+        shape = np.shape(extra["level_rows"])
+        if shape != (n, len(LEVELS)) or extra["level_rows"].dtype.kind != "f":
+            raise InputError(path, f"'level_rows' must be float of shape ({n}, {len(LEVELS)}) "
+                                   f"(one column per level {', '.join(LEVELS)}), got "
+                                   f"{extra['level_rows'].dtype} {shape}")
 
     problems = []
     for i, name in enumerate(names):

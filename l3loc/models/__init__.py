@@ -24,7 +24,8 @@ def build_model(cfg: Mapping[str, Any]):
 
 
 def build_net(cfg: Mapping[str, Any]):
-    """The network of a resolved experiment config (its ``model`` section, one input channel).
+    """The network of a resolved experiment config (its ``model`` section, one input channel,
+    one output channel per level of ``label.levels``).
 
     Built under fresh unique names (conv2d_0, ...): checkpoints and optimizer states are keyed by
     them, so training, resuming, evaluation and export all name parameters the same way however
@@ -33,7 +34,8 @@ def build_net(cfg: Mapping[str, Any]):
     import paddle
 
     with paddle.utils.unique_name.guard():
-        return build_model({**cfg["model"], "in_channels": 1})
+        return build_model({**cfg["model"], "in_channels": 1,
+                            "out_channels": len(cfg.get("label", {}).get("levels", ["L3"]))})
 
 
 __all__ = ["MODELS", "UNet", "build_model", "build_net"]

@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from l3loc.levels import LEVELS
+
 #: Field-of-view types, as real cohorts have them; ``chest_only`` cases do not contain L3.
 FOV_TYPES = ("head_to_thigh", "chest_abdomen_pelvis", "abdomen", "chest_only")
 #: Arm positions.
@@ -148,13 +150,30 @@ class CasePlan:
     def vertebra(self, name: str) -> Vertebra | None:
         return next((v for v in self.vertebrae if v.name == name), None)
 
+    def _in_fov(self, z_top: float, z_bottom: float) -> bool:
+        """True if some slice (with its thickness) overlaps [z_bottom, z_top] (a point when equal)."""
+        z = self.slice_z_mm
+        half = 0.5 * self.spacing_mm[0]
+        return bool(np.any((z - half <= z_top) & (z + half >= z_bottom)))
+
     @property
     def l3_in_fov(self) -> bool:
         """True if some slice (with its thickness) overlaps the L3 body."""
         l3 = self.vertebra("L3")
-        z = self.slice_z_mm
-        half = 0.5 * self.spacing_mm[0]
-        return bool(np.any((z - half < l3.z_top) & (z + half > l3.z_bottom)))
+        return self._in_fov(l3.z_top, l3.z_bottom)
+
+    def level_extents(self) -> dict:
+        """Body-frame (z_top, z_bottom, z_level) of each level of ``l3loc.levels.LEVELS`` that
+        this spine has (names as defined there: T12 = the last rib-bearing vertebra, L1.. counted
+        below it, S1 = the sacrum's top, a point)."""
+        out = {}
+        for level in LEVELS:
+            name = f"T{self.n_rib_pairs}" if level == "T12" else ("S" if level == "S1" else level)
+            v = self.vertebra(name)
+            if v is None:
+                continue
+            out[level] = (v.z_top, v.z_top, v.z_top) if level == "S1" else (v.z_top, v.z_bottom, v.z_centre)
+        return out
 
     def ground_truth(self) -> dict:
         """JSON-able ground truth: L3 centre (canonical slice, world z), every vertebra's world
@@ -162,6 +181,7 @@ class CasePlan:
         l3 = self.vertebra("L3")
         negative = not self.l3_in_fov
         row = (self.z_top_mm - l3.z_centre) / self.spacing_mm[0]
+        ext = self.level_extents()
         return {
             "name": self.name, "seed": self.seed, "index": self.index,
             "negative": negative,
@@ -175,6 +195,13 @@ class CasePlan:
             "scoliosis_mm": round(self.scoliosis_mm, 1),
             "spacing_mm": [float(s) for s in self.spacing_mm], "shape": [int(s) for s in self.shape],
             "z_first_mm": float(self.z_first_mm),
+            # every level this spine has (world z), and its canonical slice when in the field of
+            # view (the L3 entry equals l3_slice); "transitional": ribs and sacrum count differently
+            "levels_z_mm": {k: float(z + self.z_shift_mm) for k, (_, _, z) in ext.items()},
+            "level_slices": {k: float((self.z_top_mm - z) / self.spacing_mm[0])
+                             if self._in_fov(top, bottom) else None
+                             for k, (top, bottom, z) in ext.items()},
+            "transitional": self.n_lumbar != 5,
         }
 
     def to_dict(self) -> dict:

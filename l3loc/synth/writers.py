@@ -9,7 +9,8 @@ Output folder layout::
     ground_truth.json     per case: CasePlan.ground_truth() (+ the file slice index when written)
     volumes/<name>.nii.gz first ``n_volumes`` cases (read_volume returns them unchanged)
     dicom/<name>/         the first ``n_dicom`` of those also as DICOM series
-    annotations.csv       path, l3_z_mm, negative for every written volume and series
+    annotations.csv       path, l3_z_mm, negative, the other levels' z (t12_z_mm, l1_z_mm, ...;
+                          empty where absent) and transitional for every volume and series
     preview.png           frontal + sagittal MIPs of the first ``n_preview`` cases with the L3 line
 """
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 
 from l3loc.atomic import atomic_path, write_text
 from l3loc.io.npz import L3Dataset, write_l3_npz
+from l3loc.levels import LEVELS, column_name
 from l3loc.preprocess import mip
 from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
 from l3loc.synth.phantom import render_volume
@@ -34,8 +36,11 @@ log = logging.getLogger("l3loc")
 #: deviation (mm), so their median disagreement is 1 mm (0.674 * sqrt(2) * 1.05), as in the paper.
 ANNOTATOR_SD_MM = 1.05
 #: Ground-truth arrays stored in the npz beside the paper's keys.
+#: ``level_rows`` (n, len(LEVELS)): each level's native MIP row, NaN where the spine has no such
+#: level or it is outside the field of view (``l3loc.levels`` defines the levels);
+#: ``transitional``: not 5 lumbar vertebrae (counting from the ribs and the sacrum disagree).
 EXTRA_KEYS = ("fov_type", "n_lumbar", "n_rib_pairs", "short_12th_rib", "contrast", "metal", "arms",
-              "l3_z_mm", "l3_slice_true", "z_first_mm")
+              "l3_z_mm", "l3_slice_true", "z_first_mm", "level_rows", "transitional")
 
 
 def case_mips(hu: np.ndarray, spacing_mm) -> tuple[np.ndarray, np.ndarray]:
@@ -96,6 +101,9 @@ def _dataset(records: list[dict]) -> L3Dataset:
         "l3_z_mm": np.array([g["l3_z_mm"] for g in gts], dtype=np.float64),
         "l3_slice_true": np.array([np.nan if g["negative"] else g["l3_slice"] for g in gts], dtype=np.float64),
         "z_first_mm": np.array([g["z_first_mm"] for g in gts], dtype=np.float64),
+        "level_rows": np.array([[np.nan if g["level_slices"].get(k) is None else g["level_slices"][k]
+                                 for k in LEVELS] for g in gts], dtype=np.float64).reshape(len(gts), len(LEVELS)),
+        "transitional": np.array([g["transitional"] for g in gts], dtype=np.int8),
     }
     # the paper's spacings: [0] in-plane (column), [1] in-plane (row), [2] slice thickness
     spacings = np.array([[g["spacing_mm"][2], g["spacing_mm"][1], g["spacing_mm"][0]] for g in gts])
@@ -215,8 +223,14 @@ def _write_annotations(out: Path, records: list[dict]) -> None:
         g = r["gt"]
         for kind in ("volume", "dicom"):
             if kind in r["files"]:
-                rows.append({"name": g["name"] + ("_dicom" if kind == "dicom" else ""),
-                             "path": str(Path(r["files"][kind]).absolute()),
-                             "l3_z_mm": np.nan if g["negative"] else g["l3_z_mm"],
-                             "negative": int(g["negative"])})
+                row = {"name": g["name"] + ("_dicom" if kind == "dicom" else ""),
+                       "path": str(Path(r["files"][kind]).absolute()),
+                       "l3_z_mm": np.nan if g["negative"] else g["l3_z_mm"],
+                       "negative": int(g["negative"]), "transitional": int(g["transitional"])}
+                # the other levels where they are in the scan (empty = absent)
+                for k in LEVELS:
+                    if k != "L3":
+                        inside = g["level_slices"].get(k) is not None
+                        row[column_name(k, "l3_z_mm")] = g["levels_z_mm"][k] if inside else np.nan
+                rows.append(row)
     write_annotations(out / "annotations.csv", pd.DataFrame(rows), overwrite=True)

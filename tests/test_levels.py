@@ -1,0 +1,105 @@
+"""Every level: definitions, and the anatomy-constrained decoder on hand-made level maps."""
+import math
+
+import numpy as np
+import pytest
+
+from l3loc.decode import decode_profile, row_profile
+from l3loc.labels import level_targets
+from l3loc.levels import LEVELS, check_levels, decide_l3, decode_levels, nominal_distance_mm
+from l3loc.synth.anatomy import PRESETS, plan_case
+
+SPACING = 1.0
+
+
+def _profiles(rows, height=700, spacing=SPACING):
+    """Row profiles of a perfect level map: the training targets themselves."""
+    maps = level_targets(height, 40, np.asarray(rows, dtype=np.float64), 2.0, spacing)
+    return np.stack([row_profile(m, (0.35, 0.65)) for m in maps])
+
+
+def _plan_rows(n_lumbar, fov="head_to_thigh"):
+    plan = next(p for p in (plan_case(0, i, PRESETS["default"]) for i in range(400))
+                if p.n_lumbar == n_lumbar and p.fov_type == fov)
+    gt = plan.ground_truth()
+    z_l3 = gt["levels_z_mm"]["L3"]
+    # rows in mm below a top 300 mm above L3 (1 mm processed rows)
+    return plan, np.array([300.0 + z_l3 - gt["levels_z_mm"][k] if k in gt["levels_z_mm"] else np.nan
+                           for k in LEVELS])
+
+
+def test_check_levels():
+    assert check_levels(["t12", "L3"]) == ("T12", "L3")
+    for bad, msg in ((["L3", "L1"], "in order"), (["L1"], "include L3"), (["L7", "L3"], "unknown")):
+        with pytest.raises(ValueError, match=msg):
+            check_levels(bad)
+    assert nominal_distance_mm("L1", "L3") == 35.5 + 37.0
+
+
+def test_a_perfect_level_map_decodes_every_level_within_half_a_mm():
+    _, rows = _plan_rows(5)
+    seq = decode_levels(_profiles(rows), LEVELS, SPACING)
+    np.testing.assert_allclose(seq.rows, rows, atol=0.5)
+    assert seq.anomalies == ()
+    # a level's confidence reads like the single-L3 decoder's (same smoothing), so one threshold
+    # serves both
+    prof = _profiles(rows)
+    assert seq.confidence[3] == pytest.approx(decode_profile(prof[3], "profile", SPACING).confidence)
+    assert seq.sequence_confidence == pytest.approx(seq.confidence.min()) and seq.sequence_confidence > 0.7
+    assert decide_l3(seq, rows[3], SPACING, 0.5) == ("found", seq.row("L3"), "")
+
+
+def test_chest_ct_without_l3_still_yields_t12_and_l1():
+    _, rows = _plan_rows(5)
+    cut = rows.copy()
+    cut[2:] = np.nan                                  # the scan ends between L1 and L2
+    seq = decode_levels(_profiles(cut, height=int(rows[1]) + 20), LEVELS, SPACING)
+    assert seq.found().keys() == {"T12", "L1"} and seq.anomalies == ()
+    np.testing.assert_allclose(seq.rows[:2], rows[:2], atol=0.5)
+    assert decide_l3(seq, math.nan, SPACING, 0.5)[0] == "not_found"
+
+
+def test_four_lumbar_phantom_is_flagged_transitional():
+    plan, rows = _plan_rows(4)
+    assert plan.ground_truth()["transitional"] and math.isnan(rows[5])
+    seq = decode_levels(_profiles(rows), LEVELS, SPACING)
+    assert any("L5 not found between L4 and S1" in a for a in seq.anomalies)
+    status, row, reason = decide_l3(seq, rows[3], SPACING, 0.5)
+    assert status == "ambiguous" and "4 lumbar" in reason and abs(row - rows[3]) < 0.5
+
+
+def test_six_lumbar_phantom_is_flagged_transitional():
+    _, rows = _plan_rows(6)
+    seq = decode_levels(_profiles(rows), LEVELS, SPACING)
+    assert any("6 lumbar" in a for a in seq.anomalies), seq
+    np.testing.assert_allclose(seq.rows, rows, atol=0.5)
+
+
+def test_swapped_or_impossibly_spaced_levels_are_flagged():
+    _, rows = _plan_rows(5)
+    swapped = rows.copy()
+    swapped[[2, 3]] = rows[[3, 2]]
+    seq = decode_levels(_profiles(swapped), LEVELS, SPACING)
+    assert seq.anomalies, seq
+    assert decide_l3(seq, swapped[3], SPACING, 0.5)[0] != "found"
+    # L3 60 mm below L2 and L4 right under it: no spine is built like that
+    spaced = rows.copy()
+    spaced[3] = rows[2] + 60.0
+    seq = decode_levels(_profiles(spaced), LEVELS, SPACING)
+    assert seq.anomalies and decide_l3(seq, spaced[3], SPACING, 0.5)[0] != "found"
+
+
+def test_l3_channel_disagreeing_with_the_sequence_is_ambiguous():
+    _, rows = _plan_rows(5)
+    seq = decode_levels(_profiles(rows), LEVELS, SPACING)
+    status, _, reason = decide_l3(seq, rows[4], SPACING, 0.5)   # the L3 channel says L4
+    assert status == "ambiguous" and "L3 channel peaks" in reason
+
+
+def test_a_sequence_survives_a_weak_spurious_peak():
+    _, rows = _plan_rows(5)
+    prof = _profiles(rows)
+    prof[3] = np.maximum(prof[3], 0.3 * _profiles(rows[[4]])[0])   # L3 channel echoes at L4
+    seq = decode_levels(prof, LEVELS, SPACING)
+    np.testing.assert_allclose(seq.rows, rows, atol=0.5)
+    assert seq.anomalies == ()

@@ -1,6 +1,6 @@
 """Prediction speed and memory: a 512 x 512 x 400 scan, a cpu_fast-like model, one fold and five.
 
-    python benchmarks/bench_predict.py [--repeats 5] [--config configs/cpu_fast.yml]
+    python benchmarks/bench_predict.py [--repeats 5] [--config cpu_fast]
 
 Weights are random (timing does not depend on them). Makes under work/bench_predict/ a 5-fold
 run folder for both views, its export, and the scan as .nii.gz and as a DICOM series (once).
@@ -65,7 +65,7 @@ def median_time(fn, repeats: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--config", default="configs/cpu_fast.yml")
+    ap.add_argument("--config", default="cpu_fast", help="packaged config name or YAML path")
     args = ap.parse_args()
 
     from l3loc.export import export_experiment
@@ -73,7 +73,7 @@ def main() -> None:
     from l3loc.predict import localise, predict_volume
 
     work = Path("work/bench_predict")
-    cfg = load_config(args.config if Path(args.config).is_file() else None,
+    cfg = load_config(args.config,
                       ["preprocess.spacing_mm=2.0", "preprocess.canvas=[256,128]",
                        "model.base_channels=16", "model.depth=4"])
     run = work / "run"

@@ -1,8 +1,8 @@
 """Training throughput (images/s) and peak memory of a config's network at its canvas size.
 
-    python benchmarks/bench_train.py --config configs/cpu_fast.yml --steps 10
-    python benchmarks/bench_train.py --config configs/unet_512.yml --steps 3 --batch 2
-    python benchmarks/bench_train.py --config configs/cpu_fast.yml --opts model.base_channels=8
+    python benchmarks/bench_train.py --config cpu_fast --steps 10
+    python benchmarks/bench_train.py --config unet_512 --steps 3 --batch 2
+    python benchmarks/bench_train.py --config cpu_fast --opts model.base_channels=8
 
 Times forward + backward + AdamW steps on random images of the config's canvas (data loading is
 measured separately in the preprocessing benchmark); the first step (graph warm-up) is dropped.

@@ -1,12 +1,24 @@
-"""What every tool in tools/ shares: error handling, progress bars, tagged logs, device choice."""
+"""The ``l3loc`` command and what every command shares: error handling, progress bars, tagged
+logs, device choice.
+
+One command with subcommands (``l3loc predict``, ``l3loc train``, ...) rather than one script per
+tool: users of this field know one command that answers (``TotalSegmentator -i ct.nii.gz``), so
+the everyday call is ``l3loc predict ct.nii.gz``; the other tools sit under the same name, as in
+git or pip, with one ``--version`` for provenance, and ``l3loc -h`` lists them all. ``tools/<tool>.py`` in a clone
+runs the same parser and function (:func:`tool_main`).
+"""
 from __future__ import annotations
 
+import argparse
+import importlib
 import logging
 import os
+import shlex
 import sys
 import traceback
 import warnings
 
+import l3loc
 from l3loc.errors import InputError
 
 log = logging.getLogger("l3loc")
@@ -38,24 +50,119 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
-def run_tool(main) -> None:
-    """Run ``main()``; bad input ends with one line naming the file and exit status 2.
+#: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.
+COMMANDS = ("predict", "train", "eval", "export", "synth", "inspect", "preprocess")
+#: ``tools/<script>.py`` -> the command it runs (the scripts keep their historical names).
+TOOLS = {"predict": "predict", "train": "train", "eval": "eval", "export": "export",
+         "make_synthetic": "synth", "inspect_data": "inspect", "preprocess": "preprocess"}
+
+
+def _command_module(name: str):
+    return importlib.import_module(f"l3loc.commands.{name}")
+
+
+def _add_command_arguments(parser: argparse.ArgumentParser, module) -> None:
+    module.add_arguments(parser)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _paddle_version() -> str:
+    """Paddle's version without importing it (2-3 s): from the installed distribution."""
+    from importlib import metadata
+
+    for dist in ("paddlepaddle", "paddlepaddle-gpu"):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return "not installed"
+
+
+def version_text() -> str:
+    """``l3loc --version``: the package, the shipped model's id and Paddle, for provenance."""
+    from l3loc.shipping import shipped_model_id
+
+    try:
+        model = shipped_model_id() or "none"
+    except InputError as exc:
+        model = f"unusable ({exc})"
+    return f"l3loc {l3loc.__version__}\nshipped model: {model}\npaddle: {_paddle_version()}"
+
+
+class _VersionAction(argparse.Action):
+    """Like argparse's ``version`` action, but the text is made only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the package version, the "
+                         "shipped model's id and Paddle's version, then exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``l3loc`` command: one entry point with a subcommand per tool (TotalSegmentator-like)."""
+    parser = argparse.ArgumentParser(
+        prog="l3loc", description="Find the L3 vertebra slice in CT scans. `l3loc <command> -h` "
+        "explains each command; `l3loc predict scan.nii.gz` runs the shipped model.")
+    parser.add_argument("--version", action=_VersionAction)
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name in COMMANDS:
+        module = _command_module(name)
+        doc = module.__doc__ or ""
+        _add_command_arguments(sub.add_parser(
+            name, help=doc.strip().splitlines()[0], description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter), module)
+    return parser
+
+
+def _run(parse, argv: list[str]) -> int:
+    """Parse and run one command; bad input ends with one line naming the file and status 2.
 
     A traceback is shown only with ``--debug`` on the command line.
     """
-    debug = "--debug" in sys.argv
+    debug = "--debug" in argv
     setup_logging(debug)
     # noise from paddle's own imports and BatchNorm, not actionable for a user
     warnings.filterwarnings("ignore", message="No ccache found")
     warnings.filterwarnings("ignore", message="When training, we now always track global mean")
     try:
-        code = main()
+        module, args = parse()
+        return module.run(args) or 0
     except (InputError, FileExistsError) as exc:
         if debug:
             traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(code or 0)
+        return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``l3loc <command> ...`` (the console entry point); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def parse():
+        args = build_parser().parse_args(argv)
+        args.command_line = shlex.join(["l3loc", *argv])
+        return _command_module(args.command), args
+
+    return _run(parse, argv)
+
+
+def tool_main(tool: str) -> None:
+    """``python tools/<tool>.py ...``: the same parser and function as ``l3loc <command>``."""
+    argv = sys.argv[1:]
+    module = _command_module(TOOLS[tool])
+
+    def parse():
+        parser = argparse.ArgumentParser(prog=f"tools/{tool}.py", description=module.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        _add_command_arguments(parser, module)
+        args = parser.parse_args(argv)
+        args.command_line = shlex.join(["python", f"tools/{tool}.py", *argv])
+        return module, args
+
+    sys.exit(_run(parse, argv))

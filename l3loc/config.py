@@ -7,6 +7,9 @@ plus its keyword arguments) are open here and checked by the component registry 
 
 Inheritance: ``_base_: other.yml`` (or a list, merged in order) is resolved relative to the file;
 the file's own keys override its bases recursively (dicts merge, everything else replaces).
+
+A config is given by path (``my/exp.yml``) or by the name of one shipped in the package
+(``cpu_fast`` = ``l3loc/configs/cpu_fast.yml``), so the tools work from any working directory.
 """
 from __future__ import annotations
 
@@ -21,6 +24,9 @@ from l3loc.errors import InputError
 from l3loc.preprocess import PreprocessConfig
 
 VIEWS = ("frontal", "sagittal", "both")
+
+#: The configs shipped inside the package, found by name (``--config cpu_fast``).
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 #: The complete set of settable keys with their defaults. Comments give units.
 DEFAULTS: dict = {
@@ -137,8 +143,34 @@ def parse_opts(opts: list[str] | None) -> dict:
     return out
 
 
+def config_names() -> list[str]:
+    """Names of the packaged configs (``_base_`` is a base, not an experiment)."""
+    return sorted(p.stem for p in CONFIG_DIR.glob("*.yml") if not p.stem.startswith("_"))
+
+
+def resolve_config(name_or_path) -> Path:
+    """A config file from a path, or from a packaged config's name (``cpu_fast``, ``demo.yml``).
+
+    An existing file wins, so a local ``cpu_fast.yml`` is not shadowed by the packaged one.
+
+    Raises:
+        InputError: neither an existing file nor a packaged config's name (the names are listed).
+    """
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.parent == Path(".") and path.suffix in ("", ".yml", ".yaml"):
+        packaged = CONFIG_DIR / f"{path.stem}.yml"
+        if packaged.is_file():
+            return packaged
+    raise InputError(path, "config file not found (nor a packaged config of that name: "
+                           f"{', '.join(config_names())})")
+
+
 def load_config(path=None, opts: list[str] | None = None) -> dict:
     """The resolved config: DEFAULTS <- ``path`` (with its ``_base_`` chain) <- ``opts``.
+
+    ``path`` is a file or a packaged config's name (:func:`resolve_config`).
 
     Raises:
         InputError: missing/invalid file, circular ``_base_``, or an unknown key (naming the key
@@ -146,7 +178,7 @@ def load_config(path=None, opts: list[str] | None = None) -> dict:
     """
     cfg = copy.deepcopy(DEFAULTS)
     if path is not None:
-        cfg = _merge(cfg, _read_yaml(Path(path)))
+        cfg = _merge(cfg, _read_yaml(resolve_config(path)))
     override = parse_opts(opts)
     _check_keys(override, DEFAULTS, "--opts")
     return _merge(cfg, override)

@@ -17,10 +17,9 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
-from l3loc.atomic import write_text
+from l3loc.atomic import atomic_dir, write_text
 from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.inference import EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds
@@ -87,21 +86,13 @@ def export_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike,
     model.eval()
     width = None if dynamic_width else int(cfg["preprocess"]["canvas"][1])
     spec = paddle.static.InputSpec([1, 1, None, width], "float32", "image")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_dir(out_dir) as tmp:
         paddle.jit.save(model, str(tmp / Path(EXPORT_GRAPH).stem), input_spec=[spec])
         for name in (EXPORT_GRAPH, EXPORT_PARAMS):
             if not (tmp / name).is_file():
                 raise RuntimeError(f"paddle.jit.save did not write {name} (Paddle "
                                    f"{paddle.__version__}; l3loc expects Paddle 3.x)")
         shutil.copyfile(config, tmp / "config.yaml")
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return out_dir
 
 

@@ -175,6 +175,8 @@ class Localiser:
         threshold: peak confidence below which L3 counts as not found.
         source: where the models came from (for reports).
         threshold_source: where the threshold came from.
+        model_id: the shipped model's id (``l3loc.shipping``), "" for an experiment's models.
+        device: where the models run ("cpu" or "gpu").
     """
 
     views: dict[str, ViewModel]
@@ -182,6 +184,8 @@ class Localiser:
     source: str = ""
     threshold_source: str = "config"
     notes: list[str] = field(default_factory=list)
+    model_id: str = ""
+    device: str = "cpu"
 
     @property
     def backend(self) -> str:
@@ -387,7 +391,7 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
             threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
             thr_source = "config eval.threshold"
     return Localiser(loaded, float(threshold), source=str(root), threshold_source=thr_source,
-                     notes=notes)
+                     notes=notes, device=device)
 
 
 def _choose_backend(backend: str, trained: list[int], exported: list[int], root: Path,

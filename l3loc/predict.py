@@ -46,7 +46,7 @@ from l3loc.errors import InputError
 from l3loc.inference import Localiser
 from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_to_canonical_row,
                                    default_name)
-from l3loc.io.ct_checks import read_ct
+from l3loc.io.ct_checks import checked_ct, read_ct
 from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
 from l3loc.levels import LEVELS, LevelSequence, decide_l3, decode_levels
 from l3loc.preprocess import CaseGeometry, preprocess_volume
@@ -463,17 +463,22 @@ def _empty_record(scan: ScanInput) -> dict:
     return rec
 
 
-def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
-                 slab_mm: float | None = None, level: str = "L3") -> dict:
-    """Read, check and localise one scan; write its folder and ``result.json``. Never raises for
-    a bad scan: the record's ``status`` is ``error`` and ``message`` says why."""
+def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path | None,
+                 slab_mm: float | None = None, level: str = "L3", ct: CTVolume | None = None) -> dict:
+    """Read, check and localise one scan; write its folder and ``result.json`` (none when
+    ``out_dir`` is None: the record only). ``ct``: the scan already read (``scan.path`` is then
+    not read again). Never raises for a bad scan: the record's ``status`` is ``error`` and
+    ``message`` says why."""
     t0 = time.perf_counter()
     rec = _empty_record(scan)
     rec["backend"] = localiser.backend
-    folder = out_dir / scan.name
+    folder = Path(out_dir) / scan.name if out_dir is not None else None
     notes: list[str] = []
     try:
-        ct, findings = read_ct(scan.path, series_uid=scan.series_uid)  # not a CT in HU: raises
+        if ct is None:
+            ct, findings = read_ct(scan.path, series_uid=scan.series_uid)  # not a CT: raises
+        else:
+            findings = checked_ct(ct)
         notes += [f.problem for f in findings]
         rec.update(predict_volume(ct, localiser, folder, slab_mm, scan.name, scan.truth, level))
     except InputError as exc:
@@ -485,6 +490,8 @@ def predict_scan(scan: ScanInput, localiser: Localiser, out_dir: Path,
         rec.update(status="error", message=f"{type(exc).__name__}: {exc}")
     rec["warnings"] = "; ".join(dict.fromkeys(notes))
     rec["seconds"] = time.perf_counter() - t0
+    if folder is None:
+        return rec
     for k in ("qc_png", "axial_png", "axial_nifti", "slab_nifti", "dicom_file"):
         if rec.get(k):
             rec[k] = f"{scan.name}/{rec[k]}"
@@ -553,8 +560,12 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
                                   "done, --overwrite to redo them, or another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    run = {"l3loc": l3loc.__version__, "python": sys.version.split()[0],
-           "platform": platform.platform(), "command": command, "models": localiser.source,
+    import paddle
+
+    run = {"l3loc": l3loc.__version__, "paddle": paddle.__version__,
+           "python": sys.version.split()[0], "platform": platform.platform(),
+           "device": localiser.device, "command": command,
+           "model_id": localiser.model_id or None, "models": localiser.source,
            "views": {v: list(vm.folds) for v, vm in localiser.views.items()},
            "backend": localiser.backend, "threshold": localiser.threshold,
            "threshold_source": localiser.threshold_source, "notes": localiser.notes,

@@ -83,3 +83,17 @@ def test_saved_config_reloads_identically(tmp_path):
     save_config(cfg, tmp_path / "run" / "config.yaml")
     assert load_config(tmp_path / "run" / "config.yaml") == cfg
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["train"]["epochs"] == 7
+
+
+def test_packaged_config_by_name_and_a_local_file_wins(tmp_path, monkeypatch):
+    from l3loc.config import CONFIG_DIR, config_names, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert {"cpu_fast", "demo", "unet_512"} <= set(config_names())
+    assert resolve_config("cpu_fast") == CONFIG_DIR / "cpu_fast.yml"
+    assert resolve_config("demo.yml") == CONFIG_DIR / "demo.yml"
+    assert load_config("demo")["preprocess"]["spacing_mm"] == 3.0  # _base_ chain resolved too
+    write(tmp_path / "cpu_fast.yml", "train:\n  epochs: 2\n")
+    assert resolve_config("cpu_fast.yml").resolve() == tmp_path / "cpu_fast.yml"
+    with pytest.raises(InputError, match=r"config file not found \(nor a packaged config.*cpu_fast"):
+        resolve_config("sub/cpu_fast.yml")

@@ -1,95 +1,12 @@
-"""Evaluate trained folds: L3 errors in mm and slices per case, per fold and per view
-(frontal, sagittal, and the two fused), with plots.
-
-    python tools/eval.py                                   # every fold and view of the latest experiment
-    python tools/eval.py --experiment cpu_fast --view sagittal --fold 5 --decoder argmax
-    python tools/eval.py --experiment cpu_fast --data ../shared/data/real_val      # external data
-
-Fold K is evaluated with fold K's best.pdparams on fold K's held-out cases (splits.json).
-Outputs: work/<experiment>/eval/ (a narrowed run: eval/<view>_fold<K>_<decoder>/):
-per_case.csv, per_fold.csv, summary.csv, summary.md and PNG plots; see l3loc/evaluate.py.
-
---data PATH evaluates on a dataset the experiment was not trained on, every case a test case:
-an l3_dataset.npz, an annotation CSV of scans (optional l3_top_z_mm/l3_bottom_z_mm: the L3
-body's extent), or a folder holding labels.csv. Scans go through prediction's own code. Outputs:
-work/<experiment>/eval_<dataset name>/ (per_case.csv, summary.csv, summary.md, montage_*.png);
-see l3loc/external.py.
+"""``l3loc eval`` run from a clone without installing: the same options and code
+(l3loc/commands/eval.py). ``python tools/eval.py --help`` lists them.
 """
-import argparse
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without install
 
-from l3loc.cli import progress_enabled, run_tool  # noqa: E402
-from l3loc.decode import DECODERS  # noqa: E402
-from l3loc.evaluate import EVAL_VIEWS  # noqa: E402
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", help="name under --work-dir or a path (default: the "
-                                             "latest trained experiment)")
-    parser.add_argument("--view", choices=EVAL_VIEWS, action="append",
-                        help="report only this view (repeatable; default: all)")
-    parser.add_argument("--fold", type=int, action="append", help="only this 1-based fold (repeatable)")
-    parser.add_argument("--decoder", choices=DECODERS, help="default: eval.decoder of the config")
-    parser.add_argument("--threshold", type=float,
-                        help="not_found threshold (default: chosen on the held-out folds)")
-    parser.add_argument("--data", help="external dataset: an npz, an annotation CSV, or a folder "
-                                       "with labels.csv (every case a test case)")
-    parser.add_argument("--per-fold", action="store_true",
-                        help="with --data: also score each fold alone (default: the ensemble)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="with --data: replace an earlier evaluation in the output folder")
-    parser.add_argument("--work-dir", default="work", help="folder of the experiments")
-    parser.add_argument("--out", help="output folder (default: <experiment>/eval)")
-    parser.add_argument("--no-plots", action="store_true", help="CSV and Markdown only")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args()
-
-    from l3loc.evaluate import evaluate_experiment, latest_experiment
-    from l3loc.inference import resolve_run_dir
-
-    if args.experiment:
-        exp = resolve_run_dir(args.experiment, args.work_dir)
-    else:
-        exp = latest_experiment(args.work_dir)
-    from l3loc.cli import resolve_device
-
-    device = resolve_device(args.device)
-    if args.data:
-        from l3loc.errors import InputError
-        from l3loc.external import dataset_name, evaluate_external
-
-        if args.view or args.fold or args.decoder:
-            raise InputError("--data", "--view, --fold and --decoder apply to the k-fold "
-                                       "evaluation; --data scores every view (--per-fold: folds)")
-        summary = evaluate_external(exp, args.data, args.per_fold, args.out, args.threshold,
-                                    plots=not args.no_plots, overwrite=args.overwrite,
-                                    device=device, progress=progress_enabled())
-        out = Path(args.out) if args.out else exp / f"eval_{dataset_name(args.data)}"
-        print((out / "summary.md").read_text(encoding="utf-8"))
-        print(f"per-case table and montages: {out}")
-        return 0 if len(summary) else 1
-    out = Path(args.out) if args.out else exp / "eval"
-    if not args.out and (args.view or args.fold or args.decoder or args.threshold is not None):
-        # a narrowed run must not replace the full evaluation
-        parts = ["-".join(args.view or ["all"]),
-                 "fold" + "-".join(map(str, args.fold)) if args.fold else "allfolds",
-                 args.decoder or "cfgdecoder"]
-        if args.threshold is not None:
-            parts.append(f"t{args.threshold:g}")
-        out = out / "_".join(parts)
-
-    summary = evaluate_experiment(exp, views=args.view, folds=args.fold, decoder=args.decoder,
-                                  threshold=args.threshold, out_dir=out, plots=not args.no_plots,
-                                  progress=progress_enabled())
-    print((out / "summary.md").read_text(encoding="utf-8"))
-    print(f"per-case, per-fold and summary files: {out}")
-    return 0 if len(summary) else 1
-
+from l3loc.cli import tool_main  # noqa: E402
 
 if __name__ == "__main__":
-    run_tool(main)
+    tool_main("eval")

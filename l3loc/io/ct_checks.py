@@ -96,6 +96,18 @@ def check_ct(ct: CTVolume) -> list[Finding]:
     return [Finding(p, False) for p in _warnings(ct)]
 
 
+def checked_ct(ct: CTVolume) -> list[Finding]:
+    """:func:`check_ct` that raises on a volume that is not a CT in HU; returns the warnings.
+
+    Raises:
+        InputError: naming the file and the reason.
+    """
+    findings = check_ct(ct)
+    if findings and findings[0].refused:
+        raise InputError(ct.path, findings[0].problem)
+    return findings
+
+
 def read_ct(path: str | os.PathLike, series_uid: str | None = None,
             refuse: bool = True) -> tuple[CTVolume, list[Finding]]:
     """``read_volume`` and :func:`check_ct`: the way every tool reads a scan it will use as CT.
@@ -111,9 +123,7 @@ def read_ct(path: str | os.PathLike, series_uid: str | None = None,
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         ct = read_volume(path, series_uid=series_uid)
-    findings = check_ct(ct)
-    if refuse and findings and findings[0].refused:
-        raise InputError(ct.path, findings[0].problem)
+    findings = checked_ct(ct) if refuse else check_ct(ct)
     return ct, findings + [Finding(str(w.message).replace(f"{ct.path}: ", ""), False)
                            for w in caught if issubclass(w.category, UserWarning)]
 

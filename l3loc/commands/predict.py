@@ -1,0 +1,80 @@
+"""Find the L3 slice in CT scans: one scan, a DICOM folder, a folder of many, or a CSV list.
+
+    l3loc predict scan.nii.gz                                 # the shipped model
+    l3loc predict scan.nii.gz --experiment cpu_fast --out work/predict/one
+    l3loc predict scans/ --experiment cpu_fast --view both --slab-mm 5 --out results/
+    l3loc predict cohort.csv --model work/cpu_fast/export --resume --out results/
+
+Without --experiment or --model the model shipped with the package is used (`l3loc --version`
+names it). Outputs (see l3loc/predict.py): results.csv, index.html (sorted for review),
+run.json, and per scan a folder with result.json, qc.png, l3_axial.png, l3_axial.nii.gz (and
+l3_slab.*, l3_slice.dcm for DICOM input). A bad scan gives an `error` row and the cohort goes on.
+Status: found (L3 at l3_slice), not_found (no peak above the threshold: L3 probably not in the
+scan), ambiguous (a second candidate of similar confidence a vertebra or more away; both
+reported), error (message says why).
+"""
+from pathlib import Path
+
+from l3loc.config import VIEWS
+from l3loc.inference import BACKENDS
+from l3loc.levels import LEVELS
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("inputs", nargs="+", help="scan files, DICOM folders, folders of scans, CSV lists")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
+                                             "(default: the shipped model)")
+    source.add_argument("--model", help="exported or shipped model folder (l3loc export)")
+    parser.add_argument("--view", choices=VIEWS, help="default: the shipped model's view, else "
+                        "the best evaluated view, else both when both are trained")
+    parser.add_argument("--folds", help="comma-separated 1-based folds to average (default: all)")
+    parser.add_argument("--out", help="output folder (default: work/predict/<experiment or model id>)")
+    parser.add_argument("--slab-mm", type=float, default=None,
+                        help="also write the mean of the slices within +-N mm of L3")
+    parser.add_argument("--level", default="L3", type=str.upper, choices=LEVELS,
+                        help="whose axial slice to extract (a model trained with label.levels "
+                             "locates every level; default L3)")
+    parser.add_argument("--threshold", type=float, help="override the not-found threshold")
+    parser.add_argument("--backend", default="auto", choices=BACKENDS,
+                        help="auto: the exported predictor when present, else dygraph")
+    parser.add_argument("--resume", action="store_true", help="skip scans already done in --out")
+    parser.add_argument("--overwrite", action="store_true", help="redo scans already done in --out")
+    parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+
+
+def run(args) -> int:
+    from l3loc.cli import progress_enabled
+    from l3loc.errors import InputError
+    from l3loc.predict import list_inputs, run_prediction
+    from l3loc.shipping import load_model
+
+    if args.slab_mm is not None and not args.slab_mm > 0:
+        raise InputError("--slab-mm", f"must be > 0 mm, got {args.slab_mm}")
+    try:
+        folds = [int(f) for f in args.folds.split(",")] if args.folds else None
+    except ValueError:
+        raise InputError("--folds", f"expected e.g. 1,2,3, got {args.folds!r}") from None
+    scans = list_inputs(args.inputs)
+    localiser = load_model(args.experiment or args.model, args.view, folds, args.backend,
+                           args.device, args.threshold, args.work_dir)
+    views = "+".join(localiser.views)
+    if localiser.model_id:
+        print(f"model: the shipped model {localiser.model_id} ({views}, threshold "
+              f"{localiser.threshold:.2f}, {localiser.device}; {localiser.source})")
+    else:
+        print(f"model: {localiser.source} ({views}, threshold {localiser.threshold:.2f}, "
+              f"{localiser.device})")
+    name = localiser.model_id or Path(localiser.source).name
+    out = Path(args.out) if args.out else Path(args.work_dir) / "predict" / name
+    records = run_prediction(scans, localiser, out, args.slab_mm, args.resume, args.overwrite,
+                             progress_enabled(), args.command_line, args.level)
+    if len(records) == 1:
+        r = records[0]
+        print(f"{r['name']}: {r['status']}"
+              + (f", L3 slice {r['l3_slice']} (z {r['l3_z_mm']:.1f} mm), confidence "
+                 f"{r['confidence']:.2f}" if r["l3_slice"] is not None else "")
+              + (f" - {r['message']}" if r["message"] else ""))
+    print(f"results: {out / 'results.csv'}, review: {out / 'index.html'}")
+    return 1 if all(r["status"] == "error" for r in records) else 0

@@ -1,0 +1,33 @@
+"""Train an L3 localiser with k-fold cross-validation.
+
+    l3loc train --fold 5 --view sagittal --config cpu_fast
+    l3loc train --fold all --view both --config demo --opts train.epochs=3
+    python tools/train.py --fold 5 --view sagittal          # the same, from a clone
+
+``--config`` is a packaged config's name (cpu_fast, demo, unet_512) or a YAML file's path.
+``--fold K`` is 1-based: fold 5 of 5 validates on the fifth part and trains on the other four.
+Outputs: work/<experiment>/<view>/fold_<K>/ (see l3loc/engine.py); the experiment name is the
+config's name unless ``--experiment`` is given.
+"""
+from l3loc.config import VIEWS
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", default="cpu_fast",
+                        help="packaged config name or YAML path (default: cpu_fast)")
+    parser.add_argument("--fold", default="1", help="1..k, or 'all' for every fold in turn")
+    parser.add_argument("--view", choices=VIEWS, help="default: train.view of the config")
+    parser.add_argument("--experiment", help="run folder name under work/ (default: config name)")
+    parser.add_argument("--opts", nargs="*", default=[], help="overrides: key.sub=value ...")
+    parser.add_argument("--resume", action="store_true", help="continue from last.pdparams")
+    parser.add_argument("--overwrite", action="store_true", help="delete an existing fold and restart")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+
+
+def run(args) -> int:
+    from l3loc.engine import run_training
+
+    run_training(args.config, fold=args.fold, view=args.view, experiment=args.experiment,
+                 opts=args.opts, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                 command=args.command_line)
+    return 0

@@ -40,7 +40,8 @@ from l3loc.config import save_config
 from l3loc.decode import decode
 from l3loc.errors import InputError
 from l3loc.labels import annealed_sigma_mm, band_target
-from l3loc.preprocess import pad_rows_to_multiple, row_window, sample_row_window
+from l3loc.preprocess import (PreprocessConfig, band_col_range, pad_rows_to_multiple, row_window,
+                              sample_row_window)
 from l3loc.splits import fold_cases, load_or_create_splits
 
 log = logging.getLogger("l3loc")
@@ -120,6 +121,7 @@ def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmen
     """
     pp = cfg["preprocess"]
     rows, spacing = int(pp["canvas"][0]), float(pp["spacing_mm"])
+    col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
     images, targets = [], []
     for i in indices:
         image, label_row, _ = dataset[int(i)]
@@ -130,7 +132,7 @@ def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmen
             window, label = augmenter(window, label)
         images.append(window)
         targets.append(band_target(rows, window.shape[1], label, cfg["label"]["half_height_mm"],
-                                   spacing, tuple(cfg["label"]["col_range"]), sigma_mm))
+                                   spacing, col_range, sigma_mm))
     return np.stack(images)[:, None], np.stack(targets)[:, None]
 
 
@@ -160,6 +162,7 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
 
     pp, lab = cfg["preprocess"], cfg["label"]
     spacing = float(pp["spacing_mm"])
+    col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
     model.eval()
     losses, rows = [], []
     with paddle.no_grad():
@@ -167,10 +170,10 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
             image, label_row, name = dataset[int(i)]
             logits = _padded_logits(model, image)
             target = band_target(logits.shape[2], logits.shape[3], label_row,
-                                 lab["half_height_mm"], spacing, tuple(lab["col_range"]), sigma_mm)
+                                 lab["half_height_mm"], spacing, col_range, sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None, None]))))
             prob = _to_map(logits, image.shape[0])
-            dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing,
+            dec = decode(prob, cfg["eval"]["decoder"], col_range, spacing,
                          cfg["eval"]["smooth_mm"])
             geom = dataset.geometry(int(i))
             positive = math.isfinite(label_row)

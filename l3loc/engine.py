@@ -325,7 +325,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     for epoch in range(start_epoch, tr["epochs"]):
         t0 = time.time()
         rng = np.random.default_rng([tr["seed"], fold, epoch])
-        augmenter = Augmenter(cfg["augment"], view, rng, cfg["preprocess"]["spacing_mm"])
+        augmenter = Augmenter(cfg["augment"], view, rng, cfg["preprocess"]["spacing_mm"],
+                              cfg["preprocess"]["hu_window"])
         sigma = _sigma_mm(cfg, epoch)
         order = np.concatenate([rng.permutation(train_idx)
                                 for _ in range(math.ceil(steps_per_epoch * batch / len(train_idx)))])

@@ -27,6 +27,35 @@ every step below, each with a random amount (a step whose range is empty or zero
    ``± intensity_shift``, then clipped to [0, 1]. Exact zeros (below the HU window, masked
    columns, canvas padding) stay zero: they are exactly zero at inference too.
 
+**Domain randomisation** (phantoms are cleaner than real CT; each step has its own probability
+``<step>_p``, drawn per augmented sample, and is off at 0; with every ``_p`` at 0 the random
+stream, and so every image, is exactly what it was without them):
+
+6. **Row scale** (``row_scale``): rows alone stretched by a factor about the image centre
+   (vertebrae and discs taller or shorter than the phantoms' without a bigger patient), in the
+   same resampling as zoom and deformation; the L3 row moves with it.
+7. **Blur** (``blur_row_mm``, ``blur_col_mm``): an anisotropic Gaussian, sigma along rows
+   (slice thickness and slice profile) and along columns (the reconstruction kernel) drawn
+   separately.
+8. **Bone HU** (``bone_scale``, ``bone_offset_hu``): the windowed image is mapped back to HU
+   (the preprocessing's ``hu_window``, given to the Augmenter), ``hu * s + o`` (osteoporotic or dense bone, scanners calibrated
+   differently), and windowed again. Pixels at 0 were at or below the window's low end, an
+   unknown HU, and stay 0.
+9. **Gamma** (``gamma``): ``x ** g`` (a non-linear HU response: cancellous vs cortical bone).
+10. **Bright blobs** (``blob_n``, ``blob_radius_mm``, ``blob_value``): up to ``blob_n``
+    Gaussian blobs anywhere in the image, ``max(image, value * blob)``: oral or vascular
+    contrast, calcifications, metal.
+11. **Noise** (``noise_std``, ``noise_corr_mm``): Gaussian noise smoothed with a Gaussian of
+    the drawn correlation length and rescaled to the drawn standard deviation (CT noise is
+    correlated over a few pixels), added to non-zero pixels only (zeros are far below the
+    window: noise does not lift air into it).
+12. **Cut-outs** (``cutout_n``, ``cutout_mm``): up to ``cutout_n`` rectangles set to 0
+    (occluding anatomy, missing bone), each side drawn in ``cutout_mm``.
+13. **Truncation** (``truncate_mm``): the columns within a drawn distance of one edge (left or
+    right at random) set to 0: a field of view that cuts the body.
+
+None of 7..13 moves a row, so the L3 row is exact after them.
+
 Columns that are zero over the whole input image (the frontal side mask, canvas padding) stay
 zero after zoom and deformation, so the mask geometry the net sees never changes.
 
@@ -50,7 +79,38 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "deform_mm": 3.0,             # largest displacement of a control point, mm; 0 = off
     "thickness_mm": (1.0, 5.0),   # simulated slice thickness range, mm; (1, 1) = off at 1 mm
     "p": 0.8,                     # probability that a sample is augmented at all
+    # domain randomisation: each step has a probability (0 = off) and ranges [lo, hi]
+    "row_scale_p": 0.0,
+    "row_scale": (0.9, 1.1),      # factor on rows only (vertebra height)
+    "blur_p": 0.0,
+    "blur_row_mm": (0.0, 2.0),    # Gaussian sigma along rows (slice profile), mm
+    "blur_col_mm": (0.0, 1.0),    # Gaussian sigma along columns (kernel), mm
+    "bone_p": 0.0,
+    "bone_scale": (0.7, 1.2),     # HU multiplied by this ...
+    "bone_offset_hu": (-50.0, 50.0),  # ... plus this, before the window
+    "gamma_p": 0.0,
+    "gamma": (0.7, 1.4),
+    "blob_p": 0.0,
+    "blob_n": 3,                  # at most this many blobs
+    "blob_radius_mm": (3.0, 15.0),  # Gaussian sigma of a blob, mm
+    "blob_value": (0.1, 0.8),     # peak value in image units (1 = 1400 HU above 100)
+    "noise_p": 0.0,
+    "noise_std": (0.0, 0.04),     # image units (0.04 = 56 HU)
+    "noise_corr_mm": (0.5, 2.0),  # correlation length (Gaussian sigma), mm
+    "cutout_p": 0.0,
+    "cutout_n": 2,                # at most this many rectangles
+    "cutout_mm": (10.0, 40.0),    # side of a rectangle, mm
+    "truncate_p": 0.0,
+    "truncate_mm": (0.0, 60.0),   # columns cut from one edge, mm
 }
+
+# keys of AUGMENT_DEFAULTS that are [lo, hi] ranges, with the lowest value allowed
+_RANGES = {"zoom": 1e-3, "thickness_mm": 0.0, "row_scale": 1e-3, "blur_row_mm": 0.0,
+           "blur_col_mm": 0.0, "bone_scale": 1e-3, "bone_offset_hu": -np.inf,
+           "gamma": 1e-3, "blob_radius_mm": 1e-3, "blob_value": 0.0,
+           "noise_std": 0.0, "noise_corr_mm": 0.0, "cutout_mm": 0.0, "truncate_mm": 0.0}
+_PROBABILITIES = ("p", "row_scale_p", "blur_p", "bone_p", "gamma_p", "blob_p", "noise_p",
+                  "cutout_p", "truncate_p")
 
 # Control rows of the deformation every 50 mm (about one lumbar vertebra with its disc): shifts
 # of up to 3 mm then stretch or squeeze a vertebra's height by up to ~12 %.
@@ -80,8 +140,12 @@ def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     out = {**AUGMENT_DEFAULTS, **cfg}
     if not isinstance(out["hflip"], bool):
         raise ValueError(f"augment hflip must be true or false, got {out['hflip']!r}")
-    if not 0.0 <= out["p"] <= 1.0:
-        raise ValueError(f"augment p must be in [0, 1], got {out['p']!r}")
+    for key in _PROBABILITIES:
+        if not 0.0 <= out[key] <= 1.0:
+            raise ValueError(f"augment {key} must be in [0, 1], got {out[key]!r}")
+    for key in ("blob_n", "cutout_n"):
+        if not (isinstance(out[key], int) and out[key] >= 0):
+            raise ValueError(f"augment {key} must be an integer >= 0, got {out[key]!r}")
     if not out["intensity_shift"] >= 0:
         raise ValueError(f"augment intensity_shift must be >= 0, got {out['intensity_shift']!r}")
     if not 0.0 <= out["intensity_scale"] < 1.0:
@@ -90,8 +154,8 @@ def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     if not 0.0 <= out["deform_mm"] < DEFORM_SPACING_MM / 2:
         raise ValueError(f"augment deform_mm must be in [0, {DEFORM_SPACING_MM / 2:g}), got "
                          f"{out['deform_mm']!r}")
-    out["zoom"] = _range(out, "zoom", 1e-3)
-    out["thickness_mm"] = _range(out, "thickness_mm", 0.0)
+    for key, low in _RANGES.items():
+        out[key] = _range(out, key, low)
     return out
 
 
@@ -129,13 +193,16 @@ class Augmenter:
             the geometry is shared, the flip applies to frontal channels only.
         rng: the source of randomness (``np.random.default_rng(seed)``).
         spacing_mm: pixel size of the images in mm (both axes).
+        hu_window: the HU window the images were made with (``preprocess.hu_window``): image
+            value ``x`` is ``lo + x * (hi - lo)`` HU; the bone HU step maps through it.
 
     Raises:
-        ValueError: bad ``cfg``, unknown view, non-positive spacing.
+        ValueError: bad ``cfg``, unknown view, non-positive spacing, bad window.
     """
 
     def __init__(self, cfg: Mapping[str, Any], view: str | Sequence[str],
-                 rng: np.random.Generator, spacing_mm: float = 1.0):
+                 rng: np.random.Generator, spacing_mm: float = 1.0,
+                 hu_window: Sequence[float] = (100.0, 1500.0)):
         self.cfg = check_augment_config(cfg)
         self.views = (view,) if isinstance(view, str) else tuple(view)
         bad = [v for v in self.views if v not in VIEWS]
@@ -145,6 +212,9 @@ class Augmenter:
         if not spacing_mm > 0:
             raise ValueError(f"spacing_mm must be positive, got {spacing_mm!r}")
         self.spacing_mm = float(spacing_mm)
+        self.hu_window = tuple(float(v) for v in hu_window)
+        if len(self.hu_window) != 2 or not self.hu_window[0] < self.hu_window[1]:
+            raise ValueError(f"hu_window must be [lo, hi] with lo < hi, got {hu_window!r}")
         self.rng = rng
 
     def __call__(self, image: np.ndarray, label_row: float) -> tuple[np.ndarray, float]:
@@ -177,6 +247,7 @@ class Augmenter:
                 if v == "frontal":
                     stack[c] = stack[c, :, ::-1].copy()
 
+        empty_cols = ~stack.any(axis=-2)  # [C, W] masked or padded columns (after the flip)
         stack, row = self._geometry(stack, row)
 
         thickness_mm = rng.uniform(*cfg["thickness_mm"])
@@ -189,15 +260,66 @@ class Augmenter:
         if scale != 1.0 or shift != 0.0:
             stack = np.where(stack > 0, np.clip(stack * scale + shift, 0.0, 1.0), 0.0)
 
+        stack = self._randomise(stack.astype(np.float32, copy=False), empty_cols)
         out = stack.astype(np.float32, copy=False)
         return (out if self.stacked else out[0]), row
+
+    def _on(self, key: str) -> bool:
+        """Whether the step of probability ``cfg[key]`` runs (draws nothing when it is 0)."""
+        return self.cfg[key] > 0 and self.rng.random() < self.cfg[key]
+
+    def _randomise(self, stack: np.ndarray, empty_cols: np.ndarray) -> np.ndarray:
+        """Steps 7..13 of the module docstring on ``[C, H, W]``; no row moves."""
+        cfg, rng = self.cfg, self.rng
+        mm = lambda v: v / self.spacing_mm  # noqa: E731 (mm -> pixels)
+        height, width = stack.shape[-2:]
+        if self._on("blur_p"):
+            sigma = (0, mm(rng.uniform(*cfg["blur_row_mm"])), mm(rng.uniform(*cfg["blur_col_mm"])))
+            stack = ndimage.gaussian_filter(stack, sigma, mode="nearest")
+        if self._on("bone_p"):
+            lo, hi = self.hu_window
+            hu = lo + stack * (hi - lo)
+            hu = hu * rng.uniform(*cfg["bone_scale"]) + rng.uniform(*cfg["bone_offset_hu"])
+            stack = np.where(stack > 0, np.clip((hu - lo) / (hi - lo), 0.0, 1.0), 0.0)
+        if self._on("gamma_p"):
+            stack = stack ** rng.uniform(*cfg["gamma"])
+        if self._on("blob_p"):
+            rr, cc = np.mgrid[0:height, 0:width]
+            for _ in range(int(rng.integers(1, cfg["blob_n"] + 1)) if cfg["blob_n"] else 0):
+                r0, c0 = rng.uniform(0, height), rng.uniform(0, width)
+                sigma = mm(rng.uniform(*cfg["blob_radius_mm"]))
+                blob = rng.uniform(*cfg["blob_value"]) * np.exp(
+                    -((rr - r0) ** 2 + (cc - c0) ** 2) / (2 * sigma ** 2))
+                channel = int(rng.integers(0, len(stack)))
+                stack[channel] = np.maximum(stack[channel], blob)
+        if self._on("noise_p"):
+            std = rng.uniform(*cfg["noise_std"])
+            corr = mm(rng.uniform(*cfg["noise_corr_mm"]))
+            noise = ndimage.gaussian_filter(rng.standard_normal(stack.shape), (0, corr, corr))
+            noise *= std / max(float(noise.std()), 1e-12)
+            stack = np.where(stack > 0, np.clip(stack + noise, 0.0, 1.0), 0.0)
+        if self._on("cutout_p"):
+            for _ in range(int(rng.integers(1, cfg["cutout_n"] + 1)) if cfg["cutout_n"] else 0):
+                h, w = (int(round(mm(rng.uniform(*cfg["cutout_mm"])))) for _ in range(2))
+                r0, c0 = int(rng.integers(0, height)), int(rng.integers(0, width))
+                stack[:, max(r0 - h // 2, 0):r0 + h - h // 2, max(c0 - w // 2, 0):c0 + w - w // 2] = 0.0
+        if self._on("truncate_p"):
+            cut = int(round(mm(rng.uniform(*cfg["truncate_mm"]))))
+            if cut > 0:
+                if rng.random() < 0.5:
+                    stack[..., :cut] = 0.0
+                else:
+                    stack[..., width - cut:] = 0.0
+        stack[np.broadcast_to(empty_cols[:, None, :], stack.shape)] = 0.0
+        return stack
 
     def _geometry(self, stack: np.ndarray, row: float) -> tuple[np.ndarray, float]:
         """Zoom and deformation as one bilinear resampling of ``[C, H, W]``; moves ``row``."""
         cfg, rng = self.cfg, self.rng
         height, width = stack.shape[-2:]
         zoom = rng.uniform(*cfg["zoom"])
-        zoom = None if zoom == 1.0 else zoom
+        row_zoom = zoom * (rng.uniform(*cfg["row_scale"]) if self._on("row_scale_p") else 1.0)
+        zoom = None if zoom == 1.0 and row_zoom == 1.0 else zoom
         knots = col_shift = None
         if cfg["deform_mm"] > 0:
             spacing_px = DEFORM_SPACING_MM / self.spacing_mm
@@ -223,7 +345,7 @@ class Augmenter:
         src_c = out_c[None, :] + (col_shift if col_shift is not None else 0.0)
         src_c = np.broadcast_to(src_c, (height, width))
         if zoom is not None:
-            src_r = (src_r - centre_r) / zoom + centre_r
+            src_r = (src_r - centre_r) / row_zoom + centre_r
             src_c = (src_c - centre_c) / zoom + centre_c
         empty_cols = ~stack.any(axis=-2)  # [C, W]
         out = np.stack([ndimage.map_coordinates(ch, (src_r, src_c), order=1, mode="constant",
@@ -232,7 +354,7 @@ class Augmenter:
 
         rows = np.atleast_1d(np.asarray(row, dtype=np.float64))   # NaN rows stay NaN
         if zoom is not None:
-            rows = (rows - centre_r) * zoom + centre_r
+            rows = (rows - centre_r) * row_zoom + centre_r
         # invert the monotone row map; it is the identity outside the end rows
         inside = (rows >= 0.0) & (rows <= height - 1.0)
         if knots is not None and inside.any():

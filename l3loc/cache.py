@@ -44,7 +44,7 @@ from l3loc.preprocess import VIEWS, CaseGeometry, PreprocessConfig, preprocess_c
 log = logging.getLogger("l3loc")
 
 #: Bump when the on-disk layout or the meaning of the stored numbers changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: sagittal canvas centred on the spine, bands in mm
 _IMAGES = "images.u8"
 _CASES = "cases.json"
 _META = "meta.json"

@@ -41,7 +41,6 @@ DEFAULTS: dict = {
     "preprocess": PreprocessConfig().to_dict(),
     "label": {
         "half_height_mm": 2.0,        # band target: rows within +-half_height of L3
-        "col_range": [0.35, 0.65],    # band target: kept central columns (= side mask)
         "sigma_start_mm": 0.0,        # optional Gaussian blur of the band along rows,
         "sigma_end_mm": 0.0,          # annealed from start to end over the epochs (0 = none)
         "levels": ["L3"],             # one band channel per level (l3loc.levels.LEVELS, e.g.

@@ -40,7 +40,8 @@ from l3loc.config import save_config
 from l3loc.decode import decode
 from l3loc.errors import InputError
 from l3loc.labels import annealed_sigma_mm, level_targets
-from l3loc.preprocess import pad_rows_to_multiple, row_window, sample_row_window
+from l3loc.preprocess import (PreprocessConfig, band_col_range, pad_rows_to_multiple, row_window,
+                              sample_row_window)
 from l3loc.splits import fold_cases, load_or_create_splits
 
 log = logging.getLogger("l3loc")
@@ -126,6 +127,7 @@ def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmen
     pp = cfg["preprocess"]
     rows, spacing = int(pp["canvas"][0]), float(pp["spacing_mm"])
     levels = _levels(cfg)
+    col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
     images, targets = [], []
     for i in indices:
         image, label_row, _ = dataset[int(i)]
@@ -136,7 +138,7 @@ def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmen
             window, labels = augmenter(window, labels)
         images.append(window)
         targets.append(level_targets(rows, window.shape[1], labels, cfg["label"]["half_height_mm"],
-                                     spacing, tuple(cfg["label"]["col_range"]), sigma_mm))
+                                     spacing, col_range, sigma_mm))
     return np.stack(images)[:, None], np.stack(targets)
 
 
@@ -169,6 +171,7 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
     pp, lab = cfg["preprocess"], cfg["label"]
     spacing = float(pp["spacing_mm"])
     levels = _levels(cfg)
+    col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
     model.eval()
     losses, rows = [], []
     with paddle.no_grad():
@@ -177,11 +180,11 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
             logits = _padded_logits(model, image)
             target = level_targets(logits.shape[2], logits.shape[3],
                                    dataset.label_rows(int(i), levels), lab["half_height_mm"],
-                                   spacing, tuple(lab["col_range"]), sigma_mm)
+                                   spacing, col_range, sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None]))))
             # the L3 channel: model selection stays on the L3 error, comparable across targets
             prob = _to_maps(logits, image.shape[0])[levels.index("L3")]
-            dec = decode(prob, cfg["eval"]["decoder"], tuple(lab["col_range"]), spacing,
+            dec = decode(prob, cfg["eval"]["decoder"], col_range, spacing,
                          cfg["eval"]["smooth_mm"])
             geom = dataset.geometry(int(i))
             positive = math.isfinite(label_row)
@@ -333,7 +336,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     for epoch in range(start_epoch, tr["epochs"]):
         t0 = time.time()
         rng = np.random.default_rng([tr["seed"], fold, epoch])
-        augmenter = Augmenter(cfg["augment"], view, rng, cfg["preprocess"]["spacing_mm"])
+        augmenter = Augmenter(cfg["augment"], view, rng, cfg["preprocess"]["spacing_mm"],
+                              cfg["preprocess"]["hu_window"])
         sigma = _sigma_mm(cfg, epoch)
         order = np.concatenate([rng.permutation(train_idx)
                                 for _ in range(math.ceil(steps_per_epoch * batch / len(train_idx)))])

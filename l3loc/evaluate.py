@@ -39,7 +39,7 @@ from l3loc.decode import DECODERS, classify, decode_profile, fuse_profiles, row_
 from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.metrics import CASE_COLUMNS, case_record, choose_threshold, summarize
-from l3loc.preprocess import CaseGeometry
+from l3loc.preprocess import CaseGeometry, PreprocessConfig, band_col_range
 
 log = logging.getLogger("l3loc")
 
@@ -200,7 +200,7 @@ def fold_profiles(view: str, fold: int, fold_dir: Path, splits: list[list[str]],
         raise InputError(fold_dir, f"{len(missing)} held-out case(s) of fold {fold} are not in the "
                                    f"dataset {cfg['data']['source']} (e.g. {missing[:3]})")
     idx = [index[n] for n in names]
-    col_range = tuple(cfg["label"]["col_range"])
+    col_range = band_col_range(PreprocessConfig.from_dict(cfg["preprocess"]), view)
     cache_path = None
     profiles = None
     if cache_dir is not None and model_loader is None:

@@ -31,7 +31,7 @@ import numpy as np
 
 from l3loc.errors import InputError
 from l3loc.models import build_net
-from l3loc.preprocess import VIEWS, PreprocessConfig, pad_rows_to_multiple
+from l3loc.preprocess import VIEWS, PreprocessConfig, band_col_range, pad_rows_to_multiple
 
 log = logging.getLogger("l3loc")
 
@@ -163,7 +163,8 @@ class ViewModel:
 
     @property
     def col_range(self) -> tuple[float, float]:
-        return tuple(self.cfg["label"]["col_range"])
+        """The view's band as fractions of the canvas width (``band_col_range``)."""
+        return band_col_range(self.preprocess, self.view)
 
 
 @dataclass

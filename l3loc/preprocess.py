@@ -12,8 +12,10 @@ and lands on resampled row ``r * s / target_mm``; resampled row ``p`` comes from
 same rule, plus an integer offset from fitting them to the canvas.
 
 Steps, composed by ``preprocess_case`` (the npz path and the 3-D path share everything after
-``mip``): ``resample_to_mm`` (HU) -> ``window_hu`` -> ``fit_columns`` (around the body centre)
--> ``side_mask`` (frontal only). Rows are never cropped: training samples a window of rows
+``mip``): ``resample_to_mm`` (HU) -> ``window_hu`` -> ``fit_columns`` (around the body centre in
+the frontal view, the spine in the sagittal view) -> ``side_mask`` (frontal only). The band of
+columns the target covers and the row profile reads (``band_col_range``) is stated in mm from
+that centre, per view; in the frontal view it is also the side mask. Rows are never cropped: training samples a window of rows
 (``sample_row_window`` + ``row_window``), inference pads the full height
 (``pad_rows_to_multiple``).
 """
@@ -40,6 +42,10 @@ _BONE_HU = 200.0
 _SPINE_SEARCH_MM = 50.0
 # Slices looked at (at most about this many, evenly spaced) to find the spine's centre.
 _SPINE_SLICES = 64
+# Smoothing (Gaussian sigma, mm) of the sagittal bone-persistence profile that finds the spine's
+# anterior-posterior position: a few mm, so single-column gaps (the canal's edge, noise) do not
+# split the vertebral column into runs.
+_SPINE_SMOOTH_MM = 3.0
 
 
 def _check_volume(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> None:
@@ -173,8 +179,18 @@ class PreprocessConfig:
         hu_window: (lo, hi) HU mapped linearly to [0, 1] after clipping.
         canvas: (rows, cols) of the network input; columns are fitted to ``canvas[1]``, rows are
             the size of a training window (the full height is kept for inference).
-        side_mask: (lo, hi) fractions of the canvas width kept in the frontal view (columns
-            outside are zeroed); None = no masking.
+        frontal_band_mm: (lo, hi) mm from the frontal canvas centre (the body centre, patient's
+            right negative): the columns of the band target and of the decoded row profile, and
+            the columns the side mask keeps. The card's 35 %..65 % of a 512 mm canvas is about
+            +-77 mm: the spine with the rib heads and transverse processes, without the arms.
+        sagittal_band_mm: (lo, hi) mm from the sagittal canvas centre (the spine,
+            ``spine_ap_centre_px``, which lies at the back of the vertebral body; anterior
+            negative): the band's columns in the sagittal view. Measured at L3 on four real scans
+            (benchmarks/sagittal_band.py) the body's centre lies 20..33 mm and its front
+            40..57 mm anterior of that centre, the spinous processes end 33..47 mm behind it
+            (phantoms: body centre 21..31 mm, front 37..46 mm anterior), so (-60, 50) covers
+            the vertebra from front to back.
+        side_mask: zero the frontal columns outside ``frontal_band_mm`` (the card's side mask).
         sagittal_slab_mm: half-width (mm) of the sagittal MIP slab around the spine centre;
             None = the full width.
         stride: total down-sampling factor of the network; inference images are padded to a
@@ -184,7 +200,9 @@ class PreprocessConfig:
     spacing_mm: float = 1.0
     hu_window: tuple[float, float] = (100.0, 1500.0)
     canvas: tuple[int, int] = (512, 512)
-    side_mask: tuple[float, float] | None = (0.35, 0.65)
+    frontal_band_mm: tuple[float, float] = (-77.0, 77.0)
+    sagittal_band_mm: tuple[float, float] = (-60.0, 50.0)
+    side_mask: bool = True
     sagittal_slab_mm: float | None = 20.0
     stride: int = 16
 
@@ -193,8 +211,8 @@ class PreprocessConfig:
         object.__setattr__(self, "spacing_mm", float(self.spacing_mm))
         object.__setattr__(self, "hu_window", tuple(float(v) for v in self.hu_window))
         object.__setattr__(self, "canvas", tuple(int(v) for v in self.canvas))
-        if self.side_mask is not None:
-            object.__setattr__(self, "side_mask", tuple(float(v) for v in self.side_mask))
+        for name in ("frontal_band_mm", "sagittal_band_mm"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.sagittal_slab_mm is not None:
             object.__setattr__(self, "sagittal_slab_mm", float(self.sagittal_slab_mm))
         object.__setattr__(self, "stride", int(self.stride))
@@ -205,10 +223,12 @@ class PreprocessConfig:
             problems.append(f"hu_window must be [lo, hi] with lo < hi, got {list(self.hu_window)}")
         if len(self.canvas) != 2 or min(self.canvas) < 1:
             problems.append(f"canvas must be [rows, cols] >= 1, got {list(self.canvas)}")
-        if self.side_mask is not None and (
-                len(self.side_mask) != 2 or not 0.0 <= self.side_mask[0] < self.side_mask[1] <= 1.0):
-            problems.append(f"side_mask must be [lo, hi] with 0 <= lo < hi <= 1 or null, "
-                            f"got {list(self.side_mask)}")
+        for name in ("frontal_band_mm", "sagittal_band_mm"):
+            band = getattr(self, name)
+            if len(band) != 2 or not band[0] < band[1]:
+                problems.append(f"{name} must be [lo, hi] in mm with lo < hi, got {list(band)}")
+        if not isinstance(self.side_mask, bool):
+            problems.append(f"side_mask must be true or false, got {self.side_mask!r}")
         if self.sagittal_slab_mm is not None and not self.sagittal_slab_mm >= 0:
             problems.append(f"sagittal_slab_mm must be >= 0 or null, got {self.sagittal_slab_mm}")
         if self.stride < 1:
@@ -258,6 +278,55 @@ def body_centre_col_px(image_hu: np.ndarray) -> float:
     cols = np.arange(image_hu.shape[1], dtype=np.float64)
     centroids = mask[rows].astype(np.float64) @ cols / per_row[rows]
     return float(np.median(centroids))
+
+
+def spine_ap_centre_px(image_hu: np.ndarray, col_spacing_mm: float) -> float:
+    """Anterior-posterior position of the spine in a sagittal MIP, as a fractional column index.
+
+    The sagittal MIP (columns A->P) is a maximum over a slab around the spine, so the vertebral
+    column is the bone that is there in nearly every row: vertebral bodies (interrupted only by
+    the discs), pedicles, laminae and spinous processes. Bone elsewhere in the slab comes and
+    goes with the rows: the sternum and costal cartilage (chest rows only), calcified aorta,
+    contrast in bowel or bladder, the femoral heads. So:
+
+    1. Persistence: per column, the fraction of body rows (rows with any pixel above -500 HU)
+       in which the pixel is bone (HU >= 200), smoothed along columns (Gaussian, 3 mm).
+    2. The vertebral column is the run of columns around the most persistent one that stays
+       above half of that peak; the result is the persistence-weighted centroid of that run.
+       It lies at the back of the vertebral body (between the body, most persistent, and the
+       posterior arch); the sagittal band (``PreprocessConfig.sagittal_band_mm``) is stated in
+       mm from this point.
+
+    A weighted centroid over a run of columns (not the argmax) moves by a fraction of a column
+    when a row or two change, so the canvas does not jump between similar scans.
+
+    The same function serves the npz path (the paper's dataset holds only 2-D MIPs) and the
+    scan path (``preprocess_volume`` makes the same slab MIP from the volume, around the spine's
+    left-right centre found in 3-D), so training and inference centre the canvas alike.
+
+    Args:
+        image_hu: [rows S->I, cols A->P] sagittal MIP in HU.
+        col_spacing_mm: column spacing (mm) of ``image_hu``.
+
+    Returns:
+        Fractional column index; the body centre (``body_centre_col_px``) if no bone is found.
+    """
+    body_rows = (image_hu > _BODY_HU).any(axis=1)
+    if not body_rows.any():
+        return body_centre_col_px(image_hu)
+    persistence = (image_hu[body_rows] >= _BONE_HU).mean(axis=0, dtype=np.float64)
+    persistence = ndimage.gaussian_filter1d(persistence, _SPINE_SMOOTH_MM / col_spacing_mm,
+                                            mode="constant")
+    peak = int(np.argmax(persistence))
+    if persistence[peak] <= 0:
+        return body_centre_col_px(image_hu)
+    above = persistence >= persistence[peak] / 2
+    # the run of columns above half the peak that contains the peak
+    lo = peak - int(np.argmin(above[peak::-1])) + 1 if not above[:peak + 1].all() else 0
+    hi = peak + int(np.argmin(above[peak:])) if not above[peak:].all() else len(above)
+    cols = np.arange(lo, hi, dtype=np.float64)
+    w = persistence[lo:hi]
+    return float(w @ cols / w.sum())
 
 
 def resampled_length(n_px: int, spacing_mm: float, target_mm: float = 1.0) -> int:
@@ -375,6 +444,34 @@ def side_mask_cols(width_px: int, keep: tuple[float, float] = (0.35, 0.65)) -> t
     first = int(math.ceil(lo * width_px - 0.5 - 1e-9))
     last = int(math.floor(hi * width_px - 0.5 + 1e-9)) + 1
     return max(first, 0), min(last, width_px)
+
+
+def band_col_range(cfg: PreprocessConfig, view: str) -> tuple[float, float]:
+    """The view's band (``cfg.<view>_band_mm``) as ``(lo, hi)`` fractions of the canvas width.
+
+    The one source of the band's columns: the band target (``l3loc.labels.band_target``), the
+    row profile (``l3loc.decode.row_profile``) and the frontal side mask all take these fractions
+    and turn them into columns with ``side_mask_cols``. Column ``c`` of the canvas lies
+    ``(c - W // 2) * spacing_mm`` mm from the canvas centre (``fit_columns`` puts the centre on
+    column ``W // 2``); the band keeps the columns whose position lies within the mm range, and
+    the fractions are those for which ``side_mask_cols`` keeps exactly these. A band reaching
+    past the canvas is clipped to it.
+
+    Raises:
+        ValueError: unknown view, or a band that keeps no column of the canvas.
+    """
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+    lo_mm, hi_mm = cfg.frontal_band_mm if view == "frontal" else cfg.sagittal_band_mm
+    width = cfg.canvas[1]
+    # (c + 0.5) / W >= frac  <=>  c >= W // 2 + lo_mm / spacing: the column rule of side_mask_cols
+    lo, hi = ((width // 2 + mm / cfg.spacing_mm + 0.5) / width for mm in (lo_mm, hi_mm))
+    lo, hi = min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)
+    first, last = side_mask_cols(width, (lo, hi))
+    if last <= first:
+        raise ValueError(f"the {view} band {lo_mm:g}..{hi_mm:g} mm keeps no column of a "
+                         f"{width}-column canvas at {cfg.spacing_mm:g} mm")
+    return lo, hi
 
 
 def side_mask(image: np.ndarray, keep: tuple[float, float] = (0.35, 0.65)) -> np.ndarray:
@@ -615,8 +712,10 @@ def preprocess_case(
     """One 2-D MIP -> network-ready full-height image + geometry + label row.
 
     Steps: resample to ``cfg.spacing_mm`` (HU) -> HU window -> columns fitted to
-    ``cfg.canvas[1]`` around the body centre -> side mask (frontal view only: in the sagittal
-    view the columns run A->P and the spine is posterior, not central).
+    ``cfg.canvas[1]`` around the body centre (frontal) or the spine (sagittal,
+    ``spine_ap_centre_px``: the body's centre lies in front of the spine, and a band around it
+    would cover the abdomen instead of the vertebra) -> side mask (frontal view only, the
+    frontal band; in the sagittal view there are no arms to mask).
 
     Args:
         image_hu: [rows S->I, cols] native MIP in HU (an npz image, or ``mip()`` of a volume).
@@ -639,12 +738,13 @@ def preprocess_case(
         raise ValueError("image has NaN/inf pixels")
     s_r, s_c = (float(v) for v in spacing_mm_rc)
     t = cfg.spacing_mm
-    centre_native = body_centre_col_px(image_hu)
+    centre_native = (body_centre_col_px(image_hu) if view == "frontal"
+                     else spine_ap_centre_px(image_hu, s_c))
     img = resample_to_mm(image_hu, (s_r, s_c), t)
     img = window_hu(img, *cfg.hu_window)
     img, col_offset = fit_columns(img, cfg.canvas[1], centre_native * s_c / t)
-    if view == "frontal" and cfg.side_mask is not None:
-        img = side_mask(img, cfg.side_mask)
+    if view == "frontal" and cfg.side_mask:
+        img = side_mask(img, band_col_range(cfg, view))
     geom = CaseGeometry(
         n_native_rows=int(image_hu.shape[0]), n_native_cols=int(image_hu.shape[1]),
         row_spacing_mm=s_r, col_spacing_mm=s_c, target_mm=t, n_rows=int(img.shape[0]),

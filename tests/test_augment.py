@@ -198,3 +198,126 @@ def test_an_array_of_level_rows_moves_like_each_row_alone():
         assert isinstance(one, float) and out_rows[k] == pytest.approx(one)
         np.testing.assert_array_equal(one_img, out_img)
     assert not np.allclose(out_rows[[0, 1, 3]], rows[[0, 1, 3]])
+
+
+# ----------------------------------------------------------------------------- domain randomisation
+
+DR_ON = {"row_scale_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0, "blob_p": 1.0,
+         "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0}
+
+
+def test_domain_randomisation_is_off_by_default_and_changes_nothing_when_off():
+    """Every ``_p`` is 0 by default; then the output (and the random stream) is that of the
+    existing steps alone."""
+    assert all(AUGMENT_DEFAULTS[k] == 0.0 for k in DR_ON)
+    img = line_image()
+    base = {**AUGMENT_DEFAULTS, "p": 1.0}
+    a = Augmenter(base, "frontal", np.random.default_rng(5))(img, 60.0)
+    wider = {**base, "row_scale": [0.5, 2.0], "noise_std": [0.3, 0.3], "blob_n": 9}  # p still 0
+    b = Augmenter(wider, "frontal", np.random.default_rng(5))(img, 60.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1]
+    out, row = Augmenter({**OFF, **{k: 0.0 for k in DR_ON}}, "sagittal", np.random.default_rng(0))(img, 60.0)
+    np.testing.assert_array_equal(out, img)
+    assert row == 60.0
+
+
+def test_row_scale_stretches_rows_only_and_moves_the_label_exactly():
+    img = line_image()
+    aug = Augmenter({**OFF, "row_scale_p": 1.0, "row_scale": [1.25, 1.25]}, "sagittal",
+                    np.random.default_rng(0))
+    out, row = aug(img, 60.0)
+    centre = (160 - 1) / 2
+    assert row == pytest.approx((60 - centre) * 1.25 + centre)  # 50.375
+    assert abs(line_row(out) - row) <= 0.5
+    # columns untouched: the spine band keeps its edges
+    assert out[100, 33] == 0 and out[100, 34] > 0 and out[100, 61] > 0 and out[100, 62] == 0
+
+
+def test_blur_is_anisotropic():
+    img = np.zeros((41, 41), np.float32)
+    img[20, 20] = 1.0
+    cfg = {**OFF, "blur_p": 1.0, "blur_row_mm": [3.0, 3.0], "blur_col_mm": [0.0, 0.0]}
+    out, row = Augmenter(cfg, "sagittal", np.random.default_rng(0))(img, 20.0)
+    assert row == 20.0
+    assert out[14:27, 20].min() > 0 and out[20, 19] == 0 and out[20, 21] == 0  # rows only
+    assert int(out[:, 20].argmax()) == 20 and out.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_bone_hu_scale_and_offset_act_in_hu_before_the_window():
+    # 0.5 in the [100, 1500] window is 800 HU; x 0.5 + 100 -> 500 HU -> (500 - 100) / 1400
+    img = np.full((4, 4), 0.5, np.float32)
+    img[0] = 0.0  # at or below 100 HU: unknown, stays 0
+    cfg = {**OFF, "bone_p": 1.0, "bone_scale": [0.5, 0.5], "bone_offset_hu": [100.0, 100.0]}
+    out, _ = Augmenter(cfg, "sagittal", np.random.default_rng(0))(img, 1.0)
+    np.testing.assert_allclose(out[1:], 400.0 / 1400.0, rtol=1e-6)
+    assert out[0].max() == 0.0
+    # another window: 0.5 of [0, 1000] is 500 HU -> 350 HU -> 0.35
+    out, _ = Augmenter(cfg, "sagittal", np.random.default_rng(0), hu_window=(0, 1000))(img, 1.0)
+    np.testing.assert_allclose(out[1:], 0.35, rtol=1e-6)
+
+
+def test_gamma():
+    img = np.full((3, 3), 0.25, np.float32)
+    out, _ = Augmenter({**OFF, "gamma_p": 1.0, "gamma": [0.5, 0.5]}, "sagittal",
+                       np.random.default_rng(0))(img, 1.0)
+    np.testing.assert_allclose(out, 0.5, rtol=1e-6)
+
+
+def test_blobs_add_bright_spots_but_never_in_masked_columns():
+    img = line_image()
+    cfg = {**OFF, "blob_p": 1.0, "blob_n": 5, "blob_radius_mm": [4.0, 8.0], "blob_value": [0.9, 0.9]}
+    out, row = Augmenter(cfg, "frontal", np.random.default_rng(1))(img, 60.0)
+    assert row == 60.0
+    assert out.max() > 0.5 and (out >= img - 1e-7).all()  # max-combined: nothing darker
+    assert out[:, :34].max() == 0 and out[:, 62:].max() == 0  # masked columns stay empty
+
+
+def test_noise_is_correlated_has_the_drawn_std_and_spares_zeros():
+    img = np.zeros((200, 200), np.float32)
+    img[:, 20:180] = 0.5
+    cfg = {**OFF, "noise_p": 1.0, "noise_std": [0.05, 0.05], "noise_corr_mm": [2.0, 2.0]}
+    out, row = Augmenter(cfg, "sagittal", np.random.default_rng(0))(img, 100.0)
+    d = out[:, 20:180] - 0.5
+    assert row == 100.0 and d.std() == pytest.approx(0.05, rel=0.1)
+    lag1 = np.corrcoef(d[:, :-1].ravel(), d[:, 1:].ravel())[0, 1]
+    assert lag1 > 0.8  # neighbours move together (white noise: about 0)
+    assert out[:, :20].max() == 0 and out[:, 180:].max() == 0
+
+
+def test_cutouts_and_truncation_zero_patches_and_a_side():
+    img = np.full((100, 100), 0.5, np.float32)
+    cfg = {**OFF, "cutout_p": 1.0, "cutout_n": 1, "cutout_mm": [10.0, 10.0]}
+    out, row = Augmenter(cfg, "sagittal", np.random.default_rng(0))(img, 50.0)
+    zero = out == 0
+    assert row == 50.0 and 0 < zero.sum() <= 100  # one 10 x 10 px patch (clipped at an edge)
+    rows, cols = np.nonzero(zero)
+    assert rows.max() - rows.min() <= 9 and cols.max() - cols.min() <= 9
+    cfg = {**OFF, "truncate_p": 1.0, "truncate_mm": [30.0, 30.0]}
+    sides = set()
+    for seed in range(8):
+        out, _ = Augmenter(cfg, "sagittal", np.random.default_rng(seed), spacing_mm=2.0)(img, 50.0)
+        empty = np.nonzero(~out.any(axis=0))[0]
+        assert len(empty) == 15  # 30 mm at 2 mm
+        sides.add("left" if empty[0] == 0 else "right")
+        assert empty[0] == 0 or empty[-1] == 99
+    assert sides == {"left", "right"}
+
+
+def test_domain_randomisation_is_deterministic_and_keeps_the_label_row():
+    img = line_image()
+    cfg = {**AUGMENT_DEFAULTS, "p": 1.0, **DR_ON, "row_scale": [1.0, 1.0], "zoom": [1.0, 1.0],
+           "deform_mm": 0.0}
+    a = Augmenter(cfg, "frontal", np.random.default_rng(3))(img, 60.0)
+    b = Augmenter(cfg, "frontal", np.random.default_rng(3))(img, 60.0)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1] == 60.0  # no geometric step on: intensity steps never move the row
+    c = Augmenter(cfg, "frontal", np.random.default_rng(4))(img, 60.0)
+    assert not np.array_equal(a[0], c[0])
+
+
+@pytest.mark.parametrize("cfg", [{"blur_p": 2.0}, {"gamma": [0, 1]}, {"blob_n": -1},
+                                 {"cutout_n": 1.5}, {"noise_std": [0.1, 0.0]}])
+def test_bad_domain_randomisation_values(cfg):
+    with pytest.raises(ValueError):
+        Augmenter(cfg, "sagittal", np.random.default_rng(0))

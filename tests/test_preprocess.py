@@ -140,6 +140,72 @@ def test_side_mask_is_symmetric_band():
     assert out[0].tolist() == [0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
 
 
+def _sagittal_mip(n_rows=100, n_cols=120):
+    """A sagittal MIP (HU, columns A->P): body (40 HU) in columns 10..109, the vertebral column
+    (bone in every row but the discs) in columns 60..79, a sternum (bone) in columns 15..19 in
+    the top 30 rows only, a contrast-filled bowel loop (bone-bright) in columns 30..39, rows
+    50..59."""
+    img = np.full((n_rows, n_cols), -1000.0, dtype=np.float32)
+    img[:, 10:110] = 40.0
+    img[:, 60:80] = 700.0
+    img[9::10, 60:80] = 90.0  # one disc row in ten
+    img[:30, 15:20] = 900.0
+    img[50:60, 30:40] = 600.0
+    return img
+
+
+def test_spine_ap_centre_finds_the_vertebral_column_not_other_bone():
+    img = _sagittal_mip()
+    # persistent bone in columns 60..79 (symmetric, so its weighted centroid is 69.5); the
+    # sternum (30 % of the rows) and the bowel (10 %) stay below half the peak (90 %)
+    assert pp.spine_ap_centre_px(img, 1.0) == pytest.approx(69.5, abs=1e-6)
+    # the body centre (59.5) is 10 columns in front of it
+    assert pp.body_centre_col_px(img) == pytest.approx(59.5)
+    # every other column at 2 mm (smoothing 1.5 px): bone in columns 30..39, centroid 34.5
+    assert pp.spine_ap_centre_px(img[:, ::2], 2.0) == pytest.approx(34.5, abs=1e-6)
+    no_bone = np.where(img >= 200, 40.0, img).astype(np.float32)
+    assert pp.spine_ap_centre_px(no_bone, 1.0) == pytest.approx(59.5)  # falls back to the body
+    assert pp.spine_ap_centre_px(_air((5, 9)), 1.0) == pytest.approx(4.0)
+
+
+def test_sagittal_canvas_is_centred_on_the_spine_in_both_paths():
+    """npz path (2-D MIP) and scan path (3-D volume -> slab MIP) put the spine on column W // 2."""
+    img = _sagittal_mip()
+    cfg = pp.PreprocessConfig(canvas=(16, 64))
+    case = pp.preprocess_case(img, (1.0, 1.0), "sagittal", cfg=cfg)
+    assert case.geometry.col_offset == 70 - 32  # round(69.5) lands on column 32
+    vol = np.repeat(img[:, :, None], 30, axis=2)  # the same anatomy, 30 columns wide
+    geom = VolumeGeometry(n_slices=100, file_si_axis=2, file_si_reversed=True, z_first_mm=0.0,
+                          slice_spacing_mm=1.0)
+    ct = CTVolume(hu=vol, spacing_mm=(1.0, 1.0, 1.0), geometry=geom, path="phantom")
+    scan = pp.preprocess_volume(ct, "sagittal", cfg=cfg)
+    assert scan.geometry.col_offset == case.geometry.col_offset
+    np.testing.assert_array_equal(scan.image, case.image)
+
+
+def test_band_col_range_states_the_band_in_mm_from_the_canvas_centre():
+    cfg = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), frontal_band_mm=(-38, 38),
+                              sagittal_band_mm=(-60, 50))
+    # column c lies (c - 64) * 2 mm from the centre: -60..50 mm -> columns 34..89
+    assert pp.side_mask_cols(128, pp.band_col_range(cfg, "sagittal")) == (34, 90)
+    assert pp.side_mask_cols(128, pp.band_col_range(cfg, "frontal")) == (45, 84)  # 64 -+ 19
+    wide = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(-500, 500))
+    assert pp.side_mask_cols(128, pp.band_col_range(wide, "sagittal")) == (0, 128)  # clipped
+    off = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(300, 400))
+    with pytest.raises(ValueError, match="keeps no column"):
+        pp.band_col_range(off, "sagittal")
+
+
+def test_frontal_side_mask_is_the_frontal_band():
+    """One source of truth: the columns the side mask keeps are the band's columns."""
+    img = np.full((12, 200), 800.0, dtype=np.float32)
+    cfg = pp.PreprocessConfig(canvas=(16, 64), frontal_band_mm=(-9, 14))
+    front = pp.preprocess_case(img, (1.0, 1.0), "frontal", cfg=cfg)
+    kept = np.nonzero(front.image.any(axis=0))[0]
+    first, last = pp.side_mask_cols(64, pp.band_col_range(cfg, "frontal"))
+    assert (kept[0], kept[-1] + 1) == (first, last) == (32 - 9, 32 + 14 + 1)
+
+
 # ----------------------------------------------------------------------------- row windows
 
 
@@ -167,13 +233,19 @@ def test_row_window_and_stride_padding_keep_rows():
 
 
 def test_config_from_dict_defaults_and_unknown_key():
-    cfg = pp.PreprocessConfig.from_dict({"hu_window": [100, 1500], "side_mask": None})
-    assert cfg.hu_window == (100.0, 1500.0) and cfg.side_mask is None and cfg.canvas == (512, 512)
+    cfg = pp.PreprocessConfig.from_dict({"hu_window": [100, 1500], "side_mask": False,
+                                         "sagittal_band_mm": [-50, 40]})
+    assert cfg.hu_window == (100.0, 1500.0) and cfg.side_mask is False and cfg.canvas == (512, 512)
+    assert cfg.sagittal_band_mm == (-50.0, 40.0) and cfg.frontal_band_mm == (-77.0, 77.0)
     assert pp.PreprocessConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="croppp"):
         pp.PreprocessConfig.from_dict({"croppp": 1})
     with pytest.raises(ValueError, match="hu_window"):
         pp.PreprocessConfig.from_dict({"hu_window": [1500, 100]})
+    with pytest.raises(ValueError, match="sagittal_band_mm"):
+        pp.PreprocessConfig.from_dict({"sagittal_band_mm": [10, -10]})
+    with pytest.raises(ValueError, match="side_mask"):
+        pp.PreprocessConfig.from_dict({"side_mask": [0.35, 0.65]})  # the old fraction form
 
 
 # ----------------------------------------------------------------------------- composition
@@ -191,7 +263,7 @@ def test_label_row_round_trips_through_geometry(n_rows, row_mm, label_row):
     marker = int(round(label_row))
     img[marker, 28:36] = 1500.0
     case = pp.preprocess_case(img, (row_mm, 0.8), "frontal", label_row=label_row,
-                              cfg=pp.PreprocessConfig(canvas=(512, 128), side_mask=None))
+                              cfg=pp.PreprocessConfig(canvas=(512, 128), side_mask=False))
     g = case.geometry
     assert case.label_row_px == pytest.approx(label_row * row_mm)
     assert case.image.shape == (pp.resampled_length(n_rows, row_mm), 128)  # no row dropped
@@ -213,7 +285,8 @@ def test_label_row_round_trips_through_geometry(n_rows, row_mm, label_row):
 def test_preprocess_case_centres_body_and_masks_frontal_only():
     img = np.full((20, 100), -1000.0, dtype=np.float32)
     img[:, 10:30] = 800.0  # body at native cols 10..29 (centre 19.5) at 0.5 mm -> 1 mm col 9.75
-    cfg = pp.PreprocessConfig(canvas=(16, 20), side_mask=(0.3, 0.7))
+    # frontal band -4..3 mm from canvas column 10 at 1 mm: columns 6..13
+    cfg = pp.PreprocessConfig(canvas=(16, 20), frontal_band_mm=(-4, 3))
     sag = pp.preprocess_case(img, (1.0, 0.5), "sagittal", cfg=cfg)
     assert sag.geometry.col_offset == 10 - 10  # round(9.75) - 20 // 2
     assert sag.image.shape == (20, 20) and sag.image[0, 7] == pytest.approx(0.5)

@@ -27,7 +27,8 @@ GOLDEN_PATH = HERE / "totalseg_example_ct.npz"
 # the defaults at the time of writing, spelled out so a later change of defaults does not
 # silently change what the golden arrays mean
 CONFIG = {"spacing_mm": 1.0, "hu_window": [100, 1500], "canvas": [512, 512],
-          "side_mask": [0.35, 0.65], "sagittal_slab_mm": 20.0, "stride": 16}
+          "frontal_band_mm": [-77, 77], "sagittal_band_mm": [-60, 50],
+          "side_mask": True, "sagittal_slab_mm": 20.0, "stride": 16}
 
 
 def main() -> None:

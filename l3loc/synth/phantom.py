@@ -251,22 +251,22 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         cx, cy = _rot(0.0, ring, th)
         cx, cy = sx0 + cx, sy0 + cy
         # laminae: the posterior half ring around the canal
-        P.ellipse(ylo + 0.05 * h, yhi - 0.2 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.6 * cortex, inner=0.72,
+        P.ellipse(ylo + 0.05 * h, yhi - 0.2 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex, inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
             # frontal view it is a bright ring around cancellous bone
             px, py = _rot(sg * (rc + pw - 1.0), x.b + 0.5 * rc, th)
             P.rod("y", ylo + 0.62 * h, sx0 + px, sy0 + py - 0.5 * rc - 4.0, sy0 + py + 0.5 * rc + 3.0,
-                  min(ph, 0.3 * h), pw, 0.9 * cortex, spongy)
+                  min(ph, 0.3 * h), pw, cortex, spongy, cortex_mm=1.5)
             # articular processes: a column beside the canal, from facet joint to facet joint
             # (superior process from the upper endplate up, inferior one from the lower half of
             # the arch down, the joint between them at the disc's level)
             ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
             P.ellipse(yhi - 0.1 * h, yhi + 0.35 * disc_above, sx0 + ax, sy0 + ay, 4.0 * s, 5.0 * s,
-                      0.55 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             P.ellipse(ylo - 0.35 * disc_below, ylo + 0.35 * h, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * s, 4.5 * s,
-                      0.55 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
             # and out to the rib's tubercle
             tz = ylo + 0.55 * h
@@ -389,16 +389,39 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
            5 * s, 0.7 * cortex)
     x_fh, y_fh, r_fh = 88 * s, y_s1 - 50 * s, 24 * s
     z_ac = zf + 30 * s
+    # sacral foramina: four pairs of canals through the sacrum, front to back
+    for frac in (0.12, 0.32, 0.51, 0.68):
+        zr = sac.z_top + frac * (sac.z_bottom - sac.z_top)
+        for sg in (-1, 1):
+            P.rod("y", zr, bx + sg * (0.3 * float(sa(zr)) + 4 * s), float(sy(zr)) - 40, float(sy(zr)) + 40,
+                  (3.5 - 2.0 * frac) * s, (3.5 - 2.0 * frac) * s, 60)
+    crest = lm["iliac_crest"]
+    wing = p.bone["wing_mm"]
     for sg in (-1, 1):
-        # iliac wing: a curved plate from the sacroiliac joint to the anterior spine
-        arc = (-60.0, 105.0) if sg > 0 else (75.0, 240.0)
-        wa = Lin([(lm["iliac_crest"], 78 * s), (z_ac, 42 * s)])
-        wb = Lin([(lm["iliac_crest"], 62 * s), (z_ac, 38 * s)])
+        # iliac wing: a thin curved plate (two cortical tables, little marrow) from the
+        # sacroiliac joint round to the anterior superior spine; its crest is highest at the
+        # side and falls 25-35 mm to the front and 15-25 mm to the back
+        wa = Lin([(crest, wing), (z_ac, 42 * s)])
+        wb = Lin([(crest, 0.8 * wing), (z_ac, 38 * s)])
         cxw, cyw = bx + sg * 42 * s, y_s1 - 18 * s
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, _THIN_SHELL * cortex, inner=0.84, arc_deg=arc,
-                  taper_mm=6, texture=tex(_SHELL_AMP))
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"] - 2, cxw, cyw, lambda z: wa(z) - 2.5, lambda z: wb(z) - 2.5,
-                  spongy, inner=0.90, arc_deg=arc, texture=tex(_SPONGY_AMP))
+
+        def crest_z(phi):   # phi: 0 = lateral, -60 = front, 105 = back (the wing's own frame)
+            d = (phi - 15.0) / 75.0
+            return crest - (30 * s * d * d if phi < 15 else 20 * s * d * d * (75.0 / 90.0) ** 2)
+
+        edges = np.linspace(-60.0, 105.0, 9)
+        for lo_deg, hi_deg in zip(edges[:-1], edges[1:]):
+            z_hi = float(crest_z(0.5 * (lo_deg + hi_deg)))
+            arc = (lo_deg, hi_deg) if sg > 0 else (180.0 - hi_deg, 180.0 - lo_deg)
+            P.ellipse(z_ac - 10 * s, z_hi, cxw, cyw, wa, wb, _THIN_SHELL * cortex, inner=0.9, arc_deg=arc,
+                      texture=tex(_SHELL_AMP))
+            P.ellipse(z_ac - 10 * s, z_hi - 2, cxw, cyw, lambda z: wa(z) - 2, lambda z: wb(z) - 2,
+                      0.8 * spongy, inner=0.94, arc_deg=arc, texture=tex(_SPONGY_AMP))
+        # the crest: a thick rim of bone along the wing's top edge
+        phis = np.linspace(-60.0, 105.0, 12)
+        rim = [[float(cxw + sg * 0.95 * wa(crest) * np.cos(np.radians(f))),
+                float(cyw + 0.95 * wb(crest) * np.sin(np.radians(f))), float(crest_z(f)) - 3.0] for f in phis]
+        P.tube(rim, 4.0 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
         P.ellipse(zf - 28 * s, zf + r_fh + 12 * s, fx - sg * 6 * s, y_fh, r_fh + 12 * s, r_fh + 12 * s, 0.7 * cortex, taper_mm=r_fh)

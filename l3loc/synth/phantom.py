@@ -338,11 +338,15 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
         for sg in (-1, 1):
             head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
             tubercle = [sx0 + sg * (vt.a + 14 * s), sy0 + vt.b + 16 * s, z0 + 3 * s]
-            pts = [head, tubercle] + [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
-                                      for t, z in zip(th, zr)]
+            arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
+                   for t, z in zip(th, zr)]
             # a thin cortex (the tangential rays of a frontal view see it at about 2/3 of
-            # solid bone) around marrow
-            P.tube(pts, r, 0.65 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            # solid bone) around marrow; in front of the side the rib is thinner and flatter
+            # (a frontal view sees its front part dimmer)
+            n_back = int(np.searchsorted(th, 110.0)) + 1
+            P.tube([head, tubercle] + arc[:n_back], r, 0.65 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            if n_back < len(arc):
+                P.tube(arc[n_back - 1:], 0.85 * r, 0.45 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
@@ -361,10 +365,41 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
     for sg in (-1, 1):
         P.tube([[bx + sg * 20 * s, float(st_y(z_hi)), z_hi + 5], [bx + sg * 75 * s, float(g.cy(zt) - 0.5 * g.b_m(zt)), zt + 8],
                 [bx + sg * (float(g.a_out(zt)) - 35 * s), float(g.cy(zt)), zt + 12]], 6 * s, cortex, spongy)
-        arc = (20.0, 75.0) if sg > 0 else (105.0, 160.0)
-        sa = lambda z: a_c(z) + 24 * s
-        sb = lambda z: b_c(z) + 24 * s
-        P.ellipse(v["T8"].z_centre, zt - 5, bx, g.cy, sa, sb, 0.6 * cortex, inner=0.965, arc_deg=arc)
+        _scapula(P, p, g, sg, lambda z: a_c(z) + 24 * s, lambda z: b_c(z) + 24 * s, cortex, spongy, tex)
+
+
+def _scapula(P: Painter, p: CasePlan, g: _Geo, sg: int, sa, sb, cortex: float, spongy: float, tex) -> None:
+    """A scapula on the back of the chest wall (``sa``, ``sb``: the ellipse it lies on): a thin
+    triangular blade (little more than two cortical tables: dim in a projection) between its
+    medial border (75 degrees from the side, down to the inferior angle at T7-T8) and its lateral
+    border (20 degrees, rising to the glenoid at T2-T3), framed by thick borders, with the spine
+    of the scapula across its upper third up to the acromion."""
+    s, v, bx = g.s, {x.name: x for x in p.vertebrae}, p.body_x_mm
+    top = v["T1"].z_top - 5 * s
+    inf_angle = v[f"T{min(8, p.n_rib_pairs)}"].z_centre
+    glenoid = v["T3"].z_centre
+    med, lat = 75.0, 20.0
+
+    def at(phi, z):   # a point of the blade: phi in the left side's frame, mirrored for the right
+        ph = np.radians(phi if sg > 0 else 180.0 - phi)
+        return [float(bx + sa(z) * np.cos(ph)), float(g.cy(z) + sb(z) * np.sin(ph)), float(z)]
+
+    edges = np.linspace(lat, med, 7)
+    for lo_deg, hi_deg in zip(edges[:-1], edges[1:]):
+        u = (0.5 * (lo_deg + hi_deg) - lat) / (med - lat)     # 0 lateral .. 1 medial
+        z_lo = glenoid + u * (inf_angle - glenoid)
+        arc = (lo_deg, hi_deg) if sg > 0 else (180.0 - hi_deg, 180.0 - lo_deg)
+        P.ellipse(z_lo, top - 4 * s * u, bx, g.cy, sa, sb, _THIN_SHELL * 0.8 * cortex, inner=0.965, arc_deg=arc,
+                  texture=tex(_SHELL_AMP))
+    # lateral border (thick), medial border, spine to the acromion
+    P.tube([at(med - 3, inf_angle + 3), at(lat + 10, 0.5 * (inf_angle + glenoid)), at(lat, glenoid)],
+           4.0 * s, 0.8 * cortex, spongy, texture=tex(_SHELL_AMP))
+    P.tube([at(med, inf_angle + 3), at(med, top - 4 * s)], 2.5 * s, 0.6 * cortex, texture=tex(_SHELL_AMP))
+    z_sp = top - 0.3 * (top - inf_angle)
+    sp0 = at(med, z_sp)
+    sp1 = at(lat + 5, top + 5 * s)
+    sp1[1] += 8 * s
+    P.tube([sp0, sp1], 3.5 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
 
 
 def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, tex) -> None:
@@ -424,14 +459,24 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
         P.tube(rim, 4.0 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
-        P.ellipse(zf - 28 * s, zf + r_fh + 12 * s, fx - sg * 6 * s, y_fh, r_fh + 12 * s, r_fh + 12 * s, 0.7 * cortex, taper_mm=r_fh)
+        # (round bones have a thin cortex around cancellous bone: painted as thin shells, so a
+        # projection shows a brighter rim around a dimmer middle, not a flat disc)
+        r_ac = r_fh + 8 * s
+        P.ellipse(zf - 0.6 * r_ac, zf + r_ac, fx - sg * 5 * s, y_fh, r_ac, r_ac, 0.75 * cortex, taper_mm=r_ac,
+                  texture=tex(_SHELL_AMP))
+        P.ellipse(zf - 0.6 * r_ac + 1.5, zf + r_ac - 1.5, fx - sg * 5 * s, y_fh, r_ac - 1.5, r_ac - 1.5, spongy,
+                  taper_mm=r_ac - 1.5, texture=tex(_SPONGY_AMP))
         P.ellipse(zf - r_fh - 2, zf + r_fh + 2, fx, y_fh, r_fh + 2, r_fh + 2, 60, taper_mm=r_fh + 2)
-        P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, cortex, taper_mm=r_fh)
-        P.ellipse(zf - r_fh + 2, zf + r_fh - 2, fx, y_fh, r_fh - 2, r_fh - 2, spongy, taper_mm=r_fh - 2,
+        P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, 0.75 * cortex, taper_mm=r_fh, texture=tex(_SHELL_AMP))
+        P.ellipse(zf - r_fh + 1.5, zf + r_fh - 1.5, fx, y_fh, r_fh - 1.5, r_fh - 1.5, spongy, taper_mm=r_fh - 1.5,
                   texture=tex(_SPONGY_AMP))
         tx, tz = fx + sg * 42 * s, zf - 35 * s
-        P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, cortex, spongy, cortex_mm=2.5)
-        P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, 0.8 * cortex, taper_mm=15 * s)
+        P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, 0.75 * cortex, spongy, cortex_mm=1.5,
+               texture=tex(_SHELL_AMP))
+        P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, _THIN_SHELL * cortex, taper_mm=15 * s,
+                  texture=tex(_SHELL_AMP))
+        P.ellipse(tz - 18 * s, tz + 20 * s, tx, y_fh + 12 * s, 16.5 * s, 18.5 * s, spongy, taper_mm=14 * s,
+                  texture=tex(_SPONGY_AMP))
         shaft_x = Lin([(tz, tx - sg * 4 * s), (lm["thigh_end"], fx + sg * 8 * s)])
         P.ellipse(lm["thigh_end"] - 100, tz, shaft_x, y_fh + 15 * s, 14 * s, 14 * s, 1.25 * cortex)
         P.ellipse(lm["thigh_end"] - 100, tz - 40 * s, shaft_x, y_fh + 15 * s, 7.5 * s, 7.5 * s, -20)

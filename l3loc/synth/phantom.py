@@ -409,7 +409,10 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
     zf = lm["femoral_head"]
     y_s1 = float(g.sy(sac.z_top))
     depth = sac.z_top - sac.z_bottom
-    sy = lambda z: y_s1 + 35 * s * np.clip(-z / depth, 0, 1) ** 1.5
+    # the sacrum leaves L5 backwards at the sacral slope and curves down to the vertical at
+    # its tip (its axis runs square to the S1 endplate; the endplate itself is left level)
+    slope = np.tan(np.radians(p.bone["sacral_slope_deg"]))
+    sy = lambda z: y_s1 + depth * slope * (lambda t: t - 0.5 * t * t)(np.clip(-z / depth, 0, 1))
     sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
     sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
     P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))

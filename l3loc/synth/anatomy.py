@@ -92,6 +92,9 @@ class Vertebra:
         x, y: body centre in-plane (mm).
         a, b: half-width (left-right) and half-depth (anterior-posterior) of the body (mm).
         rib: the vertebra carries a rib pair.
+        cup: depth (mm) of the hollow in the middle of each endplate: the body's bone starts
+            this much inside ``z_top``/``z_bottom`` at its centre, at them only at the rim (the
+            ring apophysis, from which body heights are measured).
     """
 
     name: str
@@ -102,6 +105,7 @@ class Vertebra:
     a: float
     b: float
     rib: bool
+    cup: float = 0.0
 
     @property
     def z_centre(self) -> float:
@@ -136,6 +140,7 @@ class CasePlan:
     vertebrae: list = field(default_factory=list)
     landmarks: dict = field(default_factory=dict)   # body-frame z of named levels
     rib_ends_deg: list = field(default_factory=list)  # bony rib extent per rib pair (top -> bottom)
+    bone: dict = field(default_factory=dict)          # per-case sizes of bony parts (_bone_sizes)
 
     @property
     def slice_z_mm(self) -> np.ndarray:
@@ -214,29 +219,63 @@ def _choice(rng: np.random.Generator, rates: dict):
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
-def _build_spine(rng, n_ribs: int, n_lumbar: int, s: float) -> list[Vertebra]:
-    """Stack the vertebrae upwards from the sacrum (body frame z), with growing heights."""
-    # (name, body height, disc height below it, half-width, half-depth), caudal first
+def _build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
+                 brng: np.random.Generator | None = None) -> list[Vertebra]:
+    """Stack the vertebrae upwards from the sacrum (body frame z), with growing heights.
+
+    Lumbar bodies 25-30 mm high, 40-50 mm wide and 30-35 mm deep, growing from L1 down; discs
+    8-12 mm in the lumbar spine, thinner in the thorax, narrowing with age (up to a third by 90,
+    more in some people than others). ``brng`` draws what earlier phantom generations did not
+    have (body width, disc ageing, endplate hollows), so the other draws of a case stay as
+    they were."""
+    brng = np.random.default_rng(0) if brng is None else brng
+    width = float(np.clip(brng.normal(1.0, 0.05), 0.88, 1.12))   # slender to stocky bodies
+    ageing = float(np.clip((age - 35.0) / 55.0, 0.0, 1.0) * brng.uniform(0.1, 0.35))
+    # (name, body height, disc height below it, half-width, half-depth, rib, endplate hollow),
+    # caudal first
     specs = []
     for k in range(n_lumbar, 0, -1):
         f = (k - 1) / max(n_lumbar - 1, 1)            # 0 at L1, 1 at the last lumbar
-        specs.append((f"L{k}", 26 + 3.5 * f, 9 + 2.5 * f, 21 + 4 * f, 15.5 + 2 * f, False))
+        specs.append((f"L{k}", 26 + 3.5 * f, 9 + 2.5 * f, 20 + 4.5 * f, 15 + 2 * f, False, 1.6))
     for k in range(n_ribs, 0, -1):
         f = (k - 1) / max(n_ribs - 1, 1)              # 0 at T1, 1 at the last thoracic
-        specs.append((f"T{k}", 17 + 7 * f, 4 + 3.5 * f, 13 + 6.5 * f, 10 + 5 * f, True))
+        specs.append((f"T{k}", 17 + 7 * f, 4 + 3.5 * f, 13 + 6.5 * f, 10 + 5 * f, True, 1.0))
     for k in range(7, 0, -1):
-        specs.append((f"C{k}", 13.0 if k > 1 else 9.0, 5.0, 9.5, 7.5, False))
+        specs.append((f"C{k}", 13.0 if k > 1 else 9.0, 5.0, 9.5, 7.5, False, 0.5))
     verts = []
     z = 0.0
     sac = Vertebra("S", 0.0, -rng.uniform(100, 115) * s, 0.0, 0.0, 24 * s, 18 * s, False)
-    for name, h, disc, a, b, rib in specs:
+    for name, h, disc, a, b, rib, cup in specs:
         jit = rng.normal(1.0, 0.035, 3)
-        z_bottom = z + disc * s * jit[1]
+        z_bottom = z + disc * s * jit[1] * (1.0 - ageing)
         z_top = z_bottom + h * s * jit[0]
-        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a * s * jit[2], b * s * jit[2], rib))
+        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a * s * jit[2] * width, b * s * jit[2], rib,
+                              cup=float(cup * s * brng.uniform(0.7, 1.4))))
         z = z_top
     verts.reverse()                                   # cranial first
     return verts + [sac]
+
+
+def _bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
+    """Per-case sizes of the bony parts a bone MIP shows, from published adult ranges (mm)."""
+    return {
+        # transverse process of L3 beyond the pedicle (the longest; L1 and L5 are shorter)
+        "tp_l3": float(brng.uniform(26, 34) * s),
+        # lumbar spinous processes: broad horizontal plates 25-35 mm long, 15-20 mm high
+        "spinous_l": float(brng.uniform(25, 35) * s),
+        # thoracic spinous processes: long, sloping down 40-60 degrees below the horizontal
+        "spinous_t_deg": float(brng.uniform(40, 60)),
+        # rib cross-section: half-height of its tube (a rib is 8-12 mm high)
+        "rib_r": float(brng.uniform(3.6, 4.6) * s),
+        # degrees of axial rotation per mm of lateral shift of a scoliotic vertebra
+        "rot_per_mm": float(brng.uniform(0.6, 1.2)),
+        # sacral slope: the S1 endplate against the horizontal
+        "sacral_slope_deg": float(brng.uniform(30, 45)),
+        # iliac wing half-span at the crest, measured from the wing's centre
+        "wing_mm": float(brng.uniform(70, 84) * s),
+        # costal cartilage: fraction calcified (rises with age, varies a lot)
+        "cartilage_calc": float(np.clip((age - 30) / 60 * brng.uniform(0.3, 1.3), 0, 1)),
+    }
 
 
 def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -> CasePlan:
@@ -267,18 +306,25 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     fat = float(np.clip(rng.gamma(2.2, 9.0), 3.0, 70.0))   # thin to obese (mean ~20 mm)
     scol = float(rng.uniform(5, 25) * rng.choice([-1, 1])) if rng.random() < config.scoliosis_rate else 0.0
 
-    verts = _build_spine(rng, n_ribs, n_lumbar, s)
+    # what later phantom generations added draws from its own generator (the old draws stay)
+    brng = np.random.default_rng([seed, index, 5])
+    verts = _build_spine(rng, n_ribs, n_lumbar, s, age, brng)
     by = {v.name: v for v in verts}
     last_rib = by[f"T{n_ribs}"]
     t1, c1 = by["T1"], by["C1"]
     z_fh = -rng.uniform(85, 105) * s                    # femoral head centres
+    pen = by[f"L{n_lumbar - 1}"]                      # the last lumbar vertebra but one
+    crest_lo = 0.5 * (pen.z_bottom + by[f"L{n_lumbar}"].z_top)
+    crest_hi = pen.z_centre + 0.3 * (pen.z_top - pen.z_bottom)
     lm = {
         "vertex": c1.z_top + rng.uniform(95, 115) * s,
         "c1_top": c1.z_top,
         "lung_apex": t1.z_top + rng.uniform(15, 35) * s,
         "dome": by[f"T{max(n_ribs - 3, 1)}"].z_centre + rng.uniform(-15, 15),
         "last_rib_mid": last_rib.z_centre,
-        "iliac_crest": by[f"L{n_lumbar}"].z_top + rng.uniform(-8, 12) * s,
+        # the top of the iliac crests: from the L4/L5 disc to the upper half of L4 (counted from
+        # the sacrum: the pelvis goes with the sacrum, so with 6 lumbar vertebrae it lies at L5)
+        "iliac_crest": crest_lo + (crest_hi - crest_lo) * rng.uniform(0, 1),
         "femoral_head": z_fh,
         "symphysis_bottom": z_fh - rng.uniform(35, 50) * s,
         "thigh_end": z_fh - 420 * s,
@@ -351,5 +397,5 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         spacing_mm=(thick, px, px), shape=(n_slices, config.matrix, config.matrix),
         z_top_mm=float(top), z_shift_mm=float(np.round(rng.uniform(-500, 300), 1)),
         body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
-        rib_ends_deg=[float(e) for e in ends],
+        rib_ends_deg=[float(e) for e in ends], bone=_bone_sizes(brng, s, age),
     )

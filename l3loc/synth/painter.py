@@ -337,3 +337,49 @@ class Painter:
         mask = np.broadcast_to(rows[None, :, None] & cols[None, None, :], (i1 - i0, r1 - r0, c1 - c0))
         frac = overlap_fraction(z_lo, z_hi, self.z[i0:i1], self.t)
         self._blend(self.hu[i0:i1, r0:r1, c0:c1], mask, hu, frac)
+
+    def rod(self, axis: str, zc: float, across_c: float, along_lo: float, along_hi: float,
+            rz: float, r_across: float, hu: float, core_hu: float | None = None,
+            cortex_mm: float = 1.2) -> None:
+        """Paint an open-ended horizontal rod of elliptic cross-section: a pedicle (along y) or a
+        transverse process (along x). Its ends are cut flat, with no cortical cap, so a
+        projection along its axis sees the shell as a bright ring around a darker core (the
+        pedicle ovals of a frontal view).
+
+        Args:
+            axis: "y" (anterior-posterior) or "x" (left-right): the rod's direction.
+            zc: z of the axis (mm).
+            across_c: the axis' position on the other in-plane coordinate (x for a "y" rod).
+            along_lo, along_hi: extent along the axis (mm).
+            rz, r_across: semi-axes of the cross-section along z and across (mm).
+            hu: value of the shell (of the whole rod if ``core_hu`` is None).
+            core_hu: value inside a shell of ``cortex_mm``.
+            cortex_mm: shell thickness (mm).
+        """
+        i0, i1 = self._slices(zc - rz, zc + rz)
+        along, across = (self.y, self.x) if axis == "y" else (self.x, self.y)
+        a0, a1 = self._index_range(along, along_lo, along_hi)
+        c0, c1 = self._index_range(across, across_c - r_across, across_c + r_across)
+        if i0 >= i1 or a0 >= a1 or c0 >= c1:
+            return
+        keep = (along[a0:a1] >= along_lo) & (along[a0:a1] <= along_hi)
+        dz = self.z[i0:i1, None]
+        fracs = []
+        for shrink in (0.0, cortex_mm) if core_hu is not None else (0.0,):
+            r_a, r_z = r_across - shrink, rz - shrink
+            uu = (across[c0:c1] - across_c) / max(r_a, 1e-6)
+            h = r_z * np.sqrt(np.clip(1.0 - uu * uu, 0.0, None)) * (np.abs(uu) <= 1)
+            fracs.append(overlap_fraction(zc - h[None, :], zc + h[None, :], dz, self.t).astype(np.float32))
+        f_out = fracs[0]                                   # [slices, across]
+        if not (f_out > 0).any():
+            return
+        sub = self.hu[i0:i1, a0:a1, c0:c1] if axis == "y" else self.hu[i0:i1, c0:c1, a0:a1]
+        # broadcast [slices, across] along the rod's axis
+        fo = f_out[:, None, :] if axis == "y" else f_out[:, :, None]
+        val = hu * fo
+        if core_hu is not None:
+            fi = np.minimum(fracs[1], f_out)
+            val = val + (core_hu - hu) * (fi[:, None, :] if axis == "y" else fi[:, :, None])
+        k = keep[None, :, None] if axis == "y" else keep[None, None, :]
+        new = np.rint(sub * (1.0 - fo) + val).astype(np.int16)
+        np.copyto(sub, new, where=k & (fo > 0))

@@ -208,41 +208,105 @@ def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
         P.ellipse(z_sh - 22 * s, z_sh + 17 * s, hx, g.back_y - 90 * s, 20 * s, 20 * s, 250, taper_mm=19 * s)
 
 
+def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
+    """(dx, dy) rotated by ``th`` radians in the axial plane (x towards y)."""
+    return dx * np.cos(th) - dy * np.sin(th), dx * np.sin(th) + dy * np.cos(th)
+
+
+#: Transverse process length relative to L3's, by lumbar level (the last lumbar one: 0.65).
+_TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
+
+
 def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, tex) -> None:
-    s = g.s
+    s, bone = g.s, p.bone
     verts = [x for x in p.vertebrae if x.name != "S"]
-    # discs between consecutive bodies (and L-last / S1)
     chain = verts + [p.vertebra("S")]
+    for i, x in enumerate(verts):
+        ylo, yhi = x.z_bottom, x.z_top
+        h, zc = yhi - ylo, x.z_centre
+        region = x.name[0]
+        # body: waisted (narrower at mid-height), endplates (1.2 mm, about 75 % of solid cortical
+        # bone at CT resolution), a thinner wall between them (a ray crossing it sees one voxel
+        # of partial volume), cancellous core
+        waist = {"C": 0.04, "T": 0.06, "L": 0.09}[region]
+        wf = lambda z, zc=zc, h=h, w=waist: 1.0 - w * np.clip(1.0 - ((z - zc) / (0.5 * h)) ** 2, 0, 1)
+        wa = lambda z, x=x, wf=wf: x.a * wf(z)
+        wb = lambda z, x=x, wf=wf: x.b * wf(z)
+        P.ellipse(ylo, yhi, g.sx, g.sy, wa, wb, 0.75 * cortex, texture=tex(_SHELL_AMP))
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, wa, wb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, lambda z, wa=wa: wa(z) - 1.3, lambda z, wb=wb: wb(z) - 1.3,
+                  spongy, texture=tex(_SPONGY_AMP))
+        # posterior elements at the vertebra's centre level, turned with its axial rotation
+        # (scoliosis: the body turns towards the convexity, the spinous process to the concavity)
+        sx0, sy0 = float(g.sx(zc)), float(g.sy(zc))
+        th = np.radians(np.clip(bone["rot_per_mm"] * x.x, -25, 25))
+        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[region] * s          # canal radius
+        k = int(x.name[1:])
+        f = (k - 1) / max(p.n_lumbar - 1, 1) if region == "L" else (k - 1) / max(p.n_rib_pairs - 1, 1)
+        pw = {"C": 2.5, "T": 2.5 + 1.5 * f, "L": 3.5 + 3.5 * f}[region] * s    # pedicle half-width
+        ph = {"C": 3.5, "T": 5.0 + 1.5 * f, "L": 7.5}[region] * s              # pedicle half-height
+        disc_above = chain[i - 1].z_bottom - x.z_top if i else 4.0
+        disc_below = x.z_bottom - chain[i + 1].z_top
+        ring = x.b + rc + 1.5                                     # canal centre behind the body centre
+        cx, cy = _rot(0.0, ring, th)
+        cx, cy = sx0 + cx, sy0 + cy
+        # laminae: the posterior half ring around the canal
+        P.ellipse(ylo + 0.05 * h, yhi - 0.2 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex, inner=0.72,
+                  arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
+        for sg in (-1, 1):
+            # pedicle: an open rod from the back of the body to the canal's side: end-on in a
+            # frontal view it is a bright ring around cancellous bone
+            px, py = _rot(sg * (rc + pw - 1.0), x.b + 0.5 * rc, th)
+            P.rod("y", ylo + 0.62 * h, sx0 + px, sy0 + py - 0.5 * rc - 4.0, sy0 + py + 0.5 * rc + 3.0,
+                  min(ph, 0.3 * h), pw, cortex, spongy, cortex_mm=1.5)
+            # articular processes: a column beside the canal, from facet joint to facet joint
+            # (superior process from the upper endplate up, inferior one from the lower half of
+            # the arch down, the joint between them at the disc's level)
+            ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
+            P.ellipse(yhi - 0.1 * h, yhi + 0.35 * disc_above, sx0 + ax, sy0 + ay, 4.0 * s, 5.0 * s,
+                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+            P.ellipse(ylo - 0.35 * disc_below, ylo + 0.35 * h, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * s, 4.5 * s,
+                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+            # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
+            # and out to the rib's tubercle
+            tz = ylo + 0.55 * h
+            if region == "L":
+                lt = bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
+                x0 = rc + pw
+                tx, ty = _rot(sg * (x0 + 0.5 * lt), x.b + 0.6 * rc, th)
+                lo, hi = sorted((sx0 + tx - 0.5 * lt, sx0 + tx + 0.5 * lt))
+                P.rod("x", tz, sy0 + ty, lo, hi, 4.5 * s, 3.0 * s, 0.7 * cortex, spongy)
+            else:
+                lt = (15.0 if region == "T" else 8.0) * s
+                b0 = _rot(sg * (rc + pw), ring - 2.0, th)
+                b1 = _rot(sg * (rc + pw + lt), ring + 0.5 * lt, th)
+                P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
+                       0.7 * cortex, spongy)
+        # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
+        if region == "T":
+            ls = (28.0 + 12.0 * np.sin(np.pi * f)) * s
+            ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * f)))
+            q0 = _rot(0.0, ring + rc + 2.0, th)
+            q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
+            P.tube([[sx0 + q0[0], sy0 + q0[1], zc - 0.1 * h], [sx0 + q1[0], sy0 + q1[1], zc - 0.1 * h - ls * np.sin(ang)]],
+                   3.2 * s, 0.7 * cortex, spongy)
+        else:
+            ls = bone["spinous_l"] if region == "L" else 18.0 * s
+            qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
+            P.ellipse(ylo + 0.1 * h, ylo + (0.75 if region == "L" else 0.6) * h, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls,
+                      0.6 * cortex, texture=tex(_SHELL_AMP))
+            P.ellipse(ylo + 0.1 * h + 1.5, ylo + 0.75 * h - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
+                      spongy, texture=tex(_SPONGY_AMP))
+    # discs between consecutive bodies (and L-last / S1), with the hollow of each endplate: a
+    # lens of disc inside a lens of cortical bone reaching ``cup`` mm into the body
     for up, lo in zip(chain[:-1], chain[1:]):
         a, b = 0.5 * (up.a + lo.a), 0.5 * (up.b + lo.b)
+        for z_plate, cup in ((up.z_bottom, up.cup), (lo.z_top, lo.cup)):
+            if cup > 0:
+                P.ellipse(z_plate - cup - 1.0, z_plate + cup + 1.0, g.sx, g.sy, 0.85 * a, 0.85 * b, 0.75 * cortex,
+                          taper_mm=cup + 1.0)
+                P.ellipse(z_plate - cup, z_plate + cup, g.sx, g.sy, 0.85 * a - 1.2, 0.85 * b - 1.2, 80, taper_mm=cup)
         P.ellipse(lo.z_top, up.z_bottom, g.sx, g.sy, a, b, 80 + rng.normal(0, 8))
-    for x in verts:
-        ylo, yhi = x.z_bottom, x.z_top
-        h = yhi - ylo
-        # body: endplates (1.2 mm, about 75 % of solid cortical bone at CT resolution), a thinner
-        # wall between them (read dimmer: a ray crossing it sees one voxel of partial volume),
-        # cancellous core
-        P.ellipse(ylo, yhi, g.sx, g.sy, x.a, x.b, 0.75 * cortex, texture=tex(_SHELL_AMP))
-        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a, x.b, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
-        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, x.a - 1.3, x.b - 1.3, spongy, texture=tex(_SPONGY_AMP))
-        # posterior arch (pedicles and laminae) around the canal
-        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[x.name[0]] * s
-        ring_y = lambda z, x=x, rc=rc: g.sy(z) + x.b + rc + 1.5
-        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc + 6 * s, rc + 5 * s, 0.6 * cortex,
-                  texture=tex(_SHELL_AMP))
-        # spinous process, sloping down steeply in the thorax
-        drop = {"C": 0.3, "T": 0.75, "L": 0.25}[x.name[0]] * h
-        ls = {"C": 18.0, "T": 28.0, "L": 30.0}[x.name[0]] * s
-        P.ellipse(ylo - drop, yhi - 0.3 * h - 0.5 * drop, g.sx, lambda z, ry=ring_y, rc=rc, ls=ls: ry(z) + rc + 3 + ls / 2,
-                  3.5 * s, ls / 2, 0.6 * cortex, texture=tex(_SHELL_AMP))
-        # transverse processes, longest at L3
-        lt = {"C": 10.0, "T": 16.0, "L": 22.0}[x.name[0]] * s
-        if x.name == "L3":
-            lt *= 1.2
-        for sg in (-1, 1):
-            P.ellipse(ylo + 0.35 * h, yhi - 0.15 * h, lambda z, sg=sg, lt=lt, rc=rc: g.sx(z) + sg * (rc + 3 + lt / 2),
-                      lambda z, ry=ring_y: ry(z) - 2, lt / 2, 4.5 * s, 0.6 * cortex, texture=tex(_SHELL_AMP))
-        P.ellipse(ylo + 0.1 * h, yhi - 0.15 * h, g.sx, ring_y, rc, rc, 15)
     # spinal canal (CSF) through the discs as well
     top, bottom = verts[0].z_top, p.vertebra("S").z_top
     canal_y = lambda z: g.sy(z) + Lin([(x.z_centre, x.b) for x in verts])(z) + 9 * s + 1.5
@@ -255,26 +319,38 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
     bx = p.body_x_mm
     a_c = lambda z: g.a_m(z) - 10 * s
     b_c = lambda z: g.b_m(z) - 10 * s
-    cart_hu = 110 + max(p.age - 40, 0) * 3.0   # costal cartilage calcifies with age
+    # costal cartilage calcifies with age (a few per cent of cortical bone's density at most)
+    cart_hu = 110 + 380 * p.bone["cartilage_calc"]
     n = p.n_rib_pairs
     for k in range(1, n + 1):
         vt = v[f"T{k}"]
         z0 = vt.z_centre
         th_end = p.rib_ends_deg[k - 1]
-        drop = (35 + 55 * k / n) * s
+        # a rib runs from its head on the body back and out to the transverse process, then
+        # out, forwards and down: its front end lies 2-4 vertebrae below its head, lower ribs
+        # descending more
+        drop = (55 + 60 * k / n) * s
         th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
         frac = (th - 22.0) / (180.0 - 22.0)
-        zr = z0 + 4 * s - drop * frac ** 1.2
-        r = 4.8 * s if k > 1 else 5.5 * s
+        zr = z0 + 4 * s - drop * frac ** 1.5
+        r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
+        sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
-            start = [float(g.sx(z0) + sg * (vt.a + 3)), float(g.sy(z0) + 0.4 * vt.b), z0]
-            pts = [start] + [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
-                             for t, z in zip(th, zr)]
-            P.tube(pts, r, 0.8 * cortex, spongy, texture=tex(_SHELL_AMP))
+            head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
+            tubercle = [sx0 + sg * (vt.a + 14 * s), sy0 + vt.b + 16 * s, z0 + 3 * s]
+            arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
+                   for t, z in zip(th, zr)]
+            # a thin cortex (the tangential rays of a frontal view see it at about 2/3 of
+            # solid bone) around marrow; in front of the side the rib is thinner and flatter
+            # (a frontal view sees its front part dimmer)
+            n_back = int(np.searchsorted(th, 110.0)) + 1
+            P.tube([head, tubercle] + arc[:n_back], r, 0.65 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            if n_back < len(arc):
+                P.tube(arc[n_back - 1:], 0.85 * r, 0.45 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
-                zc = z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.2 + (tc - th_end) * 0.25 * s * (k > 5)
+                zc = z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 + (tc - th_end) * 0.25 * s * (k > 5)
                 cpts = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                         for t, z in zip(tc, zc)]
                 P.tube(cpts, 4.0 * s, cart_hu)
@@ -289,10 +365,41 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
     for sg in (-1, 1):
         P.tube([[bx + sg * 20 * s, float(st_y(z_hi)), z_hi + 5], [bx + sg * 75 * s, float(g.cy(zt) - 0.5 * g.b_m(zt)), zt + 8],
                 [bx + sg * (float(g.a_out(zt)) - 35 * s), float(g.cy(zt)), zt + 12]], 6 * s, cortex, spongy)
-        arc = (20.0, 75.0) if sg > 0 else (105.0, 160.0)
-        sa = lambda z: a_c(z) + 24 * s
-        sb = lambda z: b_c(z) + 24 * s
-        P.ellipse(v["T8"].z_centre, zt - 5, bx, g.cy, sa, sb, 0.6 * cortex, inner=0.965, arc_deg=arc)
+        _scapula(P, p, g, sg, lambda z: a_c(z) + 24 * s, lambda z: b_c(z) + 24 * s, cortex, spongy, tex)
+
+
+def _scapula(P: Painter, p: CasePlan, g: _Geo, sg: int, sa, sb, cortex: float, spongy: float, tex) -> None:
+    """A scapula on the back of the chest wall (``sa``, ``sb``: the ellipse it lies on): a thin
+    triangular blade (little more than two cortical tables: dim in a projection) between its
+    medial border (75 degrees from the side, down to the inferior angle at T7-T8) and its lateral
+    border (20 degrees, rising to the glenoid at T2-T3), framed by thick borders, with the spine
+    of the scapula across its upper third up to the acromion."""
+    s, v, bx = g.s, {x.name: x for x in p.vertebrae}, p.body_x_mm
+    top = v["T1"].z_top - 5 * s
+    inf_angle = v[f"T{min(8, p.n_rib_pairs)}"].z_centre
+    glenoid = v["T3"].z_centre
+    med, lat = 75.0, 20.0
+
+    def at(phi, z):   # a point of the blade: phi in the left side's frame, mirrored for the right
+        ph = np.radians(phi if sg > 0 else 180.0 - phi)
+        return [float(bx + sa(z) * np.cos(ph)), float(g.cy(z) + sb(z) * np.sin(ph)), float(z)]
+
+    edges = np.linspace(lat, med, 7)
+    for lo_deg, hi_deg in zip(edges[:-1], edges[1:]):
+        u = (0.5 * (lo_deg + hi_deg) - lat) / (med - lat)     # 0 lateral .. 1 medial
+        z_lo = glenoid + u * (inf_angle - glenoid)
+        arc = (lo_deg, hi_deg) if sg > 0 else (180.0 - hi_deg, 180.0 - lo_deg)
+        P.ellipse(z_lo, top - 4 * s * u, bx, g.cy, sa, sb, _THIN_SHELL * 0.8 * cortex, inner=0.965, arc_deg=arc,
+                  texture=tex(_SHELL_AMP))
+    # lateral border (thick), medial border, spine to the acromion
+    P.tube([at(med - 3, inf_angle + 3), at(lat + 10, 0.5 * (inf_angle + glenoid)), at(lat, glenoid)],
+           4.0 * s, 0.8 * cortex, spongy, texture=tex(_SHELL_AMP))
+    P.tube([at(med, inf_angle + 3), at(med, top - 4 * s)], 2.5 * s, 0.6 * cortex, texture=tex(_SHELL_AMP))
+    z_sp = top - 0.3 * (top - inf_angle)
+    sp0 = at(med, z_sp)
+    sp1 = at(lat + 5, top + 5 * s)
+    sp1[1] += 8 * s
+    P.tube([sp0, sp1], 3.5 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
 
 
 def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, tex) -> None:
@@ -302,7 +409,10 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
     zf = lm["femoral_head"]
     y_s1 = float(g.sy(sac.z_top))
     depth = sac.z_top - sac.z_bottom
-    sy = lambda z: y_s1 + 35 * s * np.clip(-z / depth, 0, 1) ** 1.5
+    # the sacrum leaves L5 backwards at the sacral slope and curves down to the vertical at
+    # its tip (its axis runs square to the S1 endplate; the endplate itself is left level)
+    slope = np.tan(np.radians(p.bone["sacral_slope_deg"]))
+    sy = lambda z: y_s1 + depth * slope * (lambda t: t - 0.5 * t * t)(np.clip(-z / depth, 0, 1))
     sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
     sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
     P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
@@ -317,26 +427,59 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
            5 * s, 0.7 * cortex)
     x_fh, y_fh, r_fh = 88 * s, y_s1 - 50 * s, 24 * s
     z_ac = zf + 30 * s
+    # sacral foramina: four pairs of canals through the sacrum, front to back
+    for frac in (0.12, 0.32, 0.51, 0.68):
+        zr = sac.z_top + frac * (sac.z_bottom - sac.z_top)
+        for sg in (-1, 1):
+            P.rod("y", zr, bx + sg * (0.3 * float(sa(zr)) + 4 * s), float(sy(zr)) - 40, float(sy(zr)) + 40,
+                  (3.5 - 2.0 * frac) * s, (3.5 - 2.0 * frac) * s, 60)
+    crest = lm["iliac_crest"]
+    wing = p.bone["wing_mm"]
     for sg in (-1, 1):
-        # iliac wing: a curved plate from the sacroiliac joint to the anterior spine
-        arc = (-60.0, 105.0) if sg > 0 else (75.0, 240.0)
-        wa = Lin([(lm["iliac_crest"], 78 * s), (z_ac, 42 * s)])
-        wb = Lin([(lm["iliac_crest"], 62 * s), (z_ac, 38 * s)])
+        # iliac wing: a thin curved plate (two cortical tables, little marrow) from the
+        # sacroiliac joint round to the anterior superior spine; its crest is highest at the
+        # side and falls 25-35 mm to the front and 15-25 mm to the back
+        wa = Lin([(crest, wing), (z_ac, 42 * s)])
+        wb = Lin([(crest, 0.8 * wing), (z_ac, 38 * s)])
         cxw, cyw = bx + sg * 42 * s, y_s1 - 18 * s
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"], cxw, cyw, wa, wb, _THIN_SHELL * cortex, inner=0.84, arc_deg=arc,
-                  taper_mm=6, texture=tex(_SHELL_AMP))
-        P.ellipse(z_ac - 10 * s, lm["iliac_crest"] - 2, cxw, cyw, lambda z: wa(z) - 2.5, lambda z: wb(z) - 2.5,
-                  spongy, inner=0.90, arc_deg=arc, texture=tex(_SPONGY_AMP))
+
+        def crest_z(phi):   # phi: 0 = lateral, -60 = front, 105 = back (the wing's own frame)
+            d = (phi - 15.0) / 75.0
+            return crest - (30 * s * d * d if phi < 15 else 20 * s * d * d * (75.0 / 90.0) ** 2)
+
+        edges = np.linspace(-60.0, 105.0, 9)
+        for lo_deg, hi_deg in zip(edges[:-1], edges[1:]):
+            z_hi = float(crest_z(0.5 * (lo_deg + hi_deg)))
+            arc = (lo_deg, hi_deg) if sg > 0 else (180.0 - hi_deg, 180.0 - lo_deg)
+            P.ellipse(z_ac - 10 * s, z_hi, cxw, cyw, wa, wb, _THIN_SHELL * cortex, inner=0.9, arc_deg=arc,
+                      texture=tex(_SHELL_AMP))
+            P.ellipse(z_ac - 10 * s, z_hi - 2, cxw, cyw, lambda z: wa(z) - 2, lambda z: wb(z) - 2,
+                      0.8 * spongy, inner=0.94, arc_deg=arc, texture=tex(_SPONGY_AMP))
+        # the crest: a thick rim of bone along the wing's top edge
+        phis = np.linspace(-60.0, 105.0, 12)
+        rim = [[float(cxw + sg * 0.95 * wa(crest) * np.cos(np.radians(f))),
+                float(cyw + 0.95 * wb(crest) * np.sin(np.radians(f))), float(crest_z(f)) - 3.0] for f in phis]
+        P.tube(rim, 4.0 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
-        P.ellipse(zf - 28 * s, zf + r_fh + 12 * s, fx - sg * 6 * s, y_fh, r_fh + 12 * s, r_fh + 12 * s, 0.7 * cortex, taper_mm=r_fh)
+        # (round bones have a thin cortex around cancellous bone: painted as thin shells, so a
+        # projection shows a brighter rim around a dimmer middle, not a flat disc)
+        r_ac = r_fh + 8 * s
+        P.ellipse(zf - 0.6 * r_ac, zf + r_ac, fx - sg * 5 * s, y_fh, r_ac, r_ac, 0.75 * cortex, taper_mm=r_ac,
+                  texture=tex(_SHELL_AMP))
+        P.ellipse(zf - 0.6 * r_ac + 1.5, zf + r_ac - 1.5, fx - sg * 5 * s, y_fh, r_ac - 1.5, r_ac - 1.5, spongy,
+                  taper_mm=r_ac - 1.5, texture=tex(_SPONGY_AMP))
         P.ellipse(zf - r_fh - 2, zf + r_fh + 2, fx, y_fh, r_fh + 2, r_fh + 2, 60, taper_mm=r_fh + 2)
-        P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, cortex, taper_mm=r_fh)
-        P.ellipse(zf - r_fh + 2, zf + r_fh - 2, fx, y_fh, r_fh - 2, r_fh - 2, spongy, taper_mm=r_fh - 2,
+        P.ellipse(zf - r_fh, zf + r_fh, fx, y_fh, r_fh, r_fh, 0.75 * cortex, taper_mm=r_fh, texture=tex(_SHELL_AMP))
+        P.ellipse(zf - r_fh + 1.5, zf + r_fh - 1.5, fx, y_fh, r_fh - 1.5, r_fh - 1.5, spongy, taper_mm=r_fh - 1.5,
                   texture=tex(_SPONGY_AMP))
         tx, tz = fx + sg * 42 * s, zf - 35 * s
-        P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, cortex, spongy, cortex_mm=2.5)
-        P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, 0.8 * cortex, taper_mm=15 * s)
+        P.tube([[fx, y_fh, zf], [tx, y_fh + 8 * s, tz]], 14 * s, 0.75 * cortex, spongy, cortex_mm=1.5,
+               texture=tex(_SHELL_AMP))
+        P.ellipse(tz - 20 * s, tz + 22 * s, tx, y_fh + 12 * s, 18 * s, 20 * s, _THIN_SHELL * cortex, taper_mm=15 * s,
+                  texture=tex(_SHELL_AMP))
+        P.ellipse(tz - 18 * s, tz + 20 * s, tx, y_fh + 12 * s, 16.5 * s, 18.5 * s, spongy, taper_mm=14 * s,
+                  texture=tex(_SPONGY_AMP))
         shaft_x = Lin([(tz, tx - sg * 4 * s), (lm["thigh_end"], fx + sg * 8 * s)])
         P.ellipse(lm["thigh_end"] - 100, tz, shaft_x, y_fh + 15 * s, 14 * s, 14 * s, 1.25 * cortex)
         P.ellipse(lm["thigh_end"] - 100, tz - 40 * s, shaft_x, y_fh + 15 * s, 7.5 * s, 7.5 * s, -20)
@@ -398,6 +541,7 @@ _THIN_SHELL = 0.4
 #: Relative amplitude of the texture of cortical bone (thickness) and cancellous bone (density).
 _SHELL_AMP = 0.4
 _SPONGY_AMP = 0.3
+_RIB_AMP = 0.25
 #: Half-width (mm) of the band around the body centre blurred by the point-spread function.
 _BLUR_HALF_WIDTH_MM = 85.0
 

@@ -1,0 +1,127 @@
+"""Synthetic bone anatomy, checked where it is rendered: iliac crest level, rib attachment,
+transverse process lengths, pedicle rings in the frontal view."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from l3loc.synth.anatomy import PRESETS, plan_case
+from l3loc.synth.phantom import _geometry, render_volume
+
+# 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not)
+FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
+               fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0)
+
+
+def _pick(want):
+    return next(p for p in (plan_case(0, i, FINE) for i in range(200)) if want(p))
+
+
+@pytest.fixture(scope="module")
+def case():
+    """A standard case (5 lumbar, 12 rib pairs) whose scan runs from T11 to the hips."""
+    plan = _pick(lambda p: p.n_lumbar == 5 and p.n_rib_pairs == 12 and not p.short_12th_rib
+                 and p.slice_z_mm[0] > p.vertebra("T11").z_top
+                 and p.slice_z_mm[-1] < p.landmarks["femoral_head"])
+    return plan, render_volume(plan), _geometry(plan)
+
+
+def _index(coords_mm, value):
+    return int(np.argmin(np.abs(coords_mm - value)))
+
+
+def _grid(plan):
+    _, dy, dx = plan.spacing_mm
+    rows, cols = plan.shape[1:]
+    return (np.arange(rows) - (rows - 1) / 2) * dy, (np.arange(cols) - (cols - 1) / 2) * dx
+
+
+def test_iliac_crest_lies_between_the_top_of_l4_and_the_l4_l5_disc_in_every_plan():
+    for i in range(200):
+        p = plan_case(1, i)
+        pen, last = p.vertebra(f"L{p.n_lumbar - 1}"), p.vertebra(f"L{p.n_lumbar}")
+        assert 0.5 * (pen.z_bottom + last.z_top) - 1e-9 <= p.landmarks["iliac_crest"] <= pen.z_top
+
+
+def test_rendered_iliac_crest_top_lies_at_l4_to_the_l4_l5_disc(case):
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+    l4, l5 = plan.vertebra("L4"), plan.vertebra("L5")
+    # frontal MIP of the flanks beside the spine (50-90 mm out: past the transverse processes,
+    # inside the wings), below the lowest rib's reach (L3)
+    side = (np.abs(x - plan.body_x_mm) > 50) & (np.abs(x - plan.body_x_mm) < 90)
+    below = z < plan.vertebra("L3").z_bottom
+    bone = (hu[:, :, side].max(axis=(1, 2)) > 400) & below
+    z_top = z[np.flatnonzero(bone)[0]]
+    assert 0.5 * (l4.z_bottom + l5.z_top) - 2 <= z_top <= l4.z_top + 2, (z_top, l4.z_top, l4.z_bottom)
+
+
+def test_last_rib_pair_is_attached_to_the_last_thoracic_vertebra(case):
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+
+    def at_costovertebral_joint(v):
+        """Max HU near where a rib's head meets the body (both sides)."""
+        i = _index(z, v.z_centre)
+        out = []
+        for sg in (-1, 1):
+            c = _index(x, g.sx(v.z_centre) + sg * (v.a + 3))
+            r = _index(y, g.sy(v.z_centre) + 0.4 * v.b)
+            out.append(hu[i, r - 1:r + 2, c - 1:c + 2].min())
+        return min(out)
+
+    assert at_costovertebral_joint(plan.vertebra("T12")) > 250     # rib heads on both sides
+    assert at_costovertebral_joint(plan.vertebra("T11")) > 250
+    assert at_costovertebral_joint(plan.vertebra("L1")) < 150      # psoas, no rib
+
+
+def test_lumbar_transverse_processes_are_longest_at_l3(case):
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+    reach = {}
+    for k in range(1, 6):
+        v = plan.vertebra(f"L{k}")
+        zt = v.z_bottom + 0.55 * (v.z_top - v.z_bottom)
+        i = _index(z, zt)
+        # the row band of the processes, behind the body
+        yc = g.sy(zt) + v.b + 0.6 * 9 * plan.scale
+        rows = np.abs(y - yc) < 2
+        bone = hu[i][rows].max(axis=0) > 300
+        # walk out from beside the canal to the first gap (the iliac wing lies beyond L5's)
+        ends = []
+        for sg in (-1, 1):
+            c = _index(x, g.sx(zt) + sg * 14)
+            while bone[c + sg]:
+                c += sg
+            ends.append(abs(x[c] - g.sx(zt)))
+        reach[k] = float(min(ends))
+    assert reach[3] == max(reach.values()), reach
+    assert reach[3] > reach[1] + 5 and reach[3] > reach[5] + 3, reach
+
+
+def test_pedicles_are_paired_rings_in_the_frontal_mip_at_each_lumbar_level(case):
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+    front = hu.max(axis=1).astype(np.float32)
+    s = plan.scale
+    ratios = []
+    for k in range(1, 6):
+        v = plan.vertebra(f"L{k}")
+        h = v.z_top - v.z_bottom
+        zp = v.z_bottom + 0.62 * h
+        # the pedicle's size and place as the phantom draws them (canal radius 9 mm)
+        f = (k - 1) / 4
+        pw, ph = (3.5 + 3.5 * f) * s, min(7.5 * s, 0.3 * h)
+        for sg in (-1, 1):
+            xc = g.sx(zp) + sg * (9 * s + pw - 1)
+            centre = front[_index(z, zp), _index(x, xc)]
+            # the ring, 0.7 mm inside its outline
+            ang = np.radians(np.arange(0, 360, 30))
+            rim = [front[_index(z, zp + (ph - 0.7) * np.sin(t)), _index(x, xc + (pw - 0.7) * np.cos(t))] for t in ang]
+            ratios.append(np.median(rim) / centre)
+    # rim against centre: 1.2-2.2 here (the bone texture can brighten a small pedicle's centre)
+    assert min(ratios) > 1.1 and np.median(ratios) > 1.6, ratios

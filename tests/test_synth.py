@@ -298,8 +298,18 @@ def test_variants_and_fields_of_view_occur_at_the_configured_rates():
     check([p.contrast for p in plans], {True: config.contrast_rate})
     check([p.metal for p in plans], config.metal_rates)
     check([p.spacing_mm[0] for p in plans], config.thickness_mm)
-    inplane = np.array([p.spacing_mm[2] for p in plans])
+    check([p.cropped for p in plans], {True: config.crop_rate})
+    check([p.tilt_deg != 0 for p in plans], {True: config.tilt_rate})
+    with_contrast = [p for p in plans if p.contrast]
+    assert all((p.contrast_phase == "none") == (not p.contrast) for p in plans)
+    for phase, rate in config.phase_rates.items():
+        count = sum(p.contrast_phase == phase for p in with_contrast)
+        assert abs(count - len(with_contrast) * rate) <= 4 * np.sqrt(len(with_contrast) * rate * (1 - rate)) + 1
+    inplane = np.array([p.spacing_mm[2] for p in plans if not p.cropped])
     assert inplane.min() >= config.inplane_mm[0] and inplane.max() <= config.inplane_mm[1]
+    # a tight crop: a 280-380 mm field of view on the same matrix
+    fov = np.array([p.spacing_mm[2] * p.shape[2] for p in plans if p.cropped])
+    assert fov.min() >= 279 and fov.max() <= 381
 
 
 def test_annotators_differ_by_a_median_of_about_1_mm():

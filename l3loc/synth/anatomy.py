@@ -111,7 +111,8 @@ class SynthConfig:
         osteoporosis_rate: probability, at 80 years (rising linearly from 0 at 45), of
             osteoporotic bone (cancellous 80-150 HU, thinner cortex).
         tilt_rate: probability of a gantry tilt of 5-25 degrees.
-        crop_rate: probability of a tight abdominal field of view (280-380 mm) that cuts the body
+        crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
+            waist) that cuts the body
             at the sides (IRCAD-like).
         style: a name in :data:`STYLES` (rendering family; does not change the cases).
     """
@@ -440,8 +441,9 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     dose = float(np.exp(r5.normal(0, 0.45)))        # low-dose PET/CT to full-dose CT
     tilt = float(r5.uniform(5, 25) * r5.choice([-1, 1])) if r5.random() < config.tilt_rate else 0.0
     cropped = bool(r5.random() < config.crop_rate)
-    if cropped:   # a tight abdominal reconstruction: 280-380 mm, narrower than the trunk
-        px = float(round(r5.uniform(280, 380) / config.matrix, 3))
+    if cropped:   # a tight abdominal reconstruction: 280-380 mm and narrower than the waist
+        waist = 2 * (143 * s + 1.3 * fat)
+        px = float(round(min(r5.uniform(280, 380), r5.uniform(0.75, 0.92) * waist) / config.matrix, 3))
         fov_mm = px * config.matrix
         back_y = float(min(back_y, fov_mm / 2 - 10))
     noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * dose)), 4, 90))

@@ -114,7 +114,8 @@ def _table(hu: np.ndarray, p: CasePlan, y_mm: np.ndarray, x_mm: np.ndarray, rng)
     t = rng.uniform(18, 35)                         # plate thickness
     val = np.full(yy.shape, np.nan, dtype=np.float32)
     val[inside & (d >= 0) & (d < t)] = -850         # foam core
-    val[inside & (((d >= 0) & (d < 2)) | ((d >= t - 2) & (d < t)))] = shell
+    sh = max(2.0, float(abs(y_mm[1] - y_mm[0])))   # shells of at least a pixel: no gaps on coarse grids
+    val[inside & (((d >= 0) & (d < sh)) | ((d >= t - sh) & (d < t)))] = shell
     rails = inside & (np.abs(xx) > half_w - 12) & (d >= -6) & (d < t)
     val[rails] = rng.uniform(300, 900)
     m = np.isfinite(val)

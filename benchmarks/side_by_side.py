@@ -6,8 +6,8 @@
 For every real scan (the rows of ``<real-val>/labels.csv`` and every ``<real>/*/ct.nii.gz`` not
 listed there) one picture row: the real scan, then a phantom of the same slice thickness,
 in-plane pixel size, matrix and nearest scan length (and the same L3 presence), each as
-frontal and sagittal network input at the 1 mm card grid (``configs/_base_.yml``) and at the
-``cpu_fast`` grid (``configs/cpu_fast.yml``). Both go through ``preprocess_volume`` with the
+frontal and sagittal network input at the 1 mm card grid (packaged config ``_base_``) and at the
+``cpu_fast`` grid (``cpu_fast``). Both go through ``preprocess_volume`` with the
 config's ``PreprocessConfig``, the code prediction uses, so what is shown is what the net gets
 (window [100, 1500] HU -> [0, 1], side mask, sagittal slab). The L3 row (label or ground truth)
 is marked red.
@@ -24,8 +24,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
-from l3loc.cli import run_tool  # noqa: E402
-from l3loc.config import load_config  # noqa: E402
+from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import PreprocessConfig, preprocess_volume  # noqa: E402
@@ -88,7 +87,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="phantom dataset seed")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args()
-    cfgs = {name: PreprocessConfig.from_dict(load_config(ROOT / "configs" / f"{file}.yml")["preprocess"])
+    cfgs = {name: PreprocessConfig.from_dict(load_config(resolve_config(file))["preprocess"])
             for name, file in (("1mm", "_base_"), ("cpu_fast", "cpu_fast"))}
     rows = []
     for scan in real_scans(args.real_val, args.real):
@@ -130,4 +129,10 @@ def write_figure(path: Path, rows: list) -> None:
 
 
 if __name__ == "__main__":
-    run_tool(main)
+    try:
+        sys.exit(main())
+    except InputError as exc:   # one line naming the file, as the tools do
+        if "--debug" in sys.argv:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

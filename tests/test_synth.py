@@ -15,7 +15,11 @@ from l3loc.synth.writers import ANNOTATOR_SD_MM, annotator_rows, generate_datase
 
 # 1 mm slices on a coarse 3 mm in-plane grid: anatomy is resolved along z, a case renders fast
 THIN = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(3.0, 3.0), matrix=128,
-               fov_rates={"abdomen": 1.0})
+               fov_rates={"abdomen": 1.0}, osteoporosis_rate=0.0)
+#: The same with everything a real scan adds around the spine switched on (excretory contrast,
+#: oral contrast, gantry tilt, a tight crop), in another style: the ground truth must still hold
+SCENE = replace(THIN, contrast_rate=1.0, phase_rates={"excretory": 1.0}, oral_contrast_rate=1.0,
+                tilt_rate=1.0, crop_rate=1.0, style="sharp")
 
 
 def _first(config: SynthConfig, want, seed: int = 0):
@@ -74,10 +78,16 @@ def test_inplane_blur_is_the_binomial_kernel_inside_its_box():
     assert hu[0, 1, 8] == 1600 and hu.sum() == 2 * (1600 + 1600)
 
 
-def test_vertebral_body_in_a_projection_has_bright_endplates_and_a_darker_core():
+def test_vertebral_body_in_a_projection_has_bright_endplates_and_a_darker_core(monkeypatch):
     # 0.625 mm slices resolve the 1.2 mm endplates, 1.5 mm pixels the body in plane
     cfg = replace(THIN, thickness_mm={0.625: 1.0}, inplane_mm=(1.5, 1.5))
     plan = _first(cfg, lambda p: p.l3_in_fov)
+    # the anatomy under the standard kernel (a soft kernel blurs the 1.2 mm plates; kernels are
+    # tested in test_synth_scene.py)
+    from l3loc.synth import phantom
+    standard = phantom._kernel_inplane
+    monkeypatch.setattr(phantom, "_kernel_inplane",
+                        lambda hu, rows, cols, kernel: standard(hu, rows, cols, "standard"))
     hu = render_volume(plan)
     g, l3 = _geometry(plan), plan.vertebra("L3")
     z = plan.slice_z_mm
@@ -105,8 +115,9 @@ def test_vertebral_body_in_a_projection_has_bright_endplates_and_a_darker_core()
 
 # --- ground truth against the rendered anatomy -----------------------------------------------
 
-def test_l3_centre_lies_in_the_third_body_below_the_last_rib():
-    plan = _first(THIN, lambda p: not p.ground_truth()["negative"] and p.n_lumbar == 5
+@pytest.mark.parametrize("config", [THIN, SCENE], ids=["plain", "scene"])
+def test_l3_centre_lies_in_the_third_body_below_the_last_rib(config):
+    plan = _first(config, lambda p: not p.ground_truth()["negative"] and p.n_lumbar == 5
                   and p.l3_in_fov and p.vertebra(f"T{p.n_rib_pairs}").z_top < p.z_top_mm)
     gt = plan.ground_truth()
     hu = render_volume(plan)
@@ -301,8 +312,18 @@ def test_variants_and_fields_of_view_occur_at_the_configured_rates():
     check([p.contrast for p in plans], {True: config.contrast_rate})
     check([p.metal for p in plans], config.metal_rates)
     check([p.spacing_mm[0] for p in plans], config.thickness_mm)
-    inplane = np.array([p.spacing_mm[2] for p in plans])
+    check([p.cropped for p in plans], {True: config.crop_rate})
+    check([p.tilt_deg != 0 for p in plans], {True: config.tilt_rate})
+    with_contrast = [p for p in plans if p.contrast]
+    assert all((p.contrast_phase == "none") == (not p.contrast) for p in plans)
+    for phase, rate in config.phase_rates.items():
+        count = sum(p.contrast_phase == phase for p in with_contrast)
+        assert abs(count - len(with_contrast) * rate) <= 4 * np.sqrt(len(with_contrast) * rate * (1 - rate)) + 1
+    inplane = np.array([p.spacing_mm[2] for p in plans if not p.cropped])
     assert inplane.min() >= config.inplane_mm[0] and inplane.max() <= config.inplane_mm[1]
+    # a tight crop: a 280-380 mm field of view on the same matrix
+    fov = np.array([p.spacing_mm[2] * p.shape[2] for p in plans if p.cropped])
+    assert fov.min() >= 150 and fov.max() <= 381
 
 
 def test_annotators_differ_by_a_median_of_about_1_mm():

@@ -33,6 +33,61 @@ FOV_TYPES = ("head_to_thigh", "chest_abdomen_pelvis", "abdomen", "chest_only")
 ARMS = ("down", "raised")
 #: Metal implants ("none" = no metal).
 METALS = ("none", "spine_rods", "hip_prosthesis", "clips")
+#: Intravenous contrast phases ("none" = no contrast). Arterial: bright aorta, kidney cortex
+#: brighter than medulla; portal: organs enhanced, kidneys homogeneous; excretory: contrast in
+#: the renal pelves, ureters and bladder (hundreds to over a thousand HU).
+CONTRAST_PHASES = ("none", "arterial", "portal", "excretory")
+#: Reconstruction kernels: soft (smoother, less noise), standard, sharp (edge overshoot, more noise).
+KERNELS = ("soft", "standard", "sharp")
+
+
+@dataclass(frozen=True)
+class Style:
+    """A coherent family of rendering choices. Two datasets of one seed and different styles have
+    the same cases (plans, skeleton, fields of view, ground truth: the plan never reads the
+    style's values); only what the scanner and the soft tissue look like differs, so a net trained
+    on one family and tested on another measures transfer, not memory of one generator's look.
+
+    Attributes:
+        kernel_rates: reconstruction kernel -> probability (drawn per case when rendering).
+        grain_px: Gaussian sigma (px) of the noise correlation: fine grain to blotchy.
+        noise_scale: multiplies the plan's noise level.
+        texture_seed, texture_scales: the bone texture table (``Texture.make``'s seed and
+            ``scales_cells``): trabecular grain and regional variation.
+        texture_amp: multiplies the relative texture amplitudes of shells and cancellous bone.
+        tissue_hu: added to muscle and unenhanced organs (scanner calibration, tissue mix).
+        contrast_scale: multiplies the enhancement above 40 HU of contrast-filled structures.
+        fat_scale: multiplies the subcutaneous fat when rendering (habitus of the population).
+        table: "curved" (a carbon-fibre cradle with bright rails) or "flat" (a thin flat plate).
+        streak_scale: multiplies the amplitude of metal streaks.
+    """
+
+    kernel_rates: dict
+    grain_px: float = 0.9
+    noise_scale: float = 1.0
+    texture_seed: int = 20240613
+    texture_scales: tuple = ((0.9, 0.6), (4.0, 0.8))
+    texture_amp: float = 1.0
+    tissue_hu: float = 0.0
+    contrast_scale: float = 1.0
+    fat_scale: float = 1.0
+    table: str = "curved"
+    streak_scale: float = 1.0
+
+
+#: Named style families. ``default`` mixes kernels as clinical archives do; ``smooth`` is a soft
+#: kernel scanner with blotchy low-frequency noise, coarse bone grain, weak contrast, a flat
+#: table and heavier patients; ``sharp`` is an edge-enhancing bone kernel with fine, strong noise,
+#: fine bone grain, strong contrast and thinner patients.
+STYLES = {
+    "default": Style(kernel_rates={"soft": 0.25, "standard": 0.5, "sharp": 0.25}),
+    "smooth": Style(kernel_rates={"soft": 0.8, "standard": 0.2}, grain_px=1.8, noise_scale=0.8,
+                    texture_seed=7, texture_scales=((1.6, 0.5), (7.0, 1.0)), texture_amp=0.7,
+                    tissue_hu=12.0, contrast_scale=0.75, fat_scale=1.2, table="flat", streak_scale=0.6),
+    "sharp": Style(kernel_rates={"sharp": 0.8, "standard": 0.2}, grain_px=0.5, noise_scale=1.3,
+                   texture_seed=11, texture_scales=((0.6, 0.9), (2.5, 0.5)), texture_amp=1.3,
+                   tissue_hu=-8.0, contrast_scale=1.25, fat_scale=0.8, table="curved", streak_scale=1.5),
+}
 
 
 @dataclass(frozen=True)
@@ -51,6 +106,15 @@ class SynthConfig:
         thickness_mm: slice thickness choices (mm; slices are contiguous) and their probabilities.
         inplane_mm: (min, max) in-plane pixel spacing in mm.
         matrix: in-plane matrix size (rows = cols).
+        phase_rates: contrast phase (of cases with contrast) -> probability.
+        oral_contrast_rate: probability of positive oral contrast in the bowel loops.
+        osteoporosis_rate: probability, at 80 years (rising linearly from 0 at 45), of
+            osteoporotic bone (cancellous 80-150 HU, thinner cortex).
+        tilt_rate: probability of a gantry tilt of 5-25 degrees.
+        crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
+            waist) that cuts the body
+            at the sides (IRCAD-like).
+        style: a name in :data:`STYLES` (rendering family; does not change the cases).
     """
 
     fov_rates: dict = field(default_factory=lambda: {
@@ -67,6 +131,16 @@ class SynthConfig:
         0.625: 0.04, 1.0: 0.08, 1.25: 0.08, 2.0: 0.10, 2.5: 0.20, 3.0: 0.20, 5.0: 0.30})
     inplane_mm: tuple = (0.6, 1.0)
     matrix: int = 512
+    phase_rates: dict = field(default_factory=lambda: {"arterial": 0.25, "portal": 0.55, "excretory": 0.2})
+    oral_contrast_rate: float = 0.25
+    osteoporosis_rate: float = 0.35
+    tilt_rate: float = 0.05
+    crop_rate: float = 0.08
+    style: str = "default"
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ValueError(f"unknown style {self.style!r}; known: {sorted(STYLES)}")
 
 
 #: Named configurations: ``default`` and ``demo`` are realistic; ``tiny`` is 2.5-3.2 mm pixels on a
@@ -141,6 +215,15 @@ class CasePlan:
     landmarks: dict = field(default_factory=dict)   # body-frame z of named levels
     rib_ends_deg: list = field(default_factory=list)  # bony rib extent per rib pair (top -> bottom)
     bone: dict = field(default_factory=dict)          # per-case sizes of bony parts (_bone_sizes)
+    # drawn from their own generator ([seed, index, 7]) so that adding them changed no other value
+    contrast_phase: str = "none"   # CONTRAST_PHASES; "none" exactly when not contrast
+    oral_contrast: bool = False
+    calcification: float = 0.0     # 0..1: share of the aorto-iliac wall with calcified plaque
+    osteoporosis: bool = False
+    dose: float = 1.0              # relative dose (noise ~ 1 / sqrt(dose * thickness))
+    tilt_deg: float = 0.0          # gantry tilt (slices sheared along anterior-posterior)
+    cropped: bool = False          # tight field of view cutting the body at the sides
+    style: str = "default"         # STYLES name: how the case is rendered
 
     @property
     def slice_z_mm(self) -> np.ndarray:
@@ -207,6 +290,9 @@ class CasePlan:
                              if self._in_fov(top, bottom) else None
                              for k, (top, bottom, z) in ext.items()},
             "transitional": self.n_lumbar != 5,
+            "contrast_phase": self.contrast_phase, "oral_contrast": self.oral_contrast,
+            "calcification": round(self.calcification, 2), "osteoporosis": self.osteoporosis,
+            "tilt_deg": round(self.tilt_deg, 1), "cropped": self.cropped, "style": self.style,
         }
 
     def to_dict(self) -> dict:
@@ -388,7 +474,26 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # the body centre lies near the scanner's isocentre (the image centre), a little posterior;
     # the table under the back must stay in the image
     back_y = float(min(106 * s + 1.1 * fat + rng.uniform(-5, 30), fov_mm / 2 - 35))
-    noise = float(np.clip(10 + 0.15 * fat + rng.normal(0, 3), 6, 30) * np.sqrt(2.5 / thick) ** 0.5)
+    # the scanner: noise ~ 1 / sqrt(dose * slice thickness) (quantum noise), more in obese
+    # patients; 2.5 mm at full dose gives 6-30 HU
+    noise_25 = float(np.clip(10 + 0.15 * fat + rng.normal(0, 3), 6, 30))
+
+    # everything below comes from its own generator: the draws above stay as they were
+    # [seed, index, 7]: 5 is the bone sizes' generator (brng), 6 the renderer's contrast one
+    r5 = np.random.default_rng([seed, index, 7])
+    phase = _choice(r5, config.phase_rates) if contrast else "none"
+    oral = bool(r5.random() < config.oral_contrast_rate)
+    calc = float(np.clip((age - 45) / 40, 0, 1) * r5.uniform(0.2, 1.0)) if r5.random() < (age - 35) / 50 else 0.0
+    osteo = bool(r5.random() < config.osteoporosis_rate * np.clip((age - 45) / 35, 0, 1))
+    dose = float(np.exp(r5.normal(0, 0.45)))        # low-dose PET/CT to full-dose CT
+    tilt = float(r5.uniform(5, 25) * r5.choice([-1, 1])) if r5.random() < config.tilt_rate else 0.0
+    cropped = bool(r5.random() < config.crop_rate)
+    if cropped:   # a tight abdominal reconstruction: 280-380 mm and narrower than the waist
+        waist = 2 * (143 * s + 1.3 * fat)
+        px = float(round(min(r5.uniform(280, 380), r5.uniform(0.75, 0.92) * waist) / config.matrix, 3))
+        fov_mm = px * config.matrix
+        back_y = float(min(back_y, fov_mm / 2 - 10))
+    noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * dose)), 4, 90))
 
     return CasePlan(
         name=f"synth_s{seed}_{index:05d}", seed=int(seed), index=int(index), fov_type=fov_type,
@@ -398,4 +503,6 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         z_top_mm=float(top), z_shift_mm=float(np.round(rng.uniform(-500, 300), 1)),
         body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
         rib_ends_deg=[float(e) for e in ends], bone=_bone_sizes(brng, s, age),
+        contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
+        tilt_deg=tilt, cropped=cropped, style=config.style,
     )

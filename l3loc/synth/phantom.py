@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
-from l3loc.synth.anatomy import CasePlan
+from l3loc.synth.anatomy import STYLES, CasePlan, _choice
 from l3loc.synth.painter import Lin, Painter, Texture
 
 AIR_HU = -1000
@@ -55,14 +55,14 @@ class _Geo:
 
 
 def _geometry(p: CasePlan) -> _Geo:
-    s, f = p.scale, p.fat_mm
+    s, f = p.scale, p.fat_mm * STYLES[p.style].fat_scale   # the style's habitus: outline only
     v = {x.name: x for x in p.vertebrae}
     lm = p.landmarks
     depth = {"C": 45.0, "T": 62.0, "L": 78.0, "S": 70.0}
     sy_pts, sx_pts = [], []
     for x in p.vertebrae:
         sx_pts.append((x.z_centre, p.body_x_mm + x.x))
-        sy_pts.append((x.z_centre, p.back_y_mm - 0.85 * f - depth[x.name[0]] * s + x.y))
+        sy_pts.append((x.z_centre, p.back_y_mm - 0.85 * p.fat_mm - depth[x.name[0]] * s + x.y))
     last_t = v[f"T{p.n_rib_pairs}"]
     outline = [  # (z, half-width, half-depth) of the body outline
         (lm["vertex"], 25 * s, 30 * s),
@@ -83,18 +83,60 @@ def _geometry(p: CasePlan) -> _Geo:
                 Lin([(z, b) for z, _, b in outline]), p.back_y_mm)
 
 
+def _enhanced(p: CasePlan, values: dict, rng) -> float:
+    """A tissue's HU in the case's contrast phase: ``values`` maps a phase to a (lo, hi) range or
+    a number; the enhancement above 40 HU is scaled by the style (weaker or stronger contrast)."""
+    v = values.get(p.contrast_phase, values["none"])
+    hu = float(rng.uniform(*v)) if isinstance(v, tuple) else float(v)
+    return 40 + STYLES[p.style].contrast_scale * (hu - 40) if hu > 40 else hu
+
+
+def _table(hu: np.ndarray, p: CasePlan, y_mm: np.ndarray, x_mm: np.ndarray, rng) -> None:
+    """The patient table under the whole scan, painted into every slice at once (it does not
+    change along z). Curved: a carbon-fibre cradle (0.5-1 mm shells read 100-600 HU at CT
+    resolution) around foam, rising beside the back, with dense rails at its edges; flat: a flat
+    sandwich plate. Only its rows are touched."""
+    flat = STYLES[p.style].table == "flat"
+    y0 = p.back_y_mm + 1.0                         # the patient lies on it
+    r0, r1 = np.searchsorted(y_mm, [y0 - 70, y0 + 40])
+    if r1 <= r0:
+        return
+    yy, xx = np.meshgrid(y_mm[r0:r1] - y0, x_mm, indexing="ij")
+    shell = rng.uniform(100, 600)
+    if flat:
+        depth = 0.0 * xx
+        half_w = 240.0
+    else:   # the cradle rises towards its edges: depth(x) = c * x^2 at its upper surface
+        half_w = rng.uniform(200, 250)
+        depth = -rng.uniform(25, 55) * (xx / half_w) ** 2
+    inside = np.abs(xx) <= half_w
+    d = yy - depth                                  # mm below the upper surface
+    t = rng.uniform(18, 35)                         # plate thickness
+    val = np.full(yy.shape, np.nan, dtype=np.float32)
+    val[inside & (d >= 0) & (d < t)] = -850         # foam core
+    sh = max(2.0, float(abs(y_mm[1] - y_mm[0])))   # shells of at least a pixel: no gaps on coarse grids
+    val[inside & (((d >= 0) & (d < sh)) | ((d >= t - sh) & (d < t)))] = shell
+    rails = inside & (np.abs(xx) > half_w - 12) & (d >= -6) & (d < t)
+    val[rails] = rng.uniform(300, 900)
+    m = np.isfinite(val)
+    sub = hu[:, r0:r1, :]
+    np.copyto(sub, np.rint(np.nan_to_num(val)).astype(np.int16)[None], where=m[None])
+
+
 def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
     s, f, lm = g.s, g.fat, p.landmarks
     v = {x.name: x for x in p.vertebrae}
     bx = p.body_x_mm
+    st = STYLES[p.style]
+    muscle = 45 + st.tissue_hu
+    # contrast uses its own generator: the values drawn from rng stay those of earlier versions
+    crng = np.random.default_rng([p.seed, p.index, 6])
     z_trunk_lo = lm["symphysis_bottom"] - 15 * s
     z_top = lm["vertex"]
-    # the table: carbon-fibre shells around a foam core, under the whole scan
-    for y0, y1, hu in ((1, 3, 40), (3, 28, -850), (28, 30, 40)):
-        P.box(-5000, 5000, -235, 235, g.back_y + y0, g.back_y + y1, hu)
+    _table(P.hu, p, P.y, P.x, crng)
     # trunk and head: fat, then the muscle wall
     P.ellipse(z_trunk_lo, z_top, bx, g.cy, g.a_out, g.b_out, -100 + rng.normal(0, 8))
-    P.ellipse(z_trunk_lo, z_top - 8, bx, g.cy, g.a_m, g.b_m, 45)
+    P.ellipse(z_trunk_lo, z_top - 8, bx, g.cy, g.a_m, g.b_m, muscle)
     # thighs below the trunk
     th_r = Lin([(lm["femoral_head"], 78 * s + 0.8 * f), (lm["thigh_end"], 58 * s + 0.6 * f)])
     th_rm = Lin([(lm["femoral_head"], 78 * s), (lm["thigh_end"], 58 * s)])
@@ -102,7 +144,7 @@ def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
         cx = lambda z, sg=sg: bx + sg * (88 * s + 0.4 * f) + 0 * z
         cyl = lambda z: g.back_y - th_r(z)
         P.ellipse(lm["thigh_end"] - 100, lm["femoral_head"] - 20 * s, cx, cyl, th_r, th_r, -100)
-        P.ellipse(lm["thigh_end"] - 100, lm["femoral_head"] - 20 * s, cx, cyl, th_rm, th_rm, 45)
+        P.ellipse(lm["thigh_end"] - 100, lm["femoral_head"] - 20 * s, cx, cyl, th_rm, th_rm, muscle)
     # arms: soft tissue now, bone later
     _arms(P, p, g, bone=False)
     # visceral compartment (chest and abdomen): organs in visceral fat
@@ -115,10 +157,10 @@ def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
     # back muscles beside the spine, psoas beside the lumbar spine
     for sg in (-1, 1):
         P.ellipse(lm["femoral_head"] + 30 * s, v["C3"].z_centre, lambda z, sg=sg: g.sx(z) + sg * 35 * s,
-                  lambda z: g.sy(z) + 55 * s, 27 * s, 24 * s, 48)
+                  lambda z: g.sy(z) + 55 * s, 27 * s, 24 * s, muscle + 3)
         psoas_r = Lin([(v["L1"].z_top, 6 * s), (v[f"L{p.n_lumbar}"].z_bottom, 24 * s), (lm["femoral_head"], 20 * s)])
         P.ellipse(lm["femoral_head"], v["L1"].z_top + 10, lambda z, sg=sg: g.sx(z) + sg * (28 * s + psoas_r(z)),
-                  lambda z: g.sy(z) - 0.3 * psoas_r(z), psoas_r, psoas_r, 45)
+                  lambda z: g.sy(z) - 0.3 * psoas_r(z), psoas_r, psoas_r, muscle)
     # chest: lungs (with the apex and the diaphragm as ellipsoid caps), heart
     a_c = lambda z: g.a_m(z) - 12 * s
     b_c = lambda z: g.b_m(z) - 12 * s
@@ -126,51 +168,109 @@ def _soft_tissue(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
     for sg in (-1, 1):
         P.ellipse(dome - 45 * s, apex, lambda z, sg=sg: bx + sg * 0.47 * a_c(z), lambda z: g.cy(z) + 0.08 * b_c(z),
                   lambda z: 0.43 * a_c(z), lambda z: 0.78 * b_c(z), -850 + rng.normal(0, 20), taper_mm=45)
-    heart_hu = rng.uniform(180, 300) if p.contrast else 40
+    _keep_draw = rng.uniform(180, 300) if p.contrast else None  # keeps rng's later values as they were
+    heart_hu = _enhanced(p, {"none": 40 + st.tissue_hu, "arterial": (250, 420), "portal": (150, 220),
+                             "excretory": (120, 170)}, crng)
     P.ellipse(dome - 20, dome + 100 * s, lambda z: bx + 0.15 * a_c(z), lambda z: g.cy(z) - 0.25 * b_c(z),
               lambda z: 0.38 * a_c(z), lambda z: 0.42 * b_c(z), heart_hu, taper_mm=45)
-    # abdomen: liver, spleen, kidneys, bowel, bladder
-    con = p.contrast
+    # abdomen: liver, spleen, kidneys (cortex, medulla, pelvis), ureters, bowel, bladder
+    liver = _enhanced(p, {"none": 58 + st.tissue_hu, "arterial": (65, 85), "portal": (100, 140),
+                          "excretory": (85, 110)}, crng)
     P.ellipse(dome - 175 * s, dome + 5, lambda z: bx - 0.35 * a_v(z), lambda z: g.cy(z) - 0.05 * b_v(z),
-              lambda z: 0.6 * a_v(z), lambda z: 0.8 * b_v(z), 110 if con else 58, taper_mm=60)
+              lambda z: 0.6 * a_v(z), lambda z: 0.8 * b_v(z), liver, taper_mm=60)
+    spleen = _enhanced(p, {"none": 45 + st.tissue_hu, "arterial": (100, 150), "portal": (110, 140),
+                           "excretory": (95, 120)}, crng)
     P.ellipse(dome - 110 * s, dome - 5, lambda z: bx + 0.62 * a_v(z), lambda z: g.cy(z) + 0.35 * b_v(z),
-              lambda z: 0.22 * a_v(z), lambda z: 0.35 * b_v(z), 120 if con else 45, taper_mm=40)
+              lambda z: 0.22 * a_v(z), lambda z: 0.35 * b_v(z), spleen, taper_mm=40)
     l1 = v["L1"].z_centre
+    cortex = _enhanced(p, {"none": 32 + st.tissue_hu, "arterial": (170, 260), "portal": (150, 200),
+                           "excretory": (140, 180)}, crng)
+    medulla = _enhanced(p, {"none": cortex, "arterial": (70, 100), "portal": cortex, "excretory": (150, 190)}, crng)
+    urine = _enhanced(p, {"none": 10.0, "arterial": 10.0, "portal": 12.0, "excretory": (300, 1400)}, crng)
+    zb = lm["femoral_head"] + 5 * s
+    bl_y = lambda z: g.cy(z) - 0.45 * g.b_m(z)
     for sg, dz in ((-1, -15 * s), (1, 0.0)):
         zc = l1 + dz
-        P.ellipse(zc - 55 * s, zc + 55 * s, lambda z, sg=sg: g.sx(z) + sg * 58 * s, lambda z: g.sy(z) + 8 * s,
-                  24 * s, 30 * s, 170 if con else 32, taper_mm=50 * s)
-        if con:  # renal medulla and sinus less bright than the cortex
-            P.ellipse(zc - 35 * s, zc + 35 * s, lambda z, sg=sg: g.sx(z) + sg * 55 * s, lambda z: g.sy(z) + 6 * s,
-                      13 * s, 17 * s, 90, taper_mm=30 * s)
+        kx = lambda z, sg=sg: g.sx(z) + sg * 58 * s
+        ky = lambda z: g.sy(z) + 8 * s
+        P.ellipse(zc - 55 * s, zc + 55 * s, kx, ky, 24 * s, 30 * s, cortex, taper_mm=50 * s)
+        P.ellipse(zc - 35 * s, zc + 35 * s, lambda z, sg=sg: g.sx(z) + sg * 55 * s, lambda z: g.sy(z) + 6 * s,
+                  13 * s, 17 * s, medulla, taper_mm=30 * s)
+        # renal pelvis at the hilum, the ureter along the psoas down to the bladder
+        hx = lambda z, sg=sg: g.sx(z) + sg * 42 * s
+        P.ellipse(zc - 12 * s, zc + 12 * s, hx, ky, 7 * s, 6 * s, urine, taper_mm=10 * s)
+        if p.contrast_phase == "excretory":
+            z_l = v[f"L{p.n_lumbar}"].z_centre
+            P.tube([[float(hx(zc)), float(ky(zc)), zc - 10 * s],
+                    [float(g.sx(z_l) + sg * 38 * s), float(g.sy(z_l) - 14 * s), z_l],
+                    [bx + sg * 55 * s, float(g.sy(zb + 40 * s) - 10 * s), zb + 40 * s],
+                    [bx + sg * 20 * s, float(bl_y(zb)), zb]], 2.0, urine)
+    bowel = [-950, -950, -950, 15, -250]
+    oral = float(crng.uniform(180, 650)) if p.oral_contrast else None
     for _ in range(int(rng.integers(8, 20))):
         zc = rng.uniform(lm["femoral_head"] + 20, l1)
         r = rng.uniform(8, 24) * s
-        hu = float(rng.choice([-950, -950, -950, 15, -250]))
+        hu = float(rng.choice(bowel))
+        # positive oral contrast fills the fluid-filled and half of the other loops
+        if oral is not None and (hu == 15 or crng.random() < 0.5):
+            hu = oral * crng.uniform(0.6, 1.0)
         ux, uy = rng.uniform(-0.75, 0.75), rng.uniform(-0.8, 0.1)
         P.ellipse(zc - r, zc + r, lambda z, ux=ux: bx + ux * a_v(z), lambda z, uy=uy: cy_v(z) + uy * b_v(z),
                   r, r * rng.uniform(0.7, 1.0), hu, taper_mm=r)
-    zb = lm["femoral_head"] + 5 * s
-    P.ellipse(zb - 35 * s, zb + 35 * s, bx, lambda z: g.cy(z) - 0.45 * g.b_m(z), 45 * s, 35 * s,
-              rng.choice([8, 12, 250]) if con else 10, taper_mm=35 * s)
+    _keep_draw = rng.choice([8, 12, 250]) if p.contrast else None
+    bladder = urine if p.contrast_phase == "excretory" else 10
+    P.ellipse(zb - 35 * s, zb + 35 * s, bx, bl_y, 45 * s, 35 * s, bladder, taper_mm=35 * s)
     # vessels: aorta (ascending, arch, descending to the bifurcation at L4), iliacs, IVC
-    ao_hu = rng.uniform(180, 350) if con else 42
+    _keep_draw = rng.uniform(180, 350) if p.contrast else None
+    ao_hu = _enhanced(p, {"none": 42 + st.tissue_hu, "arterial": (250, 480), "portal": (150, 230),
+                          "excretory": (110, 160)}, crng)
     z_bif = v[f"L{min(4, p.n_lumbar)}"].z_centre
     z_arch = v["T4"].z_centre
     ax = lambda z: g.sx(z) + 16 * s
     ay = lambda z: g.sy(z) - v["L2"].b - 12 * s + 0 * z
-    P.ellipse(z_bif, z_arch, ax, lambda z: g.sy(z) - 0.9 * Lin([(x.z_centre, x.b) for x in p.vertebrae])(z) - 13 * s,
-              11 * s, 11 * s, ao_hu)
+    ao_y = lambda z: g.sy(z) - 0.9 * Lin([(x.z_centre, x.b) for x in p.vertebrae])(z) - 13 * s
+    P.ellipse(z_bif, z_arch, ax, ao_y, 11 * s, 11 * s, ao_hu)
     P.tube([[bx - 8 * s, g.cy(z_arch) - 0.3 * b_c(z_arch), z_arch - 50 * s], [bx - 6 * s, g.cy(z_arch) - 0.35 * b_c(z_arch), z_arch + 5],
             [bx, g.cy(z_arch) - 0.1 * b_c(z_arch), z_arch + 25 * s], [float(ax(z_arch)), float(ay(z_arch)), z_arch]],
            13 * s, ao_hu)
+    iliac = []
     for sg in (-1, 1):
-        P.tube([[float(ax(z_bif)), float(ay(z_bif)), z_bif],
-                [bx + sg * 75 * s, g.cy(lm["femoral_head"]) + 10 * s, lm["femoral_head"] + 20 * s],
-                [bx + sg * 85 * s, g.back_y - 2 * th_r(lm["femoral_head"]) + 25 * s, lm["femoral_head"] - 60 * s]],
-               6.5 * s, ao_hu)
-    P.ellipse(z_bif, dome, lambda z: g.sx(z) - 22 * s, lambda z: g.sy(z) - 30 * s, 11 * s, 9 * s,
-              rng.uniform(100, 140) if con else 40)
+        pts = [[float(ax(z_bif)), float(ay(z_bif)), z_bif],
+               [bx + sg * 75 * s, g.cy(lm["femoral_head"]) + 10 * s, lm["femoral_head"] + 20 * s],
+               [bx + sg * 85 * s, g.back_y - 2 * th_r(lm["femoral_head"]) + 25 * s, lm["femoral_head"] - 60 * s]]
+        P.tube(pts, 6.5 * s, ao_hu)
+        iliac.append(np.array(pts, dtype=float))
+    _keep_draw = rng.uniform(100, 140) if p.contrast else None
+    ivc = _enhanced(p, {"none": 40 + st.tissue_hu, "arterial": (60, 90), "portal": (110, 150),
+                        "excretory": (110, 140)}, crng)
+    P.ellipse(z_bif, dome, lambda z: g.sx(z) - 22 * s, lambda z: g.sy(z) - 30 * s, 11 * s, 9 * s, ivc)
+    if p.calcification > 0:
+        _calcified_plaques(P, p, crng, ax, ao_y, 11 * s, z_bif, v["T10"].z_centre if "T10" in v else dome, iliac, 6.5 * s)
+
+
+def _calcified_plaques(P: Painter, p: CasePlan, rng, ax, ay, r_ao: float, z_lo: float, z_hi: float,
+                       iliacs: list, r_il: float) -> None:
+    """Calcified plaque (300-1100 HU) in the wall of the abdominal aorta and the iliac arteries:
+    small bright nodules and short arcs, more and denser with ``plan.calcification`` (age)."""
+    n = int(4 + 60 * p.calcification)
+    for _ in range(n):
+        hu = rng.uniform(300, 600 + 500 * p.calcification)
+        r = rng.uniform(1.0, 2.5)
+        th = rng.uniform(0, 2 * np.pi)
+        if rng.random() < 0.65:    # aortic wall, mostly its posterior and lateral sides
+            z = rng.uniform(z_lo, z_hi)
+            th = rng.normal(np.pi / 2, 1.0)
+            c = np.array([ax(z) + r_ao * np.cos(th), ay(z) + r_ao * np.sin(th), z])
+        else:
+            pts = iliacs[int(rng.integers(len(iliacs)))]
+            t = rng.uniform(0, 1)
+            seg = min(int(t * (len(pts) - 1)), len(pts) - 2)
+            u = t * (len(pts) - 1) - seg
+            c = pts[seg] * (1 - u) + pts[seg + 1] * u
+            c = c + np.array([r_il * np.cos(th), r_il * np.sin(th), 0.0])
+        d = rng.normal(0, 1, 3)
+        d *= rng.uniform(0.5, 4.0) / np.linalg.norm(d)
+        P.tube([list(c - d), list(c + d)], r, hu)
 
 
 def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
@@ -191,7 +291,7 @@ def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
             ra = lambda z: r_arm(np.abs(z - z_sh) * -1 + z_sh)
             P.ellipse(z_lo, z_hi, cx, cy, ra, ra, -100, taper_mm=20)
             rm = lambda z: ra(z) - 0.5 * f
-            P.ellipse(z_lo, z_hi, cx, cy, rm, rm, 45, taper_mm=20)
+            P.ellipse(z_lo, z_hi, cx, cy, rm, rm, 45 + STYLES[p.style].tissue_hu, taper_mm=20)
             continue
         if p.arms == "down":
             z_elb = z_sh - 300 * s
@@ -546,11 +646,91 @@ _RIB_AMP = 0.25
 _BLUR_HALF_WIDTH_MM = 85.0
 
 
-@lru_cache(maxsize=1)
-def _bone_table() -> Texture:
-    """The bone texture table, one per process (fixed seed: 1 MB and ~0.03 s CPU to make, the same in
-    every process; cases differ by where each shape samples it)."""
-    return Texture.make(np.random.default_rng(20240613))
+@lru_cache(maxsize=4)
+def _bone_table(seed: int = 20240613, scales: tuple = ((0.9, 0.6), (4.0, 0.8))) -> Texture:
+    """The bone texture table of a style, one per process (fixed seed: 1 MB and ~0.03 s CPU to make,
+    the same in every process; cases differ by where each shape samples it)."""
+    return Texture.make(np.random.default_rng(seed), scales_cells=scales)
+
+
+#: HU from which a voxel counts as metal (bone stays below ~1700 HU, implants are painted at 3000).
+METAL_HU = 2500
+
+
+def _metal_streaks(hu: np.ndarray, spacing_mm: tuple, rng, amplitude_hu: float) -> None:
+    """Streak artefacts of metal, in place: in every slice holding metal, bright and dark lines
+    through the metal's centre (beam hardening and photon starvation), their strength growing
+    with the amount of metal in the slice and falling off with the distance from it. Metal voxels
+    keep their value.
+
+    One streak pattern per case (6-12 lines at random angles, each brighter or darker, 1-3 mm
+    wide) is centred on each slice's metal centroid and scaled by ``amplitude_hu`` times the
+    slice's metal area relative to the largest one (a thin rod streaks less than a femoral head).
+    """
+    _, dy, dx = spacing_mm
+    n, rows, cols = hu.shape
+    metal = hu >= METAL_HU
+    area = metal.sum(axis=(1, 2))
+    slices = np.flatnonzero(area)
+    if not slices.size:
+        return
+    half_r, half_c = int(150 / dy), int(150 / dx)        # streaks fade within ~15 cm
+    yy = np.arange(-half_r, half_r + 1, dtype=np.float32)[:, None] * dy
+    xx = np.arange(-half_c, half_c + 1, dtype=np.float32)[None, :] * dx
+    r = np.hypot(yy, xx)
+    pattern = np.zeros(r.shape, dtype=np.float32)
+    for _ in range(int(rng.integers(6, 13))):
+        th = rng.uniform(0, np.pi)
+        d = np.abs(xx * np.sin(th) - yy * np.cos(th))
+        w = rng.uniform(1.0, 3.0)
+        pattern += rng.choice([-1.0, 1.0]) * rng.uniform(0.4, 1.0) * np.exp(-0.5 * (d / w) ** 2)
+    pattern *= 1.0 / (1.0 + r / 40.0)
+    a_max = float(area.max())
+    for i in slices:
+        rr, cc = np.nonzero(metal[i])
+        r0, c0 = int(rr.mean()), int(cc.mean())
+        amp = amplitude_hu * np.sqrt(area[i] / a_max)
+        # the pattern's window clipped to the image
+        y0, y1 = max(r0 - half_r, 0), min(r0 + half_r + 1, rows)
+        x0, x1 = max(c0 - half_c, 0), min(c0 + half_c + 1, cols)
+        pat = pattern[y0 - r0 + half_r:y1 - r0 + half_r, x0 - c0 + half_c:x1 - c0 + half_c]
+        sub = hu[i, y0:y1, x0:x1]
+        keep = sub >= METAL_HU
+        add = np.clip(sub + np.rint(amp * pat), HU_RANGE[0], HU_RANGE[1]).astype(np.int16)
+        np.copyto(sub, add, where=~keep)
+
+
+def _tilt(hu: np.ndarray, tilt_deg: float, thickness_mm: float, y_mm: np.ndarray, y_pivot_mm: float) -> None:
+    """Gantry tilt, in place: the slice plane leans by ``tilt_deg`` about the left-right axis, so
+    row y of slice i shows the anatomy of slice i + (y - y_pivot) tan(tilt) / thickness (to the
+    nearest slice; beyond the scan's ends the end slices repeat). Rows at ``y_pivot_mm`` (the L3
+    body's centre) are unchanged, so the ground truth holds there."""
+    k = np.rint((y_mm - y_pivot_mm) * np.tan(np.radians(tilt_deg)) / thickness_mm).astype(int)
+    n = hu.shape[0]
+    idx0 = np.arange(n)
+    for shift in np.unique(k):
+        if shift == 0:
+            continue
+        rows = np.flatnonzero(k == shift)
+        r0, r1 = rows[0], rows[-1] + 1            # k is monotonic in y: one run of rows
+        hu[:, r0:r1] = np.take(hu[:, r0:r1], np.clip(idx0 + shift, 0, n - 1), axis=0)
+
+
+def _kernel_inplane(hu: np.ndarray, rows: tuple[int, int], cols: tuple[int, int], kernel: str) -> None:
+    """The reconstruction kernel in the box: standard = one binomial blur (the scanner's point
+    spread), soft = two, sharp = an unsharp mask (2 a - blur(a)), which overshoots at edges: a
+    bright rim outside bone and a dark one inside, as bone kernels show."""
+    if kernel == "sharp":
+        r0, r1 = max(rows[0], 0), min(rows[1], hu.shape[1])
+        c0, c1 = max(cols[0], 0), min(cols[1], hu.shape[2])
+        for i0 in range(0, hu.shape[0], 16):
+            a = hu[i0:i0 + 16, r0:r1, c0:c1]
+            b = a.copy()
+            _blur_inplane(b, (0, b.shape[1]), (0, b.shape[2]))
+            np.subtract(np.left_shift(np.clip(a, -1024, 3071), 1), b, out=a)
+        return
+    for _ in range(2 if kernel == "soft" else 1):
+        _blur_inplane(hu, rows, cols)
 
 
 def _blur_inplane(hu: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) -> None:
@@ -579,13 +759,14 @@ def _blur_inplane(hu: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) 
         a[:, 1:-1, 1:-1] = v
 
 
-def _add_noise(hu: np.ndarray, sigma_hu: float, rng) -> None:
+def _add_noise(hu: np.ndarray, sigma_hu: float, rng, grain_px: float = 0.9) -> None:
     """Add spatially correlated noise in place, from a small bank of noise slices (cheap: one
-    int16 add per voxel) and clip to the scanner's range."""
+    int16 add per voxel) and clip to the scanner's range. ``grain_px`` is the Gaussian sigma of
+    the correlation: small for sharp kernels (fine grain), large for soft ones (blotches)."""
     n, rows, cols = hu.shape
     pad = 64
     bank = rng.standard_normal((4, rows + pad, cols + pad), dtype=np.float32)
-    bank = gaussian_filter(bank, sigma=(0, 0.9, 0.9))
+    bank = gaussian_filter(bank, sigma=(0, grain_px, grain_px))
     bank *= sigma_hu / bank.std()
     bank = np.rint(bank).astype(np.int16)
     k = rng.integers(0, 4, n)
@@ -624,21 +805,32 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
     y_mm = (np.arange(rows) - (rows - 1) / 2) * dy
     P = Painter(hu, plan.slice_z_mm, plan.spacing_mm[0], x_mm, y_mm)
     g = _geometry(plan)
-    # bone density falls with age: cancellous 350 HU at 20 years to ~150 at 90
+    st = STYLES[plan.style]
+    # scanner choices of the style, from their own generator (the case's anatomy does not move)
+    srng = np.random.default_rng([plan.seed, plan.index, 4])
+    kernel = _choice(srng, st.kernel_rates)
+    # bone density falls with age: cancellous 350 HU at 20 years to ~150 at 90; osteoporotic
+    # bone 80-150 HU (mostly below the window: the bodies show little more than their cortex) with
+    # a thinner cortex
     spongy = float(np.clip(380 - 3.0 * (plan.age - 20) + rng.normal(0, 25), 130, 380))
     cortex = float(np.clip(1150 - 4.0 * (plan.age - 20) + rng.normal(0, 60), 650, 1250))
+    if plan.osteoporosis:
+        spongy = float(srng.uniform(80, 150))
+        cortex *= float(srng.uniform(0.8, 0.95))
     _soft_tissue(P, plan, g, rng)
     # a separate generator for the texture offsets keeps every other random value of a case as
     # it was before bone was textured
     trng = np.random.default_rng([plan.seed, plan.index, 3])
-    table = _bone_table()
-    tex = lambda amp: table.moved(trng, amp)  # noqa: E731
+    table = _bone_table(st.texture_seed, st.texture_scales)
+    tex = lambda amp: table.moved(trng, amp * st.texture_amp)  # noqa: E731
     _head(P, plan, g, cortex)
     _spine(P, plan, g, cortex, spongy, rng, tex)
     _chest_wall(P, plan, g, cortex, spongy, tex)
     _pelvis_legs(P, plan, g, cortex, spongy, tex)
     _arms(P, plan, g, bone=True)
     _metal(P, plan, g, rng)
+    if plan.metal != "none":
+        _metal_streaks(hu, plan.spacing_mm, srng, srng.uniform(150, 450) * st.streak_scale)
     # the point-spread function only where the network looks: the frontal MIP's unmasked middle
     # (about +-77 mm of the body centre at 1 mm) holds the sagittal slab too, and only rows of
     # the body; blurring whole slices would cost a third more time per case
@@ -646,6 +838,11 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
     half = int(np.ceil(_BLUR_HALF_WIDTH_MM / dx))
     row_front = (g.back_y - 2 * float(g.b_out.v.max())) / dy + (rows - 1) / 2
     row_back = g.back_y / dy + (rows - 1) / 2
-    _blur_inplane(hu, (int(row_front) - 2, int(row_back) + 3), (int(col_c) - half, int(col_c) + half + 2))
-    _add_noise(hu, plan.noise_hu, rng)
+    _kernel_inplane(hu, (int(row_front) - 2, int(row_back) + 3), (int(col_c) - half, int(col_c) + half + 2), kernel)
+    if plan.tilt_deg:
+        l3 = plan.vertebra("L3")
+        _tilt(hu, plan.tilt_deg, plan.spacing_mm[0], y_mm, float(g.sy(l3.z_centre)))
+    # kernels trade noise for sharpness: a sharp kernel's noise is stronger and finer
+    noise_f, grain_f = {"soft": (0.7, 1.5), "standard": (1.0, 1.0), "sharp": (1.5, 0.6)}[kernel]
+    _add_noise(hu, plan.noise_hu * st.noise_scale * noise_f, rng, st.grain_px * grain_f)
     return hu

@@ -63,13 +63,13 @@ def load_checkpoint(path):
                 fh, str(path), CHECKPOINT_GLOBALS,
                 holds="a Paddle checkpoint holds only numpy arrays, dict, tuple, str and numbers",
             ).load()
+        return _as_tensors(obj)
     except InputError:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-            AttributeError, OverflowError, MemoryError) as exc:
+            AttributeError, OverflowError, MemoryError, RecursionError) as exc:
         raise InputError(path, f"not a readable Paddle checkpoint (corrupt or truncated?): "
                                f"{type(exc).__name__}: {exc}") from None
-    return _as_tensors(obj)
 
 
 def _tensor(array: np.ndarray, name: str | None):
@@ -82,12 +82,17 @@ def _tensor(array: np.ndarray, name: str | None):
 
 
 def _convert(obj, is_leaf, convert):
+    # dicts and lists are converted in place so that each array is freed as soon as its tensor
+    # exists: building new containers kept every array alive to the end and made loading
+    # ~25 % slower than paddle.load (a second 118 MB of fresh pages for unet_512)
     if is_leaf(obj):
         return convert(obj)
-    if isinstance(obj, dict):
-        return {k: _convert(v, is_leaf, convert) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_convert(v, is_leaf, convert) for v in obj)
+    if isinstance(obj, (dict, list)):
+        for k in (obj.keys() if isinstance(obj, dict) else range(len(obj))):
+            obj[k] = _convert(obj[k], is_leaf, convert)
+        return obj
+    if isinstance(obj, tuple):
+        return tuple(_convert(v, is_leaf, convert) for v in obj)
     return obj
 
 
@@ -101,8 +106,10 @@ def _as_tensors(obj):
     if isinstance(obj, dict) and _NAME_TABLE in obj:
         # a state dict saved as such: the arrays the name table lists become tensors of that name
         names = obj.pop(_NAME_TABLE)
-        return {k: _tensor(v, names[k]) if k in names and isinstance(v, np.ndarray) else v
-                for k, v in obj.items()}
+        for k in obj:
+            if k in names and isinstance(obj[k], np.ndarray):
+                obj[k] = _tensor(obj[k], names[k])
+        return obj
     if _contains(obj, _is_named_array):
         # tensors nested in other containers were pickled as (name, array)
         return _convert(obj, _is_named_array, lambda t: _tensor(t[1], t[0]))

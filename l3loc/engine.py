@@ -39,6 +39,7 @@ from l3loc.cache import open_cache
 from l3loc.config import save_config
 from l3loc.decode import decode
 from l3loc.errors import InputError
+from l3loc.io.checkpoint import load_checkpoint
 from l3loc.labels import annealed_sigma_mm, level_targets
 from l3loc.preprocess import (PreprocessConfig, band_col_range, pad_rows_to_multiple, row_window,
                               sample_row_window)
@@ -323,8 +324,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     start_epoch, best = 0, {"val_mean_error_mm": math.inf, "epoch": -1}
     log_rows: list[dict] = []
     if resume and run.last_opt.exists():
-        state = paddle.load(str(run.last_opt))
-        model.set_state_dict(paddle.load(str(run.last)))
+        state = load_checkpoint(run.last_opt)
+        model.set_state_dict(load_checkpoint(run.last))
         optimizer.set_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, state["best"]
         log_rows = [r for r in _read_log(run.log) if r["epoch"] < start_epoch]

@@ -23,6 +23,7 @@ from l3loc.atomic import atomic_dir, write_text
 from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.inference import EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds
+from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net
 from l3loc.preprocess import VIEWS
 
@@ -80,7 +81,7 @@ def export_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike,
                     "its best.pdparams so far", fold_dir, done, epochs)
     cfg = load_config(config)
     net = build_net(cfg)
-    net.set_state_dict(paddle.load(str(weights)))
+    net.set_state_dict(load_checkpoint(weights))
     net.eval()
     model = _sigmoid_net(net)
     model.eval()

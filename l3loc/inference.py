@@ -30,6 +30,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 from l3loc.errors import InputError
+from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net
 from l3loc.preprocess import VIEWS, PreprocessConfig, band_col_range, pad_rows_to_multiple
 
@@ -90,7 +91,9 @@ class PredictorMaps:
     """The average map of exported inference models run with ``paddle.inference``.
 
     The exported graphs end in a sigmoid (see :func:`l3loc.export.export_fold`), so their output
-    is already a probability map.
+    is already a probability map. Opening an export from someone else runs no code: ``model.json``
+    is JSON and ``model.pdiparams`` Paddle's binary tensor stream (``save_combine``), both parsed
+    by Paddle's C++ loader, no pickle involved (``tests/test_export.py`` checks it).
 
     Args:
         model_dirs: folders holding ``model.json`` + ``model.pdiparams``.
@@ -236,10 +239,8 @@ def _fold_configs(root: Path, view: str, folds: Sequence[int]) -> dict:
 
 def load_fold_net(fold_dir: Path, cfg: dict):
     """The trained network of one fold (its ``best.pdparams``), in eval mode."""
-    import paddle
-
     net = build_net(cfg)
-    net.set_state_dict(paddle.load(str(Path(fold_dir) / "best.pdparams")))
+    net.set_state_dict(load_checkpoint(Path(fold_dir) / "best.pdparams"))
     net.eval()
     return net
 

@@ -13,7 +13,9 @@ user who installed l3loc finds L3 without training anything. Layout (one model):
 evaluated) run; the view and threshold are the ones evaluation chose, so prediction with the
 shipped model decides exactly as the evaluated experiment did. The environment variable
 ``L3LOC_SHIPPED_DIR`` points the lookup at another folder of shipped models (tests, a site's own
-model) instead of the package's.
+model) instead of the package's. Nothing in the folder is a pickle (JSON, YAML read with
+``safe_load``, and the export's binary tensor stream read by Paddle's C++ loader), so opening a
+shipped model runs no code from it.
 """
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import yaml
 from l3loc.config import load_config
 from l3loc.engine import FoldRun, lr_at, run_training, train_fold
 from l3loc.errors import InputError
+from l3loc.io.checkpoint import load_checkpoint
 from l3loc.io.npz import L3Dataset, write_l3_npz
 
 
@@ -131,13 +132,12 @@ def test_net_overfits_four_cases_to_under_2mm(tmp_path):
     from l3loc.engine import validate
     from l3loc.losses import build_loss
 
-    import paddle
     from l3loc.models import build_model
 
     train_fold(cfg, "sagittal", 1)
     run = FoldRun.of(cfg, "sagittal", 1)
     model = build_model(cfg["model"])
-    model.set_state_dict(paddle.load(str(run.last)))
+    model.set_state_dict(load_checkpoint(run.last))
     dataset = open_cache(cfg, "sagittal")
     _, preds = validate(model, build_loss(cfg["loss"]), dataset, range(len(dataset)), cfg, 0.0)
     errors = [p["error_mm"] for p in preds]

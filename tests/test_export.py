@@ -49,3 +49,23 @@ def test_predictor_matches_dygraph_maps_and_rows(exported, tmp_path):
     a, b = predict_volume(ct, fast), predict_volume(ct, slow)
     for key in ("frontal_row", "sagittal_row", "status", "l3_slice"):
         assert a[key] == pytest.approx(b[key], abs=1e-3), key
+
+
+def test_exported_models_load_and_run_without_unpickling(exported, monkeypatch):
+    """Unlike a .pdparams, an export holds no pickle (JSON graph, binary tensor stream, both read
+    by Paddle's C++ loader): a shared export folder runs no code when opened."""
+    import pickle
+
+    root, _ = exported
+    d = root / "export" / "sagittal" / "fold_1"
+    assert json.loads((d / "model.json").read_text())["base_code"]["magic"] == "pir"
+    assert (d / "model.pdiparams").read_bytes()[:1] != b"\x80"  # every pickle starts with PROTO
+
+    def unpickled(*args, **kwargs):
+        raise AssertionError("the exported model was unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, unpickled)
+    loc = load_localiser(root, "sagittal", backend="predictor")
+    prob = loc.views["sagittal"].maps.confidence_map(np.zeros((36, 32), np.float32))
+    assert prob.shape == (36, 32) and np.isfinite(prob).all()

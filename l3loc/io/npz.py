@@ -39,7 +39,7 @@ _KNOWN_KEYS = set(REQUIRED_KEYS) | {"num_images", "negative"}
 
 # Everything an object array of arrays, a dict of label arrays or numpy scalars pickles to, in
 # numpy 1.x (numpy.core) and 2.x (numpy._core) spelling. Nothing here can run user code.
-_ALLOWED_GLOBALS = {
+NPZ_GLOBALS = frozenset({
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
     ("numpy.core.multiarray", "_reconstruct"),
@@ -56,24 +56,32 @@ _ALLOWED_GLOBALS = {
     ("builtins", "float"),
     ("builtins", "bool"),
     ("builtins", "complex"),
-}
+})
 
 
 class RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler that resolves only the globals in ``_ALLOWED_GLOBALS``."""
+    """An unpickler that resolves only the globals of an allow-list.
 
-    def __init__(self, file, source: str):
+    Args:
+        file: the pickle stream.
+        source: the file named in the error.
+        allowed: the ``(module, name)`` globals it may resolve; default what an
+            ``l3_dataset.npz`` holds (:data:`NPZ_GLOBALS`).
+        holds: what such a file holds, for the error message.
+    """
+
+    def __init__(self, file, source: str, allowed: frozenset = NPZ_GLOBALS,
+                 holds: str = "an l3_dataset.npz holds only numpy arrays, dict, list, tuple, "
+                              "str and numbers"):
         super().__init__(file)
         self._source = source
+        self._allowed = allowed
+        self._holds = holds
 
     def find_class(self, module: str, name: str):
-        if (module, name) in _ALLOWED_GLOBALS:
+        if (module, name) in self._allowed:
             return super().find_class(module, name)
-        raise InputError(
-            self._source,
-            f"refusing to unpickle '{module}.{name}': only numpy arrays, dict, list, tuple, str "
-            "and numbers are allowed in an l3_dataset.npz",
-        )
+        raise InputError(self._source, f"refusing to unpickle '{module}.{name}': {self._holds}")
 
 
 @dataclass

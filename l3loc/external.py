@@ -77,9 +77,12 @@ class _Profiles:
 
 
 def dataset_name(path: str | Path) -> str:
-    """``real_val`` for a folder, the file stem for a CSV or npz."""
-    p = Path(path)
+    """``real_val`` for a folder, the file stem for a CSV or npz, and the folder's name for a
+    file with a generic name (``synth300/l3_dataset.npz`` -> ``synth300``)."""
+    p = Path(path).absolute()
     name = p.name if p.is_dir() else p.name.split(".")[0]
+    if name in ("l3_dataset", LABELS_CSV.split(".")[0], "annotations"):
+        name = p.parent.name
     return name or "data"
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import MARKER_SPACING, MARKER_Z_FIRST, marker_phantom
 from l3loc.errors import InputError
-from l3loc.external import evaluate_external, resolve_dataset, right_level
+from l3loc.external import dataset_name, evaluate_external, resolve_dataset, right_level
 from l3loc.io.volume import write_volume
 
 # the example CT's L3 body, as ../shared/data/real_val/labels.csv gives it (three annotators)
@@ -90,6 +90,8 @@ def test_npz_dataset_scored_by_the_ensemble(trained_run):
     npz = trained_run.parents[1] / "d.npz"
     summary = evaluate_external(trained_run, npz, plots=False)
     assert (trained_run / "eval_d" / "per_case.csv").is_file()
+    assert dataset_name("work/data/synth300_s1/l3_dataset.npz") == "synth300_s1"
+    assert dataset_name("cohort/labels.csv") == dataset_name("cohort") == "cohort"
     for _, r in summary.iterrows():
         assert r["n_positive"] == 10 and r["errors"] == 0
         assert r["best_row_right_level"] == 10, r.to_dict()

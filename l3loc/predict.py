@@ -102,7 +102,7 @@ def _csv_inputs(csv_path: Path) -> list[ScanInput]:
     ``l3_slice``/``l3_z_mm`` adds the truth). Relative paths are relative to the CSV's folder."""
     import pandas as pd
 
-    from l3loc.io.annotations import read_annotations
+    from l3loc.io.annotations import level_columns, read_annotations
 
     try:
         header = pd.read_csv(csv_path, nrows=0, encoding="utf-8-sig").columns
@@ -110,7 +110,9 @@ def _csv_inputs(csv_path: Path) -> list[ScanInput]:
         raise InputError(csv_path, f"not a readable CSV table ({exc})") from None
     if any(c in header for c in POSITION_COLUMNS):
         df = read_annotations(csv_path, check_paths=False)
-        keep = [df.attrs["position"], "negative", "csv_line", *(c for c in EXTENT_COLUMNS if c in df)]
+        keep = [df.attrs["position"], "negative", "csv_line", *(c for c in EXTENT_COLUMNS if c in df),
+                *(c for c in level_columns(df.attrs["position"]).values() if c in df and
+                  c != df.attrs["position"])]
         return [ScanInput(r["name"], r["path"], r["series_uid"] or None, {k: r[k] for k in keep})
                 for _, r in df.iterrows()]
     if "path" not in header:

@@ -76,6 +76,51 @@ def trained_run(tmp_path_factory):
     return root / "work" / "marker"
 
 
+def level_slices(l3: int) -> list[int]:
+    """Canonical slices (2 mm) of every level (``l3loc.levels.LEVELS``) of a nominal spine whose
+    L3 is at slice ``l3``."""
+    from l3loc.levels import LEVELS, nominal_distance_mm
+
+    return [int(round(l3 + nominal_distance_mm("L3", k) / MARKER_SPACING[0])) for k in LEVELS]
+
+
+@pytest.fixture(scope="session")
+def trained_levels_run(tmp_path_factory):
+    """An experiment with one channel per level (``label.levels`` = every level), trained here
+    on sagittal MIPs of marker phantoms with a marker at every level (1 fold, a few seconds).
+    The markers look alike: the tiny net does not learn which is which, it exercises the
+    multi-level code paths end to end with real checkpoints."""
+    from l3loc.config import load_config
+    from l3loc.engine import train_fold
+    from l3loc.io.npz import L3Dataset, write_l3_npz
+    from l3loc.levels import LEVELS
+    from l3loc.preprocess import mip
+
+    root = tmp_path_factory.mktemp("trained_levels")
+    rng = np.random.default_rng(6)
+    names, fr, sg, rows = [], [], [], []
+    for i in range(8):
+        slices = level_slices(int(rng.integers(60, 75)))
+        hu = marker_phantom(n=140, seed=i, markers=slices)
+        names.append(f"c{i}")
+        fr.append(mip(hu, "frontal", MARKER_SPACING).astype(np.int16))
+        sg.append(mip(hu, "sagittal", MARKER_SPACING).astype(np.int16))
+        rows.append([float(r) for r in slices])
+    rows = np.array(rows)
+    ds = L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * len(names)),
+                   {"a1": rows[:, LEVELS.index("L3")]}, extra={"level_rows": rows})
+    src = write_l3_npz(root / "d.npz", ds) or root / "d.npz"
+    cfg = load_config(None, [
+        f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
+        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
+        "model.base_channels=8", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=40",
+        "train.batch_size=4", "train.lr=0.01", "train.folds=2", "train.p_positive=1.0",
+        "augment.p=0", "label.half_height_mm=2.0", f"label.levels=[{','.join(LEVELS)}]"])
+    cfg["experiment"] = "levels"
+    train_fold(cfg, "sagittal", 1)
+    return root / "work" / "levels"
+
+
 @pytest.fixture(scope="session")
 def not_ct_scans(tmp_path_factory, example_ct) -> dict[Path, str]:
     """Files that are not a CT in HU, each made from the example CT the way users meet them, and

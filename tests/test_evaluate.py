@@ -357,3 +357,22 @@ def test_swapped_levels_are_flagged_ambiguous_and_counted(tmp_path):
     # the single L3 channel, on the same cases, confidently answers L2 on both
     channel = per_level.loc[("L3", "L3 channel")]
     assert channel["wrong_level_found"] == 2 and channel["ambiguous"] == 0
+
+
+def test_trained_multi_level_model_through_the_kfold_and_its_profile_cache(trained_levels_run,
+                                                                             caplog):
+    """Real checkpoints with level channels: every channel's profile is cached and read back
+    (same per-level figures), and training logged each level's validation error."""
+    import logging
+
+    log_cols = pd.read_csv(trained_levels_run / "sagittal" / "fold_1" / "train_log.csv").columns
+    assert {f"val_median_error_mm_{k}" for k in LEVELS if k != "L3"} <= set(log_cols)
+    evaluate_experiment(trained_levels_run, plots=False)
+    first = pd.read_csv(trained_levels_run / "eval" / "per_level.csv")
+    cached = np.load(trained_levels_run / "eval" / "profiles" / "sagittal_fold1.npz")
+    assert cached["values"].shape[0] == len(LEVELS)
+    with caplog.at_level(logging.INFO, logger="l3loc"):
+        evaluate_experiment(trained_levels_run, plots=False)
+    assert "reusing the profiles" in caplog.text
+    pd.testing.assert_frame_equal(first, pd.read_csv(trained_levels_run / "eval" / "per_level.csv"))
+    assert list(first["level"]) == [*LEVELS, "L3"] and (first["n_present"] == 4).all()

@@ -28,6 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import yaml
@@ -184,9 +185,16 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
                                    spacing, col_range, sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None]))))
             # the L3 channel: model selection stays on the L3 error, comparable across targets
-            prob = _to_maps(logits, image.shape[0])[levels.index("L3")]
-            dec = decode(prob, cfg["eval"]["decoder"], col_range, spacing,
+            maps = _to_maps(logits, image.shape[0])
+            dec = decode(maps[levels.index("L3")], cfg["eval"]["decoder"], col_range, spacing,
                          cfg["eval"]["smooth_mm"])
+            # the other channels each decoded alone (what each learns, for the log)
+            level_errors = {}
+            for level, m, true in zip(levels, maps, dataset.label_rows(int(i), levels)):
+                if level != "L3":
+                    d = decode(m, cfg["eval"]["decoder"], col_range, spacing, cfg["eval"]["smooth_mm"])
+                    level_errors[f"error_mm_{level}"] = abs(d.row - true) * spacing
+
             geom = dataset.geometry(int(i))
             positive = math.isfinite(label_row)
             rows.append({
@@ -196,10 +204,28 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
                 "true_slice": float(geom.file_index(label_row)) if positive else math.nan,
                 "pred_slice": float(geom.file_index(dec.row)),
                 "true_z_mm": float(geom.z_mm(label_row)) if positive else math.nan,
-                "pred_z_mm": float(geom.z_mm(dec.row)),
+                "pred_z_mm": float(geom.z_mm(dec.row)), **level_errors,
             })
     model.train()
     return float(np.mean(losses)) if losses else math.nan, rows
+
+
+def log_columns(levels: Sequence[str]) -> tuple[str, ...]:
+    """Columns of ``train_log.csv``: ``LOG_COLUMNS``, then each level's (other than L3) median
+    validation error for a model with level channels."""
+    return LOG_COLUMNS + tuple(f"val_median_error_mm_{k}" for k in levels if k != "L3")
+
+
+def level_medians(preds: list[dict], levels: Sequence[str]) -> dict:
+    """Each level's (other than L3) median validation error over the cases that have it (NaN
+    when none does)."""
+    out = {}
+    for k in levels:
+        if k != "L3":
+            err = np.array([p[f"error_mm_{k}"] for p in preds], dtype=np.float64)
+            err = err[np.isfinite(err)]
+            out[f"val_median_error_mm_{k}"] = float(np.median(err)) if err.size else math.nan
+    return out
 
 
 def _read_log(path: Path) -> list[dict]:
@@ -361,7 +387,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
         row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
                "val_mean_error_mm": float(errors.mean()) if errors.size else math.nan,
                "val_median_error_mm": float(np.median(errors)) if errors.size else math.nan,
-               "seconds": time.time() - t0}
+               "seconds": time.time() - t0,
+               **level_medians(preds, _levels(cfg))}
         log_rows.append(row)
         log.info("[TRAIN] %s fold %d epoch %d/%d, loss %.4f, lr %.2g | [VAL] loss %.4f, error "
                  "mean %.2f mm, median %.2f mm | %.0f s", view, fold, epoch + 1, tr["epochs"],
@@ -376,7 +403,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
             write_table(run.val_predictions, preds, list(preds[0]) if preds else ["name"])
         _save(model.state_dict(), run.last)
         _save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best}, run.last_opt)
-        write_table(run.log, log_rows, LOG_COLUMNS)
+        write_table(run.log, log_rows, log_columns(_levels(cfg)))
         plot_curves(log_rows, run.curves, f"{cfg['experiment']} {view} fold {fold}")
     return {"view": view, "fold": fold, "best_epoch": best["epoch"] + 1,
             "val_mean_error_mm": best["val_mean_error_mm"], "run": str(run.root)}

@@ -9,6 +9,12 @@ Writes ``<out>/`` (default ``<exp>/eval/``): ``per_case.csv``, ``per_fold.csv``,
 profiles of the held-out cases, reused while the checkpoint and the data cache are unchanged, so
 trying another decoder or threshold needs no network).
 
+A model with one channel per level (``label.levels``) keeps every channel's profile; the tables
+above are then its L3 channel decoded alone, and ``per_level_case.csv`` / ``per_level.csv`` and a
+per-level table in ``summary.md`` add every level as the anatomical sequence decoder places it
+(``l3loc.levels.level_decision``, what prediction reports), with the L3 channel's own decision
+beside the sequence's L3 on the same cases (:func:`decide_levels_view`).
+
 Isolation: fold K's cases are exactly ``splits[K-1]`` and are run through fold K's model only.
 
 The model is a seam: ``model_loader(fold_dir, cfg) -> map_fn`` with ``map_fn(image [H, W]) ->
@@ -35,10 +41,12 @@ import numpy as np
 import pandas as pd
 
 from l3loc.atomic import atomic_path, write_table, write_text
-from l3loc.decode import DECODERS, classify, decode_profile, fuse_profiles, row_profile
+from l3loc.decode import DECODERS, Decision, classify, decode_profile, fuse_profiles, row_profile
 from l3loc.engine import epochs_done
 from l3loc.errors import InputError
-from l3loc.metrics import CASE_COLUMNS, case_record, choose_threshold, summarize
+from l3loc.levels import level_decision
+from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
+                           levels_markdown, summarize, summarize_levels)
 from l3loc.preprocess import CaseGeometry, PreprocessConfig, band_col_range
 
 log = logging.getLogger("l3loc")
@@ -61,8 +69,13 @@ class FoldProfiles:
         names: held-out case names (= ``splits[fold-1]``, in that order).
         label_rows: true processed rows (NaN = negative case).
         geometries: one ``CaseGeometry`` per case.
-        profiles: raw ``row_profile`` [H_i] per case.
+        profiles: raw ``row_profile`` [H_i] per case (of the L3 channel).
         dataset: the view's ``CachedDataset`` (for drawing) and ``index`` (name -> its index).
+        levels: the model's channels (``label.levels``; ("L3",) for a single-L3 model).
+        level_profiles: a model with level channels: raw row profiles [len(levels), H_i] per
+            case; None for a single-L3 model.
+        level_label_rows: with ``level_profiles``, true processed rows [n, len(levels)] (NaN =
+            absent).
     """
 
     view: str
@@ -74,6 +87,9 @@ class FoldProfiles:
     profiles: list[np.ndarray]
     dataset: object = None
     index: dict = field(default_factory=dict)
+    levels: tuple = ("L3",)
+    level_profiles: list[np.ndarray] | None = None
+    level_label_rows: np.ndarray | None = None
 
     @property
     def spacing_mm(self) -> float:
@@ -151,18 +167,24 @@ def load_fold_model(fold_dir: Path, cfg: dict) -> MapFn:
     return DygraphMaps([net]).confidence_map
 
 
-def _profile_cache_key(fold_dir: Path, dataset, names: Sequence[str], col_range) -> str:
+def _profile_cache_key(fold_dir: Path, dataset, names: Sequence[str], col_range,
+                       levels: Sequence[str]) -> str:
     st = (Path(fold_dir) / "best.pdparams").stat()
-    return json.dumps({"best": [st.st_size, st.st_mtime_ns], "cache": str(dataset.cache_dir),
-                       "names": list(names), "col_range": col_range}, sort_keys=True)
+    key = {"best": [st.st_size, st.st_mtime_ns], "cache": str(dataset.cache_dir),
+           "names": list(names), "col_range": col_range}
+    if tuple(levels) != ("L3",):
+        key["levels"] = list(levels)
+    return json.dumps(key, sort_keys=True)
 
 
 def _read_profile_cache(path: Path, key: str) -> list[np.ndarray] | None:
+    """The cached profiles ([H_i] each, or [levels, H_i] for a model with level channels:
+    stored side by side along the last axis), None when absent or made otherwise."""
     try:
         with np.load(path, allow_pickle=False) as z:
             if str(z["key"]) != key:
                 return None
-            return np.split(z["values"], np.cumsum(z["lengths"])[:-1])
+            return np.split(z["values"], np.cumsum(z["lengths"])[:-1], axis=-1)
     except (OSError, KeyError, ValueError):
         return None
 
@@ -200,12 +222,14 @@ def fold_profiles(view: str, fold: int, fold_dir: Path, splits: list[list[str]],
         raise InputError(fold_dir, f"{len(missing)} held-out case(s) of fold {fold} are not in the "
                                    f"dataset {cfg['data']['source']} (e.g. {missing[:3]})")
     idx = [index[n] for n in names]
+    levels = tuple(cfg["label"].get("levels", ["L3"]))
+    multi = len(levels) > 1
     col_range = band_col_range(PreprocessConfig.from_dict(cfg["preprocess"]), view)
     cache_path = None
     profiles = None
     if cache_dir is not None and model_loader is None:
         cache_path = Path(cache_dir) / f"{view}_fold{fold}.npz"
-        key = _profile_cache_key(fold_dir, dataset, names, list(col_range))
+        key = _profile_cache_key(fold_dir, dataset, names, list(col_range), levels)
         profiles = _read_profile_cache(cache_path, key)
         if profiles is not None:
             log.info("[EVAL] %s fold %d: reusing the profiles in %s", view, fold, cache_path)
@@ -215,15 +239,24 @@ def fold_profiles(view: str, fold: int, fold_dir: Path, splits: list[list[str]],
         for i in tqdm(idx, desc=f"{view} fold {fold}", disable=not progress, leave=False):
             image, _, _ = dataset[i]
             prob = np.asarray(map_fn(image), dtype=np.float32)
-            if prob.shape != image.shape:
-                raise ValueError(f"model map shape {prob.shape} != image shape {image.shape}")
-            profiles.append(row_profile(prob, col_range).astype(np.float32))
+            expected = (len(levels), *image.shape) if multi else image.shape
+            if prob.shape != expected:
+                raise ValueError(f"model map shape {prob.shape} != image shape {image.shape}"
+                                 + (f" with {len(levels)} level channels" if multi else ""))
+            profiles.append(np.stack([row_profile(m, col_range) for m in prob]).astype(np.float32)
+                            if multi else row_profile(prob, col_range).astype(np.float32))
         if cache_path is not None:
             with atomic_path(cache_path) as tmp:
-                np.savez(tmp, key=np.array(key), lengths=np.array([len(p) for p in profiles]),
-                         values=np.concatenate(profiles))
+                np.savez(tmp, key=np.array(key), lengths=np.array([p.shape[-1] for p in profiles]),
+                         values=np.concatenate(profiles, axis=-1))
+    level_profiles = level_rows = None
+    if multi:
+        level_profiles = profiles
+        profiles = [p[levels.index("L3")] for p in level_profiles]
+        level_rows = np.stack([dataset.label_rows(i, levels) for i in idx])
     return FoldProfiles(view, fold, cfg, names, dataset.label_rows_px[idx].copy(),
-                        [dataset.geometry(i) for i in idx], profiles, dataset, index)
+                        [dataset.geometry(i) for i in idx], profiles, dataset, index, levels,
+                        level_profiles, level_rows)
 
 
 def fuse_folds(frontal: FoldProfiles, sagittal: FoldProfiles) -> FoldProfiles:
@@ -249,8 +282,15 @@ def fuse_folds(frontal: FoldProfiles, sagittal: FoldProfiles) -> FoldProfiles:
     same = np.allclose(frontal.label_rows, sagittal.label_rows, equal_nan=True)
     if not same:
         raise InputError(where, "cannot fuse: the two views' label rows differ")
+    if frontal.levels != sagittal.levels:
+        raise InputError(where, f"cannot fuse: frontal locates {frontal.levels}, sagittal "
+                                f"{sagittal.levels}")
+    # the level channels fuse as prediction fuses them: the mean of the raw profiles
+    level_profiles = None if frontal.level_profiles is None else [
+        np.mean([a, b], axis=0) for a, b in zip(frontal.level_profiles, sagittal.level_profiles)]
     return FoldProfiles("fused", frontal.fold, sagittal.cfg, frontal.names, frontal.label_rows,
-                        sagittal.geometries, fused, sagittal.dataset, sagittal.index)
+                        sagittal.geometries, fused, sagittal.dataset, sagittal.index,
+                        frontal.levels, level_profiles, frontal.level_label_rows)
 
 
 # ----------------------------------------------------------------------------- decisions
@@ -309,6 +349,54 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
                                        r.spacing_mm), "threshold": thr})
     return pd.DataFrame(rows, columns=[*CASE_COLUMNS, "threshold"]), {
         "threshold": run_threshold, "threshold_chosen": chosen, "threshold_method": method}
+
+
+def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
+                       smooth_mm: float = 2.0) -> pd.DataFrame:
+    """Every level of every case of one view's folds of a model with level channels: the
+    sequence decoder's decision (``l3loc.levels.level_decision``, what prediction does) and,
+    for comparison on the same cases, the single L3 channel's (``decoder`` = ``L3 channel``:
+    ``per_case``'s decision).
+
+    Args:
+        results: the view's ``FoldProfiles`` (with ``level_profiles``).
+        per_case: ``decide_view``'s rows of these folds (the L3 channel's decision and the
+            threshold each case is scored with).
+        smooth_mm: as ``decode_levels``.
+
+    Returns:
+        Rows with ``view``, ``fold``, ``name`` and ``l3loc.metrics.LEVEL_CASE_COLUMNS``; right
+        level = within ``RIGHT_LEVEL_MM``.
+    """
+    cases = per_case.set_index(["fold", "name"])
+    rows = []
+
+    def row(r, name, level, decoder, true, pred, conf, located, status, reason):
+        present = math.isfinite(true)
+        err = abs(pred - true) * r.spacing_mm if present and math.isfinite(pred) else math.nan
+        return {"view": r.view, "fold": r.fold, "name": name, "level": level,
+                "decoder": decoder, "present": present, "located": located, "status": status,
+                "true_row": true, "pred_row": pred, "confidence": conf, "error_mm": err,
+                "right_level": bool(located and err <= RIGHT_LEVEL_MM), "reason": reason}
+
+    for r in results:
+        for k, name in enumerate(r.names):
+            c = cases.loc[(r.fold, name)]
+            channel = Decision(c["status"], float(c["pred_row"]), float(c["confidence"]),
+                               float(c["second_row"]), float(c["second_confidence"]))
+            d = level_decision(r.level_profiles[k], r.levels, channel, r.spacing_mm, smooth_mm,
+                               float(c["threshold"]))
+            seq = d.sequence
+            for j, level in enumerate(r.levels):
+                pred, conf, located = float(seq.rows[j]), float(seq.confidence[j]), None
+                if level == "L3":   # what prediction reports: the decision's row and status
+                    pred, conf, located = d.row, d.confidence, d.status != "not_found"
+                rows.append(row(r, name, level, "sequence", float(r.level_label_rows[k, j]), pred,
+                                conf, math.isfinite(pred) if located is None else located,
+                                d.status, d.reason))
+            rows.append(row(r, name, "L3", "L3 channel", float(r.label_rows[k]), channel.row,
+                            channel.confidence, channel.status != "not_found", channel.status, ""))
+    return pd.DataFrame(rows, columns=["view", "fold", "name", *LEVEL_CASE_COLUMNS])
 
 
 # ----------------------------------------------------------------------------- tables
@@ -540,12 +628,14 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     if min_separation_mm is None:
         min_separation_mm = ev["min_separation_mm"]
 
-    cases, extra = [], {}
+    cases, extra, level_cases = [], {}, []
     for view in report_views:
         view_results = [results[(v, k)] for (v, k) in sorted(results) if v == view]
         df, extra[view] = decide_view(view_results, decoder, threshold, smooth_mm,
                                       ambiguity_ratio, min_separation_mm)
         cases.append(df)
+        if view_results[0].level_profiles is not None:
+            level_cases.append(decide_levels_view(view_results, df, smooth_mm))
     per_case = pd.concat(cases, ignore_index=True)
     per_fold = summarize(per_case, ["view", "fold"])
     summary = summarize(per_case, ["view"])
@@ -558,8 +648,17 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     write_table(out_dir / "per_fold.csv", per_fold, float_format="%.4f")
     write_table(out_dir / "summary.csv", summary, float_format="%.4f")
     folds_done = sorted({k for _, k in results})
-    write_text(out_dir / "summary.md", summary_markdown(
-        summary, f"{exp_dir.name}: folds {', '.join(map(str, folds_done))} of {len(splits)}"))
+    text = summary_markdown(
+        summary, f"{exp_dir.name}: folds {', '.join(map(str, folds_done))} of {len(splits)}")
+    if level_cases:
+        per_level_case = pd.concat(level_cases, ignore_index=True)
+        per_level = summarize_levels(per_level_case, ["view", "level", "decoder"])
+        write_table(out_dir / "per_level_case.csv", per_level_case, float_format="%.4f")
+        write_table(out_dir / "per_level.csv", per_level, float_format="%.4f")
+        text += ("\n## Every level\n\nThe table above decodes the L3 channel alone; prediction "
+                 "takes L3 from the sequence (`sequence` rows below).\n\n") + "\n".join(
+            levels_markdown(per_level, ["view", "level", "decoder"])) + "\n"
+    write_text(out_dir / "summary.md", text)
     if plots:
         plot_cumulative(per_case, out_dir / "cumulative_error.png")
         plot_per_fold(per_fold, out_dir / "per_fold.png")

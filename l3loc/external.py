@@ -21,7 +21,17 @@ Right level: with the body's extent, the predicted z lies inside the L3 body +-5
 the error is <= 10 mm (about a third of a vertebra plus disc). The worst outcome is a confident
 wrong slice: a positive case ``found`` at the wrong level (``wrong_level_found``).
 
-Writes ``<out>/per_case.csv``, ``summary.csv``, ``summary.md`` and ``montage_<view>.png`` (every
+Every level: a model with one channel per level (``label.levels``) is scored as prediction runs
+it, L3 from the anatomical sequence (``l3loc.predict.decide_maps``, on the npz path too).
+``per_case.csv`` then adds, for every level the model locates or the labels give (annotation
+columns ``t12_z_mm``.. ``s1_z_mm`` / ``*_slice``; npz ``level_rows``), the predicted and true z,
+the error and the right level (within 10 mm), and the L3 channel's own decision beside the
+sequence's L3; ``per_level.csv`` and a table in ``summary.md`` summarise them per level
+(``l3loc.metrics.summarize_levels``). Labels with L3 only (the real validation set) give the
+per-level columns of the predictions and score L3 alone.
+
+Writes ``<out>/per_case.csv``, ``summary.csv``, ``summary.md``, ``per_level.csv`` (models with
+level channels, or labels with levels) and ``montage_<view>.png`` (every
 case: both MIPs with the true L3 body shaded and the predicted line, and the confidence profile)
 for the ensemble of each view. ``<out>`` defaults to ``<exp>/eval_<dataset name>``.
 """
@@ -37,18 +47,17 @@ import numpy as np
 import pandas as pd
 
 from l3loc.atomic import write_table, write_text
-from l3loc.decode import classify, decode_profile, fuse_profiles, row_profile
+from l3loc.decode import classify, fuse_profiles
 from l3loc.errors import InputError
 from l3loc.inference import Localiser, available_folds, load_localiser, trained_views
-from l3loc.metrics import choose_threshold
+from l3loc.levels import LEVELS, decide_l3
+from l3loc.metrics import RIGHT_LEVEL_MM, choose_threshold, levels_markdown, summarize_levels
 from l3loc.preprocess import VIEWS, mip, window_hu
 
 log = logging.getLogger("l3loc")
 
 #: A prediction inside the L3 body's extent widened by this much (mm) is at the right level.
 BODY_MARGIN_MM = 5.0
-#: Without the body's extent, an error up to this (mm) is at the right level.
-RIGHT_LEVEL_MM = 10.0
 LABELS_CSV = "labels.csv"
 
 #: Columns of the external ``per_case.csv``, in order.
@@ -56,6 +65,11 @@ EXTERNAL_COLUMNS = (
     "view", "folds", "name", "negative", "status", "right_level", "confidence", "threshold",
     "pred_slice", "pred_z_mm", "second_z_mm", "second_confidence", "true_slice", "true_z_mm",
     "l3_top_z_mm", "l3_bottom_z_mm", "error_mm", "message", "warnings", "input")
+#: Columns a model with level channels adds (the L3 channel's own decision), and per level
+#: (other than L3) that the model locates or the labels give, in this order.
+CHANNEL_COLUMNS = ("sequence_confidence", "l3_channel_status", "l3_channel_z_mm",
+                   "l3_channel_error_mm", "l3_channel_right_level")
+LEVEL_FIELDS = ("z_mm", "true_z_mm", "error_mm", "right_level")
 
 
 @dataclass
@@ -72,6 +86,7 @@ class _Profiles:
     """What the montage and the optimistic threshold need of one case under one model."""
 
     profile: np.ndarray | None = None        # decoded profile of the model's decision
+    decision: object = None                  # the decision (a LevelDecision: re-decided from it)
     rows_mm: np.ndarray | None = None        # z (mm) of every processed row
     mips: dict = field(default_factory=dict)  # view -> (MIP in the [0, 1] window, z of its rows)
 
@@ -143,13 +158,45 @@ def right_level(pred_z: float, true_z: float, top: float = math.nan, bottom: flo
     return abs(pred_z - true_z) <= RIGHT_LEVEL_MM
 
 
+def level_fields(decision, geom, true_z: dict) -> dict:
+    """Per-level columns of one case: for every level other than L3 that the decision's
+    sequence locates or ``true_z`` gives (level -> true z mm, NaN = absent), the predicted z,
+    the true z, the error and the right level (within ``RIGHT_LEVEL_MM``); for a decision with
+    a sequence, its confidence and the L3 channel's status and z. Empty for a single-L3 model
+    with L3-only labels."""
+    seq = getattr(decision, "sequence", None)
+    out = {}
+    if seq is not None:
+        ch = decision.channel
+        out.update(sequence_confidence=seq.sequence_confidence, l3_channel_status=ch.status,
+                   l3_channel_z_mm=float(geom.z_mm(ch.row)))
+    for k in LEVELS:
+        if k == "L3" or not ((seq is not None and k in seq.levels) or k in true_z):
+            continue
+        row = seq.row(k) if seq is not None else math.nan
+        pred = float(geom.z_mm(row)) if math.isfinite(row) else math.nan
+        true = float(true_z.get(k, math.nan))
+        err = abs(pred - true) if math.isfinite(pred) and math.isfinite(true) else math.nan
+        out.update({f"{k.lower()}_z_mm": pred, f"{k.lower()}_true_z_mm": true,
+                    f"{k.lower()}_error_mm": err,
+                    f"{k.lower()}_right_level": bool(err <= RIGHT_LEVEL_MM)})
+    return out
+
+
 def _case_row(model: ExternalModel, name: str, path: str, negative: bool, rec: dict,
-              truth: dict) -> dict:
+              truth: dict, levels: dict | None = None) -> dict:
+    """One ``per_case.csv`` row; ``levels``: the case's ``level_fields``."""
     top = float(truth.get("l3_top_z_mm", math.nan))
     bottom = float(truth.get("l3_bottom_z_mm", math.nan))
     pred_z = rec.get("pred_z_mm", math.nan)
     true_z = rec.get("true_z_mm", math.nan)
-    return {
+    levels = dict(levels or {})
+    if "l3_channel_z_mm" in levels:   # the L3 channel's own answer, scored as the sequence's
+        ch_z = levels["l3_channel_z_mm"]
+        levels["l3_channel_error_mm"] = abs(ch_z - true_z) if not negative and math.isfinite(true_z) \
+            else math.nan
+        levels["l3_channel_right_level"] = (not negative) and right_level(ch_z, true_z, top, bottom)
+    return {**levels,
         "view": model.view, "folds": model.folds, "name": name, "negative": negative,
         "status": rec["status"],
         "right_level": (not negative) and right_level(pred_z, true_z, top, bottom),
@@ -199,7 +246,8 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
             # the best row's position whatever the status (an abstention is still scored)
             rec.update(pred_slice=float(geom.file_index(decision.row)),
                        pred_z_mm=float(geom.z_mm(decision.row)), warnings="; ".join(f.problem for f in findings))
-            rows.append(_case_row(m, scan.name, scan.path, negative, rec, truth))
+            rows.append(_case_row(m, scan.name, scan.path, negative, rec, truth,
+                                  level_fields(decision, geom, _true_levels_z(truth, ct))))
             if m.folds == "ensemble":
                 profile = _profile_of(outputs)
                 z_native = ct.geometry.z_mm(np.arange(ct.geometry.n_slices))
@@ -207,9 +255,22 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
                 mips = {v: (outputs[v].native_mip_hu if v in outputs else
                             mip(ct.hu, v, ct.spacing_mm)) for v in VIEWS}
                 extra[(m.view, scan.name)] = _Profiles(
-                    profile, geom.z_mm(np.arange(len(profile))),
+                    profile, decision, geom.z_mm(np.arange(len(profile))),
                     {v: (window_hu(image), z_native) for v, image in mips.items()})
     return rows, extra
+
+
+def _true_levels_z(truth: dict, ct) -> dict:
+    """Level -> true z (mm) of the levels other than L3 an annotation row gives."""
+    from l3loc.io.annotations import annotation_to_canonical_row
+
+    out = {}
+    for k in LEVELS:
+        if k != "L3" and any(c in truth for c in (f"{k.lower()}_z_mm", f"{k.lower()}_slice")):
+            c = annotation_to_canonical_row({**truth, "path": ct.path}, ct.geometry, k)
+            if math.isfinite(c):
+                out[k] = float(ct.geometry.z_mm(c))
+    return out
 
 
 def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: bool
@@ -220,6 +281,7 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
     from tqdm import tqdm
 
     from l3loc.cache import open_cache
+    from l3loc.predict import decide_maps
 
     rows, extra, caches = [], {}, {}
     for m in models:
@@ -233,20 +295,13 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
                 caches[key] = open_cache(cfg, v, progress=progress)
             data[v] = caches[key]
         first = next(iter(data.values()))
-        ev = next(iter(views.values())).cfg["eval"]
-        spacing = next(iter(views.values())).spacing_mm
         for i in tqdm(range(len(first)), desc=f"{m.view} {m.folds}", disable=not progress,
                       leave=False):
-            profiles = {}
-            for v, vm in views.items():
-                image = data[v][i][0]
-                prob = vm.maps.confidence_map(image)
-                profiles[v] = decode_profile(row_profile(prob, vm.col_range), ev["decoder"],
-                                             spacing, ev["smooth_mm"]).profile
-            profile = profiles[next(iter(profiles))] if len(profiles) == 1 else \
-                fuse_profiles(list(profiles.values()))
-            d = classify(profile, spacing, m.localiser.threshold, ev["ambiguity_ratio"],
-                         ev["min_separation_mm"], subpixel=ev["decoder"] == "profile")
+            # prediction's own decision from the maps (the level sequence for level channels)
+            per_view, d = decide_maps({v: vm.maps.confidence_map(data[v][i][0])
+                                       for v, vm in views.items()}, m.localiser)
+            profiles = [p for p, _ in per_view.values()]
+            profile = profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
             geom = first.geometry(i)
             label = float(first.label_rows_px[i])
             negative = not math.isfinite(label)
@@ -255,12 +310,16 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
                    "second_z_mm": float(geom.z_mm(d.second_row)) if d.status == "ambiguous" else math.nan,
                    "second_confidence": d.second_confidence if d.status == "ambiguous" else math.nan,
                    "true_slice": math.nan if negative else float(geom.file_index(label)),
-                   "true_z_mm": math.nan if negative else float(geom.z_mm(label))}
-            rows.append(_case_row(m, first.names[i], str(npz_path), negative, rec, {}))
+                   "true_z_mm": math.nan if negative else float(geom.z_mm(label)),
+                   "message": getattr(d, "reason", "")}
+            true_rows = {} if first.level_rows_px is None else dict(zip(LEVELS, first.level_rows_px[i]))
+            levels = level_fields(d, geom, {k: float(geom.z_mm(r)) for k, r in true_rows.items()
+                                            if k != "L3" and math.isfinite(r)})
+            rows.append(_case_row(m, first.names[i], str(npz_path), negative, rec, {}, levels))
             if m.folds == "ensemble":
                 rows_mm = geom.z_mm(np.arange(len(profile)))
                 extra[(m.view, first.names[i])] = _Profiles(
-                    profile, rows_mm, {v: (data[v][i][0], rows_mm) for v in views})
+                    profile, d, rows_mm, {v: (data[v][i][0], rows_mm) for v in views})
     return rows, extra
 
 
@@ -278,9 +337,56 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
             if p is None or p.profile is None:
                 out[idx] = r["status"]
                 continue
+            if getattr(p.decision, "sequence", None) is not None:   # L3 from the sequence
+                ch = p.decision.channel
+                out[idx] = decide_l3(p.decision.sequence, ch.row, vm.spacing_mm, threshold,
+                                     l3_channel_confidence=ch.confidence)[0]
+                continue
             out[idx] = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
                                 ev["min_separation_mm"], subpixel=ev["decoder"] == "profile").status
     return pd.Series(out, dtype=object)
+
+
+def _level_columns(rows: Sequence[dict]) -> list[str]:
+    """The per-level columns some row has, in ``CHANNEL_COLUMNS`` then ``LEVELS`` order."""
+    have = set().union(*(r.keys() for r in rows)) if rows else set()
+    wanted = [*CHANNEL_COLUMNS, *(f"{k.lower()}_{f}" for k in LEVELS if k != "L3"
+                                  for f in LEVEL_FIELDS)]
+    return [c for c in wanted if c in have]
+
+
+def level_cases(per_case: pd.DataFrame) -> pd.DataFrame:
+    """``per_case.csv``'s per-level columns as one row per case and level
+    (``l3loc.metrics.LEVEL_CASE_COLUMNS`` after ``view``, ``folds``, ``name``): L3 as the model
+    decided it (``sequence`` for a model with level channels), the L3 channel's own decision
+    beside it, and every other level with a predicted-z column."""
+    located_statuses = ("found", "ambiguous")
+    others = [k for k in LEVELS if k != "L3" and f"{k.lower()}_z_mm" in per_case]
+    rows = []
+    for _, r in per_case.iterrows():
+        key = {"view": r["view"], "folds": r["folds"], "name": r["name"]}
+        positive = not bool(r["negative"])
+        multi = isinstance(r.get("l3_channel_status"), str) and r["l3_channel_status"] != ""
+        rows.append({**key, "level": "L3", "decoder": "sequence" if multi else "L3 channel",
+                     "present": positive and math.isfinite(r["true_z_mm"]),
+                     "located": r["status"] in located_statuses, "status": r["status"],
+                     "true_row": r["true_z_mm"], "pred_row": r["pred_z_mm"],
+                     "confidence": r["confidence"], "error_mm": r["error_mm"],
+                     "right_level": bool(r["right_level"]), "reason": r["message"]})
+        if multi:
+            rows.append({**rows[-1], "decoder": "L3 channel", "status": r["l3_channel_status"],
+                         "located": r["l3_channel_status"] in located_statuses,
+                         "pred_row": r["l3_channel_z_mm"], "error_mm": r["l3_channel_error_mm"],
+                         "right_level": bool(r["l3_channel_right_level"]), "reason": ""})
+        for k in others:
+            c = k.lower()
+            rows.append({**key, "level": k, "decoder": "sequence", "status": r["status"],
+                         "present": math.isfinite(r[f"{c}_true_z_mm"]),
+                         "located": math.isfinite(r[f"{c}_z_mm"]), "true_row": r[f"{c}_true_z_mm"],
+                         "pred_row": r[f"{c}_z_mm"], "confidence": math.nan,
+                         "error_mm": r[f"{c}_error_mm"], "right_level": bool(r[f"{c}_right_level"]),
+                         "reason": r["message"]})
+    return pd.DataFrame(rows)
 
 
 def summarize_external(cases: pd.DataFrame) -> dict:
@@ -364,7 +470,8 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
                                   "another --out")
     models = external_models(exp_dir, per_fold, device, threshold)
     rows, extra = (_evaluate_npz if kind == "npz" else _evaluate_scans)(path, models, progress)
-    per_case = pd.DataFrame(rows, columns=list(EXTERNAL_COLUMNS))
+    level_cols = _level_columns(rows)
+    per_case = pd.DataFrame(rows, columns=[*EXTERNAL_COLUMNS, *level_cols])
     summaries = []
     for m in models:
         cases = per_case[(per_case["view"] == m.view) & (per_case["folds"] == m.folds)]
@@ -386,8 +493,14 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
     summary = pd.DataFrame(summaries)
     write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
     write_table(out_dir / "summary.csv", summary, float_format="%.4f")
-    write_text(out_dir / "summary.md", _summary_markdown(
-        summary, f"{exp_dir.name} on {dataset_name(data)}", Path(data)))
+    text = _summary_markdown(summary, f"{exp_dir.name} on {dataset_name(data)}", Path(data))
+    if level_cols:
+        by = ["view", "folds", "level", "decoder"]
+        per_level = summarize_levels(level_cases(per_case), by)
+        write_table(out_dir / "per_level.csv", per_level, float_format="%.4f")
+        text += "\n## Every level\n\nz of the truth and of the prediction (rows: mm).\n\n" \
+            + "\n".join(levels_markdown(per_level, by)) + "\n"
+    write_text(out_dir / "summary.md", text)
     if plots:
         from l3loc.report import write_external_montage
 

@@ -35,6 +35,8 @@ from typing import Sequence
 
 import numpy as np
 
+from l3loc.decode import Decision
+
 #: The levels, cranial first.
 LEVELS = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
 
@@ -247,21 +249,58 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
 
 
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
-              max_disagreement_mm: float = 15.0) -> tuple[str, float, str]:
+              max_disagreement_mm: float = 15.0, l3_channel_confidence: float = 0.0
+              ) -> tuple[str, float, str]:
     """L3 from the sequence: (status, row, reason).
 
-    ``not_found`` when the sequence has no L3 at or above ``threshold``; ``ambiguous`` (reason
-    given) when the sequence is not a normal spine (``seq.anomalies``: transitional anatomy or
-    levels out of order/spacing), or when the L3 channel's own peak ``l3_channel_row`` lies more
-    than ``max_disagreement_mm`` (less than half a vertebra) from the sequence's L3; else
-    ``found``. The row is the sequence's L3 (NaN when it has none).
+    ``ambiguous`` (reason given) when the sequence is not a normal spine (``seq.anomalies``:
+    transitional anatomy or levels out of order/spacing), or when the L3 channel's own peak
+    ``l3_channel_row`` lies more than ``max_disagreement_mm`` (less than half a vertebra) from
+    the sequence's L3, or when the sequence has no L3 at or above ``threshold`` while the L3
+    channel's peak is (``l3_channel_confidence``: a confident L3 that no consistent sequence
+    holds, e.g. L2 and L3 swapped; the row is then the channel's); ``not_found`` when neither
+    has L3 at or above ``threshold``; else ``found``. The row is the sequence's L3 (NaN when it
+    has none and the channel is not confident either).
     """
     row = seq.row("L3")
     conf = float(seq.confidence[seq.levels.index("L3")])
     if not math.isfinite(row) or conf < threshold:
+        if math.isfinite(l3_channel_row) and l3_channel_confidence >= threshold:
+            return "ambiguous", l3_channel_row, "; ".join([
+                *seq.anomalies, f"the L3 channel's peak ({l3_channel_confidence:.2f}) fits no "
+                "consistent sequence"])
         return "not_found", row, "" if math.isfinite(row) else "no L3 in a consistent sequence"
     reasons = list(seq.anomalies)
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
         reasons.append(f"the L3 channel peaks {(l3_channel_row - row) * spacing_mm:+.0f} mm from "
                        "the sequence's L3")
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
+
+
+@dataclass(frozen=True)
+class LevelDecision(Decision):
+    """The decision of a model with one channel per level: L3 from the level sequence, the
+    sequence itself, why the status is ``ambiguous`` (empty when it is not) and the L3
+    channel's own decision (what a single-L3 decoder would have said, for comparison)."""
+
+    sequence: LevelSequence | None = None
+    reason: str = ""
+    channel: Decision | None = None
+
+
+def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decision,
+                   spacing_mm: float, smooth_mm: float, threshold: float) -> LevelDecision:
+    """What prediction decides for a model with level channels: :func:`decode_levels` on the
+    raw row profiles [len(levels), H] (the views' mean for two views), L3 from the sequence
+    (:func:`decide_l3`, against the L3 channel's decision ``channel``). The L3 channel's own
+    peak is the second candidate when the two disagree. Row and confidence are the channel's
+    when the sequence has no L3."""
+    seq = decode_levels(profiles, levels, spacing_mm, smooth_mm)
+    status, row, reason = decide_l3(seq, channel.row, spacing_mm, threshold,
+                                    l3_channel_confidence=channel.confidence)
+    in_seq = math.isfinite(seq.row("L3"))
+    disagree = in_seq and "L3 channel" in reason
+    return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
+                         float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
+                         channel.row if disagree else math.nan,
+                         channel.confidence if disagree else 0.0, seq, reason, channel)

@@ -23,6 +23,18 @@ CASE_COLUMNS = ("view", "fold", "name", "negative", "status", "true_row", "pred_
                 "second_row", "second_confidence", "true_slice", "pred_slice", "true_z_mm",
                 "pred_z_mm", "signed_error_mm", "error_mm", "error_slices")
 
+#: Without a vertebral body's extent, a predicted level within this (mm) of the truth is at the
+#: right level (about a third of a vertebra plus disc).
+RIGHT_LEVEL_MM = 10.0
+
+#: Columns of one level of one case (``per_level_case.csv``), after the grouping keys.
+LEVEL_CASE_COLUMNS = ("level", "decoder", "present", "located", "status", "true_row", "pred_row",
+                      "confidence", "error_mm", "right_level", "reason")
+#: Columns of a per-level summary row (``per_level.csv``) after the grouping keys.
+LEVEL_SUMMARY_COLUMNS = ("n_cases", "n_present", "located", "missed", "extra", "median_mm",
+                         "mean_mm", "p90_mm", "max_mm", "right_level", "right_level_pct",
+                         "wrong_level_found", "ambiguous")
+
 #: Columns of a summary row (``per_fold.csv``, ``summary.csv``) after the grouping keys.
 SUMMARY_COLUMNS = ("n_cases", "n_positive", "n_negative", "mean_mm", "std_mm", "median_mm",
                    "p90_mm", "max_mm", "bias_mm", "mean_slices", "std_slices", "median_slices",
@@ -155,3 +167,72 @@ def choose_threshold(confidence: Sequence[float], negative: Sequence[bool],
     rejected = conf[None, :] < candidates[:, None]
     score = 0.5 * (rejected[:, neg].mean(axis=1) + (~rejected[:, ~neg]).mean(axis=1))
     return float(candidates[int(np.argmax(score))]), True
+
+
+def summarize_levels(cases: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per-level summary of level rows (``LEVEL_CASE_COLUMNS``: one level of one case each).
+
+    A level is *present* when the truth has it and *located* when the decoder placed it (for a
+    decision with a status, not ``not_found``). Errors are over the present levels with a
+    predicted row; ``right_level`` counts present levels located at the right level (the
+    rows' ``right_level``), its percentage is over every present level (a missed level is not
+    right); ``missed``: present, not located; ``extra``: located although the truth lacks it;
+    ``wrong_level_found``: present, located at a wrong level with status ``found`` (the
+    confident wrong answer); ``ambiguous``: present, in a case whose decision is ``ambiguous``.
+
+    Args:
+        cases: level rows; groups keep the order of first appearance.
+        by: grouping columns, e.g. ``["view", "level", "decoder"]``.
+
+    Returns:
+        One row per group: the ``by`` columns, then ``LEVEL_SUMMARY_COLUMNS``.
+    """
+    rows = []
+    for keys, g in cases.groupby(list(by), sort=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        present = g["present"].to_numpy(dtype=bool)
+        located = g["located"].to_numpy(dtype=bool)
+        right = g["right_level"].to_numpy(dtype=bool) & present & located
+        err = g.loc[present, "error_mm"].to_numpy(dtype=np.float64)
+        err = err[np.isfinite(err)]
+        status = g["status"].to_numpy()
+
+        def stat(fn):
+            return float(fn(err)) if err.size else math.nan
+
+        rows.append({**dict(zip(by, keys)), "n_cases": len(g), "n_present": int(present.sum()),
+                     "located": int((present & located).sum()),
+                     "missed": int((present & ~located).sum()),
+                     "extra": int((~present & located).sum()),
+                     "median_mm": stat(np.median), "mean_mm": stat(np.mean),
+                     "p90_mm": stat(lambda a: np.percentile(a, 90)), "max_mm": stat(np.max),
+                     "right_level": int(right.sum()),
+                     "right_level_pct": _pct(int(right.sum()), int(present.sum())),
+                     "wrong_level_found": int((present & located & ~right
+                                               & (status == "found")).sum()),
+                     "ambiguous": int((present & (status == "ambiguous")).sum())})
+    return pd.DataFrame(rows, columns=[*by, *LEVEL_SUMMARY_COLUMNS])
+
+
+def levels_markdown(summary: pd.DataFrame, by: Sequence[str]) -> list[str]:
+    """The per-level summary as Markdown lines (a table, then how to read it)."""
+    def f(x, d=2):
+        return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{d}f}"
+
+    lines = ["| " + " | ".join(by) + " | present | located (missed / extra) | median mm | mean mm "
+             "| p90 mm | max mm | right level | wrong-level found | ambiguous |",
+             "|" + "---|" * (len(by) + 9)]
+    for _, r in summary.iterrows():
+        lines.append("| " + " | ".join(str(r[b]) for b in by)
+                     + f" | {r['n_present']}/{r['n_cases']} | {r['located']} ({r['missed']} / "
+                     f"{r['extra']}) | {f(r['median_mm'])} | {f(r['mean_mm'])} | {f(r['p90_mm'])} "
+                     f"| {f(r['max_mm'])} | {r['right_level']} ({f(r['right_level_pct'], 1)} %) "
+                     f"| {r['wrong_level_found']} | {r['ambiguous']} |")
+    lines += ["", "Per level: errors over the present levels the decoder placed; right level = "
+              "placed within the level's tolerance (the body's extent when known, else "
+              f"{RIGHT_LEVEL_MM:g} mm), % of the present ones; missed = present, not placed; "
+              "extra = placed, absent from the truth; wrong-level found = placed at a wrong "
+              "level while the case is `found`; ambiguous = present in a case called `ambiguous`. "
+              "`sequence` = the anatomical sequence decoder (what prediction reports); "
+              "`L3 channel` = the single L3 channel's own decision on the same cases."]
+    return lines

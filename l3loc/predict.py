@@ -48,7 +48,7 @@ from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_t
                                    default_name)
 from l3loc.io.ct_checks import checked_ct, read_ct
 from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
-from l3loc.levels import LEVELS, LevelSequence, decide_l3, decode_levels
+from l3loc.levels import LEVELS, level_decision
 from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_index_html, write_qc_png
 
@@ -102,7 +102,7 @@ def _csv_inputs(csv_path: Path) -> list[ScanInput]:
     ``l3_slice``/``l3_z_mm`` adds the truth). Relative paths are relative to the CSV's folder."""
     import pandas as pd
 
-    from l3loc.io.annotations import read_annotations
+    from l3loc.io.annotations import level_columns, read_annotations
 
     try:
         header = pd.read_csv(csv_path, nrows=0, encoding="utf-8-sig").columns
@@ -110,7 +110,9 @@ def _csv_inputs(csv_path: Path) -> list[ScanInput]:
         raise InputError(csv_path, f"not a readable CSV table ({exc})") from None
     if any(c in header for c in POSITION_COLUMNS):
         df = read_annotations(csv_path, check_paths=False)
-        keep = [df.attrs["position"], "negative", "csv_line", *(c for c in EXTENT_COLUMNS if c in df)]
+        keep = [df.attrs["position"], "negative", "csv_line", *(c for c in EXTENT_COLUMNS if c in df),
+                *(c for c in level_columns(df.attrs["position"]).values() if c in df and
+                  c != df.attrs["position"])]
         return [ScanInput(r["name"], r["path"], r["series_uid"] or None, {k: r[k] for k in keep})
                 for _, r in df.iterrows()]
     if "path" not in header:
@@ -201,61 +203,63 @@ def model_levels(localiser: Localiser) -> tuple[str, ...]:
     return found.pop()
 
 
-@dataclass(frozen=True)
-class LevelDecision(Decision):
-    """The decision of a model with one channel per level: L3 from the level sequence, the
-    sequence itself and why the status is ``ambiguous`` (empty when it is not)."""
+def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
+    """From each view's confidence map(s) to the decision, as prediction makes it.
 
-    sequence: LevelSequence | None = None
-    reason: str = ""
+    Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
+    decoded profiles). A model with one channel per level (``label.levels``) then decodes the
+    level sequence on the views' mean raw row profiles and takes L3 from it
+    (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
+    spine or the L3 channel disagrees).
+
+    Args:
+        maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
+            [levels, H, W]); the views' processed rows are the same slices.
+        localiser: whose view models made the maps.
+
+    Returns:
+        (view -> (decoded L3 profile, its Decision), the final Decision: fused when two views, a
+        ``LevelDecision`` for a model with level channels).
+    """
+    levels = model_levels(localiser)
+    per_view, level_profiles = {}, []
+    for view, prob in maps.items():
+        vm = localiser.views[view]
+        stack = prob if prob.ndim == 3 else prob[None]
+        dec = decode_profile(row_profile(stack[levels.index("L3")], vm.col_range),
+                             vm.cfg["eval"]["decoder"], vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
+        per_view[view] = (dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
+        level_profiles.append(np.stack([row_profile(m, vm.col_range) for m in stack]))
+    views = list(per_view)
+    cfg = localiser.views[views[0]].cfg
+    if len(views) == 1:
+        decision = per_view[views[0]][1]
+    else:
+        if len({localiser.views[v].spacing_mm for v in views}) != 1:
+            raise ValueError("views trained at different pixel sizes cannot be fused")
+        decision = _classify(fuse_profiles([per_view[v][0] for v in views]), cfg,
+                             localiser.threshold)
+    if len(levels) > 1:
+        decision = level_decision(np.mean(level_profiles, axis=0), levels, decision,
+                                  float(cfg["preprocess"]["spacing_mm"]), cfg["eval"]["smooth_mm"],
+                                  localiser.threshold)
+    return per_view, decision
 
 
 def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeometry]:
-    """Run every view of ``localiser`` on ``ct`` and fuse them.
-
-    A model with one channel per level (``label.levels``) also decodes the level sequence
-    (``l3loc.levels.decode_levels`` on the views' mean row profiles) and takes L3 from it
-    (``decide_l3``: ambiguous with a reason when the sequence is not a normal spine or the L3
-    channel disagrees).
+    """Run every view of ``localiser`` on ``ct`` and decide (:func:`decide_maps`).
 
     Returns:
         (view -> ViewOutput, the final Decision (fused when two views; a LevelDecision for a
         model with level channels), the geometry of the processed rows, shared by the views).
     """
-    outputs, level_profiles = {}, []
-    levels = model_levels(localiser)
+    cases, maps = {}, {}
     for view, vm in localiser.views.items():
-        case = preprocess_volume(ct, view, cfg=vm.preprocess)
-        prob = vm.maps.confidence_map(case.image)
-        maps = prob if prob.ndim == 3 else prob[None]
-        dec = decode_profile(row_profile(maps[levels.index("L3")], vm.col_range),
-                             vm.cfg["eval"]["decoder"], vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
-        outputs[view] = ViewOutput(case.geometry, case.native_hu,
-                                   dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
-        level_profiles.append(np.stack([row_profile(m, vm.col_range) for m in maps]))
-    views = list(outputs)
-    geometry = outputs[views[0]].geometry
-    cfg = localiser.views[views[0]].cfg
-    if len(views) == 1:
-        decision = outputs[views[0]].decision
-    else:
-        if len({localiser.views[v].spacing_mm for v in views}) != 1:
-            raise ValueError("views trained at different pixel sizes cannot be fused")
-        fused = fuse_profiles([outputs[v].profile for v in views])
-        decision = _classify(fused, cfg, localiser.threshold)
-    if len(levels) == 1:
-        return outputs, decision, geometry
-    spacing = float(cfg["preprocess"]["spacing_mm"])
-    seq = decode_levels(np.mean(level_profiles, axis=0), levels, spacing, cfg["eval"]["smooth_mm"])
-    status, row, reason = decide_l3(seq, decision.row, spacing, localiser.threshold)
-    conf = float(seq.confidence[levels.index("L3")])
-    disagree = "L3 channel" in reason
-    # the L3 channel's own peak is the second candidate when it disagrees with the sequence
-    decision = LevelDecision(status, row if math.isfinite(row) else decision.row,
-                             conf if math.isfinite(row) else decision.confidence,
-                             decision.row if disagree else math.nan,
-                             decision.confidence if disagree else 0.0, seq, reason)
-    return outputs, decision, geometry
+        cases[view] = preprocess_volume(ct, view, cfg=vm.preprocess)
+        maps[view] = vm.maps.confidence_map(cases[view].image)
+    per_view, decision = decide_maps(maps, localiser)
+    outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in maps}
+    return outputs, decision, next(iter(outputs.values())).geometry
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -43,10 +43,21 @@ def marker_phantom(n=60, l3=37, seed=0, markers=None, rows=40, cols=48):
     return np.round(hu + rng.normal(0, 10, hu.shape)).astype(np.int16)
 
 
+def marker_config(root, src, iters: int, opts=()) -> dict:
+    """The tiny training config of the marker experiments (2 folds, 1 epoch of ``iters``)."""
+    from l3loc.config import load_config
+
+    return load_config(None, [
+        f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
+        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
+        "model.base_channels=8", "model.depth=2", "train.epochs=1",
+        f"train.iters_per_epoch={iters}", "train.batch_size=4", "train.lr=0.01", "train.folds=2",
+        "train.p_positive=1.0", "augment.p=0", "label.half_height_mm=2.0", *opts])
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """An experiment trained here on MIPs of marker phantoms (2 views x 1 fold, ~15 s)."""
-    from l3loc.config import load_config
     from l3loc.engine import train_fold
     from l3loc.io.npz import L3Dataset, write_l3_npz
     from l3loc.preprocess import mip
@@ -63,17 +74,50 @@ def trained_run(tmp_path_factory):
         sg.append(mip(hu, "sagittal", MARKER_SPACING).astype(np.int16))
         rows.append(float(l3))
     ds = L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * len(names)), {"a1": np.array(rows)})
-    src = write_l3_npz(root / "d.npz", ds) or root / "d.npz"
-    cfg = load_config(None, [
-        f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
-        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
-        "model.base_channels=8", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=80",
-        "train.batch_size=4", "train.lr=0.01", "train.folds=2", "train.p_positive=1.0",
-        "augment.p=0", "label.half_height_mm=2.0"])
+    cfg = marker_config(root, write_l3_npz(root / "d.npz", ds) or root / "d.npz", 80)
     cfg["experiment"] = "marker"
     for view in ("frontal", "sagittal"):
         train_fold(cfg, view, 1)
     return root / "work" / "marker"
+
+
+def level_slices(l3: int) -> list[int]:
+    """Canonical slices (2 mm) of every level (``l3loc.levels.LEVELS``) of a nominal spine whose
+    L3 is at slice ``l3``."""
+    from l3loc.levels import LEVELS, nominal_distance_mm
+
+    return [int(round(l3 + nominal_distance_mm("L3", k) / MARKER_SPACING[0])) for k in LEVELS]
+
+
+@pytest.fixture(scope="session")
+def trained_levels_run(tmp_path_factory):
+    """An experiment with one channel per level (``label.levels`` = every level), trained here
+    on sagittal MIPs of marker phantoms with a marker at every level (1 fold, a few seconds).
+    The markers look alike: the tiny net does not learn which is which, it exercises the
+    multi-level code paths end to end with real checkpoints."""
+    from l3loc.engine import train_fold
+    from l3loc.io.npz import L3Dataset, write_l3_npz
+    from l3loc.levels import LEVELS
+    from l3loc.preprocess import mip
+
+    root = tmp_path_factory.mktemp("trained_levels")
+    rng = np.random.default_rng(6)
+    names, fr, sg, rows = [], [], [], []
+    for i in range(8):
+        slices = level_slices(int(rng.integers(60, 75)))
+        hu = marker_phantom(n=140, seed=i, markers=slices)
+        names.append(f"c{i}")
+        fr.append(mip(hu, "frontal", MARKER_SPACING).astype(np.int16))
+        sg.append(mip(hu, "sagittal", MARKER_SPACING).astype(np.int16))
+        rows.append([float(r) for r in slices])
+    rows = np.array(rows)
+    ds = L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * len(names)),
+                   {"a1": rows[:, LEVELS.index("L3")]}, extra={"level_rows": rows})
+    cfg = marker_config(root, write_l3_npz(root / "d.npz", ds) or root / "d.npz", 40,
+                        [f"label.levels=[{','.join(LEVELS)}]"])
+    cfg["experiment"] = "levels"
+    train_fold(cfg, "sagittal", 1)
+    return root / "work" / "levels"
 
 
 @pytest.fixture(scope="session")

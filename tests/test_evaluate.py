@@ -13,19 +13,24 @@ import pytest
 from l3loc.config import load_config, save_config
 from l3loc.evaluate import evaluate_experiment, latest_experiment
 from l3loc.io.npz import L3Dataset, write_l3_npz
-from l3loc.labels import band_target
+from l3loc.labels import band_target, level_targets
+from l3loc.levels import LEVELS, nominal_distance_mm
 from l3loc.splits import load_or_create_splits
 
 ROOT = Path(__file__).resolve().parents[1]
+#: Rows (1 mm) of every level below L3 (negative: above) in a nominal spine.
+NOMINAL_FROM_L3 = np.array([nominal_distance_mm("L3", k) for k in LEVELS])
 
 
-def make_experiment(tmp_path, cases, k=2, views=("frontal", "sagittal"), name="exp"):
+def make_experiment(tmp_path, cases, k=2, views=("frontal", "sagittal"), name="exp",
+                    levels=False):
     """A run folder as the engine leaves it, without training: splits.json and, per view and
     fold, config.yaml and a placeholder best.pdparams (the tests plug in their own maps).
 
     ``cases``: (height in native rows, L3 native row or None, slice thickness mm). Each MIP is
     air (-1000 HU) with a one-row bone marker (1200 HU) across the middle columns at the L3 row,
-    so a "perfect" model can read the label back from the image.
+    so a "perfect" model can read the label back from the image. ``levels``: a model with one
+    channel per level, every level at its nominal distance from L3 (``level_rows``).
     """
     images, rows, spacings, negative = [], [], [], []
     for height, row, thickness in cases:
@@ -37,14 +42,15 @@ def make_experiment(tmp_path, cases, k=2, views=("frontal", "sagittal"), name="e
         spacings.append([1.0, 1.0, thickness])
         negative.append(row is None)
     names = [f"case{i:02d}" for i in range(len(cases))]
+    extra = {"level_rows": np.array(rows)[:, None] + NOMINAL_FROM_L3[None]} if levels else {}
     ds = L3Dataset(names, images, [im.copy() for im in images], np.array(spacings),
-                   {"a1": np.array(rows)}, np.array(negative))
+                   {"a1": np.array(rows)}, np.array(negative), extra)
     write_l3_npz(tmp_path / "d.npz", ds)
     cfg = load_config(None, [
         f"work_dir={tmp_path / 'work'}", f"data.source={tmp_path / 'd.npz'}",
         f"data.cache_dir={tmp_path / 'cache'}", "preprocess.spacing_mm=1.0",
         "preprocess.canvas=[32,40]", "preprocess.stride=4", f"train.folds={k}",
-        "label.half_height_mm=2.0"])
+        "label.half_height_mm=2.0"] + ([f"label.levels=[{','.join(LEVELS)}]"] if levels else []))
     cfg["experiment"] = name
     exp = tmp_path / "work" / name
     splits = load_or_create_splits(exp / "splits.json", names, k, 0)
@@ -299,3 +305,74 @@ def test_one_fold_threshold_is_marked_optimistic(tmp_path):
     exp, _ = make_experiment(tmp_path, cases, views=("frontal",))
     summary = evaluate_experiment(exp, folds=[1], model_loader=band_loader(), plots=False)
     assert "optimistic" in summary.iloc[0]["threshold_method"]
+
+
+def level_loader(swapped_l3_rows=()):
+    """A model seam for a model with level channels: every level's band at its nominal distance
+    from the marker (L3); on the cases whose L3 is at ``swapped_l3_rows``, the L2 and L3
+    channels swapped."""
+    def loader(fold_dir, cfg):
+        def map_fn(image):
+            l3 = marker_row(image)
+            rows = l3 + NOMINAL_FROM_L3 / cfg["preprocess"]["spacing_mm"]
+            if round(l3) in swapped_l3_rows:
+                rows[[2, 3]] = rows[[3, 2]]
+            return level_targets(*image.shape, rows, 2.0, cfg["preprocess"]["spacing_mm"])
+        return map_fn
+    return loader
+
+
+# every level inside the image: T12 105 mm above L3, S1 104.5 mm below
+LEVEL_CASES = [(240, r, 1.0) for r in (110, 112, 115, 118, 120, 123, 126, 130)]
+
+
+def test_perfect_level_map_gives_every_level_within_half_a_mm(tmp_path):
+    exp, _ = make_experiment(tmp_path, LEVEL_CASES, levels=True)
+    evaluate_experiment(exp, model_loader=level_loader(), plots=False)
+    per_level = pd.read_csv(exp / "eval" / "per_level.csv")
+    cases = pd.read_csv(exp / "eval" / "per_level_case.csv")
+    # a row per view and level, and the L3 channel beside the sequence's L3
+    assert list(per_level[per_level["view"] == "fused"]["level"]) == [*LEVELS, "L3"]
+    assert list(per_level["decoder"][-2:]) == ["sequence", "L3 channel"]
+    assert set(per_level["view"]) == {"frontal", "sagittal", "fused"}
+    assert (per_level["n_present"] == len(LEVEL_CASES)).all()
+    assert (per_level["right_level"] == len(LEVEL_CASES)).all()
+    assert per_level["max_mm"].max() <= 0.5 + 1e-6
+    assert (cases["status"] == "found").all() and cases["error_mm"].max() <= 0.5 + 1e-6
+    text = (exp / "eval" / "summary.md").read_text()
+    assert "## Every level" in text and "| fused | S1 | sequence |" in text
+
+
+def test_swapped_levels_are_flagged_ambiguous_and_counted(tmp_path):
+    exp, _ = make_experiment(tmp_path, LEVEL_CASES, views=("sagittal",), levels=True)
+    evaluate_experiment(exp, model_loader=level_loader(swapped_l3_rows=(115, 123)), plots=False)
+    per_level = pd.read_csv(exp / "eval" / "per_level.csv").set_index(["level", "decoder"])
+    cases = pd.read_csv(exp / "eval" / "per_level_case.csv", keep_default_na=False)
+    seq_l3 = per_level.loc[("L3", "sequence")]
+    assert seq_l3["ambiguous"] == 2 and seq_l3["wrong_level_found"] == 0
+    flagged = cases[(cases["level"] == "L3") & (cases["decoder"] == "sequence")
+                    & (cases["status"] == "ambiguous")]
+    assert sorted(flagged["true_row"].round()) == [115, 123]
+    assert (flagged["reason"].str.len() > 0).all()
+    # the single L3 channel, on the same cases, confidently answers L2 on both
+    channel = per_level.loc[("L3", "L3 channel")]
+    assert channel["wrong_level_found"] == 2 and channel["ambiguous"] == 0
+
+
+def test_trained_multi_level_model_through_the_kfold_and_its_profile_cache(trained_levels_run,
+                                                                             caplog):
+    """Real checkpoints with level channels: every channel's profile is cached and read back
+    (same per-level figures), and training logged each level's validation error."""
+    import logging
+
+    log_cols = pd.read_csv(trained_levels_run / "sagittal" / "fold_1" / "train_log.csv").columns
+    assert {f"val_median_error_mm_{k}" for k in LEVELS if k != "L3"} <= set(log_cols)
+    evaluate_experiment(trained_levels_run, plots=False)
+    first = pd.read_csv(trained_levels_run / "eval" / "per_level.csv")
+    cached = np.load(trained_levels_run / "eval" / "profiles" / "sagittal_fold1.npz")
+    assert cached["values"].shape[0] == len(LEVELS)
+    with caplog.at_level(logging.INFO, logger="l3loc"):
+        evaluate_experiment(trained_levels_run, plots=False)
+    assert "reusing the profiles" in caplog.text
+    pd.testing.assert_frame_equal(first, pd.read_csv(trained_levels_run / "eval" / "per_level.csv"))
+    assert list(first["level"]) == [*LEVELS, "L3"] and (first["n_present"] == 4).all()

@@ -69,3 +69,24 @@ def test_exported_models_load_and_run_without_unpickling(exported, monkeypatch):
     loc = load_localiser(root, "sagittal", backend="predictor")
     prob = loc.views["sagittal"].maps.confidence_map(np.zeros((36, 32), np.float32))
     assert prob.shape == (36, 32) and np.isfinite(prob).all()
+
+
+def test_exported_multi_level_model_matches_dygraph(tmp_path):
+    """A model with one channel per level exports its every channel: the predictor's [levels,
+    H, W] maps equal the dygraph ones, and prediction's sequence decision matches."""
+    from l3loc.levels import LEVELS
+
+    root = make_run(tmp_path / "run", views=("sagittal",), folds=(1,),
+                    opts=[f"label.levels=[{','.join(LEVELS)}]"])
+    export_experiment(root)
+    fast = load_localiser(root, "sagittal")
+    slow = load_localiser(root, "sagittal", backend="dygraph")
+    assert fast.backend == "predictor"
+    image = np.random.default_rng(2).random((44, 32)).astype(np.float32)
+    a = fast.views["sagittal"].maps.confidence_map(image)
+    assert a.shape == (len(LEVELS), 44, 32)
+    np.testing.assert_allclose(a, slow.views["sagittal"].maps.confidence_map(image), atol=1e-5)
+    ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST))
+    ra, rb = predict_volume(ct, fast), predict_volume(ct, slow)
+    for key in ("status", "sagittal_row", "sequence_confidence", "t12_z_mm", "s1_z_mm"):
+        assert ra[key] == pytest.approx(rb[key], abs=1e-3, nan_ok=True), key

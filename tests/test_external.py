@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -128,3 +129,62 @@ def test_real_ct_through_predict(trained_run, example_ct, tmp_path):
     for name in ("results.csv", "index.html", "run.json", "example/result.json", "example/qc.png",
                  "example/l3_axial.png", "example/l3_axial.nii.gz"):
         assert (tmp_path / "out" / name).is_file(), name
+
+
+def test_multi_level_model_writes_per_level_columns(trained_levels_run, tmp_path):
+    """A tiny model with level channels, on its npz and on scans labelled with L3 and L1 (and
+    one with L3 only, as the real validation set): the sequence decides L3, per-level columns
+    and table are written, the truth of each level read from the labels."""
+    from conftest import level_slices
+    from l3loc.levels import LEVELS
+
+    npz = trained_levels_run.parents[1] / "d.npz"
+    evaluate_external(trained_levels_run, npz, out_dir=tmp_path / "npz", plots=False)
+    per_case = pd.read_csv(tmp_path / "npz" / "per_case.csv", keep_default_na=False,
+                           na_values=[""])
+    for k in LEVELS:
+        if k != "L3":
+            assert {f"{k.lower()}_z_mm", f"{k.lower()}_true_z_mm", f"{k.lower()}_error_mm",
+                    f"{k.lower()}_right_level"} <= set(per_case.columns), k
+    assert set(per_case["l3_channel_status"]) <= {"found", "not_found", "ambiguous"}
+    # level_rows of the npz are native MIP rows (2 mm slices): their true z are 2 mm apart per row
+    gap = per_case["t12_true_z_mm"] - per_case["true_z_mm"]
+    assert np.allclose(gap.abs() % 2.0, 0.0) and (gap > 90).all()
+    per_level = pd.read_csv(tmp_path / "npz" / "per_level.csv")
+    assert list(per_level["level"]) == ["L3", "L3", *[k for k in LEVELS if k != "L3"]]
+    assert list(per_level["decoder"][:2]) == ["sequence", "L3 channel"]
+    assert (per_level["n_present"] == 8).all()
+    assert "## Every level" in (tmp_path / "npz" / "summary.md").read_text()
+
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    lines = ["name,path,l3_z_mm,l1_z_mm"]
+    for i, l3 in enumerate((62, 70)):
+        slices = level_slices(l3)
+        write_volume(folder / f"s{i}.nii.gz", marker_phantom(n=140, seed=20 + i, markers=slices),
+                     MARKER_SPACING, MARKER_Z_FIRST)
+        z = [MARKER_Z_FIRST - MARKER_SPACING[0] * c for c in slices]
+        lines.append(f"s{i},s{i}.nii.gz,{z[3]},{z[1] if i == 0 else ''}")
+    (folder / "labels.csv").write_text("\n".join(lines) + "\n")
+    evaluate_external(trained_levels_run, folder, out_dir=tmp_path / "out", plots=False)
+    per_case = pd.read_csv(tmp_path / "out" / "per_case.csv", keep_default_na=False,
+                           na_values=[""]).set_index("name")
+    z1 = MARKER_Z_FIRST - MARKER_SPACING[0] * level_slices(62)[1]
+    assert per_case.loc["s0", "l1_true_z_mm"] == pytest.approx(z1, abs=1e-4)
+    assert math.isnan(per_case.loc["s1", "l1_true_z_mm"])          # not annotated
+    assert per_case.loc["s0", "true_z_mm"] == pytest.approx(MARKER_Z_FIRST - 2.0 * 62, abs=1e-4)
+    found = per_case["l1_z_mm"].notna()
+    np.testing.assert_allclose(per_case.loc[found, "l1_error_mm"],
+                               (per_case["l1_z_mm"] - per_case["l1_true_z_mm"]).abs()[found])
+    assert "sequence_confidence" in per_case and "l3_channel_z_mm" in per_case
+
+
+def test_labels_with_l3_only_keep_the_single_l3_table(trained_run, tmp_path):
+    """A single-L3 model scored on L3-only labels: no per-level column, no per-level file."""
+    npz = trained_run.parents[1] / "d.npz"
+    evaluate_external(trained_run, npz, out_dir=tmp_path / "o", plots=False)
+    per_case = pd.read_csv(tmp_path / "o" / "per_case.csv")
+    from l3loc.external import EXTERNAL_COLUMNS
+
+    assert list(per_case.columns) == list(EXTERNAL_COLUMNS)
+    assert not (tmp_path / "o" / "per_level.csv").exists()

@@ -82,6 +82,10 @@ def test_swapped_or_impossibly_spaced_levels_are_flagged():
     seq = decode_levels(_profiles(swapped), LEVELS, SPACING)
     assert seq.anomalies, seq
     assert decide_l3(seq, swapped[3], SPACING, 0.5)[0] != "found"
+    # the L3 channel confidently peaks where no consistent sequence has L3: ambiguous, not
+    # not_found (the two disagree), at the channel's row
+    status, row, reason = decide_l3(seq, swapped[3], SPACING, 0.5, l3_channel_confidence=0.8)
+    assert (status, row) == ("ambiguous", swapped[3]) and "fits no consistent sequence" in reason
     # L3 60 mm below L2 and L4 right under it: no spine is built like that
     spaced = rows.copy()
     spaced[3] = rows[2] + 60.0

@@ -29,15 +29,22 @@ from test_predict import perfect_map, stub_cfg  # noqa: E402
 COHORT = {"a": (60, (37,)), "b": (70, (30,)), "c": (60, ()), "d": (64, (20, 44))}
 
 
-@pytest.fixture(scope="module")
-def cohort(tmp_path_factory):
-    root = tmp_path_factory.mktemp("review")
+def predict_cohort(root, extra=(), threshold=None):
+    """Write the COHORT phantoms to ``root/in`` and predict them and ``extra`` scans into
+    ``root/out`` with the stub model (also used by docs/make_review_screenshot.py)."""
     for i, (name, (n, markers)) in enumerate(COHORT.items()):
         write_volume(root / "in" / f"{name}.nii.gz", marker_phantom(n=n, markers=markers, seed=i),
                      SPACING, Z_FIRST)
-    records = run_prediction(list_inputs([root / "in"]), function_localiser(perfect_map, stub_cfg()),
+    records = run_prediction(list_inputs([root / "in", *extra]),
+                             function_localiser(perfect_map, stub_cfg(), threshold=threshold),
                              root / "out")
-    return root, {r["name"]: r for r in records}
+    return {r["name"]: r for r in records}
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory):
+    root = tmp_path_factory.mktemp("review")
+    return root, predict_cohort(root)
 
 
 def test_cohort_statuses(cohort):
@@ -124,7 +131,7 @@ def _page_data(path):
 # ----------------------------------------------------------------------------- in a browser
 
 
-def _browser():
+def headless_chromium():
     """Headless Debian chromium through selenium, or a skip saying what is missing."""
     try:
         from selenium import webdriver
@@ -153,7 +160,7 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
     from selenium.webdriver.support.ui import WebDriverWait
 
     root, recs = cohort
-    browser = _browser()
+    browser = headless_chromium()
     try:
         browser.get((root / "out" / "index.html").as_uri())
         js = browser.execute_script

@@ -21,8 +21,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 import l3loc  # noqa: E402,F401  (before paddle)
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_review import headless_chromium, predict_cohort  # noqa: E402
+from test_review import headless_chromium, predict_cohort, step_to  # noqa: E402
 
 DATA = REPO / "tests" / "data"
 
@@ -38,13 +37,9 @@ def main() -> None:
         browser.set_window_size(1300, 760)
         browser.get((root / "out" / "index.html").as_uri())
         js = browser.execute_script
-        wait = WebDriverWait(browser, 10)
 
         def go_to(name):
-            target = js("return window.l3loc.names()").index(name)
-            while (i := js("return window.l3loc.index()")) != target:
-                ActionChains(browser).send_keys(Keys.ARROW_RIGHT if i < target else Keys.ARROW_LEFT).perform()
-            wait.until(lambda b: js("return window.l3loc.loaded()"))
+            step_to(browser, name)
 
         go_to("a")
         ActionChains(browser).send_keys("a").perform()            # a phantom: accepted

@@ -153,6 +153,19 @@ def headless_chromium():
     return webdriver.Chrome(service=Service(driver), options=opts)
 
 
+def step_to(browser, name):
+    """Show scan ``name`` by pressing next/previous, and wait for its pictures and data."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    js = browser.execute_script
+    target = js("return window.l3loc.names()").index(name)
+    while (i := js("return window.l3loc.index()")) != target:
+        ActionChains(browser).send_keys(Keys.ARROW_RIGHT if i < target else Keys.ARROW_LEFT).perform()
+    WebDriverWait(browser, 10).until(lambda b: js("return window.l3loc.loaded()"))
+
+
 def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_path):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
@@ -167,11 +180,7 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
         wait = WebDriverWait(browser, 10)
 
         def go_to(name):
-            """Step there with the next/previous keys."""
-            target = js("return window.l3loc.names()").index(name)
-            while (i := js("return window.l3loc.index()")) != target:
-                ActionChains(browser).send_keys(Keys.ARROW_RIGHT if i < target else Keys.ARROW_LEFT).perform()
-            wait.until(lambda b: js("return window.l3loc.loaded()"))
+            step_to(browser, name)
 
         def keys(*k):
             ActionChains(browser).send_keys(*k).perform()

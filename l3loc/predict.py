@@ -4,12 +4,13 @@ Per scan (``out/<name>/``)::
 
     result.json        the record below (also one row of ``out/results.csv``)
     qc.png             frontal + sagittal MIPs with the predicted line, and the confidence profile
+    frontal_mip.png, sagittal_mip.png, review.js   what the review page shows (l3loc/review.py)
     l3_axial.png       the L3 slice, soft-tissue window (W400/L40)
     l3_axial.nii.gz    the L3 slice as a one-slice volume (spacing and position of the scan)
     l3_slab.nii.gz     with ``slab_mm``: the mean of the slices within +-slab_mm of L3 (+ .png)
     l3_slice.dcm       DICOM input only: a copy of the original file of the L3 slice
 
-and ``out/results.csv``, ``out/index.html`` (sorted for review) and ``out/run.json`` (what ran).
+and ``out/results.csv``, ``out/index.html`` (the review page, sorted for review) and ``out/run.json`` (what ran).
 
 The record: ``status`` is ``found``, ``not_found`` (peak confidence below the threshold: L3 is
 probably not in the scan), ``ambiguous`` (a second candidate of similar confidence at least a
@@ -50,7 +51,8 @@ from l3loc.io.ct_checks import checked_ct, read_ct
 from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
 from l3loc.levels import LEVELS, level_decision
 from l3loc.preprocess import CaseGeometry, preprocess_volume
-from l3loc.report import write_axial_png, write_index_html, write_qc_png
+from l3loc.report import write_axial_png, write_qc_png
+from l3loc.review import write_index_html, write_review_data
 
 log = logging.getLogger("l3loc")
 
@@ -321,13 +323,12 @@ def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | Non
     return files
 
 
-def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, geometry,
-                threshold: float, l3_z: float | None, second_z: float | None, status: str,
-                levels_z: dict | None = None) -> None:
-    mips = {}
+def _pictures(folder: Path, name: str, ct: CTVolume, outputs: dict, decision, geometry,
+              threshold: float, l3_z: float | None, second_z: float | None, status: str,
+              levels_z: dict | None = None) -> None:
+    """``qc.png`` and the review page's files of one scan (the same MIPs and profiles)."""
     z_top, z_bottom = float(ct.geometry.z_mm(0)), float(ct.geometry.z_mm(ct.geometry.n_slices - 1))
-    for view, out in outputs.items():
-        mips[view] = (out.native_mip_hu, out.geometry.col_spacing_mm, (z_top, z_bottom))
+    mips = {view: (out.native_mip_hu, out.geometry.col_spacing_mm) for view, out in outputs.items()}
     if len(outputs) == 1:
         (view, out), = outputs.items()
         profiles = {view: out.profile}
@@ -337,8 +338,10 @@ def _qc_picture(path: Path, name: str, ct: CTVolume, outputs: dict, decision, ge
     z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
     where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
     title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"
-    write_qc_png(path, title, mips, profiles, z_rows, threshold, l3_z, second_z,
-                 levels_z_mm=levels_z)
+    write_qc_png(folder / "qc.png", title, {v: (*m, (z_top, z_bottom)) for v, m in mips.items()},
+                 profiles, z_rows, threshold, l3_z, second_z, levels_z_mm=levels_z)
+    write_review_data(folder, name, ct.path, ct.meta.get("series_uid"), ct.geometry, mips, profiles, z_rows, second_z,
+                      levels_z)
 
 
 def _slice_text(z: float, ct: CTVolume) -> str:
@@ -436,7 +439,7 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         l3_found = decision.status in ("found", "ambiguous")
-        _qc_picture(folder / "qc.png", name, ct, outputs, decision, geom, localiser.threshold,
+        _pictures(folder, name, ct, outputs, decision, geom, localiser.threshold,
                     rec["l3_z_mm"] if l3_found else None, rec["second_z_mm"] if ambiguous else None,
                     decision.status, levels_z)
         files["qc_png"] = "qc.png"

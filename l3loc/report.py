@@ -1,12 +1,11 @@
-"""Pictures and pages for a person to check predictions: QC PNG, axial slice PNG, ``index.html``."""
+"""Pictures for a person to check predictions: QC PNG, axial slice PNG, the order of review
+(the review page itself: ``l3loc.review``)."""
 from __future__ import annotations
 
-import html
 import math
 import os
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import quote
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from l3loc.atomic import atomic_path, write_text
 QC_MIP_WINDOW_HU = (-200.0, 1300.0)
 #: The soft-tissue window used to read muscle and fat (width 400, level 40).
 SOFT_TISSUE_WINDOW_HU = (40.0 - 200.0, 40.0 + 200.0)
-#: Review order of statuses in ``index.html``: what needs a person's eyes first.
+#: Review order of statuses on the review page: what needs a person's eyes first.
 REVIEW_ORDER = ("error", "not_found", "ambiguous", "found")
 _STATUS_COLOURS = {"found": "#1b7f3b", "ambiguous": "#c07000", "not_found": "#b00020",
                    "error": "#555555"}
@@ -131,7 +130,7 @@ def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: d
 
 
 def review_key(record: dict, threshold: float) -> tuple:
-    """Sort key of ``index.html``: errors, then not found, ambiguous, then found by rising
+    """Sort key of the review page: errors, then not found, ambiguous, then found by rising
     confidence (low-confidence finds first)."""
     status = record.get("status", "error")
     rank = REVIEW_ORDER.index(status) if status in REVIEW_ORDER else 0
@@ -145,58 +144,6 @@ def low_confidence(record: dict, threshold: float) -> bool:
     conf = record.get("confidence")
     return (record.get("status") == "found" and isinstance(conf, (int, float))
             and conf < 0.5 * (1.0 + threshold))
-
-
-def _fmt(value, spec: str) -> str:
-    if isinstance(value, (int, float)) and math.isfinite(value):
-        return format(value, spec)
-    return ""
-
-
-def write_index_html(path: str | os.PathLike, records: Sequence[dict], threshold: float,
-                     title: str = "l3loc predictions") -> Path:
-    """``index.html`` beside the per-scan folders: one row per scan, QC thumbnail, status,
-    confidence, slice and z, sorted for review (:func:`review_key`)."""
-    path = Path(path)
-    rows = []
-    for r in sorted(records, key=lambda rec: review_key(rec, threshold)):
-        status = r.get("status", "error")
-        note = r.get("message") or ""
-        if low_confidence(r, threshold):
-            note = ("low confidence. " + note).strip()
-        if r.get("warnings"):
-            note = (note + " " + str(r["warnings"])).strip()
-        qc = r.get("qc_png") or ""
-        thumb = (f'<a href="{quote(qc)}"><img src="{quote(qc)}" loading="lazy" height="180"></a>'
-                 if qc else "")
-        rows.append(
-            "<tr>"
-            f"<td>{thumb}</td>"
-            f"<td>{html.escape(str(r.get('name', '')))}<br><small>{html.escape(str(r.get('input', '')))}"
-            f"</small></td>"
-            f'<td style="color:{_STATUS_COLOURS.get(status, "#000")}"><b>{html.escape(status)}</b></td>'
-            f"<td>{_fmt(r.get('confidence'), '.3f')}</td>"
-            f"<td>{_fmt(r.get('l3_slice'), 'd') if isinstance(r.get('l3_slice'), int) else ''}</td>"
-            f"<td>{_fmt(r.get('l3_z_mm'), '.1f')}</td>"
-            f"<td>{html.escape(note)}</td>"
-            "</tr>")
-    counts = {s: sum(1 for r in records if r.get("status") == s) for s in REVIEW_ORDER}
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;font-size:13px}} table{{border-collapse:collapse}}
-td,th{{border-bottom:1px solid #ddd;padding:4px 8px;vertical-align:top;text-align:left}}</style>
-</head><body>
-<h2>{html.escape(title)}</h2>
-<p>{len(records)} scans: {html.escape(summary)}. Threshold {threshold:.3f}. Sorted for review:
-errors, not found, ambiguous, then found by rising confidence.</p>
-<table><tr><th>QC</th><th>scan</th><th>status</th><th>confidence</th><th>L3 slice (file index)</th>
-<th>z (mm)</th><th>notes</th></tr>
-{chr(10).join(rows)}
-</table></body></html>
-"""
-    write_text(path, page)
-    return path
 
 
 def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title: str,

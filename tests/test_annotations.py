@@ -106,6 +106,21 @@ def test_level_columns_transitional_and_round_trip(scans):
     pd.testing.assert_frame_equal(back, df)
 
 
+def test_review_status_and_note_are_kept_and_never_positions(scans):
+    """corrections.csv of the review page: status and reviewer_note ride along as text."""
+    csv = _csv(scans, 'name,path,l3_slice,negative,status,reviewer_note\n'
+                      'a,scans/a.nii.gz,7,0,corrected,"moved 3, faint"\n'
+                      'c,dicom_c,,1,negative,\n'
+                      'b,scans/b.nrrd,2,0,unsure,12\n')
+    df = read_annotations(csv)
+    assert df["l3_slice"].tolist()[::2] == [7.0, 2.0] and df["negative"].tolist() == [False, True, False]
+    assert df["status"].tolist() == ["corrected", "negative", "unsure"]
+    assert df["reviewer_note"].tolist() == ["moved 3, faint", "", "12"]   # text, even "12"
+    assert annotation_to_canonical_row(df.iloc[0], GEOMETRY) == 2.0        # 9 - 7
+    back = read_annotations(write_annotations(scans / "copy.csv", df))
+    pd.testing.assert_frame_equal(back, df)
+
+
 def test_level_columns_must_match_the_position_unit(scans):
     with pytest.raises(InputError, match=r"\['l1_z_mm'\] do not match the position column 'l3_slice'"):
         read_annotations(_csv(scans, "path,l3_slice,l1_z_mm\nscans/a.nii.gz,7,12\n"))

@@ -4,9 +4,12 @@
     l3loc predict scan.nii.gz --experiment cpu_fast --out work/predict/one
     l3loc predict scans/ --experiment cpu_fast --view both --slab-mm 5 --out results/
     l3loc predict cohort.csv --model work/cpu_fast/export --resume --out results/
+    l3loc predict --review-only results/                     # rebuild results/index.html
 
 Without --experiment or --model the model shipped with the package is used (`l3loc --version`
-names it). Outputs (see l3loc/predict.py): results.csv, index.html (sorted for review),
+names it). Outputs (see l3loc/predict.py): results.csv, index.html (the review page, sorted
+for review: confirm or move the L3 line per scan with the keyboard, export corrections.csv;
+see l3loc/review.py),
 run.json, and per scan a folder with result.json, qc.png, l3_axial.png, l3_axial.nii.gz (and
 l3_slab.*, l3_slice.dcm for DICOM input). A bad scan gives an `error` row and the cohort goes on.
 Status: found (L3 at l3_slice), not_found (no peak above the threshold: L3 probably not in the
@@ -21,7 +24,10 @@ from l3loc.levels import LEVELS
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", help="scan files, DICOM folders, folders of scans, CSV lists")
+    parser.add_argument("inputs", nargs="*", help="scan files, DICOM folders, folders of scans, CSV lists")
+    parser.add_argument("--review-only", metavar="OUT",
+                        help="only rebuild OUT/index.html, the review page, from OUT/results.csv "
+                             "and the per-scan files of an earlier run (no model, no inputs)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
                                              "(default: the shipped model)")
@@ -48,7 +54,18 @@ def run(args) -> int:
     from l3loc.cli import progress_enabled
     from l3loc.errors import InputError
     from l3loc.predict import list_inputs, run_prediction
+    from l3loc.review import rebuild_review_page
     from l3loc.shipping import load_model
+
+    if args.review_only:
+        if args.inputs:
+            raise InputError("--review-only", "takes an output folder and no inputs: "
+                                              f"got {' '.join(args.inputs)}")
+        print(f"review: {rebuild_review_page(args.review_only)}")
+        return 0
+    if not args.inputs:
+        raise InputError("predict", "no inputs: give scan files, folders or CSV lists "
+                                    "(or --review-only OUT)")
 
     if args.slab_mm is not None and not args.slab_mm > 0:
         raise InputError("--slab-mm", f"must be > 0 mm, got {args.slab_mm}")

@@ -26,6 +26,8 @@ column          needed    meaning
                           annotated; for training every level and for per-level evaluation
 ``transitional``  no      1 = not 5 lumbar vertebrae (counting from the ribs and from the
                           sacrum disagree), 0 or empty = normal
+``status``      no        free text kept with the row, not used for positions: the review
+``reviewer_note``         page's decision (accepted, corrected, negative, unsure) and note
 ==============  ========  ==============================================================
 
 A table uses one position column, ``l3_slice`` or ``l3_z_mm``, not both. Any other column is
@@ -59,7 +61,10 @@ from l3loc.levels import LEVELS, column_name
 POSITION_COLUMNS = ("l3_slice", "l3_z_mm")
 #: The L3 body's extent in world z (superior and inferior endplate), optional, both or neither.
 EXTENT_COLUMNS = ("l3_top_z_mm", "l3_bottom_z_mm")
-OPTIONAL_COLUMNS = ("name", "series_uid", "negative", "transitional") + EXTENT_COLUMNS
+#: Text kept with a row and never read as a position: the review page's decision and note
+#: (``corrections.csv``, see ``l3loc.review``).
+REVIEW_COLUMNS = ("status", "reviewer_note")
+OPTIONAL_COLUMNS = ("name", "series_uid", "negative", "transitional") + EXTENT_COLUMNS + REVIEW_COLUMNS
 
 
 def level_columns(position: str) -> dict[str, str]:
@@ -93,7 +98,8 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         '' when not given), the table's position column (float, NaN when negative),
         ``negative`` (bool), ``csv_line`` (int) and, when the table gives them, the L3 body's
         extent ``l3_top_z_mm``/``l3_bottom_z_mm`` (float, NaN when negative). ``df.attrs["csv_path"]`` and
-        ``df.attrs["position"]`` ('l3_slice' or 'l3_z_mm') record the source.
+        ``df.attrs["position"]`` ('l3_slice' or 'l3_z_mm') record the source. ``status`` and
+        ``reviewer_note`` (str) when the table has them.
 
     Raises:
         InputError: naming the CSV, and the line for a bad row.
@@ -135,6 +141,7 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         raise InputError(csv_path, f"level column(s) {mixed} do not match the position column "
                                    f"{position!r}: use {', '.join(others)}")
     level_cols = [c for c in others if c in columns]
+    review_cols = [c for c in REVIEW_COLUMNS if c in columns]
     if len(table) == 1:
         raise InputError(csv_path, "has a header but no rows")
 
@@ -177,8 +184,9 @@ def read_annotations(csv_path: str | os.PathLike, check_paths: bool = True) -> p
         rows.append({"name": rec.get("name", "").strip() or default_name(scan), "path": str(scan),
                      "series_uid": series_uid, position: value, "negative": negative,
                      "csv_line": line, **ends, **levels,
-                     **({"transitional": transitional} if "transitional" in columns else {})})
-    extra_cols = level_cols + (["transitional"] if "transitional" in columns else [])
+                     **({"transitional": transitional} if "transitional" in columns else {}),
+                     **{c: rec[c].strip() for c in review_cols}})
+    extra_cols = level_cols + (["transitional"] if "transitional" in columns else []) + review_cols
     df = pd.DataFrame(rows, columns=["name", "path", "series_uid", position, "negative", "csv_line",
                                      *extent] + extra_cols)
     for c in (position, *extent, *level_cols):
@@ -251,7 +259,8 @@ def write_annotations(csv_path: str | os.PathLike, df: pd.DataFrame, overwrite: 
     Args:
         csv_path: destination CSV.
         df: columns ``path``, exactly one of ``l3_slice``/``l3_z_mm``, optionally ``name``,
-            ``series_uid``, ``negative``, the other levels' columns and ``transitional``.
+            ``series_uid``, ``negative``, the other levels' columns, ``transitional``,
+            ``status`` and ``reviewer_note``.
         overwrite: if False, refuse to replace an existing file.
     """
     csv_path = Path(csv_path)
@@ -273,6 +282,9 @@ def write_annotations(csv_path: str | os.PathLike, df: pd.DataFrame, overwrite: 
             out[col] = ["" if pd.isna(v) else repr(float(v)) for v in df[col]]
     if "transitional" in df.columns:
         out["transitional"] = [1 if t else 0 for t in df["transitional"].fillna(False).astype(bool)]
+    for col in REVIEW_COLUMNS:
+        if col in df.columns:
+            out[col] = df[col].fillna("")
     with atomic_path(csv_path, overwrite=overwrite) as tmp:
         out.to_csv(tmp, index=False)
     return csv_path

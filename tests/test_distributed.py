@@ -99,3 +99,18 @@ def test_two_processes_train_in_step_write_once_match_one_and_resume(tmp_path):
     for two, one, rtol in zip(dp_log, single, LOSS_RTOL, strict=True):
         assert two["train_loss"] == pytest.approx(one["train_loss"], rel=rtol)
         assert two["val_loss"] == pytest.approx(one["val_loss"], rel=rtol)
+
+
+def test_parallel_folds_train_side_by_side_in_their_own_folders(tmp_path):
+    cfg_path = tiny_config(tmp_path)
+    results = run_training(cfg_path, "all", "sagittal", opts=["train.epochs=1"], device="cpu",
+                           parallel=2)
+    assert [(r["view"], r["fold"]) for r in results] == [("sagittal", 1), ("sagittal", 2)]
+    for fold in (1, 2):
+        run = FoldRun(tmp_path / "work" / "tiny" / "sagittal" / f"fold_{fold}")
+        assert [r["epoch"] for r in read_log(run)] == [0] and run.best.is_file()
+        log = tmp_path / "work" / "tiny" / "logs" / f"sagittal_fold_{fold}.log"
+        assert f"--fold {fold}" in log.read_text()
+    with pytest.raises(InputError, match="fold folder exists"):  # checked before any start
+        run_training(cfg_path, "all", "sagittal", opts=["train.epochs=1"], device="cpu",
+                     parallel=2)

@@ -15,6 +15,7 @@ reported), error (message says why).
 """
 from pathlib import Path
 
+from l3loc.cli import DEVICE_HELP
 from l3loc.config import VIEWS
 from l3loc.inference import BACKENDS
 from l3loc.levels import LEVELS
@@ -41,7 +42,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="skip scans already done in --out")
     parser.add_argument("--overwrite", action="store_true", help="redo scans already done in --out")
     parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def run(args) -> int:

@@ -4,6 +4,8 @@
     l3loc predict scan.nii.gz --experiment cpu_fast --out work/predict/one
     l3loc predict scans/ --experiment cpu_fast --view both --slab-mm 5 --out results/
     l3loc predict cohort.csv --model work/cpu_fast/export --resume --out results/
+    l3loc predict cohort.csv --shard 2/4 --device gpu:1 --out res/2   # share 2 of 4 (SLURM, GPUs)
+    l3loc predict --merge res/1 res/2 res/3 res/4 --out res/all      # one results.csv, index.html
 
 Without --experiment or --model the model shipped with the package is used (`l3loc --version`
 names it). Outputs (see l3loc/predict.py): results.csv, index.html (sorted for review),
@@ -22,7 +24,11 @@ from l3loc.levels import LEVELS
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("inputs", nargs="+", help="scan files, DICOM folders, folders of scans, CSV lists")
+    parser.add_argument("inputs", nargs="*", help="scan files, DICOM folders, folders of scans, CSV lists")
+    parser.add_argument("--shard", metavar="K/N", help="process only share K of N of the cohort "
+                        "(every N-th scan from the K-th; see l3loc/shards.py)")
+    parser.add_argument("--merge", nargs="+", metavar="SHARE_OUT", help="merge the --out folders "
+                        "of every share K/N into --out instead of predicting")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
                                              "(default: the shipped model)")
@@ -49,8 +55,13 @@ def run(args) -> int:
     from l3loc.cli import progress_enabled
     from l3loc.errors import InputError
     from l3loc.predict import list_inputs, run_prediction
+    from l3loc.shards import parse_shard, shard_of
     from l3loc.shipping import load_model
 
+    if args.merge:
+        return _merge(args)
+    if not args.inputs:
+        raise InputError("inputs", "no scans given (or --merge share folders)")
     if args.slab_mm is not None and not args.slab_mm > 0:
         raise InputError("--slab-mm", f"must be > 0 mm, got {args.slab_mm}")
     try:
@@ -58,6 +69,12 @@ def run(args) -> int:
     except ValueError:
         raise InputError("--folds", f"expected e.g. 1,2,3, got {args.folds!r}") from None
     scans = list_inputs(args.inputs)
+    shard = None
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        shard = {"k": k, "n": n, "cohort_size": len(scans)}
+        scans = shard_of(scans, k, n)
+        print(f"share {k}/{n}: {len(scans)} of {shard['cohort_size']} scans")
     localiser = load_model(args.experiment or args.model, args.view, folds, args.backend,
                            args.device, args.threshold, args.work_dir)
     views = "+".join(localiser.views)
@@ -70,7 +87,7 @@ def run(args) -> int:
     name = localiser.model_id or Path(localiser.source).name
     out = Path(args.out) if args.out else Path(args.work_dir) / "predict" / name
     records = run_prediction(scans, localiser, out, args.slab_mm, args.resume, args.overwrite,
-                             progress_enabled(), args.command_line, args.level)
+                             progress_enabled(), args.command_line, args.level, shard)
     if len(records) == 1:
         r = records[0]
         print(f"{r['name']}: {r['status']}"
@@ -79,3 +96,15 @@ def run(args) -> int:
               + (f" - {r['message']}" if r["message"] else ""))
     print(f"results: {out / 'results.csv'}, review: {out / 'index.html'}")
     return 1 if all(r["status"] == "error" for r in records) else 0
+
+
+def _merge(args) -> int:
+    from l3loc.errors import InputError
+    from l3loc.shards import merge_predictions
+
+    if args.inputs or args.shard or not args.out:
+        raise InputError("--merge", "takes the shares' folders and --out, no scans or --shard")
+    records = merge_predictions(args.merge, args.out, args.overwrite)
+    print(f"merged {len(args.merge)} shares, {len(records)} scans: {Path(args.out) / 'results.csv'}"
+          f", review: {Path(args.out) / 'index.html'}")
+    return 0

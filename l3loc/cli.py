@@ -36,18 +36,26 @@ def setup_logging(debug: bool = False) -> None:
 
 
 def resolve_device(name: str = "auto") -> str:
-    """``'cpu'``, ``'gpu'`` or ``'auto'`` (GPU when Paddle has CUDA and one is present)."""
+    """``'cpu'``, ``'gpu'``, ``'gpu:K'`` (the K-th GPU, 0-based) or ``'auto'`` (GPU when Paddle
+    has CUDA and one is present); returns the device set."""
     import paddle
 
-    has_gpu = paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
+    n_gpus = paddle.device.cuda.device_count() if paddle.device.is_compiled_with_cuda() else 0
     if name == "auto":
-        name = "gpu" if has_gpu else "cpu"
-    if name == "gpu" and not has_gpu:
+        name = "gpu" if n_gpus else "cpu"
+    kind, _, index = name.partition(":")
+    if kind not in ("cpu", "gpu") or (index and (kind == "cpu" or not index.isdigit())):
+        raise InputError("--device", f"unknown device {name!r}: expected cpu, gpu, gpu:K or auto")
+    if kind == "gpu" and not n_gpus:
         raise InputError("--device", "gpu requested but Paddle has no CUDA or no GPU is present")
-    if name not in ("cpu", "gpu"):
-        raise InputError("--device", f"unknown device {name!r}: expected cpu, gpu or auto")
+    if index and int(index) >= n_gpus:
+        raise InputError("--device", f"{name}: only {n_gpus} GPU(s) present (gpu:0..gpu:{n_gpus - 1})")
     paddle.set_device(name)
     return name
+
+
+#: ``--device`` of every command (:func:`resolve_device` checks the value).
+DEVICE_HELP = "auto (GPU when present), cpu, gpu, or gpu:K for the K-th GPU (0-based)"
 
 
 #: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.

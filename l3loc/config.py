@@ -59,6 +59,8 @@ DEFAULTS: dict = {
         "lr": 1.0e-3,
         "weight_decay": 1.0e-4,
         "p_positive": 0.5,            # probability that a training window contains L3
+        "sync_bn": "auto",            # SyncBatchNorm across data-parallel processes: auto = on
+                                      # with several GPU processes; true needs GPUs
     },
     "eval": {
         "decoder": "profile",         # "profile" (smoothed, sub-pixel) or the card's "argmax"

@@ -21,6 +21,7 @@ import csv
 import json
 import logging
 import math
+import os
 import platform
 import shutil
 import subprocess
@@ -34,6 +35,7 @@ import numpy as np
 import yaml
 
 import l3loc
+from l3loc import distributed
 from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.augment import Augmenter
 from l3loc.cache import open_cache
@@ -118,26 +120,35 @@ def _levels(cfg: dict) -> tuple[str, ...]:
     return tuple(cfg["label"].get("levels", ["L3"]))
 
 
-def training_batch(dataset, indices, rng: np.random.Generator, augmenter: Augmenter | None,
-                   cfg: dict, sigma_mm: float) -> tuple[np.ndarray, np.ndarray]:
+def sample_rngs(seed: int, fold: int, epoch: int, step: int, positions) -> list[np.random.Generator]:
+    """One generator per position of a step's global batch: a sample's window and augmentation
+    depend on where it sits in the batch, not on which process draws it, so the ranks of a
+    data-parallel run together see exactly the batch of one process."""
+    return [np.random.default_rng([seed, fold, epoch, step, j]) for j in positions]
+
+
+def training_batch(dataset, indices, rngs: Sequence[np.random.Generator], cfg: dict,
+                   sigma_mm: float, augment: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Images ``[N, 1, rows, cols]`` and band targets ``[N, levels, rows, cols]`` (one channel
-    per level of ``label.levels``) for the cases at ``indices``.
+    per level of ``label.levels``) for the cases at ``indices``, ``rngs[k]`` drawing case k's.
 
     Each image is a random window of ``canvas`` rows (containing L3 with probability
-    ``p_positive``), then augmented; the band targets follow the augmented label rows.
+    ``p_positive``), then augmented (``augment``); the band targets follow the augmented label
+    rows.
     """
     pp = cfg["preprocess"]
     rows, spacing = int(pp["canvas"][0]), float(pp["spacing_mm"])
     levels = _levels(cfg)
     col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
     images, targets = [], []
-    for i in indices:
+    for i, rng in zip(indices, rngs, strict=True):
         image, label_row, _ = dataset[int(i)]
         start = sample_row_window(image.shape[0], label_row, rows, rng, cfg["train"]["p_positive"])
         window = row_window(image, start, rows)
         labels = dataset.label_rows(int(i), levels) - start
-        if augmenter is not None:
-            window, labels = augmenter(window, labels)
+        if augment:
+            window, labels = Augmenter(cfg["augment"], dataset.view, rng, spacing,
+                                       pp["hu_window"])(window, labels)
         images.append(window)
         targets.append(level_targets(rows, window.shape[1], labels, cfg["label"]["half_height_mm"],
                                      spacing, col_range, sigma_mm))
@@ -279,11 +290,16 @@ def epochs_done(fold_dir: Path) -> tuple[int, int]:
         return 0, 0
 
 
-def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool) -> None:
-    """Refuse to clobber a finished or running fold unless asked; create the folder."""
+def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool, write: bool = True) -> None:
+    """Refuse to clobber a finished or running fold unless asked; create the folder.
+
+    ``write=False`` only checks (raising the same refusal): the data-parallel ranks other than
+    rank 0, which alone deletes or creates anything.
+    """
     if run.root.exists() and any(run.root.iterdir()):
         if overwrite:
-            shutil.rmtree(run.root)
+            if write:
+                shutil.rmtree(run.root)
         elif resume:
             if not run.last_opt.exists():
                 raise InputError(run.root, "--resume: no last.pdparams/last.pdopt to resume from")
@@ -293,7 +309,8 @@ def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool) -> None:
                                        "--overwrite to start again")
     elif resume:
         log.info("[TRAIN] %s: nothing to resume, starting from scratch", run.root)
-    run.root.mkdir(parents=True, exist_ok=True)
+    if write:
+        run.root.mkdir(parents=True, exist_ok=True)
 
 
 def train_fold(cfg: dict, view: str, fold: int, *, resume: bool = False, overwrite: bool = False,
@@ -321,9 +338,18 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     from l3loc.models import build_net
 
     tr = cfg["train"]
-    dataset = open_cache(cfg, view)
-    splits = load_or_create_splits(experiment_dir(cfg) / "splits.json", dataset.names,
-                                   tr["folds"], tr["seed"])
+    rank, n_ranks = distributed.init()
+    writer = rank == 0
+    batch = tr["batch_size"]
+    share = distributed.rank_share(batch, rank, n_ranks)
+    sync_bn = distributed.use_sync_bn(tr["sync_bn"], n_ranks, device)
+    # rank 0 builds the cache and splits.json; the others read them once they exist
+    for turn in (True, False):
+        if writer == turn:
+            dataset = open_cache(cfg, view)
+            splits = load_or_create_splits(experiment_dir(cfg) / "splits.json", dataset.names,
+                                           tr["folds"], tr["seed"])
+        distributed.barrier(n_ranks)
     try:
         train_names, val_names = fold_cases(splits, fold)
     except ValueError as exc:
@@ -333,16 +359,27 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     val_idx = np.array([index[n] for n in val_names])
 
     run = FoldRun.of(cfg, view, fold)
-    prepare_fold_dir(run, resume, overwrite)
-    save_config(cfg, run.config)
-    write_text(run.env, json.dumps(env_record(cfg, device, command), indent=1))
+    # every rank checks (and refuses alike) before rank 0 deletes or writes anything
+    prepare_fold_dir(run, resume, overwrite, write=False)
+    distributed.barrier(n_ranks)
+    if writer:
+        prepare_fold_dir(run, resume, overwrite)
+        save_config(cfg, run.config)
+        env = env_record(cfg, device, command)
+        env.update(processes=n_ranks, sync_bn=sync_bn)
+        write_text(run.env, json.dumps(env, indent=1))
+    distributed.barrier(n_ranks)
 
     paddle.seed(tr["seed"])
-    model = build_net(cfg)
+    net = build_net(cfg)
+    if sync_bn:
+        net = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+    # DataParallel averages the gradients over the ranks in backward(); `net` stays the plain
+    # network whose state is saved and validated
+    model = paddle.DataParallel(net) if n_ranks > 1 else net
     loss_fn = build_loss(cfg["loss"])
-    optimizer = paddle.optimizer.AdamW(learning_rate=tr["lr"], parameters=model.parameters(),
+    optimizer = paddle.optimizer.AdamW(learning_rate=tr["lr"], parameters=net.parameters(),
                                        weight_decay=tr["weight_decay"])
-    batch = tr["batch_size"]
     steps_per_epoch = tr["iters_per_epoch"] or max(1, math.ceil(len(train_idx) / batch))
     total_steps = steps_per_epoch * tr["epochs"]
     warmup = min(steps_per_epoch, max(1, total_steps // 20))
@@ -351,40 +388,49 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     log_rows: list[dict] = []
     if resume and run.last_opt.exists():
         state = load_checkpoint(run.last_opt)
-        model.set_state_dict(load_checkpoint(run.last))
+        net.set_state_dict(load_checkpoint(run.last))
         optimizer.set_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, state["best"]
         log_rows = [r for r in _read_log(run.log) if r["epoch"] < start_epoch]
         log.info("[TRAIN] resuming %s at epoch %d", run.root, start_epoch + 1)
 
-    log.info("[TRAIN] %s fold %d/%d: %d training, %d validation cases, %d epochs x %d steps",
-             view, fold, tr["folds"], len(train_idx), len(val_idx), tr["epochs"], steps_per_epoch)
+    log.info("[TRAIN] %s fold %d/%d: %d training, %d validation cases, %d epochs x %d steps%s",
+             view, fold, tr["folds"], len(train_idx), len(val_idx), tr["epochs"], steps_per_epoch,
+             f", {n_ranks} processes x {share.stop - share.start} cases per step"
+             + (" (SyncBatchNorm)" if sync_bn else "") if n_ranks > 1 else "")
     model.train()
     for epoch in range(start_epoch, tr["epochs"]):
         t0 = time.time()
         rng = np.random.default_rng([tr["seed"], fold, epoch])
-        augmenter = Augmenter(cfg["augment"], view, rng, cfg["preprocess"]["spacing_mm"],
-                              cfg["preprocess"]["hu_window"])
         sigma = _sigma_mm(cfg, epoch)
         order = np.concatenate([rng.permutation(train_idx)
                                 for _ in range(math.ceil(steps_per_epoch * batch / len(train_idx)))])
         losses = []
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}", disable=not progress,
-                   leave=False)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}",
+                   disable=not (progress and writer), leave=False)
         for step in bar:
             lr = lr_at(epoch * steps_per_epoch + step, total_steps, tr["lr"], warmup)
             optimizer.set_lr(lr)
-            images, targets = training_batch(dataset, order[step * batch:(step + 1) * batch], rng,
-                                             augmenter, cfg, sigma)
+            positions = range(step * batch, (step + 1) * batch)[share]
+            images, targets = training_batch(
+                dataset, order[positions.start:positions.stop],
+                sample_rngs(tr["seed"], fold, epoch, step, positions), cfg, sigma)
             loss = loss_fn(model(paddle.to_tensor(images)), paddle.to_tensor(targets))
             loss.backward()
             optimizer.step()
             optimizer.clear_grad()
             losses.append(float(loss))
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        val_loss, preds = validate(model, loss_fn, dataset, val_idx, cfg, sigma)
+        distributed.average_buffers(net, n_ranks)
+        train_loss = distributed.sum_across(float(np.mean(losses)), n_ranks) / n_ranks
+        # the ranks validate round-robin shares of the validation cases, then gather them all
+        val_share = val_idx[rank::n_ranks]
+        val_loss, preds = validate(net, loss_fn, dataset, val_share, cfg, sigma)
+        val_loss = distributed.sum_across(val_loss * len(val_share) if len(val_share) else 0.0,
+                                          n_ranks) / len(val_idx) if len(val_idx) else math.nan
+        preds = distributed.gather_interleaved(preds, n_ranks)
         errors = np.array([p["error_mm"] for p in preds if not p["negative"]])
-        row = {"epoch": epoch, "lr": lr, "train_loss": float(np.mean(losses)), "val_loss": val_loss,
+        row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
                "val_mean_error_mm": float(errors.mean()) if errors.size else math.nan,
                "val_median_error_mm": float(np.median(errors)) if errors.size else math.nan,
                "seconds": time.time() - t0,
@@ -397,14 +443,19 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
         # an epoch without a finite error (no positive validation case) still counts as the best
         # so far, so a model is always saved
         score = row["val_mean_error_mm"] if errors.size else -math.inf
-        if score < best["val_mean_error_mm"] or best["epoch"] < 0:
+        improved = score < best["val_mean_error_mm"] or best["epoch"] < 0
+        if improved:
             best = {"val_mean_error_mm": score, "epoch": epoch}
-            _save(model.state_dict(), run.best)
+        if not writer:
+            continue
+        if improved:
+            _save(net.state_dict(), run.best)
             write_table(run.val_predictions, preds, list(preds[0]) if preds else ["name"])
-        _save(model.state_dict(), run.last)
+        _save(net.state_dict(), run.last)
         _save({"optimizer": optimizer.state_dict(), "epoch": epoch, "best": best}, run.last_opt)
         write_table(run.log, log_rows, log_columns(_levels(cfg)))
         plot_curves(log_rows, run.curves, f"{cfg['experiment']} {view} fold {fold}")
+    distributed.barrier(n_ranks)  # no rank returns before the run folder is complete
     return {"view": view, "fold": fold, "best_epoch": best["epoch"] + 1,
             "val_mean_error_mm": best["val_mean_error_mm"], "run": str(run.root)}
 
@@ -429,11 +480,12 @@ def check_components(cfg: dict, source) -> None:
 def run_training(config_path, fold: str = "1", view: str | None = None,
                  experiment: str | None = None, opts: list[str] | None = None,
                  resume: bool = False, overwrite: bool = False, device: str = "auto",
-                 command: str = "") -> list[dict]:
+                 command: str = "", parallel: int = 1) -> list[dict]:
     """What ``tools/train.py`` does: resolve the config, then train the asked folds and views.
 
     ``view="both"`` trains two single-view nets (frontal, then sagittal) whose row profiles
-    evaluation fuses; ``fold="all"`` trains folds 1..k in turn.
+    evaluation fuses; ``fold="all"`` trains folds 1..k in turn, or ``parallel`` of them side by
+    side (:func:`train_side_by_side`).
     """
     from l3loc.cli import progress_enabled, resolve_device
     from l3loc.config import VIEWS, load_config
@@ -456,12 +508,84 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
     check_components(cfg, config_path)
     device = resolve_device(device)
     views = ("frontal", "sagittal") if view == "both" else (view,)
-    results = []
-    for v in views:
-        for f in folds:
-            results.append(train_fold(cfg, v, f, resume=resume, overwrite=overwrite,
-                                      device=device, command=command, progress=progress_enabled()))
+    jobs = [(v, f) for v in views for f in folds]
+    if parallel > 1 and len(jobs) > 1:
+        results = train_side_by_side(cfg, config_path, jobs, opts or [], resume, overwrite, device,
+                                     parallel)
+    else:
+        results = [train_fold(cfg, v, f, resume=resume, overwrite=overwrite, device=device,
+                              command=command, progress=progress_enabled()) for v, f in jobs]
     for r in results:
         log.info("[TRAIN] done: %s fold %d, best epoch %d, validation mean error %.2f mm -> %s",
                  r["view"], r["fold"], r["best_epoch"], r["val_mean_error_mm"], r["run"])
     return results
+
+
+def _summary(cfg: dict, view: str, fold: int) -> dict:
+    """The summary :func:`train_fold` returns, read back from a finished fold's log."""
+    run = FoldRun.of(cfg, view, fold)
+    rows = [r for r in _read_log(run.log) if math.isfinite(r["val_mean_error_mm"])]
+    best = min(rows, key=lambda r: r["val_mean_error_mm"], default=None)
+    return {"view": view, "fold": fold, "best_epoch": best["epoch"] + 1 if best else 0,
+            "val_mean_error_mm": best["val_mean_error_mm"] if best else math.nan,
+            "run": str(run.root)}
+
+
+def train_side_by_side(cfg: dict, config_path, jobs: list[tuple[str, int]], opts: list[str],
+                       resume: bool, overwrite: bool, device: str, parallel: int) -> list[dict]:
+    """Independent fold/view trainings, ``parallel`` at a time, each a ``l3loc train`` process
+    of its own fold folder (so never two writers in one folder); on GPUs, process ``s`` of the
+    ``parallel`` slots uses ``gpu:(s mod GPUs)``. Each one's output goes to
+    ``work/<experiment>/logs/<view>_fold_<K>.log``.
+
+    The caches and splits.json are made here first, and every fold folder is checked, so the
+    processes only read shared files and a refusal comes before anything starts.
+
+    Raises:
+        InputError: under paddle.distributed.launch (one or the other); a training that failed
+            (naming its log).
+    """
+    import paddle
+
+    if distributed.world()[1] > 1:
+        raise InputError("--parallel", "not under paddle.distributed.launch: use one or the other")
+    for view in {v for v, _ in jobs}:
+        names = open_cache(cfg, view).names
+    load_or_create_splits(experiment_dir(cfg) / "splits.json", names, cfg["train"]["folds"],
+                          cfg["train"]["seed"])
+    for v, f in jobs:
+        prepare_fold_dir(FoldRun.of(cfg, v, f), resume, overwrite, write=False)
+    logs = experiment_dir(cfg) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    gpus = paddle.device.cuda.device_count() if device.startswith("gpu") else 0
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PADDLE_")}
+    if not gpus:  # the processes share the CPU cores instead of each taking them all
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // parallel))
+    pending, running, failed = list(jobs), {}, []
+    while pending or running:
+        free = [s for s in range(parallel) if s not in running]
+        if pending and free:
+            (v, f), slot = pending.pop(0), free[0]
+            cmd = [sys.executable, "-m", "l3loc", "train", "--config", str(config_path),
+                   "--fold", str(f), "--view", v, "--experiment", cfg["experiment"],
+                   "--device", f"gpu:{slot % gpus}" if gpus else device, "--opts", *opts]
+            cmd += ["--resume"] * resume + ["--overwrite"] * overwrite
+            log_path = logs / f"{v}_fold_{f}.log"
+            with open(log_path, "a", encoding="utf-8") as fh:
+                fh.write(f"$ {' '.join(cmd)}\n")
+                fh.flush()
+                running[slot] = (subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
+                                                  env=env), v, f, log_path)
+            log.info("[TRAIN] started %s fold %d (%s) -> %s", v, f, cmd[cmd.index("--device") + 1],
+                     log_path)
+            continue
+        time.sleep(0.5)
+        for slot, (proc, v, f, log_path) in list(running.items()):
+            if proc.poll() is not None:
+                del running[slot]
+                if proc.returncode:
+                    failed.append(f"{log_path} (exit status {proc.returncode})")
+                log.info("[TRAIN] %s fold %d finished, exit status %d", v, f, proc.returncode)
+    if failed:
+        raise InputError("--parallel", "training failed, see " + ", ".join(failed))
+    return [_summary(cfg, v, f) for v, f in jobs]

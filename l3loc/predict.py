@@ -518,23 +518,30 @@ def _jsonable(rec: dict) -> dict:
     return out
 
 
-def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
-    """The saved record of a scan finished in an earlier run (not an error), else None."""
-    path = out_dir / scan.name / "result.json"
-    if not path.is_file():
-        return None
+def read_record(path: Path) -> dict | None:
+    """A scan's saved ``result.json`` as a record, or None when unreadable. JSON's null is NaN
+    again where the record holds numbers, None where it holds a slice index or a file."""
     try:
-        rec = json.loads(path.read_text(encoding="utf-8"))
+        rec = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if rec.get("status") in ("found", "not_found", "ambiguous") and rec.get("input") == scan.path:
-        return {k: (math.nan if v is None and k not in ("l3_slice",) else v) for k, v in rec.items()}
+    empty = _empty_record(ScanInput("", ""))
+    return {k: (math.nan if v is None and isinstance(empty.get(k, math.nan), float) else v)
+            for k, v in rec.items()}
+
+
+def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
+    """The saved record of a scan finished in an earlier run (not an error), else None."""
+    rec = read_record(out_dir / scan.name / "result.json")
+    if rec and rec.get("status") in ("found", "not_found", "ambiguous") and rec.get("input") == scan.path:
+        return rec
     return None
 
 
 def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: str | os.PathLike,
                    slab_mm: float | None = None, resume: bool = False, overwrite: bool = False,
-                   progress: bool = False, command: str = "", level: str = "L3") -> list[dict]:
+                   progress: bool = False, command: str = "", level: str = "L3",
+                   shard: dict | None = None) -> list[dict]:
     """Predict every scan; write ``results.csv``, ``index.html`` and ``run.json`` in ``out_dir``.
 
     ``results.csv`` and ``index.html`` are rewritten after every scan, so an interrupted cohort
@@ -551,6 +558,8 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
         progress: show a progress bar.
         command: the command line, for ``run.json``.
         level: whose axial slice to extract (``--level``; a level the model locates).
+        shard: ``{"k", "n", "cohort_size"}`` when ``scans`` are share k of n of a cohort
+            (``--shard``; recorded in ``run.json`` for ``l3loc.shards.merge_predictions``).
 
     Raises:
         InputError: ``out_dir`` holds results and neither ``resume`` nor ``overwrite`` is set;
@@ -576,7 +585,7 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
            "views": {v: list(vm.folds) for v, vm in localiser.views.items()},
            "backend": localiser.backend, "threshold": localiser.threshold,
            "threshold_source": localiser.threshold_source, "notes": localiser.notes,
-           "slab_mm": slab_mm, "n_scans": len(scans), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+           "slab_mm": slab_mm, "n_scans": len(scans), "shard": shard, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     records, skipped = [], 0
     bar = tqdm(scans, desc="predict", unit="scan", disable=not progress)
     for scan in bar:

@@ -165,7 +165,8 @@ def test_every_level_trains_end_to_end_on_phantoms(tmp_path):
     ds = open_cache(cfg, "sagittal")
     cfg["train"]["p_positive"] = 1.0
     case = int(np.argmax(np.isfinite(ds.level_rows_px).sum(axis=1)))
-    images, targets = training_batch(ds, [case], np.random.default_rng(0), None, cfg, 0.0)
+    images, targets = training_batch(ds, [case], [np.random.default_rng(0)], cfg, 0.0,
+                                     augment=False)
     assert images.shape == (1, 1, 128, 64) and targets.shape == (1, 7, 128, 64)
     want = ds.label_rows(case, tuple(cfg["label"]["levels"]))
     profiles = targets[0, :, :, 32].astype(np.float64)

@@ -18,6 +18,7 @@ see l3loc/external.py.
 """
 from pathlib import Path
 
+from l3loc.cli import DEVICE_HELP
 from l3loc.decode import DECODERS
 from l3loc.evaluate import EVAL_VIEWS
 
@@ -40,7 +41,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--work-dir", default="work", help="folder of the experiments")
     parser.add_argument("--out", help="output folder (default: <experiment>/eval)")
     parser.add_argument("--no-plots", action="store_true", help="CSV and Markdown only")
-    parser.add_argument("--device", default="cpu", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
 def run(args) -> int:

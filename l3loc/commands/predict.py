@@ -5,6 +5,8 @@
     l3loc predict scans/ --experiment cpu_fast --view both --slab-mm 5 --out results/
     l3loc predict cohort.csv --model work/cpu_fast/export --resume --out results/
     l3loc predict --review-only results/                     # rebuild results/index.html
+    l3loc predict cohort.csv --shard 2/4 --device gpu:1 --out res/2   # share 2 of 4 (SLURM, GPUs)
+    l3loc predict --merge res/1 res/2 res/3 res/4 --out res/all      # one results.csv, index.html
 
 Without --experiment or --model the model shipped with the package is used (`l3loc --version`
 names it). Outputs (see l3loc/predict.py): results.csv, index.html (the review page, sorted
@@ -18,6 +20,7 @@ reported), error (message says why).
 """
 from pathlib import Path
 
+from l3loc.cli import DEVICE_HELP
 from l3loc.config import VIEWS
 from l3loc.inference import BACKENDS
 from l3loc.levels import LEVELS
@@ -28,6 +31,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--review-only", metavar="OUT",
                         help="only rebuild OUT/index.html, the review page, from OUT/results.csv "
                              "and the per-scan files of an earlier run (no model, no inputs)")
+    parser.add_argument("--shard", metavar="K/N", help="process only share K of N of the cohort "
+                        "(every N-th scan from the K-th; see l3loc/shards.py)")
+    parser.add_argument("--merge", nargs="+", metavar="SHARE_OUT", help="merge the --out folders "
+                        "of every share K/N into --out instead of predicting")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
                                              "(default: the shipped model)")
@@ -47,7 +54,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="skip scans already done in --out")
     parser.add_argument("--overwrite", action="store_true", help="redo scans already done in --out")
     parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
 def run(args) -> int:
@@ -55,6 +62,7 @@ def run(args) -> int:
     from l3loc.errors import InputError
     from l3loc.predict import list_inputs, run_prediction
     from l3loc.review import rebuild_review_page
+    from l3loc.shards import parse_shard, shard_of
     from l3loc.shipping import load_model
 
     if args.review_only:
@@ -63,10 +71,11 @@ def run(args) -> int:
                                               f"got {' '.join(args.inputs)}")
         print(f"review: {rebuild_review_page(args.review_only)}")
         return 0
+    if args.merge:
+        return _merge(args)
     if not args.inputs:
         raise InputError("predict", "no inputs: give scan files, folders or CSV lists "
-                                    "(or --review-only OUT)")
-
+                                    "(or --review-only OUT, or --merge share folders)")
     if args.slab_mm is not None and not args.slab_mm > 0:
         raise InputError("--slab-mm", f"must be > 0 mm, got {args.slab_mm}")
     try:
@@ -74,6 +83,12 @@ def run(args) -> int:
     except ValueError:
         raise InputError("--folds", f"expected e.g. 1,2,3, got {args.folds!r}") from None
     scans = list_inputs(args.inputs)
+    shard = None
+    if args.shard:
+        k, n = parse_shard(args.shard)
+        shard = {"k": k, "n": n, "cohort_size": len(scans)}
+        scans = shard_of(scans, k, n)
+        print(f"share {k}/{n}: {len(scans)} of {shard['cohort_size']} scans")
     localiser = load_model(args.experiment or args.model, args.view, folds, args.backend,
                            args.device, args.threshold, args.work_dir)
     views = "+".join(localiser.views)
@@ -86,7 +101,7 @@ def run(args) -> int:
     name = localiser.model_id or Path(localiser.source).name
     out = Path(args.out) if args.out else Path(args.work_dir) / "predict" / name
     records = run_prediction(scans, localiser, out, args.slab_mm, args.resume, args.overwrite,
-                             progress_enabled(), args.command_line, args.level)
+                             progress_enabled(), args.command_line, args.level, shard)
     if len(records) == 1:
         r = records[0]
         print(f"{r['name']}: {r['status']}"
@@ -95,3 +110,15 @@ def run(args) -> int:
               + (f" - {r['message']}" if r["message"] else ""))
     print(f"results: {out / 'results.csv'}, review: {out / 'index.html'}")
     return 1 if all(r["status"] == "error" for r in records) else 0
+
+
+def _merge(args) -> int:
+    from l3loc.errors import InputError
+    from l3loc.shards import merge_predictions
+
+    if args.inputs or args.shard or not args.out:
+        raise InputError("--merge", "takes the shares' folders and --out, no scans or --shard")
+    records = merge_predictions(args.merge, args.out, args.overwrite)
+    print(f"merged {len(args.merge)} shares, {len(records)} scans: {Path(args.out) / 'results.csv'}"
+          f", review: {Path(args.out) / 'index.html'}")
+    return 0

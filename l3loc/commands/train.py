@@ -2,6 +2,8 @@
 
     l3loc train --fold 5 --view sagittal --config cpu_fast
     l3loc train --fold all --view both --config demo --opts train.epochs=3
+    l3loc train --fold all --view both --parallel 4 --config unet_512   # 4 trainings at once
+    python -m paddle.distributed.launch --nproc_per_node 4 tools/train.py --fold 1 --config unet_512
     python tools/train.py --fold 5 --view sagittal          # the same, from a clone
 
 ``--config`` is a packaged config's name (cpu_fast, demo, unet_512) or a YAML file's path.
@@ -9,6 +11,7 @@
 Outputs: work/<experiment>/<view>/fold_<K>/ (see l3loc/engine.py); the experiment name is the
 config's name unless ``--experiment`` is given.
 """
+from l3loc.cli import DEVICE_HELP
 from l3loc.config import VIEWS
 
 
@@ -21,7 +24,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--opts", nargs="*", default=[], help="overrides: key.sub=value ...")
     parser.add_argument("--resume", action="store_true", help="continue from last.pdparams")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing fold and restart")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--parallel", type=int, default=1, metavar="N",
+                        help="train N of the asked folds/views side by side, one process each "
+                             "(one GPU each when there are GPUs)")
 
 
 def run(args) -> int:
@@ -29,5 +35,6 @@ def run(args) -> int:
 
     run_training(args.config, fold=args.fold, view=args.view, experiment=args.experiment,
                  opts=args.opts, resume=args.resume, overwrite=args.overwrite, device=args.device,
+                 parallel=args.parallel,
                  command=args.command_line)
     return 0

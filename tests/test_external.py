@@ -16,7 +16,7 @@ from l3loc.errors import InputError
 from l3loc.external import dataset_name, evaluate_external, resolve_dataset, right_level
 from l3loc.io.volume import write_volume
 
-# the example CT's L3 body, as ../shared/data/real_val/labels.csv gives it (three annotators)
+# the example CT's L3 body, as the real validation set's labels.csv gives it (three annotators)
 EXAMPLE_L3 = {"l3_z_mm": 316.3, "l3_top_z_mm": 330.4, "l3_bottom_z_mm": 302.1}
 
 
@@ -42,7 +42,7 @@ def test_dataset_argument_errors(tmp_path):
 
 @pytest.fixture
 def real_set(tmp_path, example_ct):
-    """A dataset folder like ../shared/data/real_val: the real example CT (positive, with the
+    """A dataset folder like the real validation set: the real example CT (positive, with the
     body's extent), a marker phantom without its marker (negative) and a broken file."""
     folder = tmp_path / "realish"
     folder.mkdir()

@@ -3,7 +3,7 @@
 
     l3loc eval                                   # every fold and view of the latest experiment
     l3loc eval --experiment cpu_fast --view sagittal --fold 5 --decoder argmax
-    l3loc eval --experiment cpu_fast --data ../shared/data/real_val      # external data
+    l3loc eval --experiment cpu_fast --data real_val/      # external data: a folder with labels.csv
     python tools/eval.py                         # the same, from a clone
 
 Fold K is evaluated with fold K's best.pdparams on fold K's held-out cases (splits.json).

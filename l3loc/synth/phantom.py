@@ -350,8 +350,14 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         ring = x.b + rc + 1.5                                     # canal centre behind the body centre
         cx, cy = _rot(0.0, ring, th)
         cx, cy = sx0 + cx, sy0 + cy
-        # laminae: the posterior half ring around the canal
-        P.ellipse(ylo + 0.05 * h, yhi - 0.2 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex, inner=0.72,
+        # laminae: the posterior half ring around the canal. The arch hangs lower than its body:
+        # it leaves the body at the pedicles (upper half) and its laminae run down past the disc
+        # below, to the inferior facets beside the next body's top; in a midline (sagittal) MIP
+        # the posterior column has no gap at the disc levels, its gaps (the interlaminar
+        # windows) lie level with the bodies' upper thirds
+        h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
+        P.ellipse(ylo - disc_below - 0.1 * h_below, yhi - 0.35 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex,
+                  inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
@@ -393,9 +399,10 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         else:
             ls = bone["spinous_l"] if region == "L" else 18.0 * s
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
-            P.ellipse(ylo + 0.1 * h, ylo + (0.75 if region == "L" else 0.6) * h, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls,
-                      0.6 * cortex, texture=tex(_SHELL_AMP))
-            P.ellipse(ylo + 0.1 * h + 1.5, ylo + 0.75 * h - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
+            # (from the arch's lower part: level with the lower body and the disc below)
+            sp_lo, sp_hi = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
+            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, 0.6 * cortex, texture=tex(_SHELL_AMP))
+            P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))
     # discs between consecutive bodies (and L-last / S1), with the hollow of each endplate: a
     # lens of disc inside a lens of cortical bone reaching ``cup`` mm into the body

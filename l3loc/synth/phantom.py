@@ -447,13 +447,15 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
             tubercle = [sx0 + sg * (vt.a + 14 * s), sy0 + vt.b + 16 * s, z0 + 3 * s]
             arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                    for t, z in zip(th, zr)]
-            # a thin cortex (the tangential rays of a frontal view see it at about 2/3 of
-            # solid bone) around marrow; in front of the side the rib is thinner and flatter
-            # (a frontal view sees its front part dimmer)
+            # a thin cortex (0.5-1 mm: a voxel sees about half of solid bone) around marrow; in
+            # front of the side the rib is thinner and flatter (a frontal view sees its front
+            # part dimmer). Measured on the network's input (benchmarks/phantom_vs_real.py), the
+            # lowest ribs of real scans read 0.4-0.9 of the lumbar spine's brightest pixels;
+            # at 2/3 of solid bone the phantoms' read 0.7-1.3
             n_back = int(np.searchsorted(th, 110.0)) + 1
-            P.tube([head, tubercle] + arc[:n_back], r, 0.65 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            P.tube([head, tubercle] + arc[:n_back], r, 0.5 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
             if n_back < len(arc):
-                P.tube(arc[n_back - 1:], 0.85 * r, 0.45 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
+                P.tube(arc[n_back - 1:], 0.85 * r, 0.35 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)

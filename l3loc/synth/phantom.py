@@ -564,11 +564,13 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
                       texture=tex(_SHELL_AMP))
             P.ellipse(z_ac - 10 * s, z_hi - 2, cxw, cyw, lambda z: wa(z) - 2, lambda z: wb(z) - 2,
                       0.8 * spongy, inner=0.94, arc_deg=arc, texture=tex(_SPONGY_AMP))
-        # the crest: a thick rim of bone along the wing's top edge
+        # the crest: a thick rim of bone along the wing's top edge (its cortex at 0.6 of solid
+        # bone: at 0.75 the wings beside L5 read 0.9-1.2 of the lumbar spine on the network's
+        # input, real scans 0.75-0.9; benchmarks/phantom_vs_real.py)
         phis = np.linspace(-60.0, 105.0, 12)
         rim = [[float(cxw + sg * 0.95 * wa(crest) * np.cos(np.radians(f))),
                 float(cyw + 0.95 * wb(crest) * np.sin(np.radians(f))), float(crest_z(f)) - 3.0] for f in phis]
-        P.tube(rim, 4.0 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
+        P.tube(rim, 4.0 * s, 0.6 * cortex, spongy, texture=tex(_SHELL_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
         # (round bones have a thin cortex around cancellous bone: painted as thin shells, so a

@@ -350,8 +350,14 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         ring = x.b + rc + 1.5                                     # canal centre behind the body centre
         cx, cy = _rot(0.0, ring, th)
         cx, cy = sx0 + cx, sy0 + cy
-        # laminae: the posterior half ring around the canal
-        P.ellipse(ylo + 0.05 * h, yhi - 0.2 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex, inner=0.72,
+        # laminae: the posterior half ring around the canal. The arch hangs lower than its body:
+        # it leaves the body at the pedicles (upper half) and its laminae run down past the disc
+        # below, to the inferior facets beside the next body's top; in a midline (sagittal) MIP
+        # the posterior column has no gap at the disc levels, its gaps (the interlaminar
+        # windows) lie level with the bodies' upper thirds
+        h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
+        P.ellipse(ylo - disc_below - 0.1 * h_below, yhi - 0.35 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex,
+                  inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
@@ -393,9 +399,10 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         else:
             ls = bone["spinous_l"] if region == "L" else 18.0 * s
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
-            P.ellipse(ylo + 0.1 * h, ylo + (0.75 if region == "L" else 0.6) * h, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls,
-                      0.6 * cortex, texture=tex(_SHELL_AMP))
-            P.ellipse(ylo + 0.1 * h + 1.5, ylo + 0.75 * h - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
+            # (from the arch's lower part: level with the lower body and the disc below)
+            sp_lo, sp_hi = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
+            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, 0.6 * cortex, texture=tex(_SHELL_AMP))
+            P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))
     # discs between consecutive bodies (and L-last / S1), with the hollow of each endplate: a
     # lens of disc inside a lens of cortical bone reaching ``cup`` mm into the body
@@ -440,13 +447,15 @@ def _chest_wall(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, 
             tubercle = [sx0 + sg * (vt.a + 14 * s), sy0 + vt.b + 16 * s, z0 + 3 * s]
             arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                    for t, z in zip(th, zr)]
-            # a thin cortex (the tangential rays of a frontal view see it at about 2/3 of
-            # solid bone) around marrow; in front of the side the rib is thinner and flatter
-            # (a frontal view sees its front part dimmer)
+            # a thin cortex (0.5-1 mm: a voxel sees about half of solid bone) around marrow; in
+            # front of the side the rib is thinner and flatter (a frontal view sees its front
+            # part dimmer). Measured on the network's input (benchmarks/phantom_vs_real.py), the
+            # lowest ribs of real scans read 0.4-0.9 of the lumbar spine's brightest pixels;
+            # at 2/3 of solid bone the phantoms' read 0.7-1.3
             n_back = int(np.searchsorted(th, 110.0)) + 1
-            P.tube([head, tubercle] + arc[:n_back], r, 0.65 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            P.tube([head, tubercle] + arc[:n_back], r, 0.5 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
             if n_back < len(arc):
-                P.tube(arc[n_back - 1:], 0.85 * r, 0.45 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
+                P.tube(arc[n_back - 1:], 0.85 * r, 0.35 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
@@ -555,11 +564,13 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
                       texture=tex(_SHELL_AMP))
             P.ellipse(z_ac - 10 * s, z_hi - 2, cxw, cyw, lambda z: wa(z) - 2, lambda z: wb(z) - 2,
                       0.8 * spongy, inner=0.94, arc_deg=arc, texture=tex(_SPONGY_AMP))
-        # the crest: a thick rim of bone along the wing's top edge
+        # the crest: a thick rim of bone along the wing's top edge (its cortex at 0.6 of solid
+        # bone: at 0.75 the wings beside L5 read 0.9-1.2 of the lumbar spine on the network's
+        # input, real scans 0.75-0.9; benchmarks/phantom_vs_real.py)
         phis = np.linspace(-60.0, 105.0, 12)
         rim = [[float(cxw + sg * 0.95 * wa(crest) * np.cos(np.radians(f))),
                 float(cyw + 0.95 * wb(crest) * np.sin(np.radians(f))), float(crest_z(f)) - 3.0] for f in phis]
-        P.tube(rim, 4.0 * s, 0.75 * cortex, spongy, texture=tex(_SHELL_AMP))
+        P.tube(rim, 4.0 * s, 0.6 * cortex, spongy, texture=tex(_SHELL_AMP))
         # acetabulum, femoral head, neck, trochanter, shaft
         fx = bx + sg * x_fh
         # (round bones have a thin cortex around cancellous bone: painted as thin shells, so a

@@ -1,0 +1,219 @@
+"""Phantom MIPs against real ones, in numbers, on the network's input (issue 11).
+
+    python benchmarks/phantom_vs_real.py --real-val ../shared/data/real_val --real ../shared/data/real
+
+Every labelled positive real scan and, per scan, ``--n`` phantoms of the same acquisition
+(``side_by_side.matching_phantom``: thickness, pixel, matrix, nearest length, L3 in view) go
+through ``preprocess_volume`` with the ``cpu_fast`` config (the prediction path: window
+[100, 1500] HU -> [0, 1], 2 mm pixels, side mask, sagittal slab). Measured on those images:
+
+- ``body/disc``: along the band's row profile (mean over the band's columns), the mean of each
+  known lumbar body's middle half over the minimum in the disc next to it (vertebral
+  periodicity; 1 = no visible disc). ``disc_mm``: width of that dip below halfway between the
+  two. Known bodies: every T12..L5 of the label map of ``totalseg_example`` and of a phantom's
+  plan, L3 alone (``labels.csv`` top/bottom) for the other real scans.
+- ``core/rim``: in the sagittal image, a lumbar body's cancellous middle over its anterior
+  cortex and endplates (the brightest pixel of each), 1 = a uniform box.
+- ``ribs/spine``, ``pelvis/spine``: 99th percentile of the frontal image without side mask
+  beside the spine (|x| 40..130 mm) at 90..130 mm above L3's centre (lowest ribs) and
+  70..120 mm below it (iliac wings), over that of the spine column at L1..L4.
+- ``>0.1``, ``>0.3``: fraction of the canvas (both views) above 0.1 and 0.3 (bone and clutter).
+- ``noise``, ``ac1``: standard deviation of the high-pass residual (image minus its 1.5 px
+  Gaussian) in the sagittal lumbar band and that residual's lag-1 row autocorrelation (grain).
+
+Prints one row per image and the real range against the phantom range.
+"""
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import numpy as np  # noqa: E402
+from scipy.ndimage import gaussian_filter  # noqa: E402
+
+from l3loc.config import load_config, resolve_config  # noqa: E402
+from l3loc.io.volume import read_volume  # noqa: E402
+from l3loc.preprocess import PreprocessConfig, band_col_range, preprocess_volume, side_mask_cols  # noqa: E402
+from side_by_side import matching_phantom, real_scans  # noqa: E402
+
+LUMBAR = ("L1", "L2", "L3", "L4", "L5")
+#: VerSe label of each level in spine_labels_verse_convention.nii.gz
+VERSE = {"T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24}
+COLS = ("S body/disc", "F body/disc", "disc_mm", "core/rim", "ribs/spine", "pelvis/spine", ">0.1", ">0.3", "noise", "ac1")
+
+
+def band_profile(img: np.ndarray, cfg: PreprocessConfig, view: str) -> np.ndarray:
+    c0, c1 = side_mask_cols(img.shape[1], band_col_range(cfg, view))
+    return img[:, c0:c1].mean(axis=1)
+
+
+def periodicity(profile: np.ndarray, bodies: dict, mm: float) -> tuple[float, float]:
+    """Mean body/disc ratio and disc dip width (mm) over the known bodies {name: (top, bottom) rows}."""
+    ratios, widths = [], []
+    for top, bot in bodies.values():
+        h = bot - top
+        mid = profile[int(round(top + 0.25 * h)):int(round(bot - 0.25 * h)) + 1]
+        if mid.size == 0 or h < 3:
+            continue
+        body = float(mid.mean())
+        for lo, hi in ((top - 8.0 / mm, top + 0.2 * h), (bot - 0.2 * h, bot + 8.0 / mm)):
+            lo, hi = max(int(round(lo)), 0), min(int(round(hi)) + 1, len(profile))
+            if hi - lo < 2:
+                continue
+            seg = profile[lo:hi]
+            dmin = float(seg.min())
+            ratios.append(body / max(dmin, 1e-3))
+            k = lo + int(seg.argmin())
+            half = 0.5 * (body + dmin)
+            a = b = k
+            while a > 0 and profile[a - 1] < half:
+                a -= 1
+            while b < len(profile) - 1 and profile[b + 1] < half:
+                b += 1
+            widths.append((b - a + 1) * mm if body > dmin * 1.05 else 0.0)
+    return (float(np.median(ratios)) if ratios else np.nan, float(np.median(widths)) if widths else np.nan)
+
+
+def core_rim(sag: np.ndarray, bodies: dict, cfg: PreprocessConfig) -> float:
+    """Median over lumbar bodies of (core mean) / (rim max) in the sagittal image."""
+    c0, c1 = side_mask_cols(sag.shape[1], band_col_range(cfg, "sagittal"))
+    out = []
+    for name, (top, bot) in bodies.items():
+        if name not in LUMBAR:
+            continue
+        r0, r1 = int(round(top)), int(round(bot))
+        if r1 - r0 < 6:
+            continue
+        box = sag[r0:r1 + 1, c0:c1]
+        col_mean = box[2:-2].mean(axis=0)
+        if col_mean.max() < 0.05:
+            continue
+        # the anterior wall: the first column (anterior -> posterior) reaching half the brightest
+        ant = int(np.argmax(col_mean >= 0.5 * col_mean.max()))
+        depth = max(int(round(30.0 / cfg.spacing_mm)), 6)      # a lumbar body is ~30-35 mm deep
+        core = box[int(0.3 * len(box)):int(0.7 * len(box)) + 1, ant + depth // 4: ant + 3 * depth // 4]
+        rim_ant = box[2:-2, max(ant - 1, 0):ant + 3].max(axis=1).mean()
+        plates = np.concatenate([box[:3, ant:ant + depth].max(axis=0), box[-3:, ant:ant + depth].max(axis=0)]).mean()
+        rim = 0.5 * (rim_ant + plates)
+        if core.size and rim > 0.02:
+            out.append(float(core.mean()) / float(rim))
+    return float(np.median(out)) if out else np.nan
+
+
+def lateral_ratio(front: np.ndarray, l3_row: float, bodies: dict, cfg: PreprocessConfig) -> tuple[float, float]:
+    mm = cfg.spacing_mm
+    mid = front.shape[1] // 2
+    x = (np.arange(front.shape[1]) - mid) * mm
+    side = (np.abs(x) >= 40) & (np.abs(x) <= 130)
+    col = np.abs(x) <= 20
+    rows = [r for n, (t, b) in bodies.items() if n in ("L1", "L2", "L3", "L4") for r in range(int(t), int(b) + 1)]
+    if not rows:   # only L3 known: a lumbar stretch around it
+        rows = range(int(l3_row - 60 / mm), int(l3_row + 60 / mm))
+    rows = [r for r in rows if 0 <= r < front.shape[0]]
+    spine = np.percentile(front[rows][:, col], 99) if rows else np.nan
+
+    def region(lo_mm, hi_mm):
+        r0, r1 = int(max(l3_row + lo_mm / mm, 0)), int(min(l3_row + hi_mm / mm, front.shape[0]))
+        if r1 - r0 < 3:
+            return np.nan
+        return float(np.percentile(front[r0:r1][:, side], 99) / max(spine, 1e-3))
+
+    return region(-130, -90), region(70, 120)
+
+
+def noise(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> tuple[float, float]:
+    c0, c1 = side_mask_cols(sag.shape[1], band_col_range(cfg, "sagittal"))
+    r0, r1 = int(max(l3_row - 60 / cfg.spacing_mm, 0)), int(min(l3_row + 60 / cfg.spacing_mm, sag.shape[0]))
+    box = sag[r0:r1, c0:c1]
+    res = box - gaussian_filter(box, 1.5)
+    m = gaussian_filter(box, 1.5) > 0.05     # inside bone (below the window all is 0 and flat)
+    if m.sum() < 20:
+        return np.nan, np.nan
+    a, b = res[:-1][m[:-1] & m[1:]], res[1:][m[:-1] & m[1:]]
+    return float(res[m].std()), float(np.corrcoef(a, b)[0, 1])
+
+
+def measure(ct, l3_slice: float, bodies_slices: dict, cfg: PreprocessConfig) -> dict:
+    """All measures of one volume; ``bodies_slices``: {name: (top, bottom) canonical slices}."""
+    sag = preprocess_volume(ct, "sagittal", l3_slice, cfg)
+    front = preprocess_volume(ct, "frontal", l3_slice, cfg)
+    front_open = preprocess_volume(ct, "frontal", l3_slice, replace(cfg, side_mask=False))
+    geo = sag.geometry
+    bodies = {n: tuple(float(geo.processed_row(s)) for s in ts) for n, ts in bodies_slices.items()}
+    bodies = {n: (t, b) for n, (t, b) in bodies.items() if t >= 0 and b < sag.image.shape[0] - 1}   # whole in view
+    mm = cfg.spacing_mm
+    bd_s, w_s = periodicity(band_profile(sag.image, cfg, "sagittal"), bodies, mm)
+    bd_f, w_f = periodicity(band_profile(front.image, cfg, "frontal"), bodies, mm)
+    ribs, pelvis = lateral_ratio(front_open.image, sag.label_row_px, bodies, cfg)
+    both = np.concatenate([sag.image.ravel(), front.image.ravel()])
+    nz, ac = noise(sag.image, sag.label_row_px, cfg)
+    return {"S body/disc": bd_s, "F body/disc": bd_f, "disc_mm": 0.5 * (w_s + w_f),
+            "core/rim": core_rim(sag.image, bodies, cfg), "ribs/spine": ribs, "pelvis/spine": pelvis,
+            ">0.1": float((both > 0.1).mean()), ">0.3": float((both > 0.3).mean()), "noise": nz, "ac1": ac}
+
+
+def real_bodies(scan: dict, ct, real_val: Path, real: Path) -> dict:
+    """{level: (top, bottom) canonical slices} of the real scan's known bodies."""
+    labels = scan["path"].parent / "spine_labels_verse_convention.nii.gz"
+    if labels.exists():
+        lab = read_volume(labels).hu
+        out = {}
+        for name, v in VERSE.items():
+            zz, yy, _ = np.nonzero(lab == v)
+            if zz.size == 0:
+                continue
+            body = yy <= np.percentile(yy, 40)     # the anterior part of the label: the body
+            out[name] = (float(zz[body].min()) - 0.5, float(zz[body].max()) + 0.5)
+        return out
+    import pandas as pd
+    row = pd.read_csv(real_val / "labels.csv").set_index("name").loc[scan["name"]]
+    a, b = (float(ct.geometry.canonical_from_z(z)) for z in (row.l3_top_z_mm, row.l3_bottom_z_mm))
+    return {"L3": (min(a, b), max(a, b))}
+
+
+def phantom_bodies(plan) -> dict:
+    t = plan.spacing_mm[0]
+    ext = plan.level_extents()
+    return {n: ((plan.z_top_mm - ext[n][0]) / t, (plan.z_top_mm - ext[n][1]) / t)
+            for n in ("T12",) + LUMBAR if n in ext}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real-val", type=Path, default=ROOT.parent / "shared" / "data" / "real_val")
+    ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
+    ap.add_argument("--n", type=int, default=2, help="phantoms per real scan (seeds 0..n-1)")
+    ap.add_argument("--style", default="default")
+    args = ap.parse_args()
+    cfg = PreprocessConfig.from_dict(load_config(resolve_config("cpu_fast"))["preprocess"])
+    rows = []
+    for scan in real_scans(args.real_val, args.real):
+        if scan["l3_z_mm"] is None:
+            continue   # negatives and unlabelled scans: no lumbar reference
+        ct = read_volume(scan["path"])
+        l3 = float(ct.geometry.canonical_from_z(scan["l3_z_mm"]))
+        rows.append(("real", scan["name"], measure(ct, l3, real_bodies(scan, ct, args.real_val, args.real), cfg)))
+        for seed in range(args.n):
+            plan, hu = matching_phantom(ct, True, args.style, seed)
+            ph = SimpleNamespace(hu=hu, spacing_mm=plan.spacing_mm, geometry=None)
+            rows.append(("phantom", f"{plan.name}~{scan['name']}",
+                         measure(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), cfg)))
+    head = f"| {'image':38s} | " + " | ".join(f"{c:>12s}" for c in COLS) + " |"
+    print(head)
+    print("|" + "-" * 40 + "|" + "|".join("-" * 14 for _ in COLS) + "|")
+    for kind, name, m in rows:
+        print(f"| {kind[0].upper()} {name:36s} | " + " | ".join(f"{m[c]:12.3f}" for c in COLS) + " |")
+    for kind in ("real", "phantom"):
+        vals = {c: [m[c] for k, _, m in rows if k == kind and np.isfinite(m[c])] for c in COLS}
+        print(f"| {kind + ' range':38s} | " + " | ".join(
+            f"{min(v):5.2f}..{max(v):5.2f}" if v else f"{'-':>12s}" for v in vals.values()) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -87,13 +87,13 @@ def test_oral_contrast_brightens_bowel_and_calcification_the_aortic_wall():
 # --- table, crop, tilt ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("style", ["default", "smooth"])
-def test_table_lies_under_the_back_and_shows_in_the_window(style):
+def test_table_lies_under_the_back(style):
     plan = _first(replace(BASE, style=style))
     hu = render_volume(plan)
     i = _slice(plan, plan.vertebra("L3").z_centre)
     r_back, c = _px(plan, plan.body_x_mm, plan.back_y_mm)
     col = hu[i, :, c]
-    table = np.flatnonzero(col[r_back + 1:] > 90) + r_back + 1
+    table = np.flatnonzero(col[r_back + 1:] > -250) + r_back + 1   # shells, rails (foam: -850)
     assert table.size, "no table under the back"
     dy = plan.spacing_mm[1]
     # posterior of the skin of the back, within the plate's thickness

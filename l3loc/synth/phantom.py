@@ -93,16 +93,19 @@ def _enhanced(p: CasePlan, values: dict, rng) -> float:
 
 def _table(hu: np.ndarray, p: CasePlan, y_mm: np.ndarray, x_mm: np.ndarray, rng) -> None:
     """The patient table under the whole scan, painted into every slice at once (it does not
-    change along z). Curved: a carbon-fibre cradle (0.5-1 mm shells read 100-600 HU at CT
-    resolution) around foam, rising beside the back, with dense rails at its edges; flat: a flat
-    sandwich plate. Only its rows are touched."""
+    change along z). Curved: a carbon-fibre cradle (0.5-1 mm shells around foam) rising beside
+    the back, with dense rails at its edges; flat: a flat sandwich plate. Only its rows are
+    touched. The shells are painted at least a pixel thick, so their value is the partial volume
+    of a thin shell in a pixel: -200..250 HU, mostly below the [100, 1500] window. Painted at a
+    thin shell's full density (100-600 HU) the table lit a uniform band over the whole frontal
+    MIP, which no real scan of the validation set shows (a shortcut for the nets)."""
     flat = STYLES[p.style].table == "flat"
     y0 = p.back_y_mm + 1.0                         # the patient lies on it
     r0, r1 = np.searchsorted(y_mm, [y0 - 70, y0 + 40])
     if r1 <= r0:
         return
     yy, xx = np.meshgrid(y_mm[r0:r1] - y0, x_mm, indexing="ij")
-    shell = rng.uniform(100, 600)
+    shell = rng.uniform(-200, 250)
     if flat:
         depth = 0.0 * xx
         half_w = 240.0

@@ -136,10 +136,14 @@ def training_batch(dataset, indices, rngs: Sequence[np.random.Generator], cfg: d
     ``p_positive``), then augmented (``augment``); the band targets follow the augmented label
     rows.
     """
+    from l3loc.models import target_col_range
+
     pp = cfg["preprocess"]
     rows, spacing = int(pp["canvas"][0]), float(pp["spacing_mm"])
     levels = _levels(cfg)
-    col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
+    # the band's columns; all of them for a row-profile net (l3loc.models.target_col_range)
+    target_cols = target_col_range(cfg, band_col_range(PreprocessConfig.from_dict(pp),
+                                                       dataset.view))
     images, targets = [], []
     for i, rng in zip(indices, rngs, strict=True):
         image, label_row, _ = dataset[int(i)]
@@ -151,7 +155,7 @@ def training_batch(dataset, indices, rngs: Sequence[np.random.Generator], cfg: d
                                        pp["hu_window"])(window, labels)
         images.append(window)
         targets.append(level_targets(rows, window.shape[1], labels, cfg["label"]["half_height_mm"],
-                                     spacing, col_range, sigma_mm))
+                                     spacing, target_cols, sigma_mm))
     return np.stack(images)[:, None], np.stack(targets)
 
 
@@ -181,10 +185,13 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
     """Validation loss (mean over cases) and one prediction row per case, on full-height images."""
     import paddle
 
+    from l3loc.models import target_col_range
+
     pp, lab = cfg["preprocess"], cfg["label"]
     spacing = float(pp["spacing_mm"])
     levels = _levels(cfg)
     col_range = band_col_range(PreprocessConfig.from_dict(pp), dataset.view)
+    target_cols = target_col_range(cfg, col_range)
     model.eval()
     losses, rows = [], []
     with paddle.no_grad():
@@ -193,7 +200,7 @@ def validate(model, loss_fn, dataset, indices, cfg: dict, sigma_mm: float) -> tu
             logits = _padded_logits(model, image)
             target = level_targets(logits.shape[2], logits.shape[3],
                                    dataset.label_rows(int(i), levels), lab["half_height_mm"],
-                                   spacing, col_range, sigma_mm)
+                                   spacing, target_cols, sigma_mm)
             losses.append(float(loss_fn(logits, paddle.to_tensor(target[None]))))
             # the L3 channel: model selection stays on the L3 error, comparable across targets
             maps = _to_maps(logits, image.shape[0])
@@ -334,7 +341,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
     import paddle
     from tqdm import tqdm
 
-    from l3loc.losses import build_loss
+    from l3loc.losses import build_loss, supervised_loss
     from l3loc.models import build_net
 
     tr = cfg["train"]
@@ -415,7 +422,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
             images, targets = training_batch(
                 dataset, order[positions.start:positions.stop],
                 sample_rngs(tr["seed"], fold, epoch, step, positions), cfg, sigma)
-            loss = loss_fn(model(paddle.to_tensor(images)), paddle.to_tensor(targets))
+            loss = supervised_loss(loss_fn, model(paddle.to_tensor(images)),
+                                   paddle.to_tensor(targets))
             loss.backward()
             optimizer.step()
             optimizer.clear_grad()

@@ -31,7 +31,7 @@ import numpy as np
 
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
-from l3loc.models import build_net
+from l3loc.models import build_net, net_stride
 from l3loc.preprocess import VIEWS, PreprocessConfig, band_col_range, pad_rows_to_multiple
 
 log = logging.getLogger("l3loc")
@@ -253,7 +253,7 @@ def _load_dygraph(root: Path, view: str, folds: Sequence[int]) -> ViewModel:
 
 def _load_predictor(root: Path, view: str, folds: Sequence[int], device: str) -> ViewModel:
     cfg = _fold_configs(root, view, folds)
-    stride = 2 ** int(cfg["model"].get("depth", 4))
+    stride = net_stride(cfg)
     dirs = [Path(root) / view / f"fold_{k}" for k in folds]
     return ViewModel(view, PredictorMaps(dirs, stride, device), cfg, tuple(folds))
 

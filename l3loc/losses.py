@@ -86,6 +86,15 @@ class Dice(nn.Layer):
         return (1.0 - (2.0 * overlap + self.smooth) / (total + self.smooth)).mean()
 
 
+def supervised_loss(loss_fn: nn.Layer, outputs, targets):
+    """``loss_fn`` of a network's ``outputs``: one logits tensor, or, from a deep-supervised
+    network in training mode, a list of logits (its side outputs), each scored against the same
+    targets and averaged."""
+    if isinstance(outputs, (list, tuple)):
+        return paddle.add_n([loss_fn(o, targets) for o in outputs]) / len(outputs)
+    return loss_fn(outputs, targets)
+
+
 def build_loss(cfg: Mapping[str, Any]) -> nn.Layer:
     """Build the loss described by ``cfg`` (``{"type": "WeightedBCE", "pos_weight": 10}``).
 

@@ -63,7 +63,8 @@ def test_build_model_from_config():
 
 
 def test_build_model_unknown_type_lists_known():
-    with pytest.raises(ValueError, match=r"unknown models type 'UNett'.*known: UNet"):
+    with pytest.raises(ValueError, match=r"unknown models type 'UNett'.*known: AttentionUNet, "
+                                         r"RowHead, U2Net, UNet, UNet3Plus, UNetPlusPlus"):
         build_model({"type": "UNett"})
 
 

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from l3loc.models.unet import UNet
+from l3loc.models.row_head import RowHead
+from l3loc.models.u2net import U2Net
+from l3loc.models.unet import AttentionUNet, UNet
+from l3loc.models.unet_plus import UNet3Plus, UNetPlusPlus
 from l3loc.registry import Registry
 
 MODELS = Registry("models")
-MODELS.add(UNet)
+for _net in (UNet, AttentionUNet, UNetPlusPlus, UNet3Plus, U2Net, RowHead):
+    MODELS.add(_net)
 
 
 def build_model(cfg: Mapping[str, Any]):
@@ -38,4 +42,17 @@ def build_net(cfg: Mapping[str, Any]):
                             "out_channels": len(cfg.get("label", {}).get("levels", ["L3"]))})
 
 
-__all__ = ["MODELS", "UNet", "build_model", "build_net"]
+def target_col_range(cfg: Mapping[str, Any], col_range: tuple[float, float]) -> tuple[float, float]:
+    """The columns the band target of ``cfg``'s network covers: the band's (``col_range``), or
+    every column for a network whose map is constant along each row (``predicts_rows``, the
+    1-D ``RowHead``): its target is then the band's row profile broadcast over the width."""
+    return (0.0, 1.0) if getattr(MODELS.get(cfg["model"]["type"]), "predicts_rows", False) else col_range
+
+
+def net_stride(cfg: Mapping[str, Any]) -> int:
+    """The down-sampling factor of ``cfg``'s network: images are padded to a multiple of it."""
+    return int(build_net(cfg).stride)
+
+
+__all__ = ["MODELS", "AttentionUNet", "RowHead", "U2Net", "UNet", "UNet3Plus", "UNetPlusPlus",
+           "build_model", "build_net", "net_stride", "target_col_range"]

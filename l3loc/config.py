@@ -5,6 +5,13 @@ typo such as ``train.lrr`` is an error naming the key and the file instead of a 
 setting). Sections whose content depends on a chosen component (``model``, ``loss``: a ``type``
 plus its keyword arguments) are open here and checked by the component registry when built.
 
+Every value is typed and range-checked once, before any work (:func:`load_config`): a key's
+type is its default's (an integer where the default is a float is fine and becomes a float; a
+YAML string that reads as a number, such as ``--opts train.lr=1e-3``, becomes that number),
+``_RULES`` adds ranges and choices, and the sections with their own validators (preprocess,
+augment, label.levels) are checked by them. A bad value is one line naming the key and the file
+(or ``--opts``).
+
 Inheritance: ``_base_: other.yml`` (or a list, merged in order) is resolved relative to the file;
 the file's own keys override its bases recursively (dicts merge, everything else replaces).
 
@@ -19,11 +26,15 @@ from pathlib import Path
 import yaml
 
 from l3loc.atomic import write_text
-from l3loc.augment import AUGMENT_DEFAULTS
+from l3loc.augment import AUGMENT_DEFAULTS, check_augment_config
+from l3loc.decode import DECODERS
 from l3loc.errors import InputError
+from l3loc.levels import check_levels
+from l3loc.preprocess import VIEWS as NET_VIEWS
 from l3loc.preprocess import PreprocessConfig
 
-VIEWS = ("frontal", "sagittal", "both")
+#: Views a training or prediction may ask for: one net's view, or ``both`` (one net per view).
+VIEWS = NET_VIEWS + ("both",)
 
 #: The configs shipped inside the package, found by name (``--config cpu_fast``).
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -75,10 +86,90 @@ DEFAULTS: dict = {
 # Sections whose keys belong to a component chosen by ``type`` (checked by the registry).
 _OPEN_SECTIONS = {"model", "loss"}
 
+# Keys that did nothing and were removed; still dropped when read from an older run folder's
+# config.yaml or a shipped model, so those keep loading.
+_RETIRED = {"preprocess.stride"}
+
+# Keys whose value may also be null (their default is not).
+_NULLABLE = {"preprocess.sagittal_slab_mm"}
+
+
+def _between(lo, hi, lo_open=False):
+    def check(v):
+        ok = (lo < v if lo_open else lo <= v) and (hi is None or v <= hi)
+        return ok or f"must be in {'(' if lo_open else '['}{lo}, {'inf)' if hi is None else f'{hi}]'}"
+    return check
+
+
+def _one_of(choices):
+    return lambda v: v in choices or f"must be one of {', '.join(map(str, choices))}"
+
+
+# Ranges and choices beyond the type (augment, preprocess and label.levels have validators of
+# their own, run by validate_config).
+_RULES = {
+    "train.view": _one_of(VIEWS),
+    "train.folds": _between(2, None),
+    "train.epochs": _between(1, None),
+    "train.iters_per_epoch": _between(0, None),
+    "train.batch_size": _between(1, None),
+    "train.lr": _between(0, None, lo_open=True),
+    "train.weight_decay": _between(0, None),
+    "train.p_positive": _between(0, 1),
+    "train.sync_bn": _one_of(("auto", True, False)),
+    "label.half_height_mm": _between(0, None, lo_open=True),
+    "label.sigma_start_mm": _between(0, None),
+    "label.sigma_end_mm": _between(0, None),
+    "eval.decoder": _one_of(DECODERS),
+    "eval.smooth_mm": _between(0, None),
+    "eval.threshold": _between(0, 1),
+    "eval.ambiguity_ratio": _between(0, 1, lo_open=True),
+    "eval.min_separation_mm": _between(0, None),
+}
+
+
+def _typed(dotted: str, value, default, source: str):
+    """``value`` as the type of ``default`` (see the module docstring), or InputError."""
+    def bad(expected):
+        raise InputError(source, f"'{dotted}' must be {expected}, got {value!r}")
+
+    if value is None and dotted in _NULLABLE:
+        return None
+    if dotted == "train.sync_bn":
+        return value if value == "auto" or isinstance(value, bool) else bad("auto, true or false")
+    if isinstance(default, bool):
+        return value if isinstance(value, bool) else bad("true or false")
+    if isinstance(default, (int, float)):
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value) if isinstance(default, float) else int(value)
+            except ValueError:
+                bad("an integer" if isinstance(default, int) else "a number")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            bad("an integer" if isinstance(default, int) else "a number")
+        if isinstance(default, int):
+            return value if isinstance(value, int) else bad("an integer")
+        return float(value)
+    if isinstance(default, str):
+        return value if isinstance(value, str) else bad("a string")
+    if isinstance(default, (list, tuple)):
+        if not isinstance(value, (list, tuple)):
+            bad(f"a list like {list(default)}")
+        if default and not isinstance(default[0], str):
+            if len(value) != len(default):
+                bad(f"a list of {len(default)} numbers like {list(default)}")
+            return [_typed(dotted, v, d, source) for v, d in zip(value, default)]
+        return [_typed(dotted, v, default[0], source) for v in value] if default else list(value)
+    return value
+
 
 def _check_keys(cfg: dict, schema: dict, source: str, prefix: str = "") -> None:
-    for key, value in cfg.items():
+    """Keys known, values typed (converted in place) and in range, naming ``source`` if not."""
+    for key, value in list(cfg.items()):
         dotted = f"{prefix}{key}"
+        if dotted in _RETIRED:
+            del cfg[key]
+            continue
         if key not in schema:
             known = ", ".join(sorted(schema))
             raise InputError(source, f"unknown key '{dotted}' (known here: {known})")
@@ -90,6 +181,26 @@ def _check_keys(cfg: dict, schema: dict, source: str, prefix: str = "") -> None:
             if not isinstance(value, dict):
                 raise InputError(source, f"'{dotted}' must be a mapping, got {value!r}")
             _check_keys(value, schema[key], source, dotted + ".")
+            continue
+        cfg[key] = value = _typed(dotted, value, schema[key], source)
+        rule = _RULES.get(dotted)
+        verdict = rule(value) if rule else True
+        if verdict is not True:
+            raise InputError(source, f"'{dotted}' {verdict}, got {value!r}")
+
+
+def validate_config(cfg: dict, source) -> None:
+    """The checks that need a whole section (preprocess, augment, label.levels).
+
+    Raises:
+        InputError: naming ``source`` and the problem.
+    """
+    try:
+        PreprocessConfig.from_dict(cfg["preprocess"])
+        check_augment_config(cfg["augment"])
+        check_levels(cfg["label"]["levels"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(source, str(exc)) from None
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -174,15 +285,20 @@ def load_config(path=None, opts: list[str] | None = None) -> dict:
     ``path`` is a file or a packaged config's name (:func:`resolve_config`).
 
     Raises:
-        InputError: missing/invalid file, circular ``_base_``, or an unknown key (naming the key
-            and the file, or ``--opts``).
+        InputError: missing/invalid file, circular ``_base_``, an unknown key or a value of the
+            wrong type or out of range (naming the key and the file, or ``--opts``).
     """
     cfg = copy.deepcopy(DEFAULTS)
+    source = "--opts" if opts else "config"
     if path is not None:
-        cfg = _merge(cfg, _read_yaml(resolve_config(path)))
+        path = resolve_config(path)
+        cfg = _merge(cfg, _read_yaml(path))
+        source = f"{path} with --opts" if opts else str(path)
     override = parse_opts(opts)
     _check_keys(override, DEFAULTS, "--opts")
-    return _merge(cfg, override)
+    cfg = _merge(cfg, override)
+    validate_config(cfg, source)
+    return cfg
 
 
 def save_config(cfg: dict, path, overwrite: bool = True) -> None:

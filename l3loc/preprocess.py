@@ -193,8 +193,6 @@ class PreprocessConfig:
         side_mask: zero the frontal columns outside ``frontal_band_mm`` (the card's side mask).
         sagittal_slab_mm: half-width (mm) of the sagittal MIP slab around the spine centre;
             None = the full width.
-        stride: total down-sampling factor of the network; inference images are padded to a
-            multiple of it.
     """
 
     spacing_mm: float = 1.0
@@ -204,7 +202,6 @@ class PreprocessConfig:
     sagittal_band_mm: tuple[float, float] = (-60.0, 50.0)
     side_mask: bool = True
     sagittal_slab_mm: float | None = 20.0
-    stride: int = 16
 
     def __post_init__(self):
         # normalise YAML lists to tuples so configs compare and hash the same way
@@ -215,7 +212,6 @@ class PreprocessConfig:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.sagittal_slab_mm is not None:
             object.__setattr__(self, "sagittal_slab_mm", float(self.sagittal_slab_mm))
-        object.__setattr__(self, "stride", int(self.stride))
         problems = []
         if not (math.isfinite(self.spacing_mm) and self.spacing_mm > 0):
             problems.append(f"spacing_mm must be > 0, got {self.spacing_mm}")
@@ -231,8 +227,6 @@ class PreprocessConfig:
             problems.append(f"side_mask must be true or false, got {self.side_mask!r}")
         if self.sagittal_slab_mm is not None and not self.sagittal_slab_mm >= 0:
             problems.append(f"sagittal_slab_mm must be >= 0 or null, got {self.sagittal_slab_mm}")
-        if self.stride < 1:
-            problems.append(f"stride must be >= 1, got {self.stride}")
         if problems:
             raise ValueError("preprocess config: " + "; ".join(problems))
 

@@ -49,7 +49,7 @@ def marker_config(root, src, iters: int, opts=()) -> dict:
 
     return load_config(None, [
         f"work_dir={root / 'work'}", f"data.source={src}", f"data.cache_dir={root / 'cache'}",
-        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]", "preprocess.stride=4",
+        "preprocess.spacing_mm=2.0", "preprocess.canvas=[64,32]",
         "model.base_channels=8", "model.depth=2", "train.epochs=1",
         f"train.iters_per_epoch={iters}", "train.batch_size=4", "train.lr=0.01", "train.folds=2",
         "train.p_positive=1.0", "augment.p=0", "label.half_height_mm=2.0", *opts])

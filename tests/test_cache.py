@@ -14,7 +14,7 @@ from l3loc.errors import InputError
 from l3loc.io.npz import L3Dataset, write_l3_npz
 from l3loc.preprocess import PreprocessConfig, preprocess_case
 
-CFG = PreprocessConfig(canvas=(64, 48), stride=8)
+CFG = PreprocessConfig(canvas=(64, 48))
 
 
 def _mip(rows: int, cols: int, label_row: float | None) -> np.ndarray:
@@ -76,7 +76,7 @@ def test_reused_when_unchanged_rebuilt_when_config_or_source_changes(tmp_path):
     stamp = (first / "meta.json").stat().st_mtime_ns
     assert cache.build_cache(src, root, CFG, "sagittal", workers=1, progress=False) == first
     assert (first / "meta.json").stat().st_mtime_ns == stamp  # not rewritten
-    other_cfg = PreprocessConfig(canvas=(64, 48), stride=8, hu_window=(0, 1500))
+    other_cfg = PreprocessConfig(canvas=(64, 48), hu_window=(0, 1500))
     assert cache.build_cache(src, root, other_cfg, "sagittal", workers=1, progress=False) != first
     assert cache.build_cache(src, root, CFG, "frontal", workers=1, progress=False) != first
     st = src.stat()

@@ -97,3 +97,57 @@ def test_packaged_config_by_name_and_a_local_file_wins(tmp_path, monkeypatch):
     assert resolve_config("cpu_fast.yml").resolve() == tmp_path / "cpu_fast.yml"
     with pytest.raises(InputError, match=r"config file not found \(nor a packaged config.*cpu_fast"):
         resolve_config("sub/cpu_fast.yml")
+
+
+# ----------------------------------------------------------------------------- typed values
+
+def test_opts_number_without_a_dot_is_a_float():
+    """YAML 1.1 reads ``1e-3`` as a string; the typed config makes it the float it means."""
+    cfg = load_config(opts=["train.lr=1e-3", "train.epochs=3", "eval.smooth_mm=2"])
+    assert cfg["train"]["lr"] == 1e-3 and isinstance(cfg["train"]["lr"], float)
+    assert isinstance(cfg["eval"]["smooth_mm"], float) and cfg["train"]["epochs"] == 3
+
+
+@pytest.mark.parametrize("opt, message", [
+    ("train.epochs=ten", r"--opts: 'train.epochs' must be an integer, got 'ten'"),
+    ("train.epochs=2.5", r"'train.epochs' must be an integer"),
+    ("train.lr=fast", r"'train.lr' must be a number"),
+    ("train.lr=0", r"'train.lr' must be in \(0, inf\)"),
+    ("train.view=coronal", r"'train.view' must be one of frontal, sagittal, both"),
+    ("eval.decoder=peak", r"'eval.decoder' must be one of argmax, profile"),
+    ("eval.threshold=1.5", r"'eval.threshold' must be in \[0, 1\]"),
+    ("data.skip_bad=1", r"'data.skip_bad' must be true or false"),
+    ("preprocess.canvas=[32]", r"'preprocess.canvas' must be a list of 2 numbers"),
+    ("augment.p=2", r"augment p must be in \[0, 1\]"),
+    ("label.levels=[L3, XX]", r"unknown level"),
+    ("preprocess.hu_window=[1500, 100]", r"hu_window must be \[lo, hi\]"),
+])
+def test_bad_value_is_one_line_naming_the_key(opt, message):
+    with pytest.raises(InputError, match=message) as err:
+        load_config(opts=[opt])
+    assert "\n" not in str(err.value)
+
+
+def test_bad_value_in_a_file_names_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"bad\.yml: 'train.batch_size' must be in \[1, inf\)"):
+        load_config(write(tmp_path / "bad.yml", "train:\n  batch_size: 0\n"))
+
+
+def test_nullable_slab_and_sync_bn_choices():
+    cfg = load_config(opts=["preprocess.sagittal_slab_mm=null", "train.sync_bn=false"])
+    assert cfg["preprocess"]["sagittal_slab_mm"] is None and cfg["train"]["sync_bn"] is False
+    with pytest.raises(InputError, match="'train.sync_bn' must be auto, true or false"):
+        load_config(opts=["train.sync_bn=maybe"])
+
+
+def test_retired_stride_key_is_dropped_from_an_old_run_config(tmp_path):
+    """preprocess.stride did nothing (the net's depth sets the padding); an older run folder's
+    config.yaml still loads."""
+    cfg = load_config(write(tmp_path / "config.yaml", "preprocess:\n  stride: 16\n"))
+    assert "stride" not in cfg["preprocess"]
+
+
+def test_packaged_configs_validate():
+    from l3loc.config import config_names
+    for name in config_names():
+        load_config(name)

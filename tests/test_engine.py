@@ -39,7 +39,7 @@ def tiny_config(tmp_path, *opts):
     cfg_path.write_text(yaml.safe_dump({
         "work_dir": str(tmp_path / "work"),
         "data": {"source": str(src), "cache_dir": str(tmp_path / "cache")},
-        "preprocess": {"spacing_mm": 2.0, "canvas": [32, 32], "stride": 4},
+        "preprocess": {"spacing_mm": 2.0, "canvas": [32, 32]},
         "model": {"type": "UNet", "base_channels": 4, "depth": 2},
         "train": {"epochs": 2, "iters_per_epoch": 1, "batch_size": 2, "folds": 2, "lr": 0.01},
     }))

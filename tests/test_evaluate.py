@@ -49,7 +49,7 @@ def make_experiment(tmp_path, cases, k=2, views=("frontal", "sagittal"), name="e
     cfg = load_config(None, [
         f"work_dir={tmp_path / 'work'}", f"data.source={tmp_path / 'd.npz'}",
         f"data.cache_dir={tmp_path / 'cache'}", "preprocess.spacing_mm=1.0",
-        "preprocess.canvas=[32,40]", "preprocess.stride=4", f"train.folds={k}",
+        "preprocess.canvas=[32,40]", f"train.folds={k}",
         "label.half_height_mm=2.0"] + ([f"label.levels=[{','.join(LEVELS)}]"] if levels else []))
     cfg["experiment"] = name
     exp = tmp_path / "work" / name
@@ -232,7 +232,7 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
     cfg = load_config(None, [
         f"work_dir={tmp_path / 'work'}", f"data.source={tmp_path / 'd.npz'}",
         f"data.cache_dir={tmp_path / 'cache'}", "preprocess.spacing_mm=2.0",
-        "preprocess.canvas=[32,40]", "preprocess.stride=4", "train.folds=2",
+        "preprocess.canvas=[32,40]", "train.folds=2",
         "model.base_channels=4", "model.depth=2", "train.epochs=1", "train.iters_per_epoch=2",
         "train.batch_size=2"])
     cfg["experiment"] = "exp"

@@ -9,7 +9,7 @@ from l3loc.models import build_net
 from l3loc.inference import (DygraphMaps, FunctionMaps, default_view, function_localiser,
                              load_localiser)
 
-OPTS = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]", "preprocess.stride=4",
+OPTS = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]",
         "model.base_channels=4", "model.depth=2"]
 
 

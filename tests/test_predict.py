@@ -22,7 +22,7 @@ from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marke
 
 
 def stub_cfg(**eval_opts):
-    opts = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]", "preprocess.stride=4"]
+    opts = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]"]
     return load_config(None, opts + [f"eval.{k}={v}" for k, v in eval_opts.items()])
 
 
@@ -111,7 +111,7 @@ def test_two_markers_a_vertebra_apart_are_ambiguous_with_both_candidates(stub, t
 
 def test_the_qc_mip_is_the_one_the_net_was_given(tmp_path):
     ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(), SPACING, Z_FIRST))
-    pp = PreprocessConfig(spacing_mm=2.0, canvas=(32, 32), stride=4)
+    pp = PreprocessConfig(spacing_mm=2.0, canvas=(32, 32))
     for view in ("frontal", "sagittal"):
         case = preprocess_volume(ct, view, cfg=pp)
         np.testing.assert_array_equal(case.native_hu,

@@ -7,12 +7,12 @@ The source (``data.source``: an l3_dataset.npz or an annotation CSV of scans), t
 (``data.cache_dir``) and the parameters (``preprocess:``) come from the config. An unchanged
 cache is reused; a changed config or source gets a new folder. Prints one folder per view.
 """
-from l3loc.preprocess import VIEWS
+from l3loc.config import VIEWS
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True, help="packaged config name or YAML path")
-    parser.add_argument("--view", choices=VIEWS + ("both",), default="both")
+    parser.add_argument("--view", choices=VIEWS, default="both")
     parser.add_argument("--opts", nargs="*", default=[], help="overrides: key.sub=value ...")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
 

@@ -28,7 +28,7 @@ GOLDEN_PATH = HERE / "totalseg_example_ct.npz"
 # silently change what the golden arrays mean
 CONFIG = {"spacing_mm": 1.0, "hu_window": [100, 1500], "canvas": [512, 512],
           "frontal_band_mm": [-77, 77], "sagittal_band_mm": [-60, 50],
-          "side_mask": True, "sagittal_slab_mm": 20.0, "stride": 16}
+          "side_mask": True, "sagittal_slab_mm": 20.0}
 
 
 def main() -> None:

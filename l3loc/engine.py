@@ -8,7 +8,11 @@ frontal and sagittal nets that evaluation fuses):
 - ``best.pdparams`` (lowest validation mean error), ``last.pdparams`` + ``last.pdopt`` (optimizer
   state, epoch and best-so-far, for ``--resume``);
 - ``val_predictions.csv`` of the best epoch, ``curves.png``, the resolved ``config.yaml`` and
-  ``env.json`` (versions, seed, device, command).
+  ``env.json`` (versions, seed, device, command), ``train.log`` (the log of every session);
+  the paths are :class:`l3loc.runs.FoldRun`'s.
+
+``--resume`` continues from ``last`` with the fold's own config: a different one is refused
+(naming the keys) unless allowed; only ``train.epochs`` may change.
 
 Determinism: the network is initialised after ``paddle.seed(seed)``; the data of epoch ``e`` are
 drawn from ``numpy.random.default_rng([seed, fold, e])``, and the learning rate is a pure
@@ -17,7 +21,6 @@ uninterrupted run.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -27,12 +30,10 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import yaml
 
 import l3loc
 from l3loc import distributed
@@ -46,36 +47,13 @@ from l3loc.io.checkpoint import load_checkpoint
 from l3loc.labels import annealed_sigma_mm, level_targets
 from l3loc.preprocess import (PreprocessConfig, band_col_range, pad_rows_to_multiple, row_window,
                               sample_row_window)
+from l3loc.runs import FoldRun, experiment_dir, read_train_log
 from l3loc.splits import fold_cases, load_or_create_splits
 
 log = logging.getLogger("l3loc")
 
 LOG_COLUMNS = ("epoch", "lr", "train_loss", "val_loss", "val_mean_error_mm",
                "val_median_error_mm", "seconds")
-
-
-@dataclass(frozen=True)
-class FoldRun:
-    """Where one fold of one view lives."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, cfg: dict, view: str, fold: int) -> "FoldRun":
-        return cls(experiment_dir(cfg) / view / f"fold_{fold}")
-
-    log = property(lambda self: self.root / "train_log.csv")
-    best = property(lambda self: self.root / "best.pdparams")
-    last = property(lambda self: self.root / "last.pdparams")
-    last_opt = property(lambda self: self.root / "last.pdopt")
-    val_predictions = property(lambda self: self.root / "val_predictions.csv")
-    curves = property(lambda self: self.root / "curves.png")
-    config = property(lambda self: self.root / "config.yaml")
-    env = property(lambda self: self.root / "env.json")
-
-
-def experiment_dir(cfg: dict) -> Path:
-    return Path(cfg["work_dir"]) / cfg["experiment"]
 
 
 def lr_at(step: int, total_steps: int, base_lr: float, warmup_steps: int) -> float:
@@ -246,14 +224,6 @@ def level_medians(preds: list[dict], levels: Sequence[str]) -> dict:
     return out
 
 
-def _read_log(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as fh:
-        return [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
-                for row in csv.DictReader(fh)]
-
-
 def plot_curves(log_rows: list[dict], path: Path, title: str) -> None:
     """Loss and validation error per epoch, side by side."""
     import matplotlib
@@ -285,21 +255,40 @@ def _save(obj, path: Path) -> None:
         paddle.save(obj, str(tmp))
 
 
-def epochs_done(fold_dir: Path) -> tuple[int, int]:
-    """(epochs logged, epochs configured) of a fold folder; fewer logged = still training or
-    stopped, so its best.pdparams is not final. (0, 0) when unreadable."""
-    run = FoldRun(Path(fold_dir))
-    try:
-        with open(run.config, encoding="utf-8") as fh:
-            epochs = int(yaml.safe_load(fh)["train"]["epochs"])
-        return len(_read_log(run.log)), epochs
-    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
-        return 0, 0
+# Keys a resumed run may change: resuming exists to continue a run, possibly for more epochs;
+# where the folder and cache live does not change what is trained.
+_RESUMABLE_CHANGES = {"train.epochs", "experiment", "work_dir", "data.cache_dir"}
 
 
-def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool, write: bool = True) -> None:
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def check_resume_config(run: FoldRun, cfg: dict, allow_config_change: bool) -> None:
+    """Refuse to resume a fold with a config other than the one it was trained with (its
+    ``config.yaml``), naming the keys that differ, unless ``allow_config_change``."""
+    from l3loc.config import load_config
+
+    before, now = _flat(load_config(run.config)), _flat(cfg)
+    changed = sorted(k for k in before.keys() | now.keys()
+                     if before.get(k) != now.get(k) and k not in _RESUMABLE_CHANGES)
+    if not changed:
+        return
+    what = ", ".join(f"{k}: {before.get(k)!r} -> {now.get(k)!r}" for k in changed)
+    if not allow_config_change:
+        raise InputError(run.config, f"--resume with a different config ({what}); pass "
+                                     "--allow-config-change to resume anyway, or --overwrite")
+    log.warning("[TRAIN] %s: resuming with a changed config (%s)", run.root, what)
+
+
+def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool, write: bool = True,
+                     cfg: dict | None = None, allow_config_change: bool = False) -> None:
     """Refuse to clobber a finished or running fold unless asked; create the folder.
 
+    A resumed fold must keep its config (:func:`check_resume_config`, when ``cfg`` is given).
     ``write=False`` only checks (raising the same refusal): the data-parallel ranks other than
     rank 0, which alone deletes or creates anything.
     """
@@ -310,6 +299,8 @@ def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool, write: bool = 
         elif resume:
             if not run.last_opt.exists():
                 raise InputError(run.root, "--resume: no last.pdparams/last.pdopt to resume from")
+            if cfg is not None:
+                check_resume_config(run, cfg, allow_config_change)
             return
         else:
             raise InputError(run.root, "fold folder exists; use --resume to continue it or "
@@ -321,23 +312,46 @@ def prepare_fold_dir(run: FoldRun, resume: bool, overwrite: bool, write: bool = 
 
 
 def train_fold(cfg: dict, view: str, fold: int, *, resume: bool = False, overwrite: bool = False,
-               device: str = "cpu", command: str = "", progress: bool = False) -> dict:
+               device: str = "cpu", command: str = "", progress: bool = False,
+               allow_config_change: bool = False) -> dict:
     """Train fold ``fold`` (1-based) of ``view`` and return a summary of the best epoch.
 
     Raises:
         InputError: missing dataset, fold outside 1..k, existing fold folder without
-            ``resume``/``overwrite``.
+            ``resume``/``overwrite``, a resumed fold whose config changed (unless
+            ``allow_config_change``).
     """
     import paddle
 
     # Fresh unique names (conv2d_0.w_0, its moment1_0, ...) for every run: the optimizer state is
     # keyed by them, so a resumed run must name things exactly as the interrupted one did, even
     # if this process built other models before.
-    with paddle.utils.unique_name.guard():
-        return _train_fold(cfg, view, fold, resume, overwrite, device, command, progress)
+    level = log.level
+    try:
+        with paddle.utils.unique_name.guard():
+            return _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
+                               allow_config_change)
+    finally:
+        for handler in [h for h in log.handlers if getattr(h, "l3loc_fold_log", False)]:
+            log.removeHandler(handler)
+            handler.close()
+        log.setLevel(level)
 
 
-def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -> dict:
+def _log_to_fold(path: Path) -> None:
+    """Also write the training log (INFO and up) to ``path`` in the fold folder, so the run
+    documents how it went; :func:`train_fold` removes the handler when the fold ends."""
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    handler.l3loc_fold_log = True
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:  # the file gets INFO even if the console does not
+        log.setLevel(logging.INFO)
+
+
+def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
+                allow_config_change) -> dict:
     import paddle
     from tqdm import tqdm
 
@@ -367,7 +381,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
 
     run = FoldRun.of(cfg, view, fold)
     # every rank checks (and refuses alike) before rank 0 deletes or writes anything
-    prepare_fold_dir(run, resume, overwrite, write=False)
+    prepare_fold_dir(run, resume, overwrite, False, cfg, allow_config_change)
     distributed.barrier(n_ranks)
     if writer:
         prepare_fold_dir(run, resume, overwrite)
@@ -375,6 +389,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
         env = env_record(cfg, device, command)
         env.update(processes=n_ranks, sync_bn=sync_bn)
         write_text(run.env, json.dumps(env, indent=1))
+        _log_to_fold(run.text_log)
+        log.info("[TRAIN] %s fold %d -> %s%s", view, fold, run.root, " (resumed)" * resume)
     distributed.barrier(n_ranks)
 
     paddle.seed(tr["seed"])
@@ -398,7 +414,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress) -
         net.set_state_dict(load_checkpoint(run.last))
         optimizer.set_state_dict(state["optimizer"])
         start_epoch, best = int(state["epoch"]) + 1, state["best"]
-        log_rows = [r for r in _read_log(run.log) if r["epoch"] < start_epoch]
+        log_rows = [r for r in read_train_log(run.log) if r["epoch"] < start_epoch]
         log.info("[TRAIN] resuming %s at epoch %d", run.root, start_epoch + 1)
 
     log.info("[TRAIN] %s fold %d/%d: %d training, %d validation cases, %d epochs x %d steps%s",
@@ -488,7 +504,8 @@ def check_components(cfg: dict, source) -> None:
 def run_training(config_path, fold: str = "1", view: str | None = None,
                  experiment: str | None = None, opts: list[str] | None = None,
                  resume: bool = False, overwrite: bool = False, device: str = "auto",
-                 command: str = "", parallel: int = 1) -> list[dict]:
+                 command: str = "", parallel: int = 1,
+                 allow_config_change: bool = False) -> list[dict]:
     """What ``tools/train.py`` does: resolve the config, then train the asked folds and views.
 
     ``view="both"`` trains two single-view nets (frontal, then sagittal) whose row profiles
@@ -519,10 +536,11 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
     jobs = [(v, f) for v in views for f in folds]
     if parallel > 1 and len(jobs) > 1:
         results = train_side_by_side(cfg, config_path, jobs, opts or [], resume, overwrite, device,
-                                     parallel)
+                                     parallel, allow_config_change)
     else:
         results = [train_fold(cfg, v, f, resume=resume, overwrite=overwrite, device=device,
-                              command=command, progress=progress_enabled()) for v, f in jobs]
+                              command=command, progress=progress_enabled(),
+                              allow_config_change=allow_config_change) for v, f in jobs]
     for r in results:
         log.info("[TRAIN] done: %s fold %d, best epoch %d, validation mean error %.2f mm -> %s",
                  r["view"], r["fold"], r["best_epoch"], r["val_mean_error_mm"], r["run"])
@@ -532,7 +550,7 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
 def _summary(cfg: dict, view: str, fold: int) -> dict:
     """The summary :func:`train_fold` returns, read back from a finished fold's log."""
     run = FoldRun.of(cfg, view, fold)
-    rows = [r for r in _read_log(run.log) if math.isfinite(r["val_mean_error_mm"])]
+    rows = [r for r in read_train_log(run.log) if math.isfinite(r["val_mean_error_mm"])]
     best = min(rows, key=lambda r: r["val_mean_error_mm"], default=None)
     return {"view": view, "fold": fold, "best_epoch": best["epoch"] + 1 if best else 0,
             "val_mean_error_mm": best["val_mean_error_mm"] if best else math.nan,
@@ -540,7 +558,8 @@ def _summary(cfg: dict, view: str, fold: int) -> dict:
 
 
 def train_side_by_side(cfg: dict, config_path, jobs: list[tuple[str, int]], opts: list[str],
-                       resume: bool, overwrite: bool, device: str, parallel: int) -> list[dict]:
+                       resume: bool, overwrite: bool, device: str, parallel: int,
+                       allow_config_change: bool = False) -> list[dict]:
     """Independent fold/view trainings, ``parallel`` at a time, each a ``l3loc train`` process
     of its own fold folder (so never two writers in one folder); on GPUs, process ``s`` of the
     ``parallel`` slots uses ``gpu:(s mod GPUs)``. Each one's output goes to
@@ -562,7 +581,7 @@ def train_side_by_side(cfg: dict, config_path, jobs: list[tuple[str, int]], opts
     load_or_create_splits(experiment_dir(cfg) / "splits.json", names, cfg["train"]["folds"],
                           cfg["train"]["seed"])
     for v, f in jobs:
-        prepare_fold_dir(FoldRun.of(cfg, v, f), resume, overwrite, write=False)
+        prepare_fold_dir(FoldRun.of(cfg, v, f), resume, overwrite, False, cfg, allow_config_change)
     logs = experiment_dir(cfg) / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     gpus = paddle.device.cuda.device_count() if device.startswith("gpu") else 0
@@ -577,7 +596,8 @@ def train_side_by_side(cfg: dict, config_path, jobs: list[tuple[str, int]], opts
             cmd = [sys.executable, "-m", "l3loc", "train", "--config", str(config_path),
                    "--fold", str(f), "--view", v, "--experiment", cfg["experiment"],
                    "--device", f"gpu:{slot % gpus}" if gpus else device, "--opts", *opts]
-            cmd += ["--resume"] * resume + ["--overwrite"] * overwrite
+            cmd += (["--resume"] * resume + ["--overwrite"] * overwrite
+                    + ["--allow-config-change"] * allow_config_change)
             log_path = logs / f"{v}_fold_{f}.log"
             with open(log_path, "a", encoding="utf-8") as fh:
                 fh.write(f"$ {' '.join(cmd)}\n")

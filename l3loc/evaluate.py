@@ -42,17 +42,16 @@ import pandas as pd
 
 from l3loc.atomic import atomic_path, write_table, write_text
 from l3loc.decode import DECODERS, Decision, classify, decode_profile, fuse_profiles, row_profile
-from l3loc.engine import epochs_done
 from l3loc.errors import InputError
 from l3loc.levels import level_decision
 from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
                            levels_markdown, summarize, summarize_levels)
 from l3loc.preprocess import CaseGeometry, PreprocessConfig, band_col_range
+from l3loc.runs import NET_VIEWS, epochs_done, read_splits, trained_folds, weight_hashes, write_decision
 
 log = logging.getLogger("l3loc")
 
 #: Views a trained net exists for, and the views evaluation reports.
-NET_VIEWS = ("frontal", "sagittal")
 EVAL_VIEWS = ("frontal", "sagittal", "fused")
 
 MapFn = Callable[[np.ndarray], np.ndarray]
@@ -97,60 +96,6 @@ class FoldProfiles:
 
 
 # ----------------------------------------------------------------------------- finding runs
-
-
-def latest_experiment(work_dir: str | Path = "work") -> Path:
-    """The experiment folder under ``work_dir`` (one holding ``splits.json``) trained last.
-
-    "Last" = the newest modification time among the folder, its ``splits.json`` and its folds'
-    ``train_log.csv`` (a folder's own time does not change when a file deep inside it does).
-
-    Raises:
-        InputError: no experiment under ``work_dir``.
-    """
-    work_dir = Path(work_dir)
-    candidates = [p.parent for p in work_dir.glob("*/splits.json")] if work_dir.is_dir() else []
-    if not candidates:
-        raise InputError(work_dir, "no experiment folder with a splits.json: train first "
-                                   "(python tools/train.py) or give --experiment")
-
-    def newest(exp: Path) -> float:
-        paths = [exp, exp / "splits.json", *exp.glob("*/fold_*/train_log.csv")]
-        return max(p.stat().st_mtime for p in paths)
-
-    return max(candidates, key=newest)
-
-
-def read_splits(exp_dir: Path) -> list[list[str]]:
-    """The experiment's folds of case names (``splits.json``, see ``l3loc.splits``)."""
-    path = Path(exp_dir) / "splits.json"
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        folds = doc["folds"]
-        if not isinstance(folds, list) or not all(isinstance(n, str) for f in folds for n in f):
-            raise ValueError("'folds' must be lists of names")
-    except FileNotFoundError:
-        raise InputError(path, "missing: not an experiment folder (train first)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(path, f"not a valid splits file ({exc})") from None
-    return [list(f) for f in folds]
-
-
-def trained_folds(exp_dir: Path, views: Sequence[str] = NET_VIEWS,
-                  folds: Sequence[int] | None = None) -> list[tuple[str, int, Path]]:
-    """(view, fold, fold folder) of every fold with a ``best.pdparams`` and a ``config.yaml``."""
-    out = []
-    for view in views:
-        for d in sorted((Path(exp_dir) / view).glob("fold_*")):
-            try:
-                k = int(d.name.split("_", 1)[1])
-            except ValueError:
-                continue
-            if folds is not None and k not in folds:
-                continue
-            if (d / "best.pdparams").is_file() and (d / "config.yaml").is_file():
-                out.append((view, k, d))
-    return sorted(out, key=lambda t: (t[0], t[1]))
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -647,6 +592,16 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
     write_table(out_dir / "per_fold.csv", per_fold, float_format="%.4f")
     write_table(out_dir / "summary.csv", summary, float_format="%.4f")
+    # what prediction uses, machine-readable ("both" is prediction's name for the fused view);
+    # the mean counts the gross failures (one vertebra off) that the median hides
+    as_predicted = {"fused": "both"}
+    means = pd.to_numeric(summary["mean_mm"], errors="coerce")
+    best = str(summary.loc[means.idxmin(), "view"]) if means.notna().any() else None
+    write_decision(out_dir, {as_predicted.get(v, v): {"threshold": float(extra[v]["threshold"]),
+                                                      "threshold_method": extra[v]["threshold_method"]}
+                             for v in summary["view"]},
+                   as_predicted.get(best, best), decoder,
+                   weight_hashes(exp_dir, sorted({v for v, _, _ in runs})))
     folds_done = sorted({k for _, k in results})
     text = summary_markdown(
         summary, f"{exp_dir.name}: folds {', '.join(map(str, folds_done))} of {len(splits)}")

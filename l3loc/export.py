@@ -2,7 +2,10 @@
 
 Layout written (default ``work/<experiment>/export/``, read by :mod:`l3loc.inference`)::
 
-    export/export.json                    what was exported: views, folds, input spec, versions
+    export/export.json                    what was exported: views, folds, input spec, versions,
+                                          and the sha256 of each fold's best.pdparams (prediction
+                                          refuses an export whose run's weights changed since)
+    export/decision.json                  the run's evaluation decision (l3loc.runs), if evaluated
     export/<view>/fold_<K>/model.json     the graph (input ``image`` [1, 1, H, W], H dynamic)
     export/<view>/fold_<K>/model.pdiparams
     export/<view>/fold_<K>/config.yaml    the fold's resolved config (preprocessing to apply)
@@ -20,9 +23,9 @@ import shutil
 from pathlib import Path
 
 from l3loc.atomic import atomic_dir, write_text
-from l3loc.engine import epochs_done
 from l3loc.errors import InputError
-from l3loc.inference import EXPORT_GRAPH, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds
+from l3loc.runs import (DECISION, EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR, WEIGHTS,
+                        available_folds, epochs_done, read_decision, sha256)
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net
 from l3loc.preprocess import VIEWS
@@ -123,7 +126,8 @@ def export_experiment(run_dir: str | os.PathLike, out_dir: str | os.PathLike | N
     manifest = {"source": str(run_dir), "paddle": paddle.__version__,
                 "input": {"name": "image", "shape": [1, 1, None, None if dynamic_width else "canvas"],
                           "dtype": "float32", "range": "[0, 1] (HU window)"},
-                "output": "sigmoid confidence map, same shape as the input", "views": {}}
+                "output": "sigmoid confidence map, same shape as the input", "views": {},
+                "weights": {}}
     for view in views:
         have = available_folds(run_dir, view, "best.pdparams")
         chosen = list(folds) if folds else have
@@ -134,6 +138,10 @@ def export_experiment(run_dir: str | os.PathLike, out_dir: str | os.PathLike | N
             dest = export_fold(run_dir / view / f"fold_{k}", out_dir / view / f"fold_{k}",
                                dynamic_width, overwrite)
             log.info("[EXPORT] %s fold %d -> %s", view, k, dest)
+            manifest["weights"][f"{view}/fold_{k}"] = sha256(run_dir / view / f"fold_{k}" / WEIGHTS)
         manifest["views"][view] = chosen
-    write_text(out_dir / "export.json", json.dumps(manifest, indent=1))
+    decision = read_decision(run_dir)
+    if decision is not None:  # the threshold and view travel with the models
+        write_text(out_dir / DECISION, json.dumps(decision, indent=1))
+    write_text(out_dir / EXPORT_MANIFEST, json.dumps(manifest, indent=1))
     return manifest

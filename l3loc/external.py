@@ -13,7 +13,7 @@ The dataset is one of
 
 Models: for each trained view, and fused when both are trained, the fold ensemble that
 prediction uses (every trained fold, maps averaged) and, with ``per_fold``, each fold alone.
-Each model is scored with the run's threshold (what prediction uses: ``eval/summary.csv`` of the
+Each model is scored with the run's threshold (what prediction uses: ``eval/decision.json`` of the
 k-fold evaluation, else the config's). The threshold that would be best on this dataset is
 reported beside it, marked optimistic: it is chosen on the very cases it is scored on.
 
@@ -49,7 +49,8 @@ import pandas as pd
 from l3loc.atomic import write_table, write_text
 from l3loc.decode import classify, fuse_profiles
 from l3loc.errors import InputError
-from l3loc.inference import Localiser, available_folds, load_localiser, trained_views
+from l3loc.inference import Localiser, load_localiser
+from l3loc.runs import available_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import RIGHT_LEVEL_MM, choose_threshold, levels_markdown, summarize_levels
 from l3loc.preprocess import VIEWS, mip, window_hu

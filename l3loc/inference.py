@@ -20,9 +20,9 @@ Folder layouts read here (``root`` = ``work/<experiment>`` or an export folder):
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -33,13 +33,13 @@ from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net, net_stride
 from l3loc.preprocess import VIEWS, PreprocessConfig, band_col_range, pad_rows_to_multiple
+from l3loc.decode import DECODERS
+from l3loc.runs import (EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds,
+                        WEIGHTS, default_view, evaluated_threshold, read_decision, sha256,
+                        stale_folds)
 
 log = logging.getLogger("l3loc")
 
-#: Where a run folder's exported models go by default (``tools/export.py``).
-EXPORT_SUBDIR = "export"
-#: File names of one exported fold.
-EXPORT_GRAPH, EXPORT_PARAMS = "model.json", "model.pdiparams"
 BACKENDS = ("auto", "dygraph", "predictor")
 
 
@@ -181,6 +181,8 @@ class Localiser:
         threshold_source: where the threshold came from.
         model_id: the shipped model's id (``l3loc.shipping``), "" for an experiment's models.
         device: where the models run ("cpu" or "gpu").
+        weights: sha256 of each loaded fold's weight file (``"<view>/fold_<K>"``), so a result
+            can tell which weights made it (``predict --resume``).
     """
 
     views: dict[str, ViewModel]
@@ -190,6 +192,14 @@ class Localiser:
     notes: list[str] = field(default_factory=list)
     model_id: str = ""
     device: str = "cpu"
+    weights: dict = field(default_factory=dict)
+
+    def fingerprint(self) -> dict:
+        """What decides a result: the models, their weights, folds, decoders and threshold."""
+        return {"model_id": self.model_id or None, "models": self.source,
+                "views": {v: list(vm.folds) for v, vm in self.views.items()},
+                "decoders": {v: vm.cfg["eval"]["decoder"] for v, vm in self.views.items()},
+                "threshold": self.threshold, "weights": self.weights}
 
     @property
     def backend(self) -> str:
@@ -206,22 +216,6 @@ def function_localiser(fn: Callable[[np.ndarray], np.ndarray], cfg: dict,
 
 
 # ----------------------------------------------------------------------------- run folders
-
-_FOLD_RE = re.compile(r"^fold_(\d+)$")
-
-
-def available_folds(root: Path, view: str, filename: str) -> list[int]:
-    """1-based folds of ``view`` under ``root`` that hold ``filename``, ascending."""
-    vdir = Path(root) / view
-    if not vdir.is_dir():
-        return []
-    folds = []
-    for d in vdir.iterdir():
-        m = _FOLD_RE.match(d.name)
-        if m and (d / filename).is_file() and (d / "config.yaml").is_file():
-            folds.append(int(m.group(1)))
-    return sorted(folds)
-
 
 def _fold_configs(root: Path, view: str, folds: Sequence[int]) -> dict:
     """The resolved config shared by the folds (preprocessing and model must agree)."""
@@ -258,87 +252,10 @@ def _load_predictor(root: Path, view: str, folds: Sequence[int], device: str) ->
     return ViewModel(view, PredictorMaps(dirs, stride, device), cfg, tuple(folds))
 
 
-def resolve_run_dir(experiment: str | os.PathLike, work_dir: str | os.PathLike = "work") -> Path:
-    """An experiment name (``work/<name>``) or a folder path -> the existing folder."""
-    p = Path(experiment)
-    for candidate in (p, Path(work_dir) / p):
-        if candidate.is_dir():
-            return candidate
-    raise InputError(experiment, f"no such experiment folder (looked for {p} and "
-                                 f"{Path(work_dir) / p})")
-
-
-def trained_views(root: Path) -> list[str]:
-    """Views of ``root`` with at least one usable fold (trained or exported)."""
-    return [v for v in VIEWS if available_folds(root, v, "best.pdparams")
-            or available_folds(root, v, EXPORT_GRAPH)]
-
-
-def default_view(root: Path) -> str:
-    """The view to run when none is asked: the best measured one if evaluation has run, else
-    both when both are trained (fused profiles), else the one that is.
-
-    Evaluation's ``eval/summary.csv`` (one row per view, lowest ``mean_mm``) decides when present.
-    """
-    views = trained_views(root)
-    if not views:
-        raise InputError(root, "no trained or exported folds (expected <view>/fold_<K>/"
-                               "best.pdparams or model.json)")
-    best = _best_evaluated_view(root, views)
-    if best:
-        return best
-    return "both" if len(views) == 2 else views[0]
-
-
-def _eval_summary(root: Path):
-    """Evaluation's ``eval/summary.csv`` (one row per view: frontal, sagittal, fused) or None."""
-    import pandas as pd
-
-    summary = Path(root) / "eval" / "summary.csv"
-    if not summary.is_file():
-        return None
-    try:
-        df = pd.read_csv(summary)
-    except (OSError, ValueError):
-        return None
-    return df if "view" in df.columns else None
-
-
-def _best_evaluated_view(root: Path, views: list[str]) -> str | None:
-    import pandas as pd
-
-    df = _eval_summary(root)
-    if df is None:
-        return None
-    # the mean counts the gross failures (one vertebra off) that matter most; the median hides them
-    metric = next((m for m in ("mean_mm", "median_mm") if m in df.columns), None)
-    if metric is None:
-        return None
-    df = df[df["view"].isin(views + (["fused"] if len(views) == 2 else []))]
-    values = pd.to_numeric(df[metric], errors="coerce")
-    if not np.isfinite(values).any():
-        return None
-    view = str(df.loc[values.idxmin(), "view"])
-    return "both" if view == "fused" else view
-
-
-def evaluated_threshold(root: Path, view: str) -> float | None:
-    """The ``not_found`` threshold evaluation used for ``view`` ("both" = its fused row), read
-    from ``eval/summary.csv`` (column ``threshold``), or None when there is none."""
-    import pandas as pd
-
-    df = _eval_summary(root)
-    if df is None or "threshold" not in df.columns:
-        return None
-    rows = df[df["view"] == ("fused" if view == "both" else view)]
-    values = pd.to_numeric(rows["threshold"], errors="coerce").to_numpy(dtype=np.float64)
-    values = values[np.isfinite(values)]
-    return float(values[0]) if values.size else None
-
-
 def load_localiser(root: str | os.PathLike, view: str | None = None,
                    folds: Sequence[int] | None = None, backend: str = "auto",
-                   device: str = "cpu", threshold: float | None = None) -> Localiser:
+                   device: str = "cpu", threshold: float | None = None,
+                   allow_stale_export: bool = False) -> Localiser:
     """Load the models of an experiment folder or an export folder.
 
     Args:
@@ -351,9 +268,15 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
             created, dygraph with a logged warning).
         device: "cpu" or "gpu".
         threshold: override the abstention threshold.
+        allow_stale_export: only warn (instead of refusing) when the run's ``export/`` was made
+            from weights that have changed since (a fold retrained after exporting).
+
+    The threshold, default view and decoder are evaluation's decision (``decision.json``, see
+    :mod:`l3loc.runs`), which export copies, so an export decides as its run folder does.
 
     Raises:
-        InputError: nothing to load, an unknown view/backend, missing folds, inconsistent configs.
+        InputError: nothing to load, an unknown view/backend, missing folds, inconsistent configs,
+            a stale export (unless ``allow_stale_export``).
     """
     root = Path(root)
     if backend not in BACKENDS:
@@ -365,6 +288,7 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     export_root = root / EXPORT_SUBDIR if (root / EXPORT_SUBDIR).is_dir() else root
     notes: list[str] = []
     loaded: dict[str, ViewModel] = {}
+    weights: dict[str, str] = {}
     for v in views:
         trained = available_folds(root, v, "best.pdparams")
         exported = available_folds(export_root, v, EXPORT_GRAPH)
@@ -375,9 +299,13 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
         if missing:
             raise InputError(root, f"{v}: fold(s) {missing} not found for the {use} backend "
                                    f"(available: {have})")
+        if use == "predictor" and export_root != root:
+            _check_export_current(export_root, root, v, chosen, allow_stale_export, notes)
         if use == "predictor":
             try:
                 loaded[v] = _load_predictor(export_root, v, chosen, device)
+                weights.update({f"{v}/fold_{k}": sha256(export_root / v / f"fold_{k}" / EXPORT_PARAMS)
+                                for k in chosen})
                 continue
             except (RuntimeError, OSError, ValueError) as exc:
                 if backend == "predictor" or not set(chosen) <= set(trained):
@@ -385,15 +313,45 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
                 notes.append(f"{v}: predictor failed ({exc}); using dygraph")
                 log.warning("[PREDICT] %s: predictor failed (%s); falling back to dygraph", v, exc)
         loaded[v] = _load_dygraph(root, v, chosen)
+        weights.update({f"{v}/fold_{k}": sha256(root / v / f"fold_{k}" / WEIGHTS) for k in chosen})
+    decision = read_decision(root)
+    if decision and decision.get("decoder") in DECODERS:  # the decoder evaluation measured
+        for vm in loaded.values():
+            vm.cfg["eval"]["decoder"] = decision["decoder"]
     thr_source = "argument"
     if threshold is None:
         threshold = evaluated_threshold(root, view)
-        thr_source = "eval/summary.csv"
+        thr_source = "eval/decision.json"
         if threshold is None:
             threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
             thr_source = "config eval.threshold"
     return Localiser(loaded, float(threshold), source=str(root), threshold_source=thr_source,
-                     notes=notes, device=device)
+                     notes=notes, device=device, weights=weights)
+
+
+def _check_export_current(export_root: Path, run_dir: Path, view: str, folds: Sequence[int],
+                          allow_stale: bool, notes: list[str]) -> None:
+    """Refuse (or with ``allow_stale`` warn about) a run's export whose folds' weights changed
+    since it was made (``export.json`` records their sha256)."""
+    try:
+        recorded = json.loads((export_root / EXPORT_MANIFEST).read_text(encoding="utf-8"))["weights"]
+    except (OSError, ValueError, KeyError, TypeError):
+        notes.append(f"{view}: {export_root} records no weight checksums (exported before l3loc "
+                     "recorded them); export again to have it checked")
+        log.warning("[PREDICT] %s", notes[-1])
+        return
+    wanted = {f"{view}/fold_{k}" for k in folds}
+    stale = stale_folds({k: d for k, d in recorded.items() if k in wanted}, run_dir)
+    stale += sorted(wanted - set(recorded))
+    if not stale:
+        return
+    problem = (f"exported from weights that changed since ({', '.join(stale)} retrained or "
+               f"removed); run `l3loc export --experiment {run_dir} --overwrite`, or use "
+               "--backend dygraph")
+    if not allow_stale:
+        raise InputError(export_root, problem + ", or pass --allow-stale-export to use it anyway")
+    notes.append(f"{view}: stale export used: {problem}")
+    log.warning("[PREDICT] %s: %s", export_root, problem)
 
 
 def _choose_backend(backend: str, trained: list[int], exported: list[int], root: Path,

@@ -57,6 +57,8 @@ from l3loc.review import write_index_html, write_review_data
 log = logging.getLogger("l3loc")
 
 OUT_STATUSES = ("found", "not_found", "ambiguous", "error")
+#: The localiser that made an output folder's results (Localiser.fingerprint), for --resume.
+MODEL_FILE = "model.json"
 #: Columns of ``results.csv`` (also the keys of every record), in order.
 RESULT_COLUMNS = (
     "name", "input", "status", "message", "l3_slice", "l3_slice_exact", "l3_z_mm", "confidence",
@@ -538,6 +540,24 @@ def _done_record(scan: ScanInput, out_dir: Path) -> dict | None:
     return None
 
 
+def _same_model(out_dir: Path, localiser: Localiser) -> bool:
+    """Whether ``out_dir``'s results were made by this localiser (models, weights, folds,
+    decoders, threshold: ``model.json``); if not, resuming would mix two models' results."""
+    try:
+        before = json.loads((out_dir / MODEL_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        log.warning("[PREDICT] %s has no %s (made before l3loc recorded it): resuming without "
+                    "checking that the same model made its results", out_dir, MODEL_FILE)
+        return True
+    except (OSError, ValueError):
+        before = None
+    if before == json.loads(json.dumps(localiser.fingerprint())):
+        return True
+    log.warning("[PREDICT] --resume: the results in %s were made by another model or threshold "
+                "(%s); predicting every scan again", out_dir, MODEL_FILE)
+    return False
+
+
 def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: str | os.PathLike,
                    slab_mm: float | None = None, resume: bool = False, overwrite: bool = False,
                    progress: bool = False, command: str = "", level: str = "L3",
@@ -553,7 +573,8 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
         out_dir: output root (created).
         slab_mm: also write the mean of +-slab_mm around L3.
         resume: skip scans whose ``result.json`` from an earlier run says found/not_found/
-            ambiguous (errors are retried).
+            ambiguous (errors are retried), if the same model and threshold made them
+            (``model.json``); otherwise every scan is predicted again.
         overwrite: redo every scan even if results exist.
         progress: show a progress bar.
         command: the command line, for ``run.json``.
@@ -575,6 +596,8 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
         raise InputError(out_dir, "holds results of an earlier run; use --resume to skip the scans "
                                   "done, --overwrite to redo them, or another --out")
     out_dir.mkdir(parents=True, exist_ok=True)
+    resume = resume and not overwrite and _same_model(out_dir, localiser)
+    write_text(out_dir / MODEL_FILE, json.dumps(localiser.fingerprint(), indent=1))
     t0 = time.time()
     import paddle
 
@@ -589,7 +612,7 @@ def run_prediction(scans: Sequence[ScanInput], localiser: Localiser, out_dir: st
     records, skipped = [], 0
     bar = tqdm(scans, desc="predict", unit="scan", disable=not progress)
     for scan in bar:
-        rec = _done_record(scan, out_dir) if resume and not overwrite else None
+        rec = _done_record(scan, out_dir) if resume else None
         if rec is not None:
             skipped += 1
         else:

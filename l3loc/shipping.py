@@ -143,7 +143,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     """
     from l3loc.config import load_config
     from l3loc.export import export_experiment
-    from l3loc.inference import default_view, evaluated_threshold
+    from l3loc.runs import default_view, evaluated_threshold
 
     run_dir = Path(run_dir)
     if not _ID_RE.match(model_id):
@@ -155,7 +155,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     view = view or default_view(run_dir)
     views = ["frontal", "sagittal"] if view == "both" else [view]
     threshold = evaluated_threshold(run_dir, view)
-    threshold_source = f"eval/summary.csv of experiment {run_dir.name}"
+    threshold_source = f"eval/decision.json of experiment {run_dir.name}"
     with atomic_dir(dest) as tmp:
         manifest = export_experiment(run_dir, tmp, views, folds, overwrite=True)
         first = next(iter(manifest["views"].items()))
@@ -163,7 +163,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
         if threshold is None:
             threshold = float(cfg["eval"]["threshold"])
             threshold_source = "config eval.threshold (the experiment was not evaluated)"
-            log.warning("[SHIP] %s has no eval/summary.csv: shipping the config's threshold "
+            log.warning("[SHIP] %s has no eval/decision.json: shipping the config's threshold "
                         "%.2f; run `l3loc eval --experiment %s` first", run_dir, threshold,
                         run_dir.name)
         for name in ("summary.md", "summary.csv"):
@@ -282,13 +282,15 @@ QC picture (`qc.png`); a person checks it before the slice is used.
 
 
 def load_model(model=None, view: str | None = None, folds=None, backend: str = "auto",
-               device: str = "auto", threshold: float | None = None, work_dir="work"):
+               device: str = "auto", threshold: float | None = None, work_dir="work",
+               allow_stale_export: bool = False):
     """The :class:`~l3loc.inference.Localiser` a prediction runs.
 
     Args:
         model: None = the shipped model; a Localiser (returned as is); an experiment name under
             ``work_dir``, a run folder, an export folder or a shipped-model folder.
-        view, folds, backend, threshold: see :func:`l3loc.inference.load_localiser`; for a
+        view, folds, backend, threshold, allow_stale_export: see
+            :func:`l3loc.inference.load_localiser`; for a
             shipped model the view and threshold default to the ones it was shipped with.
         device: "cpu", "gpu" or "auto" (:func:`l3loc.cli.resolve_device`).
 
@@ -296,14 +298,15 @@ def load_model(model=None, view: str | None = None, folds=None, backend: str = "
         InputError: no shipped model installed (when ``model`` is None), or a bad model folder.
     """
     from l3loc.cli import resolve_device
-    from l3loc.inference import Localiser, load_localiser, resolve_run_dir
+    from l3loc.inference import Localiser, load_localiser
+    from l3loc.runs import resolve_run_dir
 
     if isinstance(model, Localiser):
         return model
     device = resolve_device(device)
     folder = require_shipped_model() if model is None else resolve_run_dir(model, work_dir)
     if not is_shipped_model(folder):
-        return load_localiser(folder, view, folds, backend, device, threshold)
+        return load_localiser(folder, view, folds, backend, device, threshold, allow_stale_export)
     meta = read_metadata(folder)
     loc = load_localiser(folder, view or meta["view"], folds, backend, device,
                          meta["threshold"] if threshold is None else threshold)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from l3loc.distributed import gather_interleaved, rank_share, use_sync_bn
-from l3loc.engine import FoldRun, run_training
+from l3loc.engine import run_training
+from l3loc.runs import FoldRun
 from l3loc.errors import InputError
 from test_engine import tiny_config
 

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from l3loc.config import load_config
-from l3loc.engine import FoldRun, lr_at, run_training, train_fold
+from l3loc.engine import lr_at, run_training, train_fold
+from l3loc.runs import FoldRun
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.io.npz import L3Dataset, write_l3_npz
@@ -109,6 +110,16 @@ def test_resume_repeats_an_uninterrupted_run(tmp_path):
 
     assert losses("part") == losses("full")
     assert len(losses("full")) == 3
+    # more epochs may be asked on resume (above); anything else is refused unless allowed
+    changed = dict(part, train={**part["train"], "epochs": 4, "lr": 0.5})
+    with pytest.raises(InputError, match=r"config.yaml: --resume with a different config "
+                                         r"\(train.lr: 0.01 -> 0.5\); pass --allow-config-change"):
+        train_fold(changed, "sagittal", 1, resume=True)
+    train_fold(changed, "sagittal", 1, resume=True, allow_config_change=True)
+    assert len(losses("part")) == 4
+    # the training log is also kept in the fold folder, appended to on resume
+    text = (tmp_path / "work" / "part" / "sagittal" / "fold_1" / "train.log").read_text()
+    assert text.count("(resumed)") == 2 and "epoch 4/4" in text
 
 
 def test_lr_schedule_warms_up_then_decays():

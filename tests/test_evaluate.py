@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from l3loc.config import load_config, save_config
-from l3loc.evaluate import evaluate_experiment, latest_experiment
+from l3loc.evaluate import evaluate_experiment
+from l3loc.runs import latest_experiment
 from l3loc.io.npz import L3Dataset, write_l3_npz
 from l3loc.labels import band_target, level_targets
 from l3loc.levels import LEVELS, nominal_distance_mm
@@ -250,6 +251,17 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
     per_case = pd.read_csv(ev / "per_case.csv")
     # fold 2 was not trained: only fold 1's three held-out cases, in three views
     assert len(per_case) == 3 * 3 and per_case["error_mm"].notna().all()
+    # the decision prediction reads: per view (fused = "both") the threshold of summary.csv, the
+    # view of lowest mean error, the weights evaluated
+    decision = json.loads((ev / "decision.json").read_text())
+    summary = pd.read_csv(ev / "summary.csv").set_index("view")
+    assert set(decision["views"]) == {"frontal", "sagittal", "both"}
+    assert decision["views"]["both"]["threshold"] == pytest.approx(summary.loc["fused", "threshold"],
+                                                                   abs=1e-4)
+    best = summary["mean_mm"].idxmin()
+    assert decision["best_view"] == ("both" if best == "fused" else best)
+    assert decision["decoder"] == "profile"
+    assert set(decision["weights"]) == {"frontal/fold_1", "sagittal/fold_1"}
     # a second run with another decoder reuses the saved profiles: no network is loaded
     import l3loc.evaluate
 

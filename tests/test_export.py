@@ -10,6 +10,7 @@ from l3loc.export import export_experiment
 from l3loc.inference import PredictorMaps, load_localiser
 from l3loc.io.volume import read_volume, write_volume
 from l3loc.predict import predict_volume
+from l3loc.runs import sha256, write_decision
 from test_inference import make_run
 from test_predict import SPACING, Z_FIRST, phantom
 
@@ -90,3 +91,41 @@ def test_exported_multi_level_model_matches_dygraph(tmp_path):
     ra, rb = predict_volume(ct, fast), predict_volume(ct, slow)
     for key in ("status", "sagittal_row", "sequence_confidence", "t12_z_mm", "s1_z_mm"):
         assert ra[key] == pytest.approx(rb[key], abs=1e-3, nan_ok=True), key
+
+
+def test_export_records_weights_and_decision_and_decides_as_its_run(tmp_path):
+    """--model <export> and --experiment give the same decision on the same scan: the
+    threshold, view and decoder travel with the export (decision.json)."""
+    root = make_run(tmp_path / "run", views=("frontal", "sagittal"), folds=(1,))
+    write_decision(root / "eval", {"frontal": {"threshold": 0.2}, "sagittal": {"threshold": 0.9},
+                                   "both": {"threshold": 0.4}}, "sagittal", "argmax", {})
+    manifest = export_experiment(root, tmp_path / "standalone")
+    assert manifest["weights"]["sagittal/fold_1"] == sha256(root / "sagittal/fold_1/best.pdparams")
+    from_run = load_localiser(root, backend="dygraph")
+    from_export = load_localiser(tmp_path / "standalone")
+    assert from_export.backend == "predictor"
+    for loc in (from_run, from_export):
+        assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.9)
+        assert loc.views["sagittal"].cfg["eval"]["decoder"] == "argmax"
+    ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST))
+    a, b = predict_volume(ct, from_run), predict_volume(ct, from_export)
+    for key in ("status", "l3_slice", "sagittal_row"):
+        assert a[key] == pytest.approx(b[key], abs=1e-3), key
+
+
+def test_retrained_fold_makes_its_old_export_refused_or_warned(tmp_path):
+    import paddle
+
+    root = make_run(tmp_path, views=("sagittal",), folds=(1, 2))
+    export_experiment(root)
+    assert load_localiser(root, "sagittal").backend == "predictor"  # current: used
+    weights = root / "sagittal" / "fold_2" / "best.pdparams"
+    state = paddle.load(str(weights))
+    paddle.save({k: v * 2 for k, v in state.items()}, str(weights))  # fold 2 retrained
+    with pytest.raises(InputError, match=r"export: exported from weights that changed since "
+                                         r"\(sagittal/fold_2 retrained"):
+        load_localiser(root, "sagittal")
+    loc = load_localiser(root, "sagittal", allow_stale_export=True)
+    assert loc.backend == "predictor" and any("stale export" in n for n in loc.notes)
+    assert load_localiser(root, "sagittal", folds=[1]).backend == "predictor"  # fold 1 unchanged
+    assert load_localiser(root, "sagittal", backend="dygraph").backend == "dygraph"

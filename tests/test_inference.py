@@ -6,8 +6,8 @@ import pytest
 from l3loc.config import load_config, save_config
 from l3loc.errors import InputError
 from l3loc.models import build_net
-from l3loc.inference import (DygraphMaps, FunctionMaps, default_view, function_localiser,
-                             load_localiser)
+from l3loc.inference import DygraphMaps, FunctionMaps, function_localiser, load_localiser
+from l3loc.runs import default_view, write_decision
 
 OPTS = ["preprocess.spacing_mm=2.0", "preprocess.canvas=[32,32]",
         "model.base_channels=4", "model.depth=2"]
@@ -71,17 +71,28 @@ def test_default_view_and_threshold(tmp_path):
     assert loc.threshold == 0.5 and loc.threshold_source == "config eval.threshold"
     make_run(tmp_path, views=("frontal",), folds=(1,))
     assert default_view(tmp_path) == "both"
+    write_decision(tmp_path / "eval", {"frontal": {"threshold": 0.2}, "sagittal": {"threshold": 0.31},
+                                       "both": {"threshold": 0.25}}, "sagittal", "argmax", {})
+    assert default_view(tmp_path) == "sagittal"
+    loc = load_localiser(tmp_path)
+    assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.31)
+    assert loc.threshold_source == "eval/decision.json"
+    assert loc.views["sagittal"].cfg["eval"]["decoder"] == "argmax"  # the decoder evaluation measured
+    assert load_localiser(tmp_path, "both").threshold == pytest.approx(0.25)
+    assert load_localiser(tmp_path, threshold=0.7).threshold == 0.7
+
+
+def test_run_evaluated_before_decision_json_keeps_its_threshold_and_view(tmp_path):
+    """Older runs have only eval/summary.csv: its lowest mean error and thresholds still count."""
+    make_run(tmp_path, views=("frontal", "sagittal"), folds=(1,))
     (tmp_path / "eval").mkdir()
     (tmp_path / "eval" / "summary.csv").write_text(  # evaluation's layout (l3loc.evaluate)
         "view,decoder,mean_mm,median_mm,threshold\nfrontal,profile,4.0,1.0,0.2\n"
         "sagittal,profile,2.5,1.2,0.31\nfused,profile,3.0,0.9,0.25\n")
     # the lowest mean error decides, not the lowest median (which hides gross failures)
     assert default_view(tmp_path) == "sagittal"
-    loc = load_localiser(tmp_path)
-    assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.31)
-    assert loc.threshold_source == "eval/summary.csv"
+    assert load_localiser(tmp_path).threshold == pytest.approx(0.31)
     assert load_localiser(tmp_path, "both").threshold == pytest.approx(0.25)
-    assert load_localiser(tmp_path, threshold=0.7).threshold == 0.7
 
 
 def test_function_maps_check_the_shape():

@@ -219,6 +219,15 @@ def test_resume_skips_done_scans_and_retries_errors(tmp_path, stub, monkeypatch)
     assert [r["status"] for r in again] == ["found", "found", "error"]
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     assert run["skipped"] == 2
+    # another threshold (or model) made the saved results: resuming redoes every scan
+    done.clear()
+    other = function_localiser(perfect_map, stub_cfg(), threshold=0.9)
+    run_prediction(scans, other, tmp_path / "out", resume=True)
+    assert done == ["a", "b", "c"]
+    assert json.loads((tmp_path / "out" / "model.json").read_text())["threshold"] == 0.9
+    done.clear()
+    run_prediction(scans, other, tmp_path / "out", resume=True)
+    assert done == ["c"]
 
 
 def test_duplicate_names_get_suffixes(tmp_path):

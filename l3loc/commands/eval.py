@@ -46,8 +46,8 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from l3loc.cli import progress_enabled, resolve_device
-    from l3loc.evaluate import evaluate_experiment, latest_experiment
-    from l3loc.inference import resolve_run_dir
+    from l3loc.evaluate import evaluate_experiment
+    from l3loc.runs import latest_experiment, resolve_run_dir
 
     if args.experiment:
         exp = resolve_run_dir(args.experiment, args.work_dir)

@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from l3loc.errors import InputError
     from l3loc.export import export_experiment
-    from l3loc.inference import resolve_run_dir
+    from l3loc.runs import resolve_run_dir
 
     try:
         folds = [int(f) for f in args.folds.split(",")] if args.folds else None

@@ -51,6 +51,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threshold", type=float, help="override the not-found threshold")
     parser.add_argument("--backend", default="auto", choices=BACKENDS,
                         help="auto: the exported predictor when present, else dygraph")
+    parser.add_argument("--allow-stale-export", action="store_true",
+                        help="use the run's export/ even if its folds were retrained since "
+                             "(default: refuse; a warning is logged)")
     parser.add_argument("--resume", action="store_true", help="skip scans already done in --out")
     parser.add_argument("--overwrite", action="store_true", help="redo scans already done in --out")
     parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
@@ -90,7 +93,7 @@ def run(args) -> int:
         scans = shard_of(scans, k, n)
         print(f"share {k}/{n}: {len(scans)} of {shard['cohort_size']} scans")
     localiser = load_model(args.experiment or args.model, args.view, folds, args.backend,
-                           args.device, args.threshold, args.work_dir)
+                           args.device, args.threshold, args.work_dir, args.allow_stale_export)
     views = "+".join(localiser.views)
     if localiser.model_id:
         print(f"model: the shipped model {localiser.model_id} ({views}, threshold "

@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--experiment", help="run folder name under work/ (default: config name)")
     parser.add_argument("--opts", nargs="*", default=[], help="overrides: key.sub=value ...")
     parser.add_argument("--resume", action="store_true", help="continue from last.pdparams")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="with --resume: continue even if the config differs from the fold's "
+                             "config.yaml (default: refuse; train.epochs may always change)")
     parser.add_argument("--overwrite", action="store_true", help="delete an existing fold and restart")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--parallel", type=int, default=1, metavar="N",
@@ -35,6 +38,6 @@ def run(args) -> int:
 
     run_training(args.config, fold=args.fold, view=args.view, experiment=args.experiment,
                  opts=args.opts, resume=args.resume, overwrite=args.overwrite, device=args.device,
-                 parallel=args.parallel,
+                 parallel=args.parallel, allow_config_change=args.allow_config_change,
                  command=args.command_line)
     return 0

@@ -136,12 +136,15 @@ def _process_one(i: int) -> tuple:
     return ("ok", u8, case.geometry.to_dict(), case.label_row_px, level_px, notes)
 
 
-def _npz_job(source: Path, skip_bad: bool, view: str) -> tuple[list, list[str], np.ndarray]:
+def _npz_job(source: Path, skip_bad: bool, view: str,
+             slab_mm: float | None = None) -> tuple[list, list[str], np.ndarray]:
     from l3loc.io.npz import read_l3_npz
 
     ds, problems = read_l3_npz(source, skip_bad=skip_bad)
     for p in problems:
         log.warning("[CACHE] skipped %s", p)
+    if view == "sagittal":
+        check_npz_slab(ds, slab_mm, source)
     labels = ds.label_rows()
     levels = ds.level_rows()
     images = ds.images(view)
@@ -150,6 +153,26 @@ def _npz_job(source: Path, skip_bad: bool, view: str) -> tuple[list, list[str], 
               float(labels[i]), None if levels is None else levels[i].tolist())
              for i in range(len(ds))]
     return cases, list(ds.names), np.asarray(ds.negative, dtype=bool)
+
+
+def check_npz_slab(ds, slab_mm: float | None, source) -> None:
+    """An npz made by l3loc records the sagittal MIP's slab half-width (``sagittal_slab_mm``,
+    NaN = full width); a net trained on those images but predicting with another slab would see
+    other images, so a mismatch with the config is refused. Other npz files record none.
+
+    Raises:
+        InputError: naming the npz and both widths.
+    """
+    if "sagittal_slab_mm" not in ds.extra:
+        return
+    stored = {None if not np.isfinite(v) else float(v)
+              for v in np.asarray(ds.extra["sagittal_slab_mm"], dtype=np.float64)}
+    if stored != {slab_mm} and stored:
+        def say(v):
+            return "the full width" if v is None else f"{v:g} mm"
+        raise InputError(source, f"sagittal MIPs made with a slab of {', '.join(map(say, stored))}"
+                                 f" but preprocess.sagittal_slab_mm is {say(slab_mm)}: set it "
+                                 "to the npz's, or make the npz again")
 
 
 def _csv_job(source: Path) -> tuple[list, list[str], np.ndarray]:
@@ -205,7 +228,7 @@ def build_cache(
         log.info("[CACHE] reusing %s", out)
         return out
     if kind == "npz":
-        cases, names, negative = _npz_job(source, skip_bad, view)
+        cases, names, negative = _npz_job(source, skip_bad, view, cfg.sagittal_slab_mm)
     else:
         cases, names, negative = _csv_job(source)
     if not cases:

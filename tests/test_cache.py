@@ -175,3 +175,18 @@ def test_annotation_csv_scan_that_is_not_ct_in_hu_stops_the_build_naming_it(tmp_
         cache.build_cache(source, tmp_path / "c", CFG, "frontal", workers=1, progress=False)
     assert err.value.path.endswith("s1.nii.gz")
     assert not any((tmp_path / "c").glob("*/meta.json"))
+
+
+def test_npz_slab_width_must_match_the_config(tmp_path):
+    """An npz made by l3loc records its sagittal slab; a config with another one is refused."""
+    ds = _write_npz(tmp_path / "d.npz")
+    ds.extra["sagittal_slab_mm"] = np.full(3, 20.0)
+    write_l3_npz(tmp_path / "d.npz", ds, overwrite=True)
+    with pytest.raises(InputError, match=r"d\.npz: sagittal MIPs made with a slab of 20 mm but "
+                                         r"preprocess.sagittal_slab_mm is the full width"):
+        cache.build_cache(tmp_path / "d.npz", tmp_path / "cache",
+                          PreprocessConfig(canvas=(64, 48), sagittal_slab_mm=None), "sagittal",
+                          workers=1, progress=False)
+    out = cache.build_cache(tmp_path / "d.npz", tmp_path / "cache", CFG, "sagittal", workers=1,
+                            progress=False)  # 20 mm, as the npz
+    assert len(cache.CachedDataset(out)) == 3

@@ -246,6 +246,8 @@ def test_written_labels_match_the_ground_truth(tiny_dataset):
         np.testing.assert_array_equal(levels[i, 3], ds.extra["l3_slice_true"][i])
         assert ds.extra["transitional"][i] == (g["n_lumbar"] != 5)
     np.testing.assert_array_equal(ds.level_rows()[:, 3], ds.label_rows())
+    # the sagittal slab the MIPs were made with, for the cache to check against the config
+    assert (ds.extra["sagittal_slab_mm"] == 20.0).all()
     for _, row in ann.iterrows():
         g = by_name[row["name"].removesuffix("_dicom")]
         for k in ("T12", "L1", "S1"):

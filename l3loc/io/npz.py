@@ -275,8 +275,8 @@ def read_l3_npz(path, skip_bad: bool = False) -> tuple[L3Dataset, list[CaseProbl
     if problems and not skip_bad:
         listed = "\n  ".join(str(p) for p in problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise InputError(path, f"{len(problems)} invalid case(s) (use skip_bad / --skip-bad to "
-                               f"drop them):\n  {listed}{more}")
+        raise InputError(path, f"{len(problems)} invalid case(s) (set data.skip_bad: true, or "
+                               f"--opts data.skip_bad=true, to drop them):\n  {listed}{more}")
     bad = {p.index for p in problems}
     if bad:
         ds = ds.subset([i for i in range(n) if i not in bad])

@@ -40,14 +40,18 @@ ANNOTATOR_SD_MM = 1.05
 #: level or it is outside the field of view (``l3loc.levels`` defines the levels);
 #: ``transitional``: not 5 lumbar vertebrae (counting from the ribs and the sacrum disagree).
 EXTRA_KEYS = ("fov_type", "n_lumbar", "n_rib_pairs", "short_12th_rib", "contrast", "metal", "arms",
-              "l3_z_mm", "l3_slice_true", "z_first_mm", "level_rows", "transitional")
+              "l3_z_mm", "l3_slice_true", "z_first_mm", "level_rows", "transitional",
+              "sagittal_slab_mm")
+#: Half-width of the sagittal MIP slab (mm) of the images written; stored with every case so a
+#: config with another ``preprocess.sagittal_slab_mm`` is refused (l3loc.cache.check_npz_slab).
+SAGITTAL_SLAB_MM = 20.0
 
 
 def case_mips(hu: np.ndarray, spacing_mm) -> tuple[np.ndarray, np.ndarray]:
     """Frontal and sagittal MIPs of a canonical volume, int16 HU (the values of an int16 volume's
     MIP are integers, so the cast is exact and halves the dataset's size)."""
     return (mip(hu, "frontal", spacing_mm).astype(np.int16),
-            mip(hu, "sagittal", spacing_mm).astype(np.int16))
+            mip(hu, "sagittal", spacing_mm, SAGITTAL_SLAB_MM).astype(np.int16))
 
 
 def annotator_rows(gt: dict, seed: int, index: int) -> dict[str, float]:
@@ -104,6 +108,7 @@ def _dataset(records: list[dict]) -> L3Dataset:
         "level_rows": np.array([[np.nan if g["level_slices"].get(k) is None else g["level_slices"][k]
                                  for k in LEVELS] for g in gts], dtype=np.float64).reshape(len(gts), len(LEVELS)),
         "transitional": np.array([g["transitional"] for g in gts], dtype=np.int8),
+        "sagittal_slab_mm": np.full(len(gts), SAGITTAL_SLAB_MM),
     }
     # the paper's spacings: [0] in-plane (column), [1] in-plane (row), [2] slice thickness
     spacings = np.array([[g["spacing_mm"][2], g["spacing_mm"][1], g["spacing_mm"][0]] for g in gts])

@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from l3loc.evaluate import evaluate_experiment, latest_experiment  # noqa: E402
+from l3loc.evaluate import evaluate_experiment  # noqa: E402
+from l3loc.runs import latest_experiment  # noqa: E402
 
 
 def main() -> None:

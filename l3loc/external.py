@@ -233,9 +233,10 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
                 rows.append(_case_row(m, scan.name, scan.path, negative,
                                       {"status": "error", "message": exc.problem}, truth))
             continue
+        view_maps: dict = {}   # one scan's maps, shared by the models of the same net
         for m in models:
             try:
-                outputs, decision, geom = localise(ct, m.localiser)
+                outputs, decision, geom = localise(ct, m.localiser, view_maps)
                 rec = localisation_record(ct, m.localiser, outputs, decision, geom,
                                           name=scan.name, truth=truth)
             except Exception as exc:  # one bad scan never stops the evaluation; the row says why

@@ -250,17 +250,27 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
     return per_view, decision
 
 
-def localise(ct: CTVolume, localiser: Localiser) -> tuple[dict, object, CaseGeometry]:
+def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None
+             ) -> tuple[dict, object, CaseGeometry]:
     """Run every view of ``localiser`` on ``ct`` and decide (:func:`decide_maps`).
+
+    Args:
+        view_maps: a dict kept across the localisers of one experiment on one scan (external
+            evaluation scores the frontal, sagittal and fused models): a view's preprocessed
+            image and map are computed once per view, folds and backend, not once per localiser.
 
     Returns:
         (view -> ViewOutput, the final Decision (fused when two views; a LevelDecision for a
         model with level channels), the geometry of the processed rows, shared by the views).
     """
+    view_maps = {} if view_maps is None else view_maps
     cases, maps = {}, {}
     for view, vm in localiser.views.items():
-        cases[view] = preprocess_volume(ct, view, cfg=vm.preprocess)
-        maps[view] = vm.maps.confidence_map(cases[view].image)
+        key = (view, tuple(vm.folds), getattr(vm.maps, "backend", ""))
+        if key not in view_maps:
+            case = preprocess_volume(ct, view, cfg=vm.preprocess)
+            view_maps[key] = (case, vm.maps.confidence_map(case.image))
+        cases[view], maps[view] = view_maps[key]
     per_view, decision = decide_maps(maps, localiser)
     outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in maps}
     return outputs, decision, next(iter(outputs.values())).geometry

@@ -188,3 +188,32 @@ def test_labels_with_l3_only_keep_the_single_l3_table(trained_run, tmp_path):
 
     assert list(per_case.columns) == list(EXTERNAL_COLUMNS)
     assert not (tmp_path / "o" / "per_level.csv").exists()
+
+
+def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatch):
+    """Frontal, sagittal and fused, as ensembles and as fold 1, share one map per view and scan:
+    2 net runs per readable scan instead of 8; the figures are those of separate runs."""
+    from l3loc.inference import DygraphMaps, load_localiser
+    from l3loc.io.volume import read_volume
+    from l3loc.predict import predict_volume
+
+    calls = []
+    original = DygraphMaps.confidence_map
+
+    def counted(self, image):
+        calls.append(image.shape)
+        return original(self, image)
+
+    monkeypatch.setattr(DygraphMaps, "confidence_map", counted)
+    evaluate_external(trained_run, real_set, per_fold=True, out_dir=tmp_path / "a", plots=False)
+    assert len(calls) == 2 * 2   # two readable scans (the broken one is an error row) x 2 views
+    # the same figures as each model localising on its own, as `l3loc predict` does
+    per_case = pd.read_csv(tmp_path / "a" / "per_case.csv")
+    scan = per_case[per_case["name"] == "example"].iloc[0]["input"]
+    ct = read_volume(scan)
+    for label, view in (("frontal", "frontal"), ("sagittal", "sagittal"), ("fused", "both")):
+        rec = predict_volume(ct, load_localiser(trained_run, view))
+        row = per_case[(per_case["name"] == "example") & (per_case["view"] == label)
+                       & (per_case["folds"] == "ensemble")].iloc[0]
+        assert row["status"] == rec["status"]
+        assert row["confidence"] == pytest.approx(rec["confidence"], abs=1e-4)

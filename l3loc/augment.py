@@ -54,7 +54,16 @@ stream, and so every image, is exactly what it was without them):
 13. **Truncation** (``truncate_mm``): the columns within a drawn distance of one edge (left or
     right at random) set to 0: a field of view that cuts the body.
 
-None of 7..13 moves a row, so the L3 row is exact after them.
+14. **Random texture** (``texture_layers``, ``texture_channels``, ``texture_mix``): the image
+    goes through a shallow convolutional net with random weights drawn for this sample alone
+    (``texture_layers`` layers of 1x1 or 3x3 kernels, ``texture_channels`` channels,
+    leaky ReLU), rescaled to the image's own norm and mixed with the image by a weight drawn from
+    ``texture_mix``. This is GIN, the global intensity non-linear augmentation of Ouyang et al.
+    (2022, IEEE TMI, "Causality-inspired single-source domain generalization for medical image
+    segmentation"): it changes texture and local intensity response at random while keeping
+    shapes, so a net cannot rely on the phantoms' textures, only on the shape and layout of bone.
+
+None of 7..14 moves a row, so the L3 row is exact after them.
 
 Columns that are zero over the whole input image (the frontal side mask, canvas padding) stay
 zero after zoom and deformation, so the mask geometry the net sees never changes.
@@ -102,15 +111,20 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "cutout_mm": (10.0, 40.0),    # side of a rectangle, mm
     "truncate_p": 0.0,
     "truncate_mm": (0.0, 60.0),   # columns cut from one edge, mm
+    "texture_p": 0.0,
+    "texture_layers": 4,          # random conv layers (GIN)
+    "texture_channels": 2,        # channels between them
+    "texture_mix": (0.0, 1.0),    # weight of the random-texture image against the image
 }
 
 # keys of AUGMENT_DEFAULTS that are [lo, hi] ranges, with the lowest value allowed
 _RANGES = {"zoom": 1e-3, "thickness_mm": 0.0, "row_scale": 1e-3, "blur_row_mm": 0.0,
            "blur_col_mm": 0.0, "bone_scale": 1e-3, "bone_offset_hu": -np.inf,
            "gamma": 1e-3, "blob_radius_mm": 1e-3, "blob_value": 0.0,
-           "noise_std": 0.0, "noise_corr_mm": 0.0, "cutout_mm": 0.0, "truncate_mm": 0.0}
+           "noise_std": 0.0, "noise_corr_mm": 0.0, "cutout_mm": 0.0, "truncate_mm": 0.0,
+           "texture_mix": 0.0}
 _PROBABILITIES = ("p", "row_scale_p", "blur_p", "bone_p", "gamma_p", "blob_p", "noise_p",
-                  "cutout_p", "truncate_p")
+                  "cutout_p", "truncate_p", "texture_p")
 
 # Control rows of the deformation every 50 mm (about one lumbar vertebra with its disc): shifts
 # of up to 3 mm then stretch or squeeze a vertebra's height by up to ~12 %.
@@ -143,7 +157,7 @@ def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     for key in _PROBABILITIES:
         if not 0.0 <= out[key] <= 1.0:
             raise ValueError(f"augment {key} must be in [0, 1], got {out[key]!r}")
-    for key in ("blob_n", "cutout_n"):
+    for key in ("blob_n", "cutout_n", "texture_layers", "texture_channels"):
         if not (isinstance(out[key], int) and out[key] >= 0):
             raise ValueError(f"augment {key} must be an integer >= 0, got {out[key]!r}")
     if not out["intensity_shift"] >= 0:
@@ -156,6 +170,11 @@ def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
                          f"{out['deform_mm']!r}")
     for key, low in _RANGES.items():
         out[key] = _range(out, key, low)
+    if out["texture_mix"][1] > 1.0:
+        raise ValueError(f"augment texture_mix must lie in [0, 1], got {out['texture_mix']!r}")
+    if out["texture_p"] > 0 and (out["texture_layers"] < 1 or out["texture_channels"] < 1):
+        raise ValueError("augment texture_layers and texture_channels must be >= 1 when "
+                         "texture_p > 0")
     return out
 
 
@@ -180,6 +199,36 @@ def _thick_slices(image: np.ndarray, k: int, phase: int) -> np.ndarray:
     hi = np.minimum(lo + 1, len(kept) - 1)
     w = (pos - lo)[:, None].astype(np.float32)
     return (1.0 - w) * image[..., kept[lo], :] + w * image[..., kept[hi], :]
+
+
+def random_texture(image: np.ndarray, layers: int, channels: int,
+                   rng: np.random.Generator) -> np.ndarray:
+    """``image`` ``[H, W]`` through a random shallow conv net (GIN), in [0, 1], same norm.
+
+    Each layer draws its kernel size (1 or 3) and Gaussian weights; leaky ReLU (slope 0.2)
+    between layers, none after the last, whose output has one channel. The output is rescaled
+    to the Frobenius norm of the bone inside the window (the non-zero pixels), so the image
+    keeps its overall brightness, then clipped to the window.
+    """
+    x = image[None].astype(np.float64)
+    for layer in range(layers):
+        n_out = 1 if layer == layers - 1 else channels
+        k = int(rng.choice((1, 3)))
+        weights = rng.standard_normal((n_out, len(x), k, k))
+        bias = rng.normal(0.0, 0.1, size=n_out)
+        x = np.stack([sum(ndimage.correlate(x[i], weights[o, i], mode="nearest")
+                          for i in range(len(x))) + bias[o] for o in range(n_out)])
+        if layer < layers - 1:
+            x = np.where(x > 0, x, 0.2 * x)
+    out, inside = x[0], image > 0
+    if inside.sum() < 2 or np.ptp(out[inside]) == 0:
+        return image.astype(np.float32)
+    # a random net may invert the contrast; CT bone is always brighter than what surrounds it
+    if np.corrcoef(out[inside], image[inside])[0, 1] < 0:
+        out = -out
+    out = out - out[inside].min()
+    out *= np.linalg.norm(image[inside]) / np.linalg.norm(out[inside])
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 class Augmenter:
@@ -269,7 +318,7 @@ class Augmenter:
         return self.cfg[key] > 0 and self.rng.random() < self.cfg[key]
 
     def _randomise(self, stack: np.ndarray, empty_cols: np.ndarray) -> np.ndarray:
-        """Steps 7..13 of the module docstring on ``[C, H, W]``; no row moves."""
+        """Steps 7..14 of the module docstring on ``[C, H, W]``; no row moves."""
         cfg, rng = self.cfg, self.rng
         mm = lambda v: v / self.spacing_mm  # noqa: E731 (mm -> pixels)
         height, width = stack.shape[-2:]
@@ -310,6 +359,12 @@ class Augmenter:
                     stack[..., :cut] = 0.0
                 else:
                     stack[..., width - cut:] = 0.0
+        if self._on("texture_p"):
+            mix = rng.uniform(*cfg["texture_mix"])
+            for c in range(len(stack)):
+                textured = random_texture(stack[c], cfg["texture_layers"],
+                                          cfg["texture_channels"], rng)
+                stack[c] = np.where(stack[c] > 0, (1 - mix) * stack[c] + mix * textured, 0.0)
         stack[np.broadcast_to(empty_cols[:, None, :], stack.shape)] = 0.0
         return stack
 

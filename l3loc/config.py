@@ -47,6 +47,9 @@ DEFAULTS: dict = {
         "source": "work/data/synth_demo/l3_dataset.npz",  # l3_dataset.npz (paper layout)
         "skip_bad": False,            # drop invalid cases (listed) instead of failing
         "cache_dir": "work/cache",    # preprocessed arrays, keyed by config + source hash
+        "select_source": "",          # optional second dataset (another phantom style or
+                                      # generation) on which the best epoch is chosen: see
+                                      # l3loc/engine.py; "" = choose on the validation fold
     },
     # keys and defaults of these two sections live beside the code that uses them
     "preprocess": PreprocessConfig().to_dict(),

@@ -203,7 +203,7 @@ def test_an_array_of_level_rows_moves_like_each_row_alone():
 # ----------------------------------------------------------------------------- domain randomisation
 
 DR_ON = {"row_scale_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0, "blob_p": 1.0,
-         "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0}
+         "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0, "texture_p": 1.0}
 
 
 def test_domain_randomisation_is_off_by_default_and_changes_nothing_when_off():
@@ -316,8 +316,38 @@ def test_domain_randomisation_is_deterministic_and_keeps_the_label_row():
     assert not np.array_equal(a[0], c[0])
 
 
+def vertebra_column(height=120, width=64):
+    """Dim soft tissue with a column of bright 'vertebrae' (8 rows) and dark 'discs' (4 rows)."""
+    img = np.zeros((height, width), np.float32)
+    img[:, 8:56] = 0.1
+    for top in range(4, height - 8, 12):
+        img[top:top + 8, 24:40] = 0.7
+    return img
+
+
+def test_random_texture_changes_texture_keeps_bone_bright_zeros_and_rows():
+    img = vertebra_column()
+    bone, tissue = img == 0.7, img == 0.1
+    changed = 0
+    for seed in range(6):
+        cfg = {**OFF, "texture_p": 1.0, "texture_mix": [1.0, 1.0]}
+        out, row = Augmenter(cfg, "sagittal", np.random.default_rng(seed))(img, 40.0)
+        assert row == 40.0 and out.dtype == np.float32
+        assert out.min() >= 0.0 and out.max() <= 1.0
+        assert out[:, :8].max() == 0 and out[:, 56:].max() == 0   # below-window pixels stay 0
+        assert out[bone].mean() > out[tissue].mean()              # bone stays the bright part
+        changed += not np.allclose(out, img, atol=0.02)
+    assert changed >= 5
+    # mix 0 gives the image back; each seed draws its own net
+    out, _ = Augmenter({**OFF, "texture_p": 1.0, "texture_mix": [0.0, 0.0]}, "sagittal",
+                       np.random.default_rng(0))(img, 40.0)
+    np.testing.assert_allclose(out, img, atol=1e-6)
+
+
 @pytest.mark.parametrize("cfg", [{"blur_p": 2.0}, {"gamma": [0, 1]}, {"blob_n": -1},
-                                 {"cutout_n": 1.5}, {"noise_std": [0.1, 0.0]}])
+                                 {"cutout_n": 1.5}, {"noise_std": [0.1, 0.0]},
+                                 {"texture_mix": [0.5, 1.5]},
+                                 {"texture_p": 0.5, "texture_layers": 0}])
 def test_bad_domain_randomisation_values(cfg):
     with pytest.raises(ValueError):
         Augmenter(cfg, "sagittal", np.random.default_rng(0))

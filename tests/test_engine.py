@@ -13,7 +13,7 @@ from l3loc.io.checkpoint import load_checkpoint
 from l3loc.io.npz import L3Dataset, write_l3_npz
 
 
-def marker_dataset(path, n=8, seed=0):
+def marker_dataset(path, n=8, seed=0, label_offset=0):
     """MIP-like images (2 mm rows) with a bright bar at the L3 row: learnable in a few steps.
 
     The bar is a stand-in for anatomy: these tests check that the pipeline can learn and that
@@ -29,7 +29,7 @@ def marker_dataset(path, n=8, seed=0):
         images.append(img)
         rows.append(row)
     ds = L3Dataset([f"case{i}" for i in range(n)], images, [im.copy() for im in images],
-                   np.array([[2.0, 2.0, 2.0]] * n), {"a1": np.array(rows)})
+                   np.array([[2.0, 2.0, 2.0]] * n), {"a1": np.array(rows) + label_offset})
     write_l3_npz(path, ds)
     return path
 
@@ -120,6 +120,23 @@ def test_resume_repeats_an_uninterrupted_run(tmp_path):
     # the training log is also kept in the fold folder, appended to on resume
     text = (tmp_path / "work" / "part" / "sagittal" / "fold_1" / "train.log").read_text()
     assert text.count("(resumed)") == 2 and "epoch 4/4" in text
+
+
+def test_best_epoch_is_chosen_on_the_selection_set(tmp_path):
+    # the selection set: other cases (another seed) whose label is 6 rows (12 mm) above the bar,
+    # so its errors are not the validation fold's and its best epoch is its own
+    shifted = marker_dataset(tmp_path / "select.npz", n=6, seed=1, label_offset=-6)
+    cfg_path = tiny_config(tmp_path)
+    (result,) = run_training(cfg_path, fold="1", view="sagittal", device="cpu",
+                             opts=["train.epochs=3", f"data.select_source={shifted}"])
+    run = FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1")
+    log = list(csv.DictReader(open(run.log)))
+    select_mean = [float(r["select_mean_error_mm"]) for r in log]
+    val_mean = [float(r["val_mean_error_mm"]) for r in log]
+    assert all(np.isfinite(select_mean)) and select_mean != val_mean
+    assert {"select_median_error_mm", "select_within_10mm"} <= set(log[0])
+    assert result["best_epoch"] == 1 + int(np.argmin(select_mean))
+    assert "[SELECT]" in (run.root / "train.log").read_text()
 
 
 def test_lr_schedule_warms_up_then_decays():

@@ -179,6 +179,14 @@ def _csv_job(source: Path) -> tuple[list, list[str], np.ndarray]:
     from l3loc.io.annotations import read_annotations
 
     df = read_annotations(source)
+    if "status" in df.columns:
+        # the review page's "unsure" rows carry a line the reviewer did not vouch for: a
+        # corrections.csv trains on accepted, corrected and negative rows only
+        unsure = df["status"].str.strip().str.lower() == "unsure"
+        if unsure.any():
+            log.info("[CACHE] %s: %d row(s) marked unsure left out of training: %s", source,
+                     int(unsure.sum()), ", ".join(map(str, df.loc[unsure, "name"][:10])))
+        df = df[~unsure]
     cases = [row.to_dict() for _, row in df.iterrows()]
     return cases, [str(n) for n in df["name"]], df["negative"].to_numpy(dtype=bool)
 

@@ -167,6 +167,27 @@ def test_annotation_csv_source_goes_through_the_volume_path(tmp_path, caplog):
     assert g.file_index(label) == pytest.approx(12.0) and g.z_mm(label) == pytest.approx(29.0)
 
 
+def test_review_rows_marked_unsure_are_left_out_of_training(tmp_path, caplog):
+    import shutil
+
+    import pandas as pd
+
+    from l3loc.io.annotations import write_annotations
+
+    _annotated_scan(tmp_path)
+    shutil.copy(tmp_path / "s1.nii.gz", tmp_path / "s2.nii.gz")
+    # a reviewed corrections.csv: one scan corrected ('a'), the other left unsure ('b')
+    write_annotations(tmp_path / "corrections.csv", pd.DataFrame({
+        "name": ["a", "b"], "path": [str(tmp_path / "s1.nii.gz"), str(tmp_path / "s2.nii.gz")],
+        "l3_slice": [12.0, 12.0],
+        "status": ["corrected", "unsure"], "reviewer_note": ["", "L3 or L4?"]}))
+    with caplog.at_level("INFO", logger="l3loc"):
+        data = cache.CachedDataset(cache.build_cache(tmp_path / "corrections.csv", tmp_path / "c",
+                                                     CFG, "frontal", workers=1, progress=False))
+    assert data.names == ["a"]
+    assert "1 row(s) marked unsure left out of training: b" in caplog.text
+
+
 def test_annotation_csv_scan_that_is_not_ct_in_hu_stops_the_build_naming_it(tmp_path):
     # the same scan with the +1024 offset of raw CT values left in: air at 0, tissue near 1024
     source = _annotated_scan(tmp_path, offset_hu=1024.0)

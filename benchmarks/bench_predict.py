@@ -18,7 +18,9 @@ import numpy as np  # noqa: E402
 
 import l3loc  # noqa: E402,F401  (sets the thread variables before paddle)
 from l3loc.config import load_config, save_config  # noqa: E402
-from l3loc.io.volume import CTVolume, VolumeGeometry, read_volume, write_dicom_series, write_volume  # noqa: E402
+from l3loc.io.dicom import write_dicom_series  # noqa: E402
+from l3loc.io.geometry import CTVolume, VolumeGeometry  # noqa: E402
+from l3loc.io.volume import read_volume, write_volume  # noqa: E402
 
 SPACING = (1.25, 0.8, 0.8)
 

@@ -48,7 +48,8 @@ from l3loc.inference import Localiser
 from l3loc.io.annotations import (EXTENT_COLUMNS, POSITION_COLUMNS, annotation_to_canonical_row,
                                    default_name)
 from l3loc.io.ct_checks import checked_ct, read_ct
-from l3loc.io.volume import VOLUME_EXTENSIONS, CTVolume, axis_assignment, write_volume
+from l3loc.io.geometry import CTVolume, axis_assignment
+from l3loc.io.volume import VOLUME_EXTENSIONS, write_volume
 from l3loc.levels import LEVELS, level_decision
 from l3loc.preprocess import CaseGeometry, preprocess_volume
 from l3loc.report import write_axial_png, write_qc_png

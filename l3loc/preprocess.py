@@ -560,7 +560,7 @@ def pad_rows_to_multiple(image: np.ndarray, stride: int, fill: float = 0.0) -> n
 
 
 class CTVolumeLike(Protocol):
-    """What ``preprocess_volume`` needs of ``l3loc.io.volume.CTVolume``."""
+    """What ``preprocess_volume`` needs of ``l3loc.io.geometry.CTVolume``."""
 
     hu: np.ndarray
     spacing_mm: tuple[float, float, float]
@@ -568,7 +568,7 @@ class CTVolumeLike(Protocol):
 
 
 class VolumeGeometryLike(Protocol):
-    """What ``CaseGeometry`` needs of ``l3loc.io.volume.VolumeGeometry`` (canonical slice index
+    """What ``CaseGeometry`` needs of ``l3loc.io.geometry.VolumeGeometry`` (canonical slice index
     <-> the file's own slice index <-> world z in mm)."""
 
     def file_index(self, c): ...
@@ -669,7 +669,7 @@ class CaseGeometry:
         d = dict(d)
         vol = d.pop("volume", None)
         if vol is not None:
-            from l3loc.io.volume import VolumeGeometry  # only 3-D cases need the reader module
+            from l3loc.io.geometry import VolumeGeometry  # only 3-D cases need the reader module
             vol = VolumeGeometry.from_dict(vol)
         return cls(**d, volume=vol)
 
@@ -758,7 +758,7 @@ def preprocess_volume(
     """A CT volume -> ``mip`` -> ``preprocess_case`` (the same path as the npz after the MIP).
 
     Args:
-        ct: an ``l3loc.io.volume.CTVolume`` (``hu`` [slices S->I, rows A->P, cols R->L],
+        ct: an ``l3loc.io.geometry.CTVolume`` (``hu`` [slices S->I, rows A->P, cols R->L],
             ``spacing_mm`` (slice, row, col), ``geometry``).
         view: "frontal" or "sagittal".
         label_slice: L3 as a canonical slice index (float) or None.

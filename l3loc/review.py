@@ -14,7 +14,7 @@ its viewer needs, loaded when the scan is shown:
 script from its folder but may not ``fetch`` a JSON file there.
 
 Picture row r (0-based) is canonical slice r; the page maps it to the file's own slice index with
-``n_slices`` and ``file_si_reversed`` (:class:`l3loc.io.volume.VolumeGeometry`) and to world z
+``n_slices`` and ``file_si_reversed`` (:class:`l3loc.io.geometry.VolumeGeometry`) and to world z
 with ``z_first_mm`` and ``slice_spacing_mm``. Decisions stay in the browser's local storage
 (key: the page's path) and are exported as ``corrections.csv`` in the annotation format of
 :mod:`l3loc.io.annotations`: ``name``, ``path`` (absolute), ``l3_slice`` (file index),
@@ -32,7 +32,7 @@ import numpy as np
 
 from l3loc.atomic import atomic_path, write_text
 from l3loc.errors import InputError
-from l3loc.io.volume import VolumeGeometry
+from l3loc.io.geometry import VolumeGeometry
 from l3loc.report import QC_MIP_WINDOW_HU, REVIEW_ORDER, _pyplot, low_confidence, review_key, \
     window_to_uint8
 

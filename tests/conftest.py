@@ -127,7 +127,8 @@ def not_ct_scans(tmp_path_factory, example_ct) -> dict[Path, str]:
     inspect_data and predict."""
     from scipy import ndimage
 
-    from l3loc.io.volume import read_volume, write_dicom_series, write_volume
+    from l3loc.io.dicom import write_dicom_series
+    from l3loc.io.volume import read_volume, write_volume
 
     folder = tmp_path_factory.mktemp("not_ct")
     ct = read_volume(example_ct)

@@ -9,7 +9,8 @@ import pytest
 
 from l3loc.errors import InputError
 from l3loc.io.annotations import annotation_to_canonical_row, read_annotations, write_annotations
-from l3loc.io.volume import VolumeGeometry, read_volume
+from l3loc.io.geometry import VolumeGeometry
+from l3loc.io.volume import read_volume
 
 # 10 slices, file index runs superiorly (like an RAS NIfTI), top slice at z = 50 mm, 2 mm apart
 GEOMETRY = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=50.0,

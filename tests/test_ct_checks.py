@@ -4,7 +4,9 @@ import pytest
 
 from l3loc.errors import InputError
 from l3loc.io.ct_checks import check_ct, read_ct
-from l3loc.io.volume import CTVolume, read_volume, write_dicom_series, write_volume
+from l3loc.io.dicom import write_dicom_series
+from l3loc.io.geometry import CTVolume
+from l3loc.io.volume import read_volume, write_volume
 
 
 def test_each_kind_of_wrong_series_is_refused_with_its_reason(not_ct_scans):

@@ -13,7 +13,8 @@ import SimpleITK as sitk
 from l3loc.config import load_config
 from l3loc.errors import InputError
 from l3loc.inference import function_localiser
-from l3loc.io.volume import read_volume, write_dicom_series, write_volume
+from l3loc.io.dicom import write_dicom_series
+from l3loc.io.volume import read_volume, write_volume
 from l3loc.io.ct_checks import check_ct
 from l3loc.predict import RESULT_COLUMNS, list_inputs, predict_scan, predict_volume, run_prediction
 from l3loc.preprocess import PreprocessConfig, mip, preprocess_volume

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from l3loc import preprocess as pp
-from l3loc.io.volume import CTVolume, VolumeGeometry, read_volume
+from l3loc.io.geometry import CTVolume, VolumeGeometry
+from l3loc.io.volume import read_volume
 
 
 

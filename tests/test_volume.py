@@ -1,4 +1,4 @@
-"""Tests for l3loc.io.volume: round trips, orientation on real files, geometry, bad inputs."""
+"""Tests for l3loc.io.volume: round trips, orientation on real files, bad inputs."""
 from __future__ import annotations
 
 import json
@@ -12,8 +12,9 @@ import pytest
 import SimpleITK as sitk
 
 from l3loc.errors import InputError
-from l3loc.io.volume import (VolumeGeometry, axis_assignment, describe_volume, read_volume,
-                             write_dicom_series, write_volume)
+from l3loc.io.dicom import write_dicom_series
+from l3loc.io.geometry import VolumeGeometry
+from l3loc.io.volume import describe_volume, read_volume, write_volume
 
 REAL_CASES = {
     # case folder: (label file, expected orientation code)
@@ -30,55 +31,6 @@ def _phantom(shape=(4, 5, 6)) -> np.ndarray:
     """int16 HU array whose every voxel is distinct, so any flip or transpose shows."""
     return (np.arange(np.prod(shape)).reshape(shape) * 3 - 1000).astype(np.int16)
 
-
-# ------------------------------------------------------------------------------ VolumeGeometry
-
-def test_geometry_hand_worked():
-    g = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=50.0,
-                       slice_spacing_mm=2.0)
-    assert g.file_index(0) == 9.0 and g.file_index(2.5) == 6.5
-    assert g.canonical_index(9) == 0.0
-    assert g.z_mm(3) == 44.0                     # 50 - 3 * 2
-    assert g.canonical_from_z(41.0) == 4.5       # (50 - 41) / 2
-    assert g.file_index_from_z(41.0) == 4.5      # 9 - 4.5
-    np.testing.assert_array_equal(g.z_mm(np.array([0, 1, 9])), [50.0, 48.0, 32.0])
-    np.testing.assert_array_equal(g.file_index(np.array([0.0, 9.0])), [9.0, 0.0])
-    assert isinstance(g.z_mm(1), float)
-
-
-def test_geometry_not_reversed_is_identity_in_index():
-    g = VolumeGeometry(n_slices=5, file_si_axis=1, file_si_reversed=False, z_first_mm=-34.2,
-                       slice_spacing_mm=1.5)
-    assert g.file_index(3.25) == 3.25
-    assert g.z_mm(2) == pytest.approx(-37.2)
-
-
-def test_geometry_dict_round_trip_through_json():
-    g = VolumeGeometry(n_slices=7, file_si_axis=0, file_si_reversed=True, z_first_mm=12.25,
-                       slice_spacing_mm=0.625)
-    assert VolumeGeometry.from_dict(json.loads(json.dumps(g.to_dict()))) == g
-    with pytest.raises(ValueError, match="keys"):
-        VolumeGeometry.from_dict({"n_slices": 7})
-
-
-@pytest.mark.parametrize("kwargs", [dict(n_slices=0), dict(file_si_axis=3), dict(slice_spacing_mm=0.0),
-                                    dict(slice_spacing_mm=-1.0), dict(z_first_mm=math.nan)])
-def test_geometry_rejects_bad_fields(kwargs):
-    base = dict(n_slices=4, file_si_axis=2, file_si_reversed=False, z_first_mm=0.0, slice_spacing_mm=1.0)
-    with pytest.raises(ValueError):
-        VolumeGeometry(**{**base, **kwargs})
-
-
-def test_axis_assignment_pir():
-    # PIR: i -> +y (posterior), j -> -z (inferior), k -> -x (right); columns of the matrix
-    direction = (0, 0, -1, 1, 0, 0, 0, -1, 0)
-    file_axis, flip, oblique = axis_assignment(direction)
-    assert file_axis == (1, 0, 2)          # slices = j, rows = i, cols = k
-    assert flip == (False, False, True)    # k runs right-ward, canonical columns run left-ward
-    assert oblique == 0.0
-
-
-# ------------------------------------------------------------------------------ round trips
 
 @pytest.mark.parametrize("ext", [".nii", ".nii.gz", ".nrrd", ".mha"])
 def test_file_round_trip(tmp_path, ext):
@@ -108,59 +60,6 @@ def test_write_volume_refuses_mhd_and_overwrite(tmp_path):
     write_volume(tmp_path / "ct.nii", _phantom(), SPACING)
     with pytest.raises(FileExistsError):
         write_volume(tmp_path / "ct.nii", _phantom(), SPACING, overwrite=False)
-
-
-def test_dicom_round_trip_with_rescale(tmp_path):
-    # slope 0.5 and intercept -1024: HU on the 0.5 grid come back exactly, only if both are applied
-    hu = _phantom().astype(np.float32) / 2
-    files = write_dicom_series(tmp_path / "series", hu, SPACING, z_first_mm=Z_FIRST,
-                               rescale_slope=0.5, rescale_intercept=-1024.0, series_uid="1.2.3.4.5")
-    vol = read_volume(tmp_path / "series")
-    assert vol.hu.dtype == np.float32
-    np.testing.assert_array_equal(vol.hu, hu)
-    assert vol.spacing_mm == SPACING
-    assert vol.geometry == VolumeGeometry(n_slices=4, file_si_axis=2, file_si_reversed=True,
-                                          z_first_mm=Z_FIRST, slice_spacing_mm=2.5)
-    assert vol.meta["series_uid"] == "1.2.3.4.5" and vol.meta["format"] == "dicom"
-    # dicom_files in canonical order: instance 1 is the top slice, z falls by 2.5 mm per file
-    assert vol.meta["dicom_files"] == [str(f) for f in files]
-    reader = sitk.ImageFileReader()
-    z = []
-    for f in vol.meta["dicom_files"]:
-        reader.SetFileName(f)
-        reader.ReadImageInformation()
-        z.append(float(reader.GetMetaData("0020|0032").split("\\")[2]))
-        assert reader.GetMetaData("0008|0060").strip() == "CT"
-        assert float(reader.GetMetaData("0028|1053")) == 0.5
-        assert float(reader.GetMetaData("0028|1052")) == -1024.0
-    assert z == [100.5, 98.0, 95.5, 93.0]
-
-
-def test_dicom_integer_hu_reads_as_int16(tmp_path):
-    hu = _phantom()
-    write_dicom_series(tmp_path / "s", hu, SPACING)
-    vol = read_volume(tmp_path / "s")
-    assert vol.hu.dtype == np.int16
-    np.testing.assert_array_equal(vol.hu, hu)
-
-
-def test_dicom_two_series_in_one_folder(tmp_path):
-    folder = tmp_path / "study"
-    small, big = _phantom((3, 5, 6)), _phantom((5, 5, 6)) + 7
-    write_dicom_series(folder, small, SPACING, series_uid="1.2.3.1")
-    write_dicom_series(folder, big, SPACING, series_uid="1.2.3.2")
-    with pytest.warns(UserWarning, match="2 DICOM series"):
-        vol = read_volume(folder)
-    np.testing.assert_array_equal(vol.hu, big)           # default: the series with most slices
-    assert vol.meta["other_series_uids"] == ["1.2.3.1"]
-    np.testing.assert_array_equal(read_volume(folder, series_uid="1.2.3.1").hu, small)
-    with pytest.raises(InputError, match=r"1\.2\.3\.1 \(3 files\).*1\.2\.3\.2 \(5 files\)|"
-                                         r"1\.2\.3\.2 \(5 files\).*1\.2\.3\.1 \(3 files\)"):
-        read_volume(folder, series_uid="9.9.9")
-    # one .dcm file stands for its own series
-    one = sorted(folder.glob("*_0001.dcm"))
-    uids = {read_volume(f).meta["series_uid"] for f in one}
-    assert uids == {"1.2.3.1", "1.2.3.2"}
 
 
 # ------------------------------------------------------------------------------ real files
@@ -366,13 +265,3 @@ def test_no_warnings_on_a_plain_read(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_volume(path)
-
-
-def test_writing_dicom_keeps_the_process_locale(tmp_path):
-    """GDCM switches to the C locale while writing; afterwards Python's text encoding must be
-    what it was (an ASCII default broke non-ASCII paths and reports later in the process)."""
-    import locale
-
-    before = locale.getpreferredencoding(False)
-    write_dicom_series(tmp_path / "s", np.zeros((3, 4, 4), np.int16), (2.0, 1.0, 1.0))
-    assert locale.getpreferredencoding(False) == before

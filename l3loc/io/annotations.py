@@ -54,7 +54,7 @@ import pandas as pd
 
 from l3loc.atomic import atomic_path
 from l3loc.errors import InputError
-from l3loc.io.volume import VolumeGeometry
+from l3loc.io.geometry import VolumeGeometry
 from l3loc.levels import LEVELS, column_name
 
 #: The two ways to give the L3 position; a table uses exactly one.

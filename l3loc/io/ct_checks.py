@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from l3loc.errors import InputError
-from l3loc.io.volume import CTVolume, read_volume
+from l3loc.io.geometry import CTVolume
+from l3loc.io.volume import read_volume
 
 #: At most this many distinct values (in the subsample) is a label map or mask, whatever the range
 #: (a real CT has hundreds to thousands: 864 in a 110 mm spine crop, 1580 in a 3 mm abdomen).

@@ -25,7 +25,8 @@ import pandas as pd  # noqa: E402
 from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.config import load_config  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
-from l3loc.preprocess import (PreprocessConfig, band_col_range, body_centre_col_px, mip,  # noqa: E402
+from l3loc.mip import mip  # noqa: E402
+from l3loc.preprocess import (PreprocessConfig, band_col_range, body_centre_col_px,  # noqa: E402
                               side_mask_cols, spine_ap_centre_px)
 
 

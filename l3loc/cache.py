@@ -39,7 +39,9 @@ import numpy as np
 
 from l3loc.errors import InputError
 from l3loc.levels import LEVELS
-from l3loc.preprocess import VIEWS, CaseGeometry, PreprocessConfig, preprocess_case, preprocess_volume
+from l3loc.case_geometry import CaseGeometry
+from l3loc.mip import VIEWS
+from l3loc.preprocess import PreprocessConfig, preprocess_case, preprocess_volume
 
 log = logging.getLogger("l3loc")
 

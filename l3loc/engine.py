@@ -48,8 +48,8 @@ from l3loc.decode import decode
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.labels import annealed_sigma_mm, level_targets
-from l3loc.preprocess import (PreprocessConfig, band_col_range, pad_rows_to_multiple, row_window,
-                              sample_row_window)
+from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.row_windows import pad_rows_to_multiple, row_window, sample_row_window
 from l3loc.runs import FoldRun, experiment_dir, read_train_log
 from l3loc.splits import fold_cases, load_or_create_splits
 

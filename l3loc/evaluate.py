@@ -46,7 +46,8 @@ from l3loc.errors import InputError
 from l3loc.levels import level_decision
 from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
                            levels_markdown, summarize, summarize_levels)
-from l3loc.preprocess import CaseGeometry, PreprocessConfig, band_col_range
+from l3loc.case_geometry import CaseGeometry
+from l3loc.preprocess import PreprocessConfig, band_col_range
 from l3loc.runs import NET_VIEWS, epochs_done, read_splits, trained_folds, weight_hashes, write_decision
 
 log = logging.getLogger("l3loc")

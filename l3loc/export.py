@@ -28,7 +28,7 @@ from l3loc.runs import (DECISION, EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, 
                         available_folds, epochs_done, read_decision, sha256)
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net
-from l3loc.preprocess import VIEWS
+from l3loc.mip import VIEWS
 
 log = logging.getLogger("l3loc")
 

@@ -53,7 +53,8 @@ from l3loc.inference import Localiser, load_localiser
 from l3loc.runs import available_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import RIGHT_LEVEL_MM, choose_threshold, levels_markdown, summarize_levels
-from l3loc.preprocess import VIEWS, mip, window_hu
+from l3loc.mip import VIEWS, mip
+from l3loc.preprocess import window_hu
 
 log = logging.getLogger("l3loc")
 

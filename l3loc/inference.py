@@ -32,7 +32,9 @@ import numpy as np
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net, net_stride
-from l3loc.preprocess import VIEWS, PreprocessConfig, band_col_range, pad_rows_to_multiple
+from l3loc.mip import VIEWS
+from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.row_windows import pad_rows_to_multiple
 from l3loc.decode import DECODERS
 from l3loc.runs import (EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds,
                         WEIGHTS, default_view, evaluated_threshold, read_decision, sha256,

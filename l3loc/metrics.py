@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from l3loc.decode import STATUSES, Decision
-from l3loc.preprocess import CaseGeometry
+from l3loc.case_geometry import CaseGeometry
 
 #: Columns of ``per_case.csv``, in order.
 CASE_COLUMNS = ("view", "fold", "name", "negative", "status", "true_row", "pred_row", "confidence",

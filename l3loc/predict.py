@@ -51,7 +51,8 @@ from l3loc.io.ct_checks import checked_ct, read_ct
 from l3loc.io.geometry import CTVolume, axis_assignment
 from l3loc.io.volume import VOLUME_EXTENSIONS, write_volume
 from l3loc.levels import LEVELS, level_decision
-from l3loc.preprocess import CaseGeometry, preprocess_volume
+from l3loc.case_geometry import CaseGeometry
+from l3loc.preprocess import preprocess_volume
 from l3loc.report import write_axial_png, write_qc_png
 from l3loc.review import write_index_html, write_review_data
 

@@ -15,156 +15,27 @@ Steps, composed by ``preprocess_case`` (the npz path and the 3-D path share ever
 ``mip``): ``resample_to_mm`` (HU) -> ``window_hu`` -> ``fit_columns`` (around the body centre in
 the frontal view, the spine in the sagittal view) -> ``side_mask`` (frontal only). The band of
 columns the target covers and the row profile reads (``band_col_range``) is stated in mm from
-that centre, per view; in the frontal view it is also the side mask. Rows are never cropped: training samples a window of rows
-(``sample_row_window`` + ``row_window``), inference pads the full height
-(``pad_rows_to_multiple``).
+that centre, per view; in the frontal view it is also the side mask. Rows are never cropped: training samples a window of rows,
+inference pads the full height (:mod:`l3loc.row_windows`). The MIP itself is :mod:`l3loc.mip`;
+the geometry that maps rows back to the scan is :mod:`l3loc.case_geometry`.
 """
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
 
-#: Names of the two projections, in the order tools list them.
-VIEWS = ("frontal", "sagittal")
+from l3loc.case_geometry import CaseGeometry, CTVolumeLike, VolumeGeometryLike
+from l3loc.mip import BODY_HU, BONE_HU, VIEWS, mip
 
-# Voxels above this are "inside the body" (air is about -1000 HU, lung -900..-500, fat about -100).
-_BODY_HU = -500.0
-# Voxels at or above this are bone (cortical bone 300..2000 HU, trabecular 150..300 HU).
-_BONE_HU = 200.0
-# Half-width (mm) of the band around the body centre in which bone refines the spine centre:
-# wide enough for the vertebral body and the rib heads (symmetric), narrow enough to leave out
-# arms, iliac wings and the lateral ribs.
-_SPINE_SEARCH_MM = 50.0
-# Slices looked at (at most about this many, evenly spaced) to find the spine's centre.
-_SPINE_SLICES = 64
 # Smoothing (Gaussian sigma, mm) of the sagittal bone-persistence profile that finds the spine's
 # anterior-posterior position: a few mm, so single-column gaps (the canal's edge, noise) do not
 # split the vertebral column into runs.
 _SPINE_SMOOTH_MM = 3.0
-
-
-def _check_volume(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> None:
-    if volume_hu.ndim != 3 or min(volume_hu.shape) < 1:
-        raise ValueError(f"volume must be 3-D [slice, row, col] and non-empty, "
-                         f"got shape {volume_hu.shape}")
-    if len(spacing_mm) != 3 or not all(np.isfinite(s) and s > 0 for s in spacing_mm):
-        raise ValueError(f"spacing_mm must be three positive numbers (slice, row, col), "
-                         f"got {spacing_mm}")
-
-
-def spine_lr_centre_px(volume_hu: np.ndarray, spacing_mm: tuple[float, float, float]) -> float:
-    """Left-right position of the spine in a canonical volume, as a fractional column index.
-
-    Two steps, each robust to what the other is not:
-
-    1. Body centre: per axial slice, the column centroid of the body mask (HU > -500), then the
-       median over slices. The median ignores slices where an arm or the table shifts the
-       centroid; the body mask (not the image centre) follows a patient lying off-centre.
-    2. Spine: the weighted centroid of the bone voxels (HU >= 200) in the columns within +-50 mm
-       of the body centre. Near the midline the bone is the vertebral column (plus the sternum
-       and the sacrum, also midline, and the paired rib heads, symmetric), so this moves the
-       centre onto the spine when the spine is not exactly at the body centre (scoliosis, an
-       asymmetric body outline).
-
-    If no bone lies in that band the body centre is returned; if nothing is above -500 HU the
-    image centre is returned.
-
-    Args:
-        volume_hu: [slices, rows A->P, cols R->L] HU.
-        spacing_mm: (slice, row, col) spacing in mm.
-
-    Returns:
-        Column index (float, 0-based) of the spine's left-right centre.
-    """
-    _check_volume(volume_hu, spacing_mm)
-    # Both steps are medians/centroids over slices: every k-th of at most ~64 slices gives the
-    # same answer to a fraction of a column at a fraction of the cost (it was a quarter of the
-    # synthetic generator's time on 500-slice volumes).
-    volume_hu = volume_hu[::max(1, volume_hu.shape[0] // _SPINE_SLICES)]
-    n_cols = volume_hu.shape[2]
-    cols = np.arange(n_cols, dtype=np.float64)
-    body_per_col = (volume_hu > _BODY_HU).sum(axis=1, dtype=np.float64)  # [slices, cols]
-    weight = body_per_col.sum(axis=1)
-    has_body = weight > 0
-    if not has_body.any():
-        return (n_cols - 1) / 2.0
-    centroids = body_per_col[has_body] @ cols / weight[has_body]
-    body_centre = float(np.median(centroids))
-
-    half_px = _SPINE_SEARCH_MM / spacing_mm[2]
-    lo = max(int(np.ceil(body_centre - half_px)), 0)
-    hi = min(int(np.floor(body_centre + half_px)), n_cols - 1)
-    bone_per_col = (volume_hu[:, :, lo:hi + 1] >= _BONE_HU).sum(axis=(0, 1), dtype=np.float64)
-    if bone_per_col.sum() == 0:
-        return body_centre
-    return float(bone_per_col @ cols[lo:hi + 1] / bone_per_col.sum())
-
-
-def sagittal_slab_cols(
-    volume_hu: np.ndarray,
-    spacing_mm: tuple[float, float, float],
-    sagittal_slab_mm: float | None,
-) -> tuple[int, int]:
-    """Columns ``[first, last)`` of the slab the sagittal MIP is taken over.
-
-    Args:
-        volume_hu: [slices, rows, cols] HU, canonical.
-        spacing_mm: (slice, row, col) spacing in mm.
-        sagittal_slab_mm: half-width of the slab in mm either side of the spine centre column
-            (``spine_lr_centre_px``); None = the full width.
-
-    Returns:
-        (first, last) column indices, last exclusive, clipped to the volume.
-    """
-    n_cols = volume_hu.shape[2]
-    if sagittal_slab_mm is None:
-        return 0, n_cols
-    if not sagittal_slab_mm >= 0:
-        raise ValueError(f"sagittal_slab_mm must be >= 0 or None, got {sagittal_slab_mm}")
-    centre = int(round(spine_lr_centre_px(volume_hu, spacing_mm)))
-    half = int(round(sagittal_slab_mm / spacing_mm[2]))
-    return max(centre - half, 0), min(centre + half + 1, n_cols)
-
-
-def mip(
-    volume_hu: np.ndarray,
-    view: str,
-    spacing_mm: tuple[float, float, float] = (1.0, 1.0, 1.0),
-    sagittal_slab_mm: float | None = 20.0,
-) -> np.ndarray:
-    """Maximum-intensity projection of a canonical CT volume.
-
-    Row r of the result is canonical slice r (so "native MIP row" == canonical slice index).
-
-    Args:
-        volume_hu: [slices S->I, rows A->P, cols R->L] HU.
-        view: "frontal" (max over A->P; image [slices, cols R->L]) or "sagittal" (max over a
-            left-right slab; image [slices, rows A->P]).
-        spacing_mm: (slice, row, col) spacing in mm; the sagittal slab width uses the column one.
-        sagittal_slab_mm: sagittal only: half-width (mm) of the slab around the spine's
-            left-right centre (``spine_lr_centre_px``). The paper's code used about +-10 voxels
-            around the body centre (about +-7 mm at 0.7 mm pixels); the default +-20 mm (the
-            configs' default) spans the vertebral body (about 45 mm wide at L3) and leaves out
-            the lateral ribs and the arms.
-            None = maximum over the full width.
-
-    Returns:
-        2-D MIP in HU, float32: [slices, cols] (frontal) or [slices, rows] (sagittal).
-    """
-    _check_volume(volume_hu, spacing_mm)
-    if view == "frontal":
-        out = volume_hu.max(axis=1)
-    elif view == "sagittal":
-        first, last = sagittal_slab_cols(volume_hu, spacing_mm, sagittal_slab_mm)
-        out = volume_hu[:, :, first:last].max(axis=2)
-    else:
-        raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
-    return out.astype(np.float32, copy=False)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -264,7 +135,7 @@ def body_centre_col_px(image_hu: np.ndarray) -> float:
     Returns:
         Fractional column index; the image centre if no pixel is above -500 HU.
     """
-    mask = image_hu > _BODY_HU
+    mask = image_hu > BODY_HU
     per_row = mask.sum(axis=1)
     rows = per_row > 0
     if not rows.any():
@@ -305,10 +176,10 @@ def spine_ap_centre_px(image_hu: np.ndarray, col_spacing_mm: float) -> float:
     Returns:
         Fractional column index; the body centre (``body_centre_col_px``) if no bone is found.
     """
-    body_rows = (image_hu > _BODY_HU).any(axis=1)
+    body_rows = (image_hu > BODY_HU).any(axis=1)
     if not body_rows.any():
         return body_centre_col_px(image_hu)
-    persistence = (image_hu[body_rows] >= _BONE_HU).mean(axis=0, dtype=np.float64)
+    persistence = (image_hu[body_rows] >= BONE_HU).mean(axis=0, dtype=np.float64)
     persistence = ndimage.gaussian_filter1d(persistence, _SPINE_SMOOTH_MM / col_spacing_mm,
                                             mode="constant")
     peak = int(np.argmax(persistence))
@@ -484,196 +355,6 @@ def side_mask(image: np.ndarray, keep: tuple[float, float] = (0.35, 0.65)) -> np
     return out
 
 
-def sample_row_window(
-    height_px: int,
-    label_row: float | None,
-    canvas_rows: int,
-    rng: np.random.Generator,
-    p_positive: float = 0.5,
-) -> int:
-    """First row of a training window of ``canvas_rows`` rows (the paper's sampling).
-
-    With probability ``p_positive`` (and a finite ``label_row``) the window contains the label
-    row; otherwise any window is drawn uniformly (its target may then be empty). An image shorter
-    than the window gets a start in ``[height - canvas_rows, 0]`` (padding above or below).
-
-    Args:
-        height_px: rows of the processed image.
-        label_row: processed L3 row, or None/NaN for a negative case.
-        canvas_rows: rows of the window.
-        rng: numpy Generator (the caller owns the seed).
-        p_positive: probability of a window that contains the label.
-
-    Returns:
-        Start row (may be negative for short images); use ``row_window`` to cut it.
-    """
-    lo, hi = min(0, height_px - canvas_rows), max(0, height_px - canvas_rows)
-    positive = label_row is not None and math.isfinite(label_row) and rng.random() < p_positive
-    if positive:
-        # the window [s, s + canvas_rows) holds the label row's pixel when s <= row < s + canvas_rows
-        row = int(math.floor(label_row))
-        lo, hi = max(lo, row - canvas_rows + 1), min(hi, row)
-        if lo > hi:  # label outside the image (e.g. shifted by augmentation): any window
-            lo, hi = min(0, height_px - canvas_rows), max(0, height_px - canvas_rows)
-    return int(rng.integers(lo, hi + 1))
-
-
-def row_window(image: np.ndarray, start_row: int, n_rows: int, fill: float = 0.0) -> np.ndarray:
-    """Rows ``[start_row, start_row + n_rows)`` of ``image``; rows outside it are ``fill``.
-
-    Args:
-        image: [rows, cols].
-        start_row: first row (may be negative).
-        n_rows: window height.
-
-    Returns:
-        [n_rows, cols] copy; window row ``i`` is image row ``start_row + i``.
-    """
-    out = np.full((n_rows, image.shape[1]), fill, dtype=image.dtype)
-    lo, hi = max(start_row, 0), min(start_row + n_rows, image.shape[0])
-    if hi > lo:
-        out[lo - start_row:hi - start_row] = image[lo:hi]
-    return out
-
-
-def pad_rows_to_multiple(image: np.ndarray, stride: int, fill: float = 0.0) -> np.ndarray:
-    """Pad rows at the bottom to a multiple of the network stride, for whole-height inference.
-
-    Padding at the bottom keeps every row index unchanged, so ``CaseGeometry`` applies as is;
-    crop the network output back to ``image.shape[0]`` rows.
-
-    Args:
-        image: [rows, cols].
-        stride: the network's total down-sampling factor.
-
-    Returns:
-        [ceil(rows / stride) * stride, cols].
-    """
-    rows = image.shape[0]
-    target = -(-rows // stride) * stride
-    if target == rows:
-        return image
-    return row_window(image, 0, target, fill)
-
-
-# ----------------------------------------------------------------------------- geometry
-
-
-class CTVolumeLike(Protocol):
-    """What ``preprocess_volume`` needs of ``l3loc.io.geometry.CTVolume``."""
-
-    hu: np.ndarray
-    spacing_mm: tuple[float, float, float]
-    geometry: "VolumeGeometryLike"
-
-
-class VolumeGeometryLike(Protocol):
-    """What ``CaseGeometry`` needs of ``l3loc.io.geometry.VolumeGeometry`` (canonical slice index
-    <-> the file's own slice index <-> world z in mm)."""
-
-    def file_index(self, c): ...
-    def canonical_index(self, f): ...
-    def z_mm(self, c): ...
-    def canonical_from_z(self, z): ...
-    def to_dict(self) -> dict: ...
-
-
-@dataclass
-class CaseGeometry:
-    """Maps a processed image's rows (and columns) back to the scan, and forward again.
-
-    Chain: processed row ``p`` <-> native MIP row ``r = p * target_mm / row_spacing_mm``
-    (== canonical slice index) <-> the scan file's own slice index <-> world z (mm, +superior).
-    All methods accept scalars or arrays and are exact inverses of each other (floats, no
-    rounding).
-
-    For the 3-D path the file index and z come from ``volume`` (a ``VolumeGeometry``). For the
-    paper's npz (no file geometry) the file index is the native MIP row and
-    ``z = -row * row_spacing_mm`` (row 0 at z = 0, inferior = more negative), so a z difference
-    is still a distance in mm.
-
-    Attributes:
-        n_native_rows, n_native_cols: native MIP shape.
-        row_spacing_mm, col_spacing_mm: native pixel size (mm).
-        target_mm: processed pixel size (mm).
-        n_rows: processed height (full, not cropped).
-        col_offset: processed column ``j`` is resampled column ``j + col_offset``.
-        volume: the scan's VolumeGeometry, or None for an npz case.
-    """
-
-    n_native_rows: int
-    n_native_cols: int
-    row_spacing_mm: float
-    col_spacing_mm: float
-    target_mm: float
-    n_rows: int
-    col_offset: int
-    volume: VolumeGeometryLike | None = None
-
-    # rows
-    def native_row(self, processed_row):
-        """Processed row(s) -> native MIP row(s) (== canonical slice index)."""
-        return np.asarray(processed_row, dtype=np.float64) * (self.target_mm / self.row_spacing_mm)
-
-    def processed_row(self, native_row):
-        """Native MIP row(s) -> processed row(s)."""
-        return np.asarray(native_row, dtype=np.float64) * (self.row_spacing_mm / self.target_mm)
-
-    def file_index(self, processed_row):
-        """Processed row(s) -> the scan file's own slice index (fractional)."""
-        c = self.native_row(processed_row)
-        return c if self.volume is None else np.asarray(self.volume.file_index(c), dtype=np.float64)
-
-    def processed_row_from_file_index(self, file_index):
-        """The scan file's slice index(es) -> processed row(s)."""
-        f = np.asarray(file_index, dtype=np.float64)
-        c = f if self.volume is None else np.asarray(self.volume.canonical_index(f), dtype=np.float64)
-        return self.processed_row(c)
-
-    def z_mm(self, processed_row):
-        """Processed row(s) -> world z in mm (+superior)."""
-        c = self.native_row(processed_row)
-        if self.volume is None:
-            return -c * self.row_spacing_mm
-        return np.asarray(self.volume.z_mm(c), dtype=np.float64)
-
-    def processed_row_from_z(self, z_mm):
-        """World z (mm) -> processed row(s)."""
-        z = np.asarray(z_mm, dtype=np.float64)
-        if self.volume is None:
-            c = -z / self.row_spacing_mm
-        else:
-            c = np.asarray(self.volume.canonical_from_z(z), dtype=np.float64)
-        return self.processed_row(c)
-
-    # columns (for drawing on the native MIP)
-    def native_col(self, processed_col):
-        """Processed column(s) -> native MIP column(s)."""
-        q = np.asarray(processed_col, dtype=np.float64) + self.col_offset
-        return q * (self.target_mm / self.col_spacing_mm)
-
-    def processed_col(self, native_col):
-        """Native MIP column(s) -> processed column(s)."""
-        q = np.asarray(native_col, dtype=np.float64) * (self.col_spacing_mm / self.target_mm)
-        return q - self.col_offset
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict; ``from_dict`` restores it (the volume via VolumeGeometry.from_dict)."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "volume"}
-        d["volume"] = None if self.volume is None else self.volume.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CaseGeometry":
-        """Inverse of ``to_dict``."""
-        d = dict(d)
-        vol = d.pop("volume", None)
-        if vol is not None:
-            from l3loc.io.geometry import VolumeGeometry  # only 3-D cases need the reader module
-            vol = VolumeGeometry.from_dict(vol)
-        return cls(**d, volume=vol)
-
-
 # ----------------------------------------------------------------------------- composition
 
 
@@ -750,7 +431,7 @@ def preprocess_case(
 
 
 def preprocess_volume(
-    ct: "CTVolumeLike",
+    ct: CTVolumeLike,
     view: str,
     label_slice: float | None = None,
     cfg: PreprocessConfig | None = None,

@@ -30,7 +30,7 @@ import yaml
 
 from l3loc.atomic import write_text
 from l3loc.errors import InputError
-from l3loc.preprocess import VIEWS as NET_VIEWS
+from l3loc.mip import VIEWS as NET_VIEWS
 
 EXPORT_SUBDIR = "export"
 #: the inference graph and parameters of one exported fold (paddle.jit.save)

@@ -60,7 +60,7 @@ def trained_run(tmp_path_factory):
     """An experiment trained here on MIPs of marker phantoms (2 views x 1 fold, ~15 s)."""
     from l3loc.engine import train_fold
     from l3loc.io.npz import L3Dataset, write_l3_npz
-    from l3loc.preprocess import mip
+    from l3loc.mip import mip
 
     root = tmp_path_factory.mktemp("trained")
     rng = np.random.default_rng(5)
@@ -98,7 +98,7 @@ def trained_levels_run(tmp_path_factory):
     from l3loc.engine import train_fold
     from l3loc.io.npz import L3Dataset, write_l3_npz
     from l3loc.levels import LEVELS
-    from l3loc.preprocess import mip
+    from l3loc.mip import mip
 
     root = tmp_path_factory.mktemp("trained_levels")
     rng = np.random.default_rng(6)

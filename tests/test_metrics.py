@@ -6,7 +6,7 @@ import pytest
 
 from l3loc.decode import Decision
 from l3loc.metrics import CASE_COLUMNS, SUMMARY_COLUMNS, case_record, choose_threshold, summarize
-from l3loc.preprocess import CaseGeometry
+from l3loc.case_geometry import CaseGeometry
 
 
 def geom(row_spacing_mm=2.5, target_mm=1.0):

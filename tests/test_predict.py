@@ -17,7 +17,8 @@ from l3loc.io.dicom import write_dicom_series
 from l3loc.io.volume import read_volume, write_volume
 from l3loc.io.ct_checks import check_ct
 from l3loc.predict import RESULT_COLUMNS, list_inputs, predict_scan, predict_volume, run_prediction
-from l3loc.preprocess import PreprocessConfig, mip, preprocess_volume
+from l3loc.mip import mip
+from l3loc.preprocess import PreprocessConfig, preprocess_volume
 
 from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom as phantom  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""Tests for l3loc.preprocess: hand-worked expectations on tiny synthetic arrays, plus the real CT."""
+"""Tests for l3loc.preprocess and the CaseGeometry it returns (l3loc.case_geometry): hand-worked
+expectations on tiny synthetic arrays, plus the real CT."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,10 @@ import numpy as np
 import pytest
 
 from l3loc import preprocess as pp
+from l3loc.case_geometry import CaseGeometry
 from l3loc.io.geometry import CTVolume, VolumeGeometry
 from l3loc.io.volume import read_volume
+from l3loc.mip import VIEWS, mip
 
 
 
@@ -21,67 +24,6 @@ def _air(shape):
 def real_ct(real_data) -> Path:
     """Folder of totalseg_example_ct (the CT, its vertebra label map and l3.json)."""
     return real_data / "totalseg_example_ct"
-
-
-# ----------------------------------------------------------------------------- MIP
-
-
-def test_mip_bright_voxel_frontal_and_full_sagittal():
-    vol = _air((5, 6, 7))
-    vol[2, 3, 4] = 1000.0  # slice 2, row (A->P) 3, col (R->L) 4
-    front = pp.mip(vol, "frontal")
-    sag = pp.mip(vol, "sagittal", sagittal_slab_mm=None)
-    assert front.shape == (5, 7) and sag.shape == (5, 6)
-    assert front[2, 4] == 1000.0 and np.argmax(front) == np.ravel_multi_index((2, 4), (5, 7))
-    assert sag[2, 3] == 1000.0 and np.argmax(sag) == np.ravel_multi_index((2, 3), (5, 6))
-    assert front.dtype == np.float32
-
-
-def _phantom_body_and_spine():
-    """Body box over cols 10..29 (centre 19.5) with a bone column over cols 22..24 (centre 23)."""
-    vol = _air((4, 20, 40))
-    vol[:, 2:18, 10:30] = 0.0  # soft tissue
-    vol[:, 12:16, 22:25] = 700.0  # "spine", off the body centre by 3.5 columns
-    return vol
-
-
-def test_spine_centre_moves_from_body_centre_onto_bone():
-    vol = _phantom_body_and_spine()
-    assert pp.spine_lr_centre_px(vol, (1.0, 1.0, 1.0)) == pytest.approx(23.0)
-    no_bone = np.where(vol > 500, 0.0, vol)
-    assert pp.spine_lr_centre_px(no_bone, (1.0, 1.0, 1.0)) == pytest.approx(19.5)
-    assert pp.spine_lr_centre_px(_air((2, 3, 9)), (1.0, 1.0, 1.0)) == pytest.approx(4.0)
-
-
-def test_sagittal_slab_excludes_lateral_bone_and_scales_with_spacing():
-    vol = _phantom_body_and_spine()
-    vol[1, 5, 11] = 1500.0  # a "rib" 12 columns right of the spine
-    # +-2 mm at 1 mm columns -> cols 21..25; at 0.5 mm columns -> +-4 cols -> 19..27
-    assert pp.sagittal_slab_cols(vol, (1.0, 1.0, 1.0), 2.0) == (21, 26)
-    assert pp.sagittal_slab_cols(vol, (1.0, 1.0, 0.5), 2.0) == (19, 28)
-    sag = pp.mip(vol, "sagittal", (1.0, 1.0, 1.0), sagittal_slab_mm=2.0)
-    assert sag[1, 5] == 0.0  # rib left out, soft tissue remains
-    assert sag[1, 13] == 700.0
-    full = pp.mip(vol, "sagittal", (1.0, 1.0, 1.0), sagittal_slab_mm=None)
-    assert full[1, 5] == 1500.0
-
-
-def test_mip_rejects_bad_input():
-    with pytest.raises(ValueError, match="view"):
-        pp.mip(_air((2, 2, 2)), "axial")
-    with pytest.raises(ValueError, match="3-D"):
-        pp.mip(_air((2, 2)), "frontal")
-    with pytest.raises(ValueError, match="spacing"):
-        pp.mip(_air((2, 2, 2)), "frontal", spacing_mm=(1.0, 0.0, 1.0))
-
-
-def test_spine_centre_on_real_ct_matches_vertebra_labels(real_ct):
-    """The spine's centre found from HU alone vs the centroid of the vertebra label map."""
-    vol = read_volume(real_ct / "ct.nii.gz").hu
-    labels = read_volume(real_ct / "spine_labels_verse_convention.nii.gz").hu
-    truth_col = np.nonzero(labels > 0)[2].mean()  # 62.42 (3 mm columns)
-    found = pp.spine_lr_centre_px(vol, (3.0, 3.0, 3.0))
-    assert abs(found - truth_col) < 1.0  # within one 3 mm column
 
 
 # ----------------------------------------------------------------------------- resampling
@@ -207,29 +149,6 @@ def test_frontal_side_mask_is_the_frontal_band():
     assert (kept[0], kept[-1] + 1) == (first, last) == (32 - 9, 32 + 14 + 1)
 
 
-# ----------------------------------------------------------------------------- row windows
-
-
-def test_sample_row_window_contains_label_when_positive():
-    rng = np.random.default_rng(0)
-    starts = [pp.sample_row_window(1500, 1200.7, 512, rng, p_positive=1.0) for _ in range(200)]
-    assert all(s <= 1200 < s + 512 for s in starts)
-    assert min(starts) >= 0 and max(starts) <= 1500 - 512
-    anywhere = [pp.sample_row_window(1500, 1200.7, 512, rng, p_positive=0.0) for _ in range(200)]
-    assert min(anywhere) < 1200 - 511  # some windows miss the label
-    short = [pp.sample_row_window(300, float("nan"), 512, rng) for _ in range(100)]
-    assert all(-212 <= s <= 0 for s in short)
-
-
-def test_row_window_and_stride_padding_keep_rows():
-    img = np.arange(5, dtype=np.float32)[:, None] + 1
-    assert pp.row_window(img, -2, 4)[:, 0].tolist() == [0, 0, 1, 2]
-    assert pp.row_window(img, 3, 4)[:, 0].tolist() == [4, 5, 0, 0]
-    padded = pp.pad_rows_to_multiple(img, 4)
-    assert padded[:, 0].tolist() == [1, 2, 3, 4, 5, 0, 0, 0]
-    assert pp.pad_rows_to_multiple(padded, 4) is padded
-
-
 # ----------------------------------------------------------------------------- config
 
 
@@ -296,7 +215,7 @@ def test_preprocess_case_centres_body_and_masks_frontal_only():
     assert front.image[0, :6].max() == 0.0 and front.image[0, 6:14].min() == pytest.approx(0.5)
     assert front.geometry.native_col(10) == pytest.approx(20.0)  # canvas col 10 -> 1 mm col 10
     d = front.geometry.to_dict()
-    assert pp.CaseGeometry.from_dict(d) == front.geometry
+    assert CaseGeometry.from_dict(d) == front.geometry
 
 
 def test_preprocess_volume_matches_mip_then_case():
@@ -309,7 +228,7 @@ def test_preprocess_volume_matches_mip_then_case():
     cfg = pp.PreprocessConfig(canvas=(64, 64))
     for view, col_mm in (("frontal", 0.7), ("sagittal", 0.8)):
         a = pp.preprocess_volume(ct, view, label_slice=12.0, cfg=cfg)
-        b = pp.preprocess_case(pp.mip(vol, view, ct.spacing_mm, cfg.sagittal_slab_mm), (2.0, col_mm),
+        b = pp.preprocess_case(mip(vol, view, ct.spacing_mm, cfg.sagittal_slab_mm), (2.0, col_mm),
                                view, label_row=12.0, cfg=cfg)
         np.testing.assert_array_equal(a.image, b.image)
         assert a.label_row_px == 24.0 and np.argmax(a.image.max(axis=1)) == 24
@@ -319,7 +238,7 @@ def test_preprocess_volume_matches_mip_then_case():
         assert g.processed_row_from_file_index(17.0) == pytest.approx(24.0)
         assert g.processed_row_from_z(76.0) == pytest.approx(24.0)
         np.testing.assert_allclose(g.processed_row_from_z(g.z_mm(np.array([0.0, 7.5]))), [0.0, 7.5])
-        assert pp.CaseGeometry.from_dict(g.to_dict()) == g
+        assert CaseGeometry.from_dict(g.to_dict()) == g
 
 
 # ----------------------------------------------------------------------------- golden (real CT)
@@ -327,7 +246,7 @@ def test_preprocess_volume_matches_mip_then_case():
 GOLDEN = Path(__file__).resolve().parent / "golden" / "totalseg_example_ct.npz"
 
 
-@pytest.mark.parametrize("view", pp.VIEWS)
+@pytest.mark.parametrize("view", VIEWS)
 def test_golden_real_ct(view, real_ct):
     """Processed images of totalseg_example_ct vs tests/golden (make_golden.py regenerates them).
 

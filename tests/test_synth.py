@@ -7,7 +7,7 @@ import pytest
 
 from l3loc.io.npz import read_l3_npz
 from l3loc.levels import LEVELS
-from l3loc.preprocess import mip
+from l3loc.mip import mip
 from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
 from l3loc.synth.painter import Painter, Texture, overlap_fraction
 from l3loc.synth.phantom import _blur_inplane, _geometry, render_volume

@@ -31,7 +31,7 @@ from l3loc.config import load_config  # noqa: E402
 from l3loc.inference import function_localiser  # noqa: E402
 from l3loc.labels import level_targets  # noqa: E402
 from l3loc.levels import LEVELS, nominal_distance_mm  # noqa: E402
-from l3loc.predict import decide_maps  # noqa: E402
+from l3loc.localisation import decide_maps  # noqa: E402
 
 
 def main() -> None:

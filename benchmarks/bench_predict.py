@@ -72,7 +72,8 @@ def main() -> None:
 
     from l3loc.export import export_experiment
     from l3loc.inference import load_localiser
-    from l3loc.predict import localise, predict_volume
+    from l3loc.localisation import localise
+    from l3loc.predict import predict_volume
 
     work = Path("work/bench_predict")
     cfg = load_config(args.config,

@@ -19,7 +19,8 @@ from typing import Sequence
 from l3loc.errors import InputError
 from l3loc.io.annotations import default_name
 from l3loc.io.geometry import CTVolume
-from l3loc.predict import ScanInput, list_inputs, predict_scan, run_prediction
+from l3loc.predict import predict_scan, run_prediction
+from l3loc.scan_inputs import ScanInput, list_inputs
 from l3loc.shipping import load_model
 
 __all__ = ["find_l3", "predict_cohort", "load_model"]

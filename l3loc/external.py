@@ -22,7 +22,7 @@ the error is <= 10 mm (about a third of a vertebra plus disc). The worst outcome
 wrong slice: a positive case ``found`` at the wrong level (``wrong_level_found``).
 
 Every level: a model with one channel per level (``label.levels``) is scored as prediction runs
-it, L3 from the anatomical sequence (``l3loc.predict.decide_maps``, on the npz path too).
+it, L3 from the anatomical sequence (``l3loc.localisation.decide_maps``, on the npz path too).
 ``per_case.csv`` then adds, for every level the model locates or the labels give (annotation
 columns ``t12_z_mm``.. ``s1_z_mm`` / ``*_slice``; npz ``level_rows``), the predicted and true z,
 the error and the right level (within 10 mm), and the L3 channel's own decision beside the
@@ -219,7 +219,9 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
     from tqdm import tqdm
 
     from l3loc.io.ct_checks import read_ct
-    from l3loc.predict import list_inputs, localisation_record, localise
+    from l3loc.localisation import localise
+    from l3loc.predict import localisation_record
+    from l3loc.scan_inputs import list_inputs
 
     scans = list_inputs([csv_path])
     rows, extra = [], {}
@@ -284,7 +286,7 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
     from tqdm import tqdm
 
     from l3loc.cache import open_cache
-    from l3loc.predict import decide_maps
+    from l3loc.localisation import decide_maps
 
     rows, extra, caches = [], {}, {}
     for m in models:

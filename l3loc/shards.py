@@ -5,7 +5,7 @@ GPUs, N machines), and the shares merged back into one results folder.
     l3loc predict --merge res/1 res/2 res/3 --out res/all
 
 Share K of N holds the scans at positions K-1, K-1+N, K-1+2N, ... of the cohort as
-:func:`l3loc.predict.list_inputs` orders it (deterministic: the same inputs give the same list),
+:func:`l3loc.scan_inputs.list_inputs` orders it (deterministic: the same inputs give the same list),
 so the shares are as even as can be and the merge restores the cohort's order by taking one scan
 of each share in turn. The merged folder is what one run would have written: ``results.csv``,
 ``index.html``, ``run.json`` and every scan's folder (hard links when the file system allows,

@@ -115,7 +115,8 @@ def test_real_ct_through_predict(trained_run, example_ct, tmp_path):
     """The real example CT through prediction, listed in an annotation CSV: every file written
     and the truth read from the CSV."""
     from l3loc.inference import load_localiser
-    from l3loc.predict import list_inputs, run_prediction
+    from l3loc.predict import run_prediction
+    from l3loc.scan_inputs import list_inputs
 
     csv = tmp_path / "one.csv"
     csv.write_text(f"name,path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm\nexample,{example_ct},"

@@ -16,7 +16,8 @@ from l3loc.inference import function_localiser
 from l3loc.io.dicom import write_dicom_series
 from l3loc.io.volume import read_volume, write_volume
 from l3loc.io.ct_checks import check_ct
-from l3loc.predict import RESULT_COLUMNS, list_inputs, predict_scan, predict_volume, run_prediction
+from l3loc.predict import RESULT_COLUMNS, predict_scan, predict_volume, run_prediction
+from l3loc.scan_inputs import list_inputs
 from l3loc.mip import mip
 from l3loc.preprocess import PreprocessConfig, preprocess_volume
 
@@ -230,17 +231,6 @@ def test_resume_skips_done_scans_and_retries_errors(tmp_path, stub, monkeypatch)
     done.clear()
     run_prediction(scans, other, tmp_path / "out", resume=True)
     assert done == ["c"]
-
-
-def test_duplicate_names_get_suffixes(tmp_path):
-    for sub in ("x", "y"):
-        write_volume(tmp_path / sub / "ct.nii.gz", phantom(), SPACING)
-    assert [s.name for s in list_inputs([tmp_path])] == ["ct", "ct_2"]
-    with pytest.raises(InputError, match="does not exist"):
-        list_inputs([tmp_path / "nothing"])
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(InputError, match="no scans found"):
-        list_inputs([tmp_path / "empty"])
 
 
 # ----------------------------------------------------------------------------- a trained model

@@ -19,7 +19,8 @@ from l3loc.cli import main
 from l3loc.inference import function_localiser
 from l3loc.io.annotations import annotation_to_canonical_row, read_annotations
 from l3loc.io.volume import read_volume, write_volume
-from l3loc.predict import list_inputs, run_prediction
+from l3loc.predict import run_prediction
+from l3loc.scan_inputs import list_inputs
 from l3loc.review import read_review_data, write_index_html
 
 from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom  # noqa: E402

@@ -63,7 +63,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from l3loc.cli import progress_enabled
     from l3loc.errors import InputError
-    from l3loc.predict import list_inputs, run_prediction
+    from l3loc.predict import run_prediction
+    from l3loc.scan_inputs import list_inputs
     from l3loc.review import rebuild_review_page
     from l3loc.shards import parse_shard, shard_of
     from l3loc.shipping import load_model

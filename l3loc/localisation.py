@@ -1,0 +1,109 @@
+"""Localisation of one scan: every view's model run on its preprocessed MIP, each view's profile
+decoded and classified, the views fused, and for a model with level channels L3 taken from the
+decoded level sequence. No files: :mod:`l3loc.predict` writes what this decides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from l3loc.case_geometry import CaseGeometry
+from l3loc.decode import Decision, classify, decode_profile, fuse_profiles, row_profile
+from l3loc.inference import Localiser
+from l3loc.io.geometry import CTVolume
+from l3loc.levels import level_decision
+from l3loc.preprocess import preprocess_volume
+
+
+@dataclass
+class ViewOutput:
+    """One view of one scan: native MIP, processed geometry, profile and decision."""
+
+    geometry: CaseGeometry
+    native_mip_hu: np.ndarray
+    profile: np.ndarray   # decoded (smoothed) row profile [n_rows]
+    decision: object      # l3loc.decode.Decision
+
+
+def _classify(profile: np.ndarray, cfg: dict, threshold: float):
+    ev = cfg["eval"]
+    return classify(profile, float(cfg["preprocess"]["spacing_mm"]), threshold,
+                    ev["ambiguity_ratio"], ev["min_separation_mm"],
+                    subpixel=ev["decoder"] == "profile")
+
+
+def model_levels(localiser: Localiser) -> tuple[str, ...]:
+    """The levels the localiser's models locate (``label.levels``; ("L3",) for a single-L3 model)."""
+    found = {tuple(vm.cfg["label"].get("levels", ["L3"])) for vm in localiser.views.values()}
+    if len(found) != 1:
+        raise ValueError(f"views trained with different label.levels cannot be fused: {found}")
+    return found.pop()
+
+
+def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
+    """From each view's confidence map(s) to the decision, as prediction makes it.
+
+    Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
+    decoded profiles). A model with one channel per level (``label.levels``) then decodes the
+    level sequence on the views' mean raw row profiles and takes L3 from it
+    (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
+    spine or the L3 channel disagrees).
+
+    Args:
+        maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
+            [levels, H, W]); the views' processed rows are the same slices.
+        localiser: whose view models made the maps.
+
+    Returns:
+        (view -> (decoded L3 profile, its Decision), the final Decision: fused when two views, a
+        ``LevelDecision`` for a model with level channels).
+    """
+    levels = model_levels(localiser)
+    per_view, level_profiles = {}, []
+    for view, prob in maps.items():
+        vm = localiser.views[view]
+        stack = prob if prob.ndim == 3 else prob[None]
+        dec = decode_profile(row_profile(stack[levels.index("L3")], vm.col_range),
+                             vm.cfg["eval"]["decoder"], vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
+        per_view[view] = (dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
+        level_profiles.append(np.stack([row_profile(m, vm.col_range) for m in stack]))
+    views = list(per_view)
+    cfg = localiser.views[views[0]].cfg
+    if len(views) == 1:
+        decision = per_view[views[0]][1]
+    else:
+        if len({localiser.views[v].spacing_mm for v in views}) != 1:
+            raise ValueError("views trained at different pixel sizes cannot be fused")
+        decision = _classify(fuse_profiles([per_view[v][0] for v in views]), cfg,
+                             localiser.threshold)
+    if len(levels) > 1:
+        decision = level_decision(np.mean(level_profiles, axis=0), levels, decision,
+                                  float(cfg["preprocess"]["spacing_mm"]), cfg["eval"]["smooth_mm"],
+                                  localiser.threshold)
+    return per_view, decision
+
+
+def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None
+             ) -> tuple[dict, object, CaseGeometry]:
+    """Run every view of ``localiser`` on ``ct`` and decide (:func:`decide_maps`).
+
+    Args:
+        view_maps: a dict kept across the localisers of one experiment on one scan (external
+            evaluation scores the frontal, sagittal and fused models): a view's preprocessed
+            image and map are computed once per view, folds and backend, not once per localiser.
+
+    Returns:
+        (view -> ViewOutput, the final Decision (fused when two views; a LevelDecision for a
+        model with level channels), the geometry of the processed rows, shared by the views).
+    """
+    view_maps = {} if view_maps is None else view_maps
+    cases, maps = {}, {}
+    for view, vm in localiser.views.items():
+        key = (view, tuple(vm.folds), getattr(vm.maps, "backend", ""))
+        if key not in view_maps:
+            case = preprocess_volume(ct, view, cfg=vm.preprocess)
+            view_maps[key] = (case, vm.maps.confidence_map(case.image))
+        cases[view], maps[view] = view_maps[key]
+    per_view, decision = decide_maps(maps, localiser)
+    outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in maps}
+    return outputs, decision, next(iter(outputs.values())).geometry

@@ -5,11 +5,10 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
-from l3loc.atomic import atomic_path, write_text
+from l3loc.atomic import atomic_path
 
 #: Display window of the MIPs in the QC picture (HU): air to dense cortical bone.
 QC_MIP_WINDOW_HU = (-200.0, 1300.0)
@@ -21,7 +20,8 @@ _STATUS_COLOURS = {"found": "#1b7f3b", "ambiguous": "#c07000", "not_found": "#b0
                    "error": "#555555"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display on servers)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,7 +55,7 @@ def write_axial_png(path: str | os.PathLike, slice_hu: np.ndarray,
     row_mm, col_mm = pixel_mm
     if abs(row_mm - col_mm) > 1e-3 * col_mm:
         img = ndimage.zoom(img, (row_mm / col_mm, 1.0), order=1)
-    plt = _pyplot()
+    plt = pyplot()
     with atomic_path(path) as tmp:
         plt.imsave(tmp, img, cmap="gray", vmin=0, vmax=255)
     return Path(path)
@@ -81,7 +81,7 @@ def write_qc_png(path: str | os.PathLike, title: str, mips_hu: dict, profiles: d
         second_z_mm: the second candidate of an ambiguous case (dotted line), or None.
         levels_z_mm: level name -> z of every level found (thin labelled lines on both MIPs).
     """
-    plt = _pyplot()
+    plt = pyplot()
     views = [v for v in ("frontal", "sagittal") if v in mips_hu]
     height_in = 4.6
     # panel widths in inches from the MIPs' true aspect (mm), bounded so that a very long or very
@@ -158,7 +158,7 @@ def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title
         profiles: case name -> ``l3loc.external._Profiles`` (None for a scan that failed).
         title: figure title.
     """
-    plt = _pyplot()
+    plt = pyplot()
     n = max(len(cases), 1)
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.6 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1, 0.8]})

@@ -33,7 +33,7 @@ import numpy as np
 from l3loc.atomic import atomic_path, write_text
 from l3loc.errors import InputError
 from l3loc.io.geometry import VolumeGeometry
-from l3loc.report import QC_MIP_WINDOW_HU, REVIEW_ORDER, _pyplot, low_confidence, review_key, \
+from l3loc.report import QC_MIP_WINDOW_HU, REVIEW_ORDER, low_confidence, pyplot, review_key, \
     window_to_uint8
 
 REVIEW_JS = "review.js"
@@ -66,7 +66,7 @@ def write_review_data(folder: str | os.PathLike, name: str, scan_path: str, seri
         levels_z_mm: level -> z of every level found (labelled lines on the MIPs).
     """
     folder = Path(folder)
-    plt = _pyplot()
+    plt = pyplot()
     views = {}
     for view, (image, col_mm) in mips.items():
         if image.shape[0] != geometry.n_slices:

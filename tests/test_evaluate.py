@@ -263,12 +263,12 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
     assert decision["decoder"] == "profile"
     assert set(decision["weights"]) == {"frontal/fold_1", "sagittal/fold_1"}
     # a second run with another decoder reuses the saved profiles: no network is loaded
-    import l3loc.evaluate
+    import l3loc.fold_profiles
 
     def no_network(*args):
         raise AssertionError("the network was loaded again")
 
-    monkeypatch.setattr(l3loc.evaluate, "load_fold_model", no_network)
+    monkeypatch.setattr(l3loc.fold_profiles, "load_fold_model", no_network)
     summary = evaluate_experiment(exp, decoder="argmax", plots=False, out_dir=tmp_path / "again")
     assert list(summary["decoder"]) == ["argmax"] * 3
     assert math.isfinite(summary.loc[0, "mean_mm"])

@@ -13,19 +13,12 @@ import pytest
 
 from conftest import MARKER_SPACING, MARKER_Z_FIRST, marker_phantom
 from l3loc.errors import InputError
-from l3loc.external import dataset_name, evaluate_external, resolve_dataset, right_level
+from l3loc.external import dataset_name, evaluate_external, resolve_dataset
+from l3loc.external_tables import right_level
 from l3loc.io.volume import write_volume
 
 # the example CT's L3 body, as the real validation set's labels.csv gives it (three annotators)
 EXAMPLE_L3 = {"l3_z_mm": 316.3, "l3_top_z_mm": 330.4, "l3_bottom_z_mm": 302.1}
-
-
-def test_right_level_inside_the_body_or_within_10mm():
-    assert right_level(300.0, 316.3, 330.4, 302.1)          # 2.1 mm below the inferior endplate
-    assert not right_level(296.0, 316.3, 330.4, 302.1)      # 6.1 mm below it
-    assert right_level(335.4, 316.3, 330.4, 302.1)
-    assert right_level(326.0, 316.3) and not right_level(327.0, 316.3)
-    assert not right_level(math.nan, 316.3)
 
 
 def test_dataset_argument_errors(tmp_path):

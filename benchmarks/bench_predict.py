@@ -104,10 +104,10 @@ def main() -> None:
     t_dy = timed("sagittal, 1 fold, dygraph: localise", "sagittal", [1], "dygraph")
     timed("sagittal, 1 fold, predictor: + QC png, axial png/nii", "sagittal", [1], "predictor", True)
     timed("frontal, 1 fold, predictor: localise", "frontal", [1], "predictor")
-    timed("both views fused, 1 fold each, predictor: localise", "both", [1], "predictor")
+    timed("both views fused, 1 fold each, predictor: localise", "fused", [1], "predictor")
     timed("sagittal, 5 folds, predictor: localise", "sagittal", None, "predictor")
-    timed("both views fused, 5 folds each, predictor: localise", "both", None, "predictor")
-    timed("both views fused, 5 folds each, dygraph: localise", "both", None, "dygraph")
+    timed("both views fused, 5 folds each, predictor: localise", "fused", None, "predictor")
+    timed("both views fused, 5 folds each, dygraph: localise", "fused", None, "dygraph")
     print(f"dygraph / predictor (sagittal, 1 fold): {t_dy / t_pred:.2f}")
     print(f"peak RSS: {rss0:.0f} MB with the scan in memory, {rss1:.0f} MB after 1-fold prediction")
 

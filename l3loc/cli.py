@@ -54,8 +54,39 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
-#: ``--device`` of every command (:func:`resolve_device` checks the value).
-DEVICE_HELP = "auto (GPU when present), cpu, gpu, or gpu:K for the K-th GPU (0-based)"
+#: ``--device`` of every command that runs a network (:func:`resolve_device` checks the value).
+DEVICE_HELP = "auto (GPU when present; the default), cpu, gpu, or gpu:K for the K-th GPU (0-based)"
+
+
+def add_device_argument(parser: argparse.ArgumentParser) -> None:
+    """``--device``, the same in every command that runs a network (train, eval, predict)."""
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+
+
+def add_fold_argument(parser: argparse.ArgumentParser, default: str = "every trained fold") -> None:
+    """``--fold``, the same in every command: ``K``, ``K,L,...`` or ``all``; repeatable
+    (``--fold 1 --fold 3`` = ``--fold 1,3``). :func:`parse_folds` reads it."""
+    parser.add_argument("--fold", action="append", metavar="K|K,L|all",
+                        help=f"1-based fold(s): K, a comma list, or all; repeatable (default: {default})")
+
+
+def parse_folds(values: list[str] | None) -> list[int] | None:
+    """``--fold`` values -> sorted 1-based fold numbers; None = every fold (``all`` or none given).
+
+    Raises:
+        InputError: a value that is not a positive integer, or ``all`` mixed with numbers.
+    """
+    if not values:
+        return None
+    parts = [p.strip() for v in values for p in str(v).split(",")]
+    if "all" in parts:
+        if len(parts) > 1:
+            raise InputError("--fold", f"'all' cannot be combined with fold numbers, got {values}")
+        return None
+    if not all(p.isdigit() and int(p) >= 1 for p in parts):
+        raise InputError("--fold", f"expected 1-based fold numbers (K or K,L,...) or all, got "
+                                   f"{','.join(map(str, values))!r}")
+    return sorted({int(p) for p in parts})
 
 
 #: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.
@@ -138,14 +169,40 @@ def _run(parse, argv: list[str]) -> int:
     try:
         module, args = parse()
         return module.run(args) or 0
-    except (InputError, FileExistsError) as exc:
+    except KeyboardInterrupt:
+        print("interrupted (files are written whole or not at all; --resume continues where a "
+              "cohort or training stopped)", file=sys.stderr)
+        return 130
+    except BaseException as exc:
+        message = user_error(exc)
+        if message is None:
+            raise  # a bug: the traceback is what a report needs
         if debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one line a user sees for an error that is theirs to fix (a bad file, key or value, a
+    missing or unwritable path, not enough memory), naming the file or key; None for a bug.
+
+    ``InputError`` names its file or key; an ``OSError`` from the system names its file
+    (``FileNotFoundError``, ``PermissionError``, a full disk, ...); ``FileExistsError`` is raised
+    by l3loc with the path in its message.
+    """
+    if isinstance(exc, InputError):
+        text = str(exc)
+    elif isinstance(exc, FileExistsError) and not exc.filename:
+        text = str(exc)
+    elif isinstance(exc, OSError) and (exc.filename or exc.strerror):
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror or exc}"
+    elif isinstance(exc, MemoryError):
+        text = "out of memory"
+    else:
+        return None
+    return " ".join(text.split())  # one line, even when a message quotes a multi-line reason
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -230,7 +230,9 @@ def _read_yaml(path: Path, chain: tuple = ()) -> dict:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        raise InputError(path, f"not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(path, f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(raw, dict):
         raise InputError(path, "a config must be a YAML mapping")
     bases = raw.pop("_base_", [])

@@ -547,7 +547,7 @@ def check_components(cfg: dict, source) -> None:
         raise InputError(source, str(exc)) from None
 
 
-def run_training(config_path, fold: str = "1", view: str | None = None,
+def run_training(config_path, fold: str | int | list[int] = "1", view: str | None = None,
                  experiment: str | None = None, opts: list[str] | None = None,
                  resume: bool = False, overwrite: bool = False, device: str = "auto",
                  command: str = "", parallel: int = 1,
@@ -555,10 +555,10 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
     """What ``tools/train.py`` does: resolve the config, then train the asked folds and views.
 
     ``view="both"`` trains two single-view nets (frontal, then sagittal) whose row profiles
-    evaluation fuses; ``fold="all"`` trains folds 1..k in turn, or ``parallel`` of them side by
-    side (:func:`train_side_by_side`).
+    evaluation fuses; ``fold`` (one fold, a list, or ``"all"`` = folds 1..k) are trained in turn,
+    or ``parallel`` of them side by side (:func:`train_side_by_side`).
     """
-    from l3loc.cli import progress_enabled, resolve_device
+    from l3loc.cli import parse_folds, progress_enabled, resolve_device
     from l3loc.config import VIEWS, load_config
 
     cfg = load_config(config_path, opts)
@@ -567,15 +567,10 @@ def run_training(config_path, fold: str = "1", view: str | None = None,
     if view not in VIEWS:
         raise InputError("--view", f"unknown view {view!r}: expected one of {VIEWS}")
     k = cfg["train"]["folds"]
-    if fold == "all":
-        folds = list(range(1, k + 1))
-    else:
-        try:
-            folds = [int(fold)]
-        except ValueError:
-            raise InputError("--fold", f"expected 1..{k} or 'all', got {fold!r}") from None
-        if not 1 <= folds[0] <= k:
-            raise InputError("--fold", f"fold must be in 1..{k} (1-based), got {folds[0]}")
+    folds = list(range(1, k + 1)) if fold == "all" else parse_folds(
+        [str(f) for f in (fold if isinstance(fold, (list, tuple)) else [fold])])
+    if folds is None or not all(1 <= f <= k for f in folds):
+        raise InputError("--fold", f"folds must be in 1..{k} (1-based) or all, got {fold}")
     check_components(cfg, config_path)
     device = resolve_device(device)
     views = ("frontal", "sagittal") if view == "both" else (view,)

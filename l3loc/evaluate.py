@@ -47,12 +47,13 @@ from l3loc.fold_profiles import FoldProfiles, ModelLoader, fold_profiles, fuse_f
 from l3loc.levels import level_decision
 from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
                            levels_markdown, summarize, summarize_levels)
-from l3loc.runs import NET_VIEWS, epochs_done, read_splits, trained_folds, weight_hashes, write_decision
+from l3loc.runs import (DECISION_VIEWS, FUSED, NET_VIEWS, epochs_done, read_splits, trained_folds,
+                        weight_hashes, write_decision)
 
 log = logging.getLogger("l3loc")
 
-#: Views a trained net exists for, and the views evaluation reports.
-EVAL_VIEWS = ("frontal", "sagittal", "fused")
+#: The views evaluation reports: each net's, and the two fused (l3loc.runs.DECISION_VIEWS).
+EVAL_VIEWS = DECISION_VIEWS
 
 # ----------------------------------------------------------------------------- decisions
 
@@ -203,7 +204,7 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         raise InputError("--decoder", f"unknown decoder {decoder!r}: expected {DECODERS}")
     splits = read_splits(exp_dir)
     wanted = list(views) if views else list(EVAL_VIEWS)
-    net_views = [v for v in NET_VIEWS if v in wanted or "fused" in wanted]
+    net_views = [v for v in NET_VIEWS if v in wanted or FUSED in wanted]
     runs = trained_folds(exp_dir, net_views, folds)
     if not runs:
         raise InputError(exp_dir, f"no trained fold (best.pdparams + config.yaml) for views "
@@ -219,15 +220,15 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         results[(view, k)] = fold_profiles(view, k, d, splits, model_loader,
                                            exp_dir / "eval" / "profiles", progress)
     both = sorted(k for (v, k) in results if v == "frontal" and ("sagittal", k) in results)
-    if "fused" in wanted:
-        if not both and views and "fused" in views:
+    if FUSED in wanted:
+        if not both and views and FUSED in views:
             raise InputError(exp_dir, "fused needs the frontal and the sagittal net of a fold")
         for k in both:
             try:
-                results[("fused", k)] = fuse_folds(results[("frontal", k)],
+                results[(FUSED, k)] = fuse_folds(results[("frontal", k)],
                                                    results[("sagittal", k)])
             except InputError as exc:
-                if views and "fused" in views:
+                if views and FUSED in views:
                     raise
                 # not asked for by name: report the single views rather than nothing
                 log.warning("[EVAL] fold %d not fused: %s", k, exc.problem)
@@ -258,15 +259,14 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
     write_table(out_dir / "per_fold.csv", per_fold, float_format="%.4f")
     write_table(out_dir / "summary.csv", summary, float_format="%.4f")
-    # what prediction uses, machine-readable ("both" is prediction's name for the fused view);
-    # the mean counts the gross failures (one vertebra off) that the median hides
-    as_predicted = {"fused": "both"}
+    # what prediction uses, machine-readable; the mean counts the gross failures (one vertebra
+    # off) that the median hides
     means = pd.to_numeric(summary["mean_mm"], errors="coerce")
     best = str(summary.loc[means.idxmin(), "view"]) if means.notna().any() else None
-    write_decision(out_dir, {as_predicted.get(v, v): {"threshold": float(extra[v]["threshold"]),
-                                                      "threshold_method": extra[v]["threshold_method"]}
+    write_decision(out_dir, {v: {"threshold": float(extra[v]["threshold"]),
+                                 "threshold_method": extra[v]["threshold_method"]}
                              for v in summary["view"]},
-                   as_predicted.get(best, best), decoder,
+                   best, decoder,
                    weight_hashes(exp_dir, sorted({v for v, _, _ in runs})))
     folds_done = sorted({k for _, k in results})
     text = summary_markdown(

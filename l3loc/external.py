@@ -52,7 +52,7 @@ from l3loc.errors import InputError
 from l3loc.external_tables import (level_cases, level_columns, right_level, summarize_external,
                                    summary_markdown)
 from l3loc.inference import Localiser, load_localiser
-from l3loc.runs import available_folds, trained_views
+from l3loc.runs import FUSED, available_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import RIGHT_LEVEL_MM, choose_threshold, levels_markdown, summarize_levels
 from l3loc.mip import VIEWS, mip
@@ -126,16 +126,15 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
     views = trained_views(exp_dir)
     if not views:
         raise InputError(exp_dir, "no trained or exported folds")
-    runs = [(v, v) for v in views] + ([("fused", "both")] if len(views) == 2 else [])
     models = []
-    for label, view in runs:
-        models.append(ExternalModel(label, "ensemble", load_localiser(
+    for view in views + ([FUSED] if len(views) == 2 else []):
+        models.append(ExternalModel(view, "ensemble", load_localiser(
             exp_dir, view, None, backend, device, threshold)))
         if per_fold:
             folds = sorted(set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams"))
-                                              for v in ([view] if view != "both" else views))))
+                                              for v in ([view] if view != FUSED else views))))
             for k in folds:
-                models.append(ExternalModel(label, f"fold {k}", load_localiser(
+                models.append(ExternalModel(view, f"fold {k}", load_localiser(
                     exp_dir, view, [k], "dygraph", device, threshold)))
     return models
 

@@ -22,6 +22,7 @@ from l3loc.case_geometry import CaseGeometry
 from l3loc.decode import fuse_profiles, row_profile
 from l3loc.errors import InputError
 from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.runs import FUSED
 
 log = logging.getLogger("l3loc")
 
@@ -198,6 +199,6 @@ def fuse_folds(frontal: FoldProfiles, sagittal: FoldProfiles) -> FoldProfiles:
     # the level channels fuse as prediction fuses them: the mean of the raw profiles
     level_profiles = None if frontal.level_profiles is None else [
         np.mean([a, b], axis=0) for a, b in zip(frontal.level_profiles, sagittal.level_profiles)]
-    return FoldProfiles("fused", frontal.fold, sagittal.cfg, frontal.names, frontal.label_rows,
+    return FoldProfiles(FUSED, frontal.fold, sagittal.cfg, frontal.names, frontal.label_rows,
                         sagittal.geometries, fused, sagittal.dataset, sagittal.index,
                         frontal.levels, level_profiles, frontal.level_label_rows)

@@ -36,8 +36,8 @@ from l3loc.mip import VIEWS
 from l3loc.preprocess import PreprocessConfig, band_col_range
 from l3loc.row_windows import pad_rows_to_multiple
 from l3loc.decode import DECODERS
-from l3loc.runs import (EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR, available_folds,
-                        WEIGHTS, default_view, evaluated_threshold, read_decision, sha256,
+from l3loc.runs import (DECISION_VIEWS, EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR,
+                        FUSED, WEIGHTS, available_folds, default_view, evaluated_threshold, read_decision, sha256,
                         stale_folds)
 
 log = logging.getLogger("l3loc")
@@ -263,7 +263,7 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     Args:
         root: ``work/<experiment>`` (its ``export/`` subfolder is used for the predictor) or a
             folder written by ``tools/export.py``.
-        view: "frontal", "sagittal", "both", or None (:func:`default_view`).
+        view: "frontal", "sagittal", "fused" (both views' nets), or None (:func:`default_view`).
         folds: 1-based folds to average; None = every available fold.
         backend: "dygraph" (``best.pdparams``), "predictor" (exported models), or "auto" (the
             predictor when exported models exist, else dygraph; if the predictor cannot be
@@ -284,9 +284,9 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     if backend not in BACKENDS:
         raise InputError("--backend", f"unknown backend {backend!r}: expected one of {BACKENDS}")
     view = view or default_view(root)
-    if view not in VIEWS + ("both",):
-        raise InputError("--view", f"unknown view {view!r}: expected frontal, sagittal or both")
-    views = list(VIEWS) if view == "both" else [view]
+    if view not in DECISION_VIEWS:
+        raise InputError("--view", f"unknown view {view!r}: expected {', '.join(DECISION_VIEWS)}")
+    views = list(VIEWS) if view == FUSED else [view]
     export_root = root / EXPORT_SUBDIR if (root / EXPORT_SUBDIR).is_dir() else root
     notes: list[str] = []
     loaded: dict[str, ViewModel] = {}

@@ -51,6 +51,7 @@ from l3loc.io.geometry import CTVolume
 from l3loc.levels import LEVELS
 from l3loc.localisation import localise, model_levels
 from l3loc.review import write_index_html
+from l3loc.runs import FUSED
 from l3loc.scan_inputs import ScanInput
 from l3loc.scan_outputs import write_pictures, write_slice_outputs
 
@@ -111,7 +112,7 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
     seq, reason = getattr(decision, "sequence", None), getattr(decision, "reason", "")
     n = ct.geometry.n_slices
     rec: dict = {"status": decision.status, "message": reason,
-                 "view": "both" if len(outputs) == 2 else next(iter(outputs)),
+                 "view": FUSED if len(outputs) == 2 else next(iter(outputs)),
                  "confidence": decision.confidence, "n_slices": n,
                  "slice_spacing_mm": ct.geometry.slice_spacing_mm}
     for view in ("frontal", "sagittal"):

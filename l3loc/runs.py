@@ -32,6 +32,16 @@ from l3loc.atomic import write_text
 from l3loc.errors import InputError
 from l3loc.mip import VIEWS as NET_VIEWS
 
+#: The decision made from both views' nets: their row profiles fused (evaluation, prediction,
+#: export and decision.json all call it this; ``--view both`` of train and preprocess is another
+#: thing: both nets, or both caches, made one after the other).
+FUSED = "fused"
+#: The views a decision can come from (``--view`` of eval, predict and export).
+DECISION_VIEWS = NET_VIEWS + (FUSED,)
+#: ``both`` meant the fused decision in decision.json and metadata.json written before l3loc 0.1
+#: named it ``fused`` (the shipped models keep their files): read as ``fused``.
+_OLD_FUSED = "both"
+
 EXPORT_SUBDIR = "export"
 #: the inference graph and parameters of one exported fold (paddle.jit.save)
 EXPORT_GRAPH, EXPORT_PARAMS = "model.json", "model.pdiparams"
@@ -201,8 +211,8 @@ def write_decision(out_dir: Path, views: dict[str, dict], best_view: str | None,
     """Evaluation's decision as ``out_dir/decision.json`` (what prediction and export read).
 
     Args:
-        views: per view (``frontal``, ``sagittal``, ``both``) ``{"threshold", "threshold_method"}``.
-        best_view: the view with the lowest mean error (``both`` = fused), None if none.
+        views: per view (``frontal``, ``sagittal``, ``fused``) ``{"threshold", "threshold_method"}``.
+        best_view: the view with the lowest mean error, None if none.
         decoder: the decoder evaluation measured.
         weights: :func:`weight_hashes` of the folds evaluated.
     """
@@ -230,8 +240,15 @@ def read_decision(root: Path) -> dict | None:
                     raise ValueError("no 'views' mapping")
             except (OSError, ValueError, AttributeError) as exc:
                 raise InputError(path, f"not a valid decision file ({exc})") from None
+            doc["views"] = {decision_view(v): e for v, e in doc["views"].items()}
+            doc["best_view"] = decision_view(doc.get("best_view"))
             return doc
     return None
+
+
+def decision_view(name: str | None) -> str | None:
+    """A view name read from a stored file, in today's vocabulary (``both`` -> ``fused``)."""
+    return FUSED if name == _OLD_FUSED else name
 
 
 def _decision_from_summary(path: Path) -> dict | None:
@@ -246,31 +263,29 @@ def _decision_from_summary(path: Path) -> dict | None:
         return None
     if not {"view", "mean_mm", "threshold"} <= set(df.columns):
         return None
-    name = {"fused": "both"}
     mean = pd.to_numeric(df["mean_mm"], errors="coerce")
-    views = {name.get(v, v): {"threshold": float(t)}
+    views = {v: {"threshold": float(t)}
              for v, t in zip(df["view"], pd.to_numeric(df["threshold"], errors="coerce"))
              if t == t}
     best = str(df.loc[mean.idxmin(), "view"]) if mean.notna().any() else None
-    best = name.get(best, best)
     return {"best_view": best, "decoder": None, "views": views, "weights": {}}
 
 
 def default_view(root: Path) -> str:
     """The view to run when none is asked: the one evaluation found best (``decision.json``),
-    else both when both are trained (fused profiles), else the one that is."""
+    else ``fused`` when both are trained, else the one that is."""
     views = trained_views(root)
     if not views:
         raise InputError(root, "no trained or exported folds (expected <view>/fold_<K>/"
                                "best.pdparams or model.json)")
     best = (read_decision(root) or {}).get("best_view")
-    if best in views or (best == "both" and len(views) == 2):
+    if best in views or (best == FUSED and len(views) == 2):
         return best
-    return "both" if len(views) == 2 else views[0]
+    return FUSED if len(views) == 2 else views[0]
 
 
 def evaluated_threshold(root: Path, view: str) -> float | None:
-    """The ``not_found`` threshold evaluation chose for ``view`` ("both" = fused), or None."""
+    """The ``not_found`` threshold evaluation chose for ``view`` (one of DECISION_VIEWS), or None."""
     entry = ((read_decision(root) or {}).get("views") or {}).get(view) or {}
     value = entry.get("threshold")
     return float(value) if isinstance(value, (int, float)) else None

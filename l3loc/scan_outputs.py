@@ -14,6 +14,7 @@ from l3loc.io.geometry import CTVolume, axis_assignment
 from l3loc.io.volume import write_volume
 from l3loc.report import write_axial_png, write_qc_png
 from l3loc.review import write_review_data
+from l3loc.runs import FUSED
 
 
 def slice_origin_xy_mm(ct: CTVolume, c: int) -> tuple[float, float]:
@@ -83,7 +84,7 @@ def write_pictures(folder: Path, name: str, ct: CTVolume, outputs: dict, decisio
         profiles = {view: out.profile}
     else:
         profiles = {v: o.profile for v, o in outputs.items()}
-        profiles["fused"] = fuse_profiles(list(profiles.values()))
+        profiles[FUSED] = fuse_profiles(list(profiles.values()))
     z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
     where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
     title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"

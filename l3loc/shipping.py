@@ -129,7 +129,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
         run_dir: ``work/<experiment>`` (trained; evaluated, so that the threshold and view are the
             ones chosen on the held-out folds).
         model_id: folder name and the id ``l3loc --version`` and ``run.json`` report.
-        view: "frontal", "sagittal" or "both"; default the best evaluated view.
+        view: "frontal", "sagittal" or "fused"; default the best evaluated view.
         folds: 1-based folds to ship (each fold adds its weights); default every trained fold.
         root: folder of shipped models; default :func:`shipped_root`.
         overwrite: replace an existing model of that id.
@@ -143,7 +143,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     """
     from l3loc.config import load_config
     from l3loc.export import export_experiment
-    from l3loc.runs import default_view, evaluated_threshold
+    from l3loc.runs import FUSED, default_view, evaluated_threshold
 
     run_dir = Path(run_dir)
     if not _ID_RE.match(model_id):
@@ -153,7 +153,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     if dest.exists() and not overwrite:
         raise InputError(dest, "exists; pass --overwrite to replace the shipped model")
     view = view or default_view(run_dir)
-    views = ["frontal", "sagittal"] if view == "both" else [view]
+    views = ["frontal", "sagittal"] if view == FUSED else [view]
     threshold = evaluated_threshold(run_dir, view)
     threshold_source = f"eval/decision.json of experiment {run_dir.name}"
     with atomic_dir(dest) as tmp:
@@ -172,7 +172,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
         size_mb = sum(p.stat().st_size for p in tmp.rglob("*.pdiparams")) / 1e6
         if size_mb > MAX_SHIPPED_MB:
             log.warning("[SHIP] %.1f MB of weights: more than the %.0f MB a package should carry; "
-                        "ship fewer folds (--folds) or one view", size_mb, MAX_SHIPPED_MB)
+                        "ship fewer folds (--fold) or one view", size_mb, MAX_SHIPPED_MB)
         meta = {"model_id": model_id, "view": view, "folds": manifest["views"],
                 "threshold": float(threshold), "threshold_source": threshold_source,
                 "training_commands": _fold_commands(run_dir, manifest["views"]),
@@ -299,7 +299,7 @@ def load_model(model=None, view: str | None = None, folds=None, backend: str = "
     """
     from l3loc.cli import resolve_device
     from l3loc.inference import Localiser, load_localiser
-    from l3loc.runs import resolve_run_dir
+    from l3loc.runs import decision_view, resolve_run_dir
 
     if isinstance(model, Localiser):
         return model
@@ -308,7 +308,7 @@ def load_model(model=None, view: str | None = None, folds=None, backend: str = "
     if not is_shipped_model(folder):
         return load_localiser(folder, view, folds, backend, device, threshold, allow_stale_export)
     meta = read_metadata(folder)
-    loc = load_localiser(folder, view or meta["view"], folds, backend, device,
+    loc = load_localiser(folder, view or decision_view(meta["view"]), folds, backend, device,
                          meta["threshold"] if threshold is None else threshold)
     loc.model_id = meta["model_id"]
     if threshold is None:

@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from l3loc.cli import COMMANDS, TOOLS, build_parser, main
+from l3loc.cli import COMMANDS, TOOLS, build_parser, main, parse_folds
+from l3loc.errors import InputError
 from l3loc.io.npz import L3Dataset, write_l3_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +36,11 @@ def test_preprocess_with_a_config_by_name_from_another_folder(tmp_path, monkeypa
     assert code == 0
     assert "sagittal: 4 cases in cache" in capsys.readouterr().out
     assert any((tmp_path / "cache").iterdir())
+    # the default view, both: one cache per view (not a third one named "both")
+    assert main(["preprocess", "--config", "demo", "--workers", "1",
+                 "--opts", "data.source=tiny.npz", "data.cache_dir=cache"]) == 0
+    out = capsys.readouterr().out
+    assert "frontal: 4 cases" in out and "sagittal: 4 cases" in out and "both" not in out
 
 
 def test_unknown_config_name_is_one_line_naming_the_packaged_ones(tmp_path, monkeypatch, capsys):
@@ -53,3 +59,94 @@ def test_tools_script_runs_the_same_command_from_another_folder(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "train.py"), "--config", "nope"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("error: nope: config file not found")
+
+
+# ----------------------------------------------------------------------------- one vocabulary
+
+
+def _options(command: str) -> dict:
+    """option string -> argparse action of one subcommand."""
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return {o: a for a in sub.choices[command]._actions for o in a.option_strings}
+
+
+def test_every_command_selects_folds_views_devices_and_folders_alike():
+    for command in ("train", "eval", "predict", "export"):
+        opts = _options(command)
+        assert "--fold" in opts and "--folds" not in opts, command
+        assert "--work-dir" in opts, command
+    # both = both nets (made one after the other); fused = the decision from both nets' profiles
+    for command in ("train", "preprocess"):
+        assert set(_options(command)["--view"].choices) == {"frontal", "sagittal", "both"}
+    for command in ("eval", "predict", "export"):
+        assert set(_options(command)["--view"].choices) == {"frontal", "sagittal", "fused"}
+    for command in ("train", "eval", "predict"):
+        assert _options(command)["--device"].default == "auto", command
+    # --opts where there is a --config (README: "the commands that take --config")
+    for command in COMMANDS:
+        opts = _options(command)
+        assert ("--opts" in opts) == ("--config" in opts), command
+
+
+@pytest.mark.parametrize("values, folds", [(None, None), (["all"], None), (["3"], [3]),
+                                           (["1,3"], [1, 3]), (["3", "1"], [1, 3]),
+                                           (["2, 2"], [2])])
+def test_fold_values(values, folds):
+    assert parse_folds(values) == folds
+
+
+@pytest.mark.parametrize("values", [["0"], ["x"], ["all", "1"], ["1,all"], ["-1"], ["1.5"]])
+def test_bad_fold_values_name_the_option(values):
+    with pytest.raises(InputError, match="^--fold: "):
+        parse_folds(values)
+
+
+# ----------------------------------------------------------------------------- one-line errors
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["train", "--config", "demo", "--opts", "train.epochs=ten"], "'train.epochs' must be an integer"),
+    (["train", "--config", "demo", "--fold", "0"], "--fold: "),
+    (["eval", "--fold", "1,x"], "--fold: "),
+    (["inspect", "missing.npz"], "missing.npz: file not found"),
+    (["preprocess", "--config", "demo", "--opts", "data.source=missing.npz"], "missing.npz"),
+])
+def test_user_errors_are_one_line_naming_the_key_or_file(argv, named, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert err.startswith("error: ") and named in err
+
+
+def test_bad_config_yaml_and_an_unwritable_output_are_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.yml").write_text("train:\n  epochs: [1\n")
+    assert main(["preprocess", "--config", "bad.yml"]) == 2
+    assert "bad.yml: not valid YAML at line" in _one_line_error(capsys)
+    (tmp_path / "a_file").write_text("")
+    assert main(["synth", "--n", "2", "--out", "a_file/data"]) == 2  # a file where a folder must be
+    assert "a_file" in _one_line_error(capsys)
+
+
+def test_interrupt_is_a_clean_exit_and_a_bug_keeps_its_traceback(monkeypatch, capsys):
+    import l3loc.commands.inspect as inspect_command
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(inspect_command, "run", interrupted)
+    assert main(["inspect", "x.npz"]) == 130
+    assert _one_line_error(capsys).startswith("interrupted")
+
+    def bug(args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(inspect_command, "run", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["inspect", "x.npz"])

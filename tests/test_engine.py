@@ -77,9 +77,10 @@ def test_existing_fold_needs_resume_or_overwrite(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"fold": "3"}, r"--fold: fold must be in 1..2"),
-    ({"fold": "0"}, r"--fold: fold must be in 1..2"),
-    ({"fold": "x"}, r"expected 1..2 or 'all'"),
+    ({"fold": "3"}, r"--fold: folds must be in 1..2"),
+    ({"fold": [1, 3]}, r"--fold: folds must be in 1..2"),
+    ({"fold": "0"}, r"--fold: expected 1-based fold numbers"),
+    ({"fold": "x"}, r"--fold: expected 1-based fold numbers"),
     ({"view": "axial"}, r"unknown view 'axial'"),
     ({"opts": ["model.type=NoNet"]}, r"unknown models type 'NoNet'|NoNet"),
     ({"opts": ["loss.type=NoLoss"]}, r"NoLoss"),

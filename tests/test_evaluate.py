@@ -251,15 +251,15 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
     per_case = pd.read_csv(ev / "per_case.csv")
     # fold 2 was not trained: only fold 1's three held-out cases, in three views
     assert len(per_case) == 3 * 3 and per_case["error_mm"].notna().all()
-    # the decision prediction reads: per view (fused = "both") the threshold of summary.csv, the
+    # the decision prediction reads: per view the threshold of summary.csv, the
     # view of lowest mean error, the weights evaluated
     decision = json.loads((ev / "decision.json").read_text())
     summary = pd.read_csv(ev / "summary.csv").set_index("view")
-    assert set(decision["views"]) == {"frontal", "sagittal", "both"}
-    assert decision["views"]["both"]["threshold"] == pytest.approx(summary.loc["fused", "threshold"],
+    assert set(decision["views"]) == {"frontal", "sagittal", "fused"}
+    assert decision["views"]["fused"]["threshold"] == pytest.approx(summary.loc["fused", "threshold"],
                                                                    abs=1e-4)
     best = summary["mean_mm"].idxmin()
-    assert decision["best_view"] == ("both" if best == "fused" else best)
+    assert decision["best_view"] == best
     assert decision["decoder"] == "profile"
     assert set(decision["weights"]) == {"frontal/fold_1", "sagittal/fold_1"}
     # a second run with another decoder reuses the saved profiles: no network is loaded

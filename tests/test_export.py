@@ -37,8 +37,8 @@ def test_export_writes_every_fold(exported):
 
 def test_predictor_matches_dygraph_maps_and_rows(exported, tmp_path):
     root, _ = exported
-    fast = load_localiser(root, "both")  # auto: the export is there, so the predictor
-    slow = load_localiser(root, "both", backend="dygraph")
+    fast = load_localiser(root, "fused")  # auto: the export is there, so the predictor
+    slow = load_localiser(root, "fused", backend="dygraph")
     assert fast.backend == "predictor" and slow.backend == "dygraph"
     assert isinstance(fast.views["frontal"].maps, PredictorMaps)
     rng = np.random.default_rng(1)
@@ -98,7 +98,7 @@ def test_export_records_weights_and_decision_and_decides_as_its_run(tmp_path):
     threshold, view and decoder travel with the export (decision.json)."""
     root = make_run(tmp_path / "run", views=("frontal", "sagittal"), folds=(1,))
     write_decision(root / "eval", {"frontal": {"threshold": 0.2}, "sagittal": {"threshold": 0.9},
-                                   "both": {"threshold": 0.4}}, "sagittal", "argmax", {})
+                                   "fused": {"threshold": 0.4}}, "sagittal", "argmax", {})
     manifest = export_experiment(root, tmp_path / "standalone")
     assert manifest["weights"]["sagittal/fold_1"] == sha256(root / "sagittal/fold_1/best.pdparams")
     from_run = load_localiser(root, backend="dygraph")

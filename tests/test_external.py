@@ -115,7 +115,7 @@ def test_real_ct_through_predict(trained_run, example_ct, tmp_path):
     csv.write_text(f"name,path,l3_z_mm,l3_top_z_mm,l3_bottom_z_mm\nexample,{example_ct},"
                    f"{EXAMPLE_L3['l3_z_mm']},{EXAMPLE_L3['l3_top_z_mm']},"
                    f"{EXAMPLE_L3['l3_bottom_z_mm']}\n")
-    loc = load_localiser(trained_run, "both", backend="dygraph", threshold=0.0)
+    loc = load_localiser(trained_run, "fused", backend="dygraph", threshold=0.0)
     [rec] = run_prediction(list_inputs([csv]), loc, tmp_path / "out")
     assert rec["status"] in ("found", "ambiguous"), rec["message"]  # threshold 0: never abstains
     assert rec["true_z_mm"] == pytest.approx(316.3, abs=1e-6)
@@ -205,9 +205,9 @@ def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatc
     per_case = pd.read_csv(tmp_path / "a" / "per_case.csv")
     scan = per_case[per_case["name"] == "example"].iloc[0]["input"]
     ct = read_volume(scan)
-    for label, view in (("frontal", "frontal"), ("sagittal", "sagittal"), ("fused", "both")):
+    for view in ("frontal", "sagittal", "fused"):
         rec = predict_volume(ct, load_localiser(trained_run, view))
-        row = per_case[(per_case["name"] == "example") & (per_case["view"] == label)
+        row = per_case[(per_case["name"] == "example") & (per_case["view"] == view)
                        & (per_case["folds"] == "ensemble")].iloc[0]
         assert row["status"] == rec["status"]
         assert row["confidence"] == pytest.approx(rec["confidence"], abs=1e-4)

@@ -70,15 +70,15 @@ def test_default_view_and_threshold(tmp_path):
     loc = load_localiser(tmp_path)
     assert loc.threshold == 0.5 and loc.threshold_source == "config eval.threshold"
     make_run(tmp_path, views=("frontal",), folds=(1,))
-    assert default_view(tmp_path) == "both"
+    assert default_view(tmp_path) == "fused"
     write_decision(tmp_path / "eval", {"frontal": {"threshold": 0.2}, "sagittal": {"threshold": 0.31},
-                                       "both": {"threshold": 0.25}}, "sagittal", "argmax", {})
+                                       "fused": {"threshold": 0.25}}, "sagittal", "argmax", {})
     assert default_view(tmp_path) == "sagittal"
     loc = load_localiser(tmp_path)
     assert list(loc.views) == ["sagittal"] and loc.threshold == pytest.approx(0.31)
     assert loc.threshold_source == "eval/decision.json"
     assert loc.views["sagittal"].cfg["eval"]["decoder"] == "argmax"  # the decoder evaluation measured
-    assert load_localiser(tmp_path, "both").threshold == pytest.approx(0.25)
+    assert load_localiser(tmp_path, "fused").threshold == pytest.approx(0.25)
     assert load_localiser(tmp_path, threshold=0.7).threshold == 0.7
 
 
@@ -92,7 +92,7 @@ def test_run_evaluated_before_decision_json_keeps_its_threshold_and_view(tmp_pat
     # the lowest mean error decides, not the lowest median (which hides gross failures)
     assert default_view(tmp_path) == "sagittal"
     assert load_localiser(tmp_path).threshold == pytest.approx(0.31)
-    assert load_localiser(tmp_path, "both").threshold == pytest.approx(0.25)
+    assert load_localiser(tmp_path, "fused").threshold == pytest.approx(0.25)
 
 
 def test_function_maps_check_the_shape():

@@ -148,6 +148,7 @@ def test_invalid_cases_are_named_and_can_be_skipped(tmp_path):
     assert "case000': frontal image has 1 NaN/inf pixels" in msg
     assert "case001': spacing must be positive" in msg
     assert "case002': label row [500.0, 20.0] outside the image rows 0..43" in msg
+    assert "\n" not in msg and "data.skip_bad=true" in msg  # one line, a way out that exists
     kept, problems = read_l3_npz(tmp_path / "bad.npz", skip_bad=True)
     assert len(kept) == 0 and [p.name for p in problems] == ["case000", "case001", "case002"]
 

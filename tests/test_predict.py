@@ -239,7 +239,7 @@ def test_resume_skips_done_scans_and_retries_errors(tmp_path, stub, monkeypatch)
 def test_trained_model_finds_l3_within_two_slices(tmp_path, trained_run):
     from l3loc.inference import load_localiser
 
-    loc = load_localiser(trained_run, "both", backend="dygraph", threshold=0.3)
+    loc = load_localiser(trained_run, "fused", backend="dygraph", threshold=0.3)
     assert loc.views["frontal"].folds == (1,)
     for i, (n, l3, kind) in enumerate([(64, 20, "nii.gz"), (70, 45, "dicom"), (56, 30, "mha")]):
         path = write_scan(kind, tmp_path / f"s{i}", phantom(n=n, l3=l3, seed=100 + i))

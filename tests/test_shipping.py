@@ -57,7 +57,7 @@ def test_ship_writes_export_metadata_and_model_card(shipped, evaluated_run):
     meta = json.loads((dest / METADATA).read_text())
     summary = pd.read_csv(evaluated_run / "eval" / "summary.csv")
     best = summary.loc[summary["mean_mm"].idxmin()]
-    assert meta["view"] == ("both" if best["view"] == "fused" else best["view"])
+    assert meta["view"] == best["view"]
     assert meta["threshold"] == pytest.approx(best["threshold"])
     assert meta["model_id"] == "marker-test" and meta["l3loc"] == l3loc.__version__
     assert meta["training_commands"] and meta["weights_mb"] > 0

@@ -18,7 +18,7 @@ see l3loc/external.py.
 """
 from pathlib import Path
 
-from l3loc.cli import DEVICE_HELP
+from l3loc.cli import add_device_argument, add_fold_argument
 from l3loc.decode import DECODERS
 from l3loc.evaluate import EVAL_VIEWS
 
@@ -28,7 +28,7 @@ def add_arguments(parser) -> None:
                                              "latest trained experiment)")
     parser.add_argument("--view", choices=EVAL_VIEWS, action="append",
                         help="report only this view (repeatable; default: all)")
-    parser.add_argument("--fold", type=int, action="append", help="only this 1-based fold (repeatable)")
+    add_fold_argument(parser)
     parser.add_argument("--decoder", choices=DECODERS, help="default: eval.decoder of the config")
     parser.add_argument("--threshold", type=float,
                         help="not_found threshold (default: chosen on the held-out folds)")
@@ -41,14 +41,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--work-dir", default="work", help="folder of the experiments")
     parser.add_argument("--out", help="output folder (default: <experiment>/eval)")
     parser.add_argument("--no-plots", action="store_true", help="CSV and Markdown only")
-    parser.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_device_argument(parser)
 
 
 def run(args) -> int:
-    from l3loc.cli import progress_enabled, resolve_device
+    from l3loc.cli import parse_folds, progress_enabled, resolve_device
     from l3loc.evaluate import evaluate_experiment
     from l3loc.runs import latest_experiment, resolve_run_dir
 
+    folds = parse_folds(args.fold)
     if args.experiment:
         exp = resolve_run_dir(args.experiment, args.work_dir)
     else:
@@ -58,7 +59,7 @@ def run(args) -> int:
         from l3loc.errors import InputError
         from l3loc.external import dataset_name, evaluate_external
 
-        if args.view or args.fold or args.decoder:
+        if args.view or folds or args.decoder:
             raise InputError("--data", "--view, --fold and --decoder apply to the k-fold "
                                        "evaluation; --data scores every view (--per-fold: folds)")
         summary = evaluate_external(exp, args.data, args.per_fold, args.out, args.threshold,
@@ -69,16 +70,16 @@ def run(args) -> int:
         print(f"per-case table and montages: {out}")
         return 0 if len(summary) else 1
     out = Path(args.out) if args.out else exp / "eval"
-    if not args.out and (args.view or args.fold or args.decoder or args.threshold is not None):
+    if not args.out and (args.view or folds or args.decoder or args.threshold is not None):
         # a narrowed run must not replace the full evaluation
         parts = ["-".join(args.view or ["all"]),
-                 "fold" + "-".join(map(str, args.fold)) if args.fold else "allfolds",
+                 "fold" + "-".join(map(str, folds)) if folds else "allfolds",
                  args.decoder or "cfgdecoder"]
         if args.threshold is not None:
             parts.append(f"t{args.threshold:g}")
         out = out / "_".join(parts)
 
-    summary = evaluate_experiment(exp, views=args.view, folds=args.fold, decoder=args.decoder,
+    summary = evaluate_experiment(exp, views=args.view, folds=folds, decoder=args.decoder,
                                   threshold=args.threshold, out_dir=out, plots=not args.no_plots,
                                   progress=progress_enabled())
     print((out / "summary.md").read_text(encoding="utf-8"))

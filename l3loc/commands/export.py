@@ -2,8 +2,8 @@
 model shipped with the package.
 
     l3loc export --experiment cpu_fast
-    l3loc export --experiment work/cpu_fast --view sagittal --folds 1,2 --out export_dir
-    l3loc export --experiment cpu_fast --view both --folds 1 --ship synth-v1 \
+    l3loc export --experiment work/cpu_fast --view sagittal --fold 1,2 --out export_dir
+    l3loc export --experiment cpu_fast --view fused --fold 1 --ship synth-v1 \
         --reference-scan tests/data/totalseg_example_ct/ct.nii.gz           # the shipped model
 
 Writes <out>/<view>/fold_<K>/{model.json, model.pdiparams, config.yaml} and <out>/export.json
@@ -12,14 +12,16 @@ With --ship ID: <out or the package's l3loc/shipped>/<ID>/ holds the export plus
 (view, folds, the threshold evaluation chose, the training commands) and a MODEL_CARD.md whose
 real-CT figures are left for a person to measure and fill in (see l3loc/shipping.py).
 """
-from l3loc.config import VIEWS
+from l3loc.cli import add_fold_argument
+from l3loc.runs import DECISION_VIEWS
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--experiment", required=True, help="work/<name> or a run folder path")
-    parser.add_argument("--view", choices=VIEWS, help="default: every trained view (with --ship: "
-                                                     "the best evaluated view)")
-    parser.add_argument("--folds", help="comma-separated 1-based folds (default: all trained)")
+    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, or fused (both "
+                        "views' nets); default: every trained view (with --ship: the best "
+                        "evaluated view)")
+    add_fold_argument(parser, default="every trained fold")
     parser.add_argument("--out", help="default: <run folder>/export (with --ship: the package's "
                                       "folder of shipped models)")
     parser.add_argument("--ship", metavar="MODEL_ID",
@@ -30,18 +32,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--dynamic-width", action="store_true",
                         help="InputSpec [1,1,None,None] instead of a fixed canvas width")
     parser.add_argument("--overwrite", action="store_true", help="replace existing exports")
-    parser.add_argument("--work-dir", default="work")
+    parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
 
 
 def run(args) -> int:
+    from l3loc.cli import parse_folds
     from l3loc.errors import InputError
     from l3loc.export import export_experiment
-    from l3loc.runs import resolve_run_dir
+    from l3loc.runs import FUSED, resolve_run_dir
 
-    try:
-        folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    except ValueError:
-        raise InputError("--folds", f"expected e.g. 1,2,3, got {args.folds!r}") from None
+    folds = parse_folds(args.fold)
     root = resolve_run_dir(args.experiment, args.work_dir)
     if args.ship:
         from l3loc.shipping import MODEL_CARD, ship_model
@@ -54,7 +54,7 @@ def run(args) -> int:
         print(f"shipped model {args.ship} -> {dest}; fill in the TO FILL parts of "
               f"{dest / MODEL_CARD}")
         return 0
-    manifest = export_experiment(root, args.out, [args.view] if args.view and args.view != "both"
+    manifest = export_experiment(root, args.out, [args.view] if args.view and args.view != FUSED
                                  else None, folds, args.dynamic_width, args.overwrite)
     print(f"exported {', '.join(f'{v} folds {f}' for v, f in manifest['views'].items())} -> "
           f"{args.out or root / 'export'}")

@@ -2,7 +2,7 @@
 
     l3loc predict scan.nii.gz                                 # the shipped model
     l3loc predict scan.nii.gz --experiment cpu_fast --out work/predict/one
-    l3loc predict scans/ --experiment cpu_fast --view both --slab-mm 5 --out results/
+    l3loc predict scans/ --experiment cpu_fast --view fused --slab-mm 5 --out results/
     l3loc predict cohort.csv --model work/cpu_fast/export --resume --out results/
     l3loc predict --review-only results/                     # rebuild results/index.html
     l3loc predict cohort.csv --shard 2/4 --device gpu:1 --out res/2   # share 2 of 4 (SLURM, GPUs)
@@ -20,10 +20,10 @@ reported), error (message says why).
 """
 from pathlib import Path
 
-from l3loc.cli import DEVICE_HELP
-from l3loc.config import VIEWS
+from l3loc.cli import add_device_argument, add_fold_argument
 from l3loc.inference import BACKENDS
 from l3loc.levels import LEVELS
+from l3loc.runs import DECISION_VIEWS
 
 
 def add_arguments(parser) -> None:
@@ -39,9 +39,10 @@ def add_arguments(parser) -> None:
     source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
                                              "(default: the shipped model)")
     source.add_argument("--model", help="exported or shipped model folder (l3loc export)")
-    parser.add_argument("--view", choices=VIEWS, help="default: the shipped model's view, else "
-                        "the best evaluated view, else both when both are trained")
-    parser.add_argument("--folds", help="comma-separated 1-based folds to average (default: all)")
+    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, or fused (both "
+                        "views' nets, profiles fused); default: the shipped model's view, else the "
+                        "best evaluated view, else fused when both are trained")
+    add_fold_argument(parser, default="every trained fold, maps averaged")
     parser.add_argument("--out", help="output folder (default: work/predict/<experiment or model id>)")
     parser.add_argument("--slab-mm", type=float, default=None,
                         help="also write the mean of the slices within +-N mm of L3")
@@ -57,11 +58,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--resume", action="store_true", help="skip scans already done in --out")
     parser.add_argument("--overwrite", action="store_true", help="redo scans already done in --out")
     parser.add_argument("--work-dir", default="work", help="where experiment names are looked up")
-    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    add_device_argument(parser)
 
 
 def run(args) -> int:
-    from l3loc.cli import progress_enabled
+    from l3loc.cli import parse_folds, progress_enabled
     from l3loc.errors import InputError
     from l3loc.predict import run_prediction
     from l3loc.scan_inputs import list_inputs
@@ -82,10 +83,7 @@ def run(args) -> int:
                                     "(or --review-only OUT, or --merge share folders)")
     if args.slab_mm is not None and not args.slab_mm > 0:
         raise InputError("--slab-mm", f"must be > 0 mm, got {args.slab_mm}")
-    try:
-        folds = [int(f) for f in args.folds.split(",")] if args.folds else None
-    except ValueError:
-        raise InputError("--folds", f"expected e.g. 1,2,3, got {args.folds!r}") from None
+    folds = parse_folds(args.fold)
     scans = list_inputs(args.inputs)
     shard = None
     if args.shard:

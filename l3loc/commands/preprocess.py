@@ -8,11 +8,13 @@ The source (``data.source``: an l3_dataset.npz or an annotation CSV of scans), t
 cache is reused; a changed config or source gets a new folder. Prints one folder per view.
 """
 from l3loc.config import VIEWS
+from l3loc.mip import VIEWS as NET_VIEWS
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True, help="packaged config name or YAML path")
-    parser.add_argument("--view", choices=VIEWS, default="both")
+    parser.add_argument("--view", choices=VIEWS, default="both",
+                        help="frontal, sagittal, or both (the default: one cache each)")
     parser.add_argument("--opts", nargs="*", default=[], help="overrides: key.sub=value ...")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
 
@@ -22,7 +24,7 @@ def run(args) -> int:
     from l3loc.config import load_config
 
     cfg = load_config(args.config, args.opts)
-    for view in VIEWS if args.view == "both" else (args.view,):
+    for view in NET_VIEWS if args.view == "both" else (args.view,):
         data = open_cache(cfg, view, workers=args.workers)
         print(f"{view}: {len(data)} cases in {data.cache_dir}")
     return 0

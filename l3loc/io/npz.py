@@ -273,10 +273,11 @@ def read_l3_npz(path, skip_bad: bool = False) -> tuple[L3Dataset, list[CaseProbl
 
     ds = L3Dataset(names, images_f, images_s, spacings, ydata, negative, extra)
     if problems and not skip_bad:
-        listed = "\n  ".join(str(p) for p in problems[:20])
-        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
-        raise InputError(path, f"{len(problems)} invalid case(s) (set data.skip_bad: true, or "
-                               f"--opts data.skip_bad=true, to drop them):\n  {listed}{more}")
+        listed = "; ".join(str(p) for p in problems[:3])
+        more = f"; ... and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise InputError(path, f"{len(problems)} invalid case(s): {listed}{more} (`l3loc inspect` "
+                               "lists them all; training drops them with data.skip_bad: true in "
+                               "the config, or --opts data.skip_bad=true)")
     bad = {p.index for p in problems}
     if bad:
         ds = ds.subset([i for i in range(n) if i not in bad])

@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from l3loc.engine import predict_map  # noqa: E402
+from l3loc.validation import predict_map  # noqa: E402
 from l3loc.evaluate import evaluate_experiment  # noqa: E402
 from l3loc.fold_profiles import load_fold_model  # noqa: E402
 from l3loc.inference import load_fold_net  # noqa: E402

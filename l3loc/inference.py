@@ -72,7 +72,7 @@ class DygraphMaps:
 
     Args:
         nets: paddle Layers (already in eval mode) mapping [1, 1, H, W] -> logits [1, 1, H, W];
-            each pads images to its own ``stride`` (``l3loc.engine.predict_map``).
+            each pads images to its own ``stride`` (``l3loc.validation.predict_map``).
     """
 
     backend = "dygraph"
@@ -83,7 +83,7 @@ class DygraphMaps:
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
         import paddle
 
-        from l3loc.engine import predict_map
+        from l3loc.validation import predict_map
 
         with paddle.no_grad():
             return np.mean([predict_map(net, image) for net in self.nets], axis=0)

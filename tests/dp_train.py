@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import l3loc  # noqa: E402,F401  (before paddle)
 import paddle  # noqa: E402
 
-from l3loc import atomic, cli, engine  # noqa: E402
+from l3loc import atomic, cli, fold_folder  # noqa: E402
 
 record = {"digests": [], "writes": []}
 real_step, real_atomic, real_rmtree = paddle.optimizer.AdamW.step, atomic.atomic_path, shutil.rmtree
@@ -44,7 +44,7 @@ def recorded_rmtree(path, *args, **kwargs):
 
 
 paddle.optimizer.AdamW.step = step
-atomic.atomic_path = engine.atomic_path = recorded_atomic_path
+atomic.atomic_path = fold_folder.atomic_path = recorded_atomic_path
 shutil.rmtree = recorded_rmtree
 status = cli.main(["train", *sys.argv[2:]])
 rank = os.environ.get("PADDLE_TRAINER_ID", "0")

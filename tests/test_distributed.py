@@ -17,7 +17,7 @@ from test_engine import tiny_config
 
 DRIVER = Path(__file__).resolve().parent / "dp_train.py"
 #: |2-process - 1-process| mean epoch loss, relative, for the first and the second epoch. The
-#: ranks see exactly the one-process batch (l3loc.engine.sample_rngs); what differs is BatchNorm
+#: ranks see exactly the one-process batch (l3loc.training_batches.sample_rngs); what differs is BatchNorm
 #: normalising each half batch (2 windows) by its own statistics, so the trajectories drift apart
 #: slowly: measured 1.4 % after 3 steps, 7 % after 6 (0.209 vs 0.195).
 LOSS_RTOL = (0.03, 0.10)

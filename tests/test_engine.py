@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from l3loc.config import load_config
-from l3loc.engine import lr_at, run_training, train_fold
+from l3loc.engine import eta_text, lr_at, run_training, train_fold
 from l3loc.runs import FoldRun
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
@@ -140,6 +140,11 @@ def test_best_epoch_is_chosen_on_the_selection_set(tmp_path):
     assert "[SELECT]" in (run.root / "train.log").read_text()
 
 
+def test_eta_text():
+    assert [eta_text(s) for s in (0, 35, 240, 3900)] == ["done", "ETA 35 s", "ETA 4 min",
+                                                          "ETA 1 h 05 min"]
+
+
 def test_lr_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 100, 1.0, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
@@ -158,10 +163,9 @@ def test_net_overfits_four_cases_to_under_2mm(tmp_path):
     ])
     cfg["experiment"] = "overfit"
     from l3loc.cache import open_cache
-    from l3loc.engine import validate
     from l3loc.losses import build_loss
-
     from l3loc.models import build_model
+    from l3loc.validation import validate
 
     train_fold(cfg, "sagittal", 1)
     run = FoldRun.of(cfg, "sagittal", 1)
@@ -178,9 +182,10 @@ ALL_LEVELS = "label.levels=[T12, L1, L2, L3, L4, L5, S1]"
 
 def test_every_level_trains_end_to_end_on_phantoms(tmp_path):
     from l3loc.cache import open_cache
-    from l3loc.engine import training_batch
     from l3loc.inference import load_fold_net
     from l3loc.synth.writers import generate_dataset
+    from l3loc.training_batches import training_batch
+    from l3loc.validation import predict_map
 
     src = generate_dataset(tmp_path / "synth", 4, seed=3, preset="tiny", workers=1, n_dicom=0)
     cfg_path = tiny_config(tmp_path)
@@ -188,7 +193,6 @@ def test_every_level_trains_end_to_end_on_phantoms(tmp_path):
     (result,) = run_training(cfg_path, fold="1", view="sagittal", device="cpu", opts=opts)
     cfg = load_config(FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1").config)
     net = load_fold_net(FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1").root, cfg)
-    from l3loc.engine import predict_map
     assert predict_map(net, np.zeros((40, 64), np.float32)).shape == (7, 40, 64)
     # the targets: one band per level, as far apart as the cached (ground-truth) rows
     ds = open_cache(cfg, "sagittal")

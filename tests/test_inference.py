@@ -30,7 +30,7 @@ def make_run(root, views=("sagittal",), folds=(1, 2), opts=()):
 
 
 def test_ensemble_is_the_mean_of_the_folds_sigmoid_maps(tmp_path):
-    from l3loc.engine import predict_map
+    from l3loc.validation import predict_map
 
     loc = load_localiser(make_run(tmp_path), "sagittal", backend="dygraph")
     maps = loc.views["sagittal"].maps

@@ -7,7 +7,8 @@ import paddle
 import pytest
 
 from l3loc.config import load_config
-from l3loc.engine import run_training, training_batch
+from l3loc.engine import run_training
+from l3loc.training_batches import training_batch
 from l3loc.runs import FoldRun
 from l3loc.export import export_experiment
 from l3loc.inference import load_localiser

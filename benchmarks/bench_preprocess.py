@@ -27,7 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from l3loc.cache import CachedDataset, build_cache  # noqa: E402
 from l3loc.io.npz import L3Dataset, write_l3_npz  # noqa: E402
-from l3loc.preprocess import PreprocessConfig, preprocess_case  # noqa: E402
+from l3loc.preprocess import preprocess_case  # noqa: E402
+from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 from l3loc.row_windows import row_window, sample_row_window  # noqa: E402
 
 

@@ -38,7 +38,8 @@ from scipy.ndimage import gaussian_filter  # noqa: E402
 
 from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
-from l3loc.preprocess import PreprocessConfig, band_col_range, preprocess_volume, side_mask_cols  # noqa: E402
+from l3loc.preprocess import band_col_range, preprocess_volume, side_mask_cols  # noqa: E402
+from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 from side_by_side import matching_phantom, real_scans  # noqa: E402
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")

@@ -26,8 +26,9 @@ from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.config import load_config  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.mip import mip  # noqa: E402
-from l3loc.preprocess import (PreprocessConfig, band_col_range, body_centre_col_px,  # noqa: E402
-                              side_mask_cols, spine_ap_centre_px)
+from l3loc.preprocess import (band_col_range, body_centre_col_px, side_mask_cols,  # noqa: E402
+                              spine_ap_centre_px)
+from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 
 
 def band_mm(cfg: PreprocessConfig, view: str, centre_mm: float) -> tuple[float, float]:

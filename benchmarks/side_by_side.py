@@ -27,7 +27,8 @@ from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
-from l3loc.preprocess import PreprocessConfig, preprocess_volume  # noqa: E402
+from l3loc.preprocess import preprocess_volume  # noqa: E402
+from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 from l3loc.synth.anatomy import PRESETS, STYLES, plan_case  # noqa: E402
 from l3loc.synth.phantom import render_volume  # noqa: E402
 

@@ -41,7 +41,8 @@ from l3loc.errors import InputError
 from l3loc.levels import LEVELS
 from l3loc.case_geometry import CaseGeometry
 from l3loc.mip import VIEWS
-from l3loc.preprocess import PreprocessConfig, preprocess_case, preprocess_volume
+from l3loc.preprocess import preprocess_case, preprocess_volume
+from l3loc.preprocess_config import PreprocessConfig
 
 log = logging.getLogger("l3loc")
 

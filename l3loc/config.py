@@ -31,7 +31,7 @@ from l3loc.decode import DECODERS
 from l3loc.errors import InputError
 from l3loc.levels import check_levels
 from l3loc.mip import VIEWS as NET_VIEWS
-from l3loc.preprocess import PreprocessConfig
+from l3loc.preprocess_config import PreprocessConfig
 
 #: Views a training or prediction may ask for: one net's view, or ``both`` (one net per view).
 VIEWS = NET_VIEWS + ("both",)

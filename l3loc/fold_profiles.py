@@ -21,7 +21,8 @@ from l3loc.atomic import atomic_path
 from l3loc.case_geometry import CaseGeometry
 from l3loc.decode import fuse_profiles, row_profile
 from l3loc.errors import InputError
-from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.preprocess import band_col_range
+from l3loc.preprocess_config import PreprocessConfig
 from l3loc.runs import FUSED
 
 log = logging.getLogger("l3loc")

@@ -33,7 +33,8 @@ from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net, net_stride
 from l3loc.mip import VIEWS
-from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.preprocess import band_col_range
+from l3loc.preprocess_config import PreprocessConfig
 from l3loc.row_windows import pad_rows_to_multiple
 from l3loc.decode import DECODERS
 from l3loc.runs import (DECISION_VIEWS, EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR,

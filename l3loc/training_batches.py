@@ -10,7 +10,8 @@ import numpy as np
 
 from l3loc.augment import Augmenter
 from l3loc.labels import annealed_sigma_mm, level_targets
-from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.preprocess import band_col_range
+from l3loc.preprocess_config import PreprocessConfig
 from l3loc.row_windows import row_window, sample_row_window
 
 

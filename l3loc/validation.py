@@ -14,7 +14,8 @@ from l3loc.cache import open_cache
 from l3loc.decode import decode
 from l3loc.errors import InputError
 from l3loc.labels import level_targets
-from l3loc.preprocess import PreprocessConfig, band_col_range
+from l3loc.preprocess import band_col_range
+from l3loc.preprocess_config import PreprocessConfig
 from l3loc.row_windows import pad_rows_to_multiple
 from l3loc.training_batches import cfg_levels
 

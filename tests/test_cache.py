@@ -12,7 +12,8 @@ import pytest
 from l3loc import cache
 from l3loc.errors import InputError
 from l3loc.io.npz import L3Dataset, write_l3_npz
-from l3loc.preprocess import PreprocessConfig, preprocess_case
+from l3loc.preprocess import preprocess_case
+from l3loc.preprocess_config import PreprocessConfig
 
 CFG = PreprocessConfig(canvas=(64, 48))
 

@@ -19,7 +19,8 @@ from l3loc.io.ct_checks import check_ct
 from l3loc.predict import RESULT_COLUMNS, predict_scan, predict_volume, run_prediction
 from l3loc.scan_inputs import list_inputs
 from l3loc.mip import mip
-from l3loc.preprocess import PreprocessConfig, preprocess_volume
+from l3loc.preprocess import preprocess_volume
+from l3loc.preprocess_config import PreprocessConfig
 
 from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom as phantom  # noqa: E402
 

@@ -13,6 +13,7 @@ from l3loc.case_geometry import CaseGeometry
 from l3loc.io.geometry import CTVolume, VolumeGeometry
 from l3loc.io.volume import read_volume
 from l3loc.mip import VIEWS, mip
+from l3loc.preprocess_config import PreprocessConfig
 
 
 
@@ -114,7 +115,7 @@ def test_spine_ap_centre_finds_the_vertebral_column_not_other_bone():
 def test_sagittal_canvas_is_centred_on_the_spine_in_both_paths():
     """npz path (2-D MIP) and scan path (3-D volume -> slab MIP) put the spine on column W // 2."""
     img = _sagittal_mip()
-    cfg = pp.PreprocessConfig(canvas=(16, 64))
+    cfg = PreprocessConfig(canvas=(16, 64))
     case = pp.preprocess_case(img, (1.0, 1.0), "sagittal", cfg=cfg)
     assert case.geometry.col_offset == 70 - 32  # round(69.5) lands on column 32
     vol = np.repeat(img[:, :, None], 30, axis=2)  # the same anatomy, 30 columns wide
@@ -127,14 +128,14 @@ def test_sagittal_canvas_is_centred_on_the_spine_in_both_paths():
 
 
 def test_band_col_range_states_the_band_in_mm_from_the_canvas_centre():
-    cfg = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), frontal_band_mm=(-38, 38),
+    cfg = PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), frontal_band_mm=(-38, 38),
                               sagittal_band_mm=(-60, 50))
     # column c lies (c - 64) * 2 mm from the centre: -60..50 mm -> columns 34..89
     assert pp.side_mask_cols(128, pp.band_col_range(cfg, "sagittal")) == (34, 90)
     assert pp.side_mask_cols(128, pp.band_col_range(cfg, "frontal")) == (45, 84)  # 64 -+ 19
-    wide = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(-500, 500))
+    wide = PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(-500, 500))
     assert pp.side_mask_cols(128, pp.band_col_range(wide, "sagittal")) == (0, 128)  # clipped
-    off = pp.PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(300, 400))
+    off = PreprocessConfig(spacing_mm=2.0, canvas=(256, 128), sagittal_band_mm=(300, 400))
     with pytest.raises(ValueError, match="keeps no column"):
         pp.band_col_range(off, "sagittal")
 
@@ -142,30 +143,11 @@ def test_band_col_range_states_the_band_in_mm_from_the_canvas_centre():
 def test_frontal_side_mask_is_the_frontal_band():
     """One source of truth: the columns the side mask keeps are the band's columns."""
     img = np.full((12, 200), 800.0, dtype=np.float32)
-    cfg = pp.PreprocessConfig(canvas=(16, 64), frontal_band_mm=(-9, 14))
+    cfg = PreprocessConfig(canvas=(16, 64), frontal_band_mm=(-9, 14))
     front = pp.preprocess_case(img, (1.0, 1.0), "frontal", cfg=cfg)
     kept = np.nonzero(front.image.any(axis=0))[0]
     first, last = pp.side_mask_cols(64, pp.band_col_range(cfg, "frontal"))
     assert (kept[0], kept[-1] + 1) == (first, last) == (32 - 9, 32 + 14 + 1)
-
-
-# ----------------------------------------------------------------------------- config
-
-
-def test_config_from_dict_defaults_and_unknown_key():
-    cfg = pp.PreprocessConfig.from_dict({"hu_window": [100, 1500], "side_mask": False,
-                                         "sagittal_band_mm": [-50, 40]})
-    assert cfg.hu_window == (100.0, 1500.0) and cfg.side_mask is False and cfg.canvas == (512, 512)
-    assert cfg.sagittal_band_mm == (-50.0, 40.0) and cfg.frontal_band_mm == (-77.0, 77.0)
-    assert pp.PreprocessConfig.from_dict(cfg.to_dict()) == cfg
-    with pytest.raises(ValueError, match="croppp"):
-        pp.PreprocessConfig.from_dict({"croppp": 1})
-    with pytest.raises(ValueError, match="hu_window"):
-        pp.PreprocessConfig.from_dict({"hu_window": [1500, 100]})
-    with pytest.raises(ValueError, match="sagittal_band_mm"):
-        pp.PreprocessConfig.from_dict({"sagittal_band_mm": [10, -10]})
-    with pytest.raises(ValueError, match="side_mask"):
-        pp.PreprocessConfig.from_dict({"side_mask": [0.35, 0.65]})  # the old fraction form
 
 
 # ----------------------------------------------------------------------------- composition
@@ -183,7 +165,7 @@ def test_label_row_round_trips_through_geometry(n_rows, row_mm, label_row):
     marker = int(round(label_row))
     img[marker, 28:36] = 1500.0
     case = pp.preprocess_case(img, (row_mm, 0.8), "frontal", label_row=label_row,
-                              cfg=pp.PreprocessConfig(canvas=(512, 128), side_mask=False))
+                              cfg=PreprocessConfig(canvas=(512, 128), side_mask=False))
     g = case.geometry
     assert case.label_row_px == pytest.approx(label_row * row_mm)
     assert case.image.shape == (pp.resampled_length(n_rows, row_mm), 128)  # no row dropped
@@ -206,7 +188,7 @@ def test_preprocess_case_centres_body_and_masks_frontal_only():
     img = np.full((20, 100), -1000.0, dtype=np.float32)
     img[:, 10:30] = 800.0  # body at native cols 10..29 (centre 19.5) at 0.5 mm -> 1 mm col 9.75
     # frontal band -4..3 mm from canvas column 10 at 1 mm: columns 6..13
-    cfg = pp.PreprocessConfig(canvas=(16, 20), frontal_band_mm=(-4, 3))
+    cfg = PreprocessConfig(canvas=(16, 20), frontal_band_mm=(-4, 3))
     sag = pp.preprocess_case(img, (1.0, 0.5), "sagittal", cfg=cfg)
     assert sag.geometry.col_offset == 10 - 10  # round(9.75) - 20 // 2
     assert sag.image.shape == (20, 20) and sag.image[0, 7] == pytest.approx(0.5)
@@ -225,7 +207,7 @@ def test_preprocess_volume_matches_mip_then_case():
     geom = VolumeGeometry(n_slices=30, file_si_axis=2, file_si_reversed=True, z_first_mm=100.0,
                           slice_spacing_mm=2.0)
     ct = CTVolume(hu=vol, spacing_mm=(2.0, 0.8, 0.7), geometry=geom, path="phantom")
-    cfg = pp.PreprocessConfig(canvas=(64, 64))
+    cfg = PreprocessConfig(canvas=(64, 64))
     for view, col_mm in (("frontal", 0.7), ("sagittal", 0.8)):
         a = pp.preprocess_volume(ct, view, label_slice=12.0, cfg=cfg)
         b = pp.preprocess_case(mip(vol, view, ct.spacing_mm, cfg.sagittal_slab_mm), (2.0, col_mm),
@@ -256,7 +238,7 @@ def test_golden_real_ct(view, real_ct):
     rounding boundary, nothing more. Any real change of the preprocessing moves far more pixels.
     """
     golden = np.load(GOLDEN)
-    cfg = pp.PreprocessConfig.from_dict(json.loads(str(golden["config"])))
+    cfg = PreprocessConfig.from_dict(json.loads(str(golden["config"])))
     case = pp.preprocess_volume(read_volume(real_ct / "ct.nii.gz"), view, cfg=cfg)
     got = np.round(case.image * 255).astype(np.int16)
     want = golden[view].astype(np.int16)

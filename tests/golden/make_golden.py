@@ -21,7 +21,8 @@ sys.path.insert(0, str(HERE.parents[1]))
 from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.mip import VIEWS  # noqa: E402
-from l3loc.preprocess import PreprocessConfig, preprocess_volume  # noqa: E402
+from l3loc.preprocess import preprocess_volume  # noqa: E402
+from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 
 CT_PATH = HERE.parent / "data" / "totalseg_example_ct" / "ct.nii.gz"
 GOLDEN_PATH = HERE / "totalseg_example_ct.npz"

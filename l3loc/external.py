@@ -49,12 +49,12 @@ import pandas as pd
 from l3loc.atomic import write_table, write_text
 from l3loc.decode import classify, fuse_profiles
 from l3loc.errors import InputError
-from l3loc.external_tables import (level_cases, level_columns, right_level, summarize_external,
-                                   summary_markdown)
+from l3loc.external_tables import (level_cases, level_columns, level_fields, right_level,
+                                   summarize_external, summary_markdown)
 from l3loc.inference import Localiser, load_localiser
 from l3loc.runs import FUSED, available_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
-from l3loc.metrics import RIGHT_LEVEL_MM, choose_threshold, levels_markdown, summarize_levels
+from l3loc.metrics import choose_threshold, levels_markdown, summarize_levels
 from l3loc.mip import VIEWS, mip
 from l3loc.preprocess import window_hu
 
@@ -142,31 +142,6 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
 def _profile_of(outputs: dict) -> np.ndarray:
     profiles = [o.profile for o in outputs.values()]
     return profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
-
-
-def level_fields(decision, geom, true_z: dict) -> dict:
-    """Per-level columns of one case: for every level other than L3 that the decision's
-    sequence locates or ``true_z`` gives (level -> true z mm, NaN = absent), the predicted z,
-    the true z, the error and the right level (within ``RIGHT_LEVEL_MM``); for a decision with
-    a sequence, its confidence and the L3 channel's status and z. Empty for a single-L3 model
-    with L3-only labels."""
-    seq = getattr(decision, "sequence", None)
-    out = {}
-    if seq is not None:
-        ch = decision.channel
-        out.update(sequence_confidence=seq.sequence_confidence, l3_channel_status=ch.status,
-                   l3_channel_z_mm=float(geom.z_mm(ch.row)))
-    for k in LEVELS:
-        if k == "L3" or not ((seq is not None and k in seq.levels) or k in true_z):
-            continue
-        row = seq.row(k) if seq is not None else math.nan
-        pred = float(geom.z_mm(row)) if math.isfinite(row) else math.nan
-        true = float(true_z.get(k, math.nan))
-        err = abs(pred - true) if math.isfinite(pred) and math.isfinite(true) else math.nan
-        out.update({f"{k.lower()}_z_mm": pred, f"{k.lower()}_true_z_mm": true,
-                    f"{k.lower()}_error_mm": err,
-                    f"{k.lower()}_right_level": bool(err <= RIGHT_LEVEL_MM)})
-    return out
 
 
 def _case_row(model: ExternalModel, name: str, path: str, negative: bool, rec: dict,

@@ -33,6 +33,31 @@ def right_level(pred_z: float, true_z: float, top: float = math.nan, bottom: flo
     return abs(pred_z - true_z) <= RIGHT_LEVEL_MM
 
 
+def level_fields(decision, geom, true_z: dict) -> dict:
+    """Per-level columns of one case: for every level other than L3 that the decision's
+    sequence locates or ``true_z`` gives (level -> true z mm, NaN = absent), the predicted z,
+    the true z, the error and the right level (within ``RIGHT_LEVEL_MM``); for a decision with
+    a sequence, its confidence and the L3 channel's status and z. Empty for a single-L3 model
+    with L3-only labels."""
+    seq = getattr(decision, "sequence", None)
+    out = {}
+    if seq is not None:
+        ch = decision.channel
+        out.update(sequence_confidence=seq.sequence_confidence, l3_channel_status=ch.status,
+                   l3_channel_z_mm=float(geom.z_mm(ch.row)))
+    for k in LEVELS:
+        if k == "L3" or not ((seq is not None and k in seq.levels) or k in true_z):
+            continue
+        row = seq.row(k) if seq is not None else math.nan
+        pred = float(geom.z_mm(row)) if math.isfinite(row) else math.nan
+        true = float(true_z.get(k, math.nan))
+        err = abs(pred - true) if math.isfinite(pred) and math.isfinite(true) else math.nan
+        out.update({f"{k.lower()}_z_mm": pred, f"{k.lower()}_true_z_mm": true,
+                    f"{k.lower()}_error_mm": err,
+                    f"{k.lower()}_right_level": bool(err <= RIGHT_LEVEL_MM)})
+    return out
+
+
 def level_columns(rows: Sequence[dict]) -> list[str]:
     """The per-level columns some row has, in ``CHANNEL_COLUMNS`` then ``LEVELS`` order."""
     have = set().union(*(r.keys() for r in rows)) if rows else set()

@@ -65,6 +65,9 @@ stream, and so every image, is exactly what it was without them):
 
 None of 7..14 moves a row, so the L3 row is exact after them.
 
+(The module is a little over 400 lines on purpose: the steps run in one documented order on one
+random stream, and splitting them across files would hide that order.)
+
 Columns that are zero over the whole input image (the frontal side mask, canvas padding) stay
 zero after zoom and deformation, so the mask geometry the net sees never changes.
 

@@ -113,7 +113,8 @@ def test_pedicles_are_paired_rings_in_the_frontal_mip_at_each_lumbar_level(case)
     for k in range(1, 6):
         v = plan.vertebra(f"L{k}")
         h = v.z_top - v.z_bottom
-        zp = v.z_bottom + 0.62 * h
+        # (turned with the wedged body: b + 4.5 mm behind its axis, tan(mean tilt) per mm higher)
+        zp = v.z_bottom + 0.62 * h + np.tan(np.radians(0.5 * (v.tilt_top + v.tilt_bottom))) * (v.b + 4.5 * s)
         # the pedicle's size and place as the phantom draws them (canal radius 9 mm)
         f = (k - 1) / 4
         pw, ph = (3.5 + 3.5 * f) * s, min(7.5 * s, 0.3 * h)

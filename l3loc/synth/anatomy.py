@@ -169,6 +169,18 @@ class Vertebra:
         cup: depth (mm) of the hollow in the middle of each endplate: the body's bone starts
             this much inside ``z_top``/``z_bottom`` at its centre, at them only at the rim (the
             ring apophysis, from which body heights are measured).
+        tilt_top, tilt_bottom: angle of each endplate against the axial plane (degrees; positive
+            when its anterior edge is lower, the plate facing forwards). ``z_top``/``z_bottom``
+            are the plates' heights on the body's axis; at ``dy`` mm behind it a plate lies
+            ``tan(tilt) * dy`` higher. Lordotic wedging: the lumbar plates lean most at S1 (the
+            sacral slope) and less upwards; a disc or body whose lower plate leans more than its
+            upper one is taller anteriorly.
+        fracture: "none", "wedge" (anterior height lost, posterior kept) or "crush" (both lost,
+            the middle of the plates sunk: biconcave).
+        density: factor on the cancellous bone's HU (compacted trabeculae of a fracture: > 1).
+        spur_top, spur_bottom: length (mm) of the osteophyte lipping the anterior and lateral
+            rim of each endplate (0 = none).
+        bridge_below: the osteophytes of this body and the one below fuse across the disc.
     """
 
     name: str
@@ -180,10 +192,25 @@ class Vertebra:
     b: float
     rib: bool
     cup: float = 0.0
+    tilt_top: float = 0.0
+    tilt_bottom: float = 0.0
+    fracture: str = "none"
+    density: float = 1.0
+    spur_top: float = 0.0
+    spur_bottom: float = 0.0
+    bridge_below: bool = False
 
     @property
     def z_centre(self) -> float:
         return 0.5 * (self.z_top + self.z_bottom)
+
+    def heights(self, b: float | None = None) -> tuple[float, float]:
+        """(anterior, posterior) body height (mm) at ``b`` mm (default: the half-depth) in front
+        of and behind the axis."""
+        b = self.b if b is None else b
+        d = np.tan(np.radians(self.tilt_top)) - np.tan(np.radians(self.tilt_bottom))
+        h = self.z_top - self.z_bottom
+        return h - b * d, h + b * d
 
 
 @dataclass
@@ -224,6 +251,10 @@ class CasePlan:
     tilt_deg: float = 0.0          # gantry tilt (slices sheared along anterior-posterior)
     cropped: bool = False          # tight field of view cutting the body at the sides
     style: str = "default"         # STYLES name: how the case is rendered
+    # drawn from their own generator ([seed, index, 8]): spine shape, arms, hardware, noise
+    forearms: str = "side"         # arms down: "side" (beside the trunk) or "belly" (on the abdomen)
+    screws: list = field(default_factory=list)  # vertebrae with pedicle screws ("S" = S1), cranial first
+    noise_zcorr: float = 0.0       # correlation of the noise of neighbouring slices
 
     @property
     def slice_z_mm(self) -> np.ndarray:
@@ -293,6 +324,9 @@ class CasePlan:
             "contrast_phase": self.contrast_phase, "oral_contrast": self.oral_contrast,
             "calcification": round(self.calcification, 2), "osteoporosis": self.osteoporosis,
             "tilt_deg": round(self.tilt_deg, 1), "cropped": self.cropped, "style": self.style,
+            "sacral_slope_deg": round(self.vertebra("S").tilt_top, 1),
+            "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
+            "forearms": self.forearms, "screws": list(self.screws),
         }
 
     def to_dict(self) -> dict:
@@ -305,16 +339,60 @@ def _choice(rng: np.random.Generator, rates: dict):
     return keys[int(rng.choice(len(keys), p=p / p.sum()))]
 
 
+#: Share of the lumbar lordosis (L1 upper to S1 upper endplate) in each lumbar disc and body,
+#: from the lowest up (L5/S1, L4/5, ...; L5, L4, ...): about two thirds lie at L4-S1 and the discs
+#: carry most of it, the L5 body is the most wedged (Been et al. 2010, Damasceno et al. 2006).
+_DISC_SHARE = (0.30, 0.22, 0.14, 0.08, 0.04, 0.02)
+_BODY_SHARE = (0.12, 0.06, 0.03, 0.01, 0.0, 0.0)
+
+
+def _spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: float, osteo: bool) -> dict:
+    """Per-case shape of the lower spine, from published ranges:
+
+    - sacral slope 30-50 degrees; lumbar lordosis (L1-S1) = sacral slope + 10-25 degrees
+      (40-75, Roussouly/Legaye), shared over the lumbar discs and bodies (``_DISC_SHARE``);
+    - degenerate L4/5 and L5/S1 discs (Pfirrmann IV-V: 20-50 % of the height lost), each with a
+      probability rising with age (0 at 30 years, 0.5 at 60, at most 0.7);
+    - compression fractures (prevalence 1 % young, up to 9 % at 85 years, 26 % when
+      osteoporotic): one or two, at T11-L2 mostly, L3-L4 occasionally; wedge (anterior height
+      15-40 % lower) or crush (biconcave, the posterior height losing half as much), cancellous
+      bone 1.2-1.6x denser;
+    - osteophytes: severity rising from 40 years, spurs of 1.5 to 3-9 mm.
+    """
+    ss = float(nrng.uniform(30, 50))
+    ll = ss + float(nrng.uniform(10, 25))
+    dj = np.array(_DISC_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
+    bj = np.array(_BODY_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
+    tot = dj.sum() + bj.sum()
+    p_deg = float(np.clip((age - 30) / 60, 0, 0.7))
+    degen = [float(nrng.uniform(0.5, 0.8)) if nrng.random() < p_deg else 1.0 for _ in range(2)]
+    fx = {}
+    if nrng.random() < 0.01 + (0.25 if osteo else 0.08) * np.clip((age - 45) / 40, 0, 1):
+        for _ in range(1 if nrng.random() < 0.8 else 2):
+            name = _choice(nrng, {f"T{n_ribs - 1}": 0.15, f"T{n_ribs}": 0.30, "L1": 0.28, "L2": 0.14,
+                                  "L3": 0.08, "L4": 0.05})
+            kind = "wedge" if nrng.random() < 0.65 else "crush"
+            fx[name] = (kind, float(nrng.uniform(0.15, 0.40)), float(nrng.uniform(1.2, 1.6)))
+    return {"sacral_slope": ss, "disc_wedge": ll * dj / tot, "body_wedge": ll * bj / tot, "degen": degen,
+            "fractures": fx, "spur_severity": float(np.clip((age - 40) / 40, 0, 1) * nrng.uniform(0.3, 1.2))}
+
+
 def _build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
-                 brng: np.random.Generator | None = None) -> list[Vertebra]:
+                 brng: np.random.Generator | None = None, shape: dict | None = None,
+                 nrng: np.random.Generator | None = None) -> list[Vertebra]:
     """Stack the vertebrae upwards from the sacrum (body frame z), with growing heights.
 
     Lumbar bodies 25-30 mm high, 40-50 mm wide and 30-35 mm deep, growing from L1 down; discs
-    8-12 mm in the lumbar spine, thinner in the thorax, narrowing with age (up to a third by 90,
-    more in some people than others). ``brng`` draws what earlier phantom generations did not
-    have (body width, disc ageing, endplate hollows), so the other draws of a case stay as
-    they were."""
+    8-12 mm in the lumbar spine (centre height), thinner in the thorax, narrowing with age (up
+    to a third by 90, more in some people than others). ``brng`` draws what earlier phantom
+    generations did not have (body width, disc ageing, endplate hollows), so the other draws of
+    a case stay as they were. ``shape`` (:func:`_spine_shape`; none: level endplates) wedges the
+    discs and bodies: the endplate angles run from the sacral slope at S1 up the lumbar spine,
+    each disc and body turning them by its wedge, and relax to level in the lower thorax; a
+    disc stays at least 1.5 mm high at its lower edge. ``nrng`` draws the osteophytes."""
     brng = np.random.default_rng(0) if brng is None else brng
+    shape = shape or {"sacral_slope": 0.0, "disc_wedge": np.zeros(n_lumbar), "body_wedge": np.zeros(n_lumbar),
+                      "degen": [1.0, 1.0], "fractures": {}, "spur_severity": 0.0}
     width = float(np.clip(brng.normal(1.0, 0.05), 0.88, 1.12))   # slender to stocky bodies
     ageing = float(np.clip((age - 35.0) / 55.0, 0.0, 1.0) * brng.uniform(0.1, 0.35))
     # (name, body height, disc height below it, half-width, half-depth, rib, endplate hollow),
@@ -330,16 +408,68 @@ def _build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
         specs.append((f"C{k}", 13.0 if k > 1 else 9.0, 5.0, 9.5, 7.5, False, 0.5))
     verts = []
     z = 0.0
-    sac = Vertebra("S", 0.0, -rng.uniform(100, 115) * s, 0.0, 0.0, 24 * s, 18 * s, False)
-    for name, h, disc, a, b, rib, cup in specs:
+    sac = Vertebra("S", 0.0, -rng.uniform(100, 115) * s, 0.0, 0.0, 24 * s, 18 * s, False,
+                   tilt_top=shape["sacral_slope"])
+    t, b_below = sac.tilt_top, sac.b                  # the plate below the next disc
+    t_l1 = 0.0                                        # L1's upper plate (the thorax relaxes from it)
+    extra = 0.0                                       # kyphosis of a fracture below, fading upwards
+    tan = lambda deg: np.tan(np.radians(deg))         # noqa: E731
+    for j, (name, h, disc, a, b, rib, cup) in enumerate(specs):
         jit = rng.normal(1.0, 0.035, 3)
-        z_bottom = z + disc * s * jit[1] * (1.0 - ageing)
-        z_top = z_bottom + h * s * jit[0]
-        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a * s * jit[2] * width, b * s * jit[2], rib,
-                              cup=float(cup * s * brng.uniform(0.7, 1.4))))
-        z = z_top
+        d = disc * s * jit[1] * (1.0 - ageing)
+        h = h * s * jit[0]
+        a, b = a * s * jit[2] * width, b * s * jit[2]
+        cup = float(cup * s * brng.uniform(0.7, 1.4))
+        if j < n_lumbar:                              # lumbar, from the lowest up
+            d *= shape["degen"][j] if j < 2 else 1.0
+            dw = shape["disc_wedge"][j] * (shape["degen"][j] if j < 2 else 1.0)
+            t_bot, t_top = t - dw, t - dw - shape["body_wedge"][j]
+        elif name[0] == "T":                          # relax to level within a few vertebrae
+            m = j - n_lumbar
+            t_bot, t_top = t_l1 * 0.5 ** (2 * m + 1) + extra, t_l1 * 0.5 ** (2 * m + 2) + extra
+        else:
+            t_bot = t_top = 0.0
+        extra *= 0.5
+        fx = shape["fractures"].get(name)
+        kind, density = "none", 1.0
+        if fx is not None:
+            kind, loss, density = fx
+            h_ant = h * (1.0 - loss)
+            h_post = h if kind == "wedge" else h * (1.0 - 0.5 * loss)
+            h = 0.5 * (h_ant + h_post)
+            k_top = np.degrees(np.arctan(tan(t_top) + (h_post - h_ant) / (2 * b)))
+            extra += k_top - t_top if name[0] == "T" else 0.0
+            t_top = float(k_top)
+            cup *= 2.5 if kind == "crush" else 1.0
+        # both edges of the disc at least 1.5 mm high
+        d = max(d, max(b, b_below) * abs(tan(t) - tan(t_bot)) + 1.5)
+        z_bottom = z + d
+        z_top = z_bottom + h
+        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a, b, rib, cup=cup, tilt_top=float(t_top),
+                              tilt_bottom=float(t_bot), fracture=kind, density=density))
+        z, t, b_below = z_top, t_top, b
+        if name == "L1":
+            t_l1 = t_top
     verts.reverse()                                   # cranial first
-    return verts + [sac]
+    verts.append(sac)
+    if nrng is not None:
+        _osteophytes(nrng, verts, n_ribs, shape["spur_severity"])
+    return verts
+
+
+def _osteophytes(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int, severity: float) -> None:
+    """Endplate spurs from T{n-2} down to S1 (osteophytes: present in most people over 60,
+    1.5-9 mm): each plate lipped with probability ``severity`` (at most 0.9); across a disc whose
+    two plates are lipped, a bridge with probability 0.12 x severity."""
+    first = next(i for i, v in enumerate(verts) if v.name == f"T{max(n_ribs - 2, 1)}")
+    chain = verts[first:]
+    p = min(severity, 0.9)
+    for v in chain:
+        for side in ("spur_top", "spur_bottom") if v.name != "S" else ("spur_top",):
+            if nrng.random() < p:
+                setattr(v, side, float(nrng.uniform(1.5, 3.0 + 6.0 * severity)))
+    for up, lo in zip(chain[:-1], chain[1:]):
+        up.bridge_below = bool(up.spur_bottom > 0 and lo.spur_top > 0 and nrng.random() < 0.12 * severity)
 
 
 def _bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
@@ -392,9 +522,17 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     fat = float(np.clip(rng.gamma(2.2, 9.0), 3.0, 70.0))   # thin to obese (mean ~20 mm)
     scol = float(rng.uniform(5, 25) * rng.choice([-1, 1])) if rng.random() < config.scoliosis_rate else 0.0
 
-    # what later phantom generations added draws from its own generator (the old draws stay)
+    # what later phantom generations added draws from its own generator (the old draws stay):
+    # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
+    # arms, hardware and noise correlation
     brng = np.random.default_rng([seed, index, 5])
-    verts = _build_spine(rng, n_ribs, n_lumbar, s, age, brng)
+    r5 = np.random.default_rng([seed, index, 7])
+    phase = _choice(r5, config.phase_rates) if contrast else "none"
+    oral = bool(r5.random() < config.oral_contrast_rate)
+    calc = float(np.clip((age - 45) / 40, 0, 1) * r5.uniform(0.2, 1.0)) if r5.random() < (age - 35) / 50 else 0.0
+    osteo = bool(r5.random() < config.osteoporosis_rate * np.clip((age - 45) / 35, 0, 1))
+    nrng = np.random.default_rng([seed, index, 8])
+    verts = _build_spine(rng, n_ribs, n_lumbar, s, age, brng, _spine_shape(nrng, n_ribs, n_lumbar, age, osteo), nrng)
     by = {v.name: v for v in verts}
     last_rib = by[f"T{n_ribs}"]
     t1, c1 = by["T1"], by["C1"]
@@ -427,6 +565,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         zc = v.z_centre
         v.x = scol * np.exp(-((zc - last_rib.z_top) / 160.0) ** 2)
         v.y = kyph * np.exp(-((zc - z_t7) / 110.0) ** 2) - lord * np.exp(-((zc - z_l) / 90.0) ** 2)
+    _lordosis_from_wedges([by[f"L{k}"] for k in range(1, n_lumbar + 1)], by["S"])
 
     # the bony extent of each rib pair, degrees around the chest from the back: upper ribs reach
     # the front, 11th/12th are floating and short; a "short 12th rib" barely passes the
@@ -478,13 +617,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # patients; 2.5 mm at full dose gives 6-30 HU
     noise_25 = float(np.clip(10 + 0.15 * fat + rng.normal(0, 3), 6, 30))
 
-    # everything below comes from its own generator: the draws above stay as they were
-    # [seed, index, 7]: 5 is the bone sizes' generator (brng), 6 the renderer's contrast one
-    r5 = np.random.default_rng([seed, index, 7])
-    phase = _choice(r5, config.phase_rates) if contrast else "none"
-    oral = bool(r5.random() < config.oral_contrast_rate)
-    calc = float(np.clip((age - 45) / 40, 0, 1) * r5.uniform(0.2, 1.0)) if r5.random() < (age - 35) / 50 else 0.0
-    osteo = bool(r5.random() < config.osteoporosis_rate * np.clip((age - 45) / 35, 0, 1))
+    # the rest of r5's draws (its first ones are above, before the spine)
     dose = float(np.exp(r5.normal(0, 0.45)))        # low-dose PET/CT to full-dose CT
     tilt = float(r5.uniform(5, 25) * r5.choice([-1, 1])) if r5.random() < config.tilt_rate else 0.0
     cropped = bool(r5.random() < config.crop_rate)
@@ -494,6 +627,14 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         fov_mm = px * config.matrix
         back_y = float(min(back_y, fov_mm / 2 - 10))
     noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * dose)), 4, 90))
+    bone = _bone_sizes(brng, s, age)
+    bone["sacral_slope_deg"] = by["S"].tilt_top
+    # arms down: the forearms beside the trunk or resting on the abdomen (hands on the belly)
+    forearms = "belly" if arms == "down" and nrng.random() < 0.35 else "side"
+    screws = _screw_levels(nrng, verts, n_ribs) if metal == "spine_rods" else []
+    # noise of neighbouring slices: thick slices are reconstructed from thinner data with a
+    # slice sensitivity profile wider than the spacing; correlation 0.1-0.5 (0-0.2 when thin)
+    zcorr = float(nrng.uniform(0.1, 0.5) if thick >= 2.0 else nrng.uniform(0.0, 0.2))
 
     return CasePlan(
         name=f"synth_s{seed}_{index:05d}", seed=int(seed), index=int(index), fov_type=fov_type,
@@ -502,7 +643,47 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         spacing_mm=(thick, px, px), shape=(n_slices, config.matrix, config.matrix),
         z_top_mm=float(top), z_shift_mm=float(np.round(rng.uniform(-500, 300), 1)),
         body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
-        rib_ends_deg=[float(e) for e in ends], bone=_bone_sizes(brng, s, age),
+        rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
-        tilt_deg=tilt, cropped=cropped, style=config.style,
+        tilt_deg=tilt, cropped=cropped, style=config.style, forearms=forearms, screws=screws,
+        noise_zcorr=zcorr,
     )
+
+
+def _lordosis_from_wedges(lumbar: list[Vertebra], sac: Vertebra) -> None:
+    """Let the lumbar curve come from the wedges: the column's axis runs square to the endplates
+    (dy/dz = -tan(tilt)), integrated up from the S1 plate. The curve's mean depth stays that of
+    the former Gaussian lordosis (``v.y`` on entry), so the thorax and the organs keep their
+    places; the sacrum's ``y`` becomes its upper plate's offset from the lumbar depth."""
+    tan = lambda deg: np.tan(np.radians(deg))   # noqa: E731
+    y, z, t = 0.0, 0.0, sac.tilt_top
+    off = {}
+    for v in reversed(lumbar):                  # the lowest first
+        y -= (v.z_bottom - z) * tan(0.5 * (t + v.tilt_bottom))
+        h = v.z_top - v.z_bottom
+        mid = 0.5 * (v.tilt_bottom + v.tilt_top)
+        off[v.name] = y - 0.5 * h * tan(0.5 * (v.tilt_bottom + mid))
+        y -= 0.5 * h * (tan(0.5 * (v.tilt_bottom + mid)) + tan(0.5 * (mid + v.tilt_top)))
+        z, t = v.z_top, v.tilt_top
+    m_old = float(np.mean([v.y for v in lumbar]))
+    m_off = float(np.mean(list(off.values())))
+    for v in lumbar:
+        v.y = m_old + off[v.name] - m_off
+    sac.y = m_old - m_off
+
+
+def _screw_levels(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int) -> list[str]:
+    """Pedicle screws in 2-4 consecutive vertebrae (1-3 fused segments): lumbosacral fusions
+    (down to S1 or the last lumbar) mostly, thoracolumbar fixations (around T12-L2, where
+    fractures are) less often; a fractured vertebra is bridged (screws above and below it)."""
+    names = [v.name for v in verts if v.name[0] in "TLS"]
+    n = int(nrng.integers(2, 5))
+    fx = [v.name for v in verts if v.fracture != "none"]
+    if fx and nrng.random() < 0.7:
+        i = names.index(fx[-1])
+        lo = min(i + 1 + (n > 3), len(names) - 1)
+        return names[max(lo - n + 1, 0):lo + 1]
+    where = _choice(nrng, {"S": 0.4, "last": 0.3, "above": 0.15, "thoracolumbar": 0.15})
+    lo = {"S": len(names) - 1, "last": len(names) - 2, "above": len(names) - 3,
+          "thoracolumbar": names.index("L2")}[where]
+    return names[lo - n + 1:lo + 1]

@@ -183,7 +183,7 @@ class Painter:
 
     def ellipse(self, z_lo: float, z_hi: float, cx, cy, a, b, hu: float,
                 inner: float | None = None, arc_deg: tuple[float, float] | None = None,
-                taper_mm: float = 0.0, texture: Texture | None = None) -> None:
+                taper_mm: float = 0.0, texture: Texture | None = None, tilt: tuple | None = None) -> None:
         """Paint an axial ellipse between ``z_lo`` and ``z_hi`` (mm).
 
         Args:
@@ -198,19 +198,32 @@ class Painter:
                 the patient's left), 90 = +y (posterior), measured in the ellipse's own frame.
             taper_mm: shrink the radii like an ellipsoid cap within this distance of both ends.
             texture: if given, the value varies voxel by voxel as ``hu * texture.factor``.
+            tilt: ``((k_lo, y_lo), (k_hi, y_hi))``: the lower and upper ends are planes leaning
+                along y, ``z_lo + k_lo (y - y_lo)`` and ``z_hi + k_hi (y - y_hi)`` (a wedged
+                vertebral body or disc: k = tan of the endplate's angle, positive when its
+                anterior edge is lower). Each voxel then takes the fraction of its slice between
+                the two planes at its row: a leaning edge in thick slices becomes the stair-step
+                of partial volumes real scans show.
         """
-        i0, i1 = self._slices(z_lo, z_hi)
+        fcx, fcy, fa, fb = as_func(cx), as_func(cy), as_func(a), as_func(b)
+        zs_lo, zs_hi = z_lo, z_hi          # the z range the planes reach over the shape
+        if tilt is not None:
+            (k_lo, y_lo), (k_hi, y_hi) = tilt
+            zq = np.linspace(z_lo, z_hi, 5)
+            ys = np.concatenate([fcy(zq) - fb(zq), fcy(zq) + fb(zq)])
+            zs_lo = z_lo + float(min(k_lo * (ys - y_lo)))
+            zs_hi = z_hi + float(max(k_hi * (ys - y_hi)))
+        i0, i1 = self._slices(zs_lo, zs_hi)
         if i0 >= i1:
             return
-        fcx, fcy, fa, fb = as_func(cx), as_func(cy), as_func(a), as_func(b)
         for c0 in range(i0, i1, _CHUNK):
             c1 = min(c0 + _CHUNK, i1)
             z = self.z[c0:c1]
-            frac = overlap_fraction(z_lo, z_hi, z, self.t)
-            zc = np.clip(z, z_lo, z_hi)
+            frac = overlap_fraction(zs_lo, zs_hi, z, self.t)
+            zc = np.clip(z, zs_lo, zs_hi)
             ax, bx = fa(zc), fb(zc)
             if taper_mm > 0:
-                d = np.minimum(zc - z_lo, z_hi - zc)
+                d = np.minimum(zc - zs_lo, zs_hi - zc)
                 shrink = np.sqrt(np.clip(1 - (1 - np.clip(d / taper_mm, 0, 1)) ** 2, 0, 1))
                 ax, bx = ax * shrink, bx * shrink
             ok = (ax > 0) & (bx > 0) & (frac > 0)
@@ -245,7 +258,16 @@ class Painter:
             mask &= ok[:, None, None]
             value = hu if texture is None else \
                 hu * texture.factor_grid(z, self.y[r_lo:r_hi], self.x[c_lo:c_hi])
-            self._blend(self.hu[c0:c1, r_lo:r_hi, c_lo:c_hi], mask, value, frac * ok)
+            sub = self.hu[c0:c1, r_lo:r_hi, c_lo:c_hi]
+            if tilt is None:
+                self._blend(sub, mask, value, frac * ok)
+                continue
+            yr = self.y[r_lo:r_hi].astype(np.float64)[None, :]
+            f = overlap_fraction(z_lo + k_lo * (yr - y_lo), z_hi + k_hi * (yr - y_hi), z[:, None], self.t)
+            m = mask & (f > 0)[:, :, None]
+            fv = np.broadcast_to(f[:, :, None], sub.shape)[m]
+            h = value if np.ndim(value) == 0 else value[m]
+            sub[m] = np.rint(sub[m] * (1.0 - fv) + h * fv).astype(np.int16)
 
     def tube(self, points_mm, radius_mm: float, hu: float, core_hu: float | None = None,
              cortex_mm: float = 1.5, texture: Texture | None = None) -> None:

@@ -58,11 +58,14 @@ def _geometry(p: CasePlan) -> _Geo:
     s, f = p.scale, p.fat_mm * STYLES[p.style].fat_scale   # the style's habitus: outline only
     v = {x.name: x for x in p.vertebrae}
     lm = p.landmarks
-    depth = {"C": 45.0, "T": 62.0, "L": 78.0, "S": 70.0}
+    depth = {"C": 45.0, "T": 62.0, "L": 78.0}
     sy_pts, sx_pts = [], []
     for x in p.vertebrae:
         sx_pts.append((x.z_centre, p.body_x_mm + x.x))
-        sy_pts.append((x.z_centre, p.back_y_mm - 0.85 * p.fat_mm - depth[x.name[0]] * s + x.y))
+        if x.name == "S":   # the sacrum's y is its upper plate's, from the lumbar depth (anatomy)
+            sy_pts.append((x.z_top, p.back_y_mm - 0.85 * p.fat_mm - depth["L"] * s + x.y))
+        else:
+            sy_pts.append((x.z_centre, p.back_y_mm - 0.85 * p.fat_mm - depth[x.name[0]] * s + x.y))
     last_t = v[f"T{p.n_rib_pairs}"]
     outline = [  # (z, half-width, half-depth) of the body outline
         (lm["vertex"], 25 * s, 30 * s),
@@ -276,14 +279,52 @@ def _calcified_plaques(P: Painter, p: CasePlan, rng, ax, ay, r_ao: float, z_lo: 
         P.tube([list(c - d), list(c + d)], r, hu)
 
 
+def forearm_axes(p: CasePlan, g: _Geo) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(elbow, wrist) of each forearm resting on the abdomen (``p.forearms == "belly"``; points
+    x, y, z in mm): from the elbow beside the trunk (humerus 300 mm below the shoulder) 230-270
+    mm (the radius' length) forwards, inwards and down to the wrist on the belly's skin, 25-90 mm
+    from the midline (inside the frontal band of the network's input)."""
+    if p.arms != "down" or p.forearms != "belly":
+        return []
+    s, f = g.s, g.fat
+    rng = np.random.default_rng([p.seed, p.index, 9])
+    z_sh = p.vertebra("T1").z_top - 5 * s
+    z_elb = z_sh - 300 * s
+    r_arm = 35 * s + 0.4 * f
+    out = []
+    for sg in (-1, 1):
+        elbow = np.array([p.body_x_mm + sg * (float(g.a_out(z_elb)) + r_arm + 4), g.back_y - r_arm - 35 * s, z_elb])
+        length = float(rng.uniform(230, 270)) * s
+        wx = p.body_x_mm + sg * float(rng.uniform(25, 90)) * s
+        # the wrist's height: where the forearm reaches the skin in front (a few steps suffice)
+        zw = z_elb - 150 * s
+        for _ in range(4):
+            wy = float(g.cy(zw) - g.b_out(zw)) - 12 * s
+            dz2 = length ** 2 - (wx - elbow[0]) ** 2 - (wy - elbow[1]) ** 2
+            zw = z_elb - np.sqrt(max(dz2, (60 * s) ** 2))
+        out.append((elbow, np.array([wx, wy, zw])))
+    return out
+
+
 def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
     s, f = g.s, g.fat
     v = {x.name: x for x in p.vertebrae}
     z_sh = v["T1"].z_top - 5 * s
     r_arm = Lin([(z_sh, 45 * s + 0.5 * f), (z_sh - 300 * s, 35 * s + 0.4 * f), (z_sh - 560 * s, 25 * s)])
+    belly = forearm_axes(p, g)
+    for elbow, wrist in belly:   # forearms on the abdomen: soft tissue, then the radius and ulna
+        if not bone:
+            P.tube([list(elbow), list(wrist)], 26 * s + 0.3 * f, -100)
+            P.tube([list(elbow), list(wrist)], 24 * s, 45 + STYLES[p.style].tissue_hu)
+            continue
+        side = np.cross(wrist - elbow, [0.0, 0.0, 1.0])
+        side *= 8 * s / max(np.linalg.norm(side), 1e-6)
+        for d in (-1, 1):
+            P.tube([list(elbow + d * side), list(wrist + 0.6 * d * side)], (6.0 if d < 0 else 5.0) * s, 900,
+                   core_hu=150, cortex_mm=2.0)
     for sg in (-1, 1):
         if p.arms == "down":
-            z_lo, z_hi = z_sh - 600 * s, z_sh + 15 * s
+            z_lo, z_hi = (z_sh - (320 if belly else 600) * s), z_sh + 15 * s
             cx = lambda z, sg=sg: p.body_x_mm + sg * (g.a_out(np.maximum(z, z_sh - 420 * s)) + r_arm(z) + 4)
             cy = lambda z: g.back_y - r_arm(z) - 35 * s
         else:  # raised beside the head
@@ -300,7 +341,7 @@ def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
             z_elb = z_sh - 300 * s
             P.ellipse(z_elb, z_sh, cx, cy, 11 * s, 11 * s, 1000)
             P.ellipse(z_elb, z_sh, cx, cy, 6 * s, 6 * s, 100)
-            for d in (-9, 9):
+            for d in (-9, 9) if not belly else ():
                 P.ellipse(z_sh - 540 * s, z_elb, lambda z, d=d: cx(z) + d * s, cy, 6 * s, 6 * s, 800)
         else:
             P.ellipse(z_sh + 20 * s, z_sh + 300 * s, cx, cy, 11 * s, 11 * s, 1000)
@@ -320,6 +361,45 @@ def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
 _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
 
 
+def _plate(v, g: _Geo, which: str) -> tuple[float, float]:
+    """(slope dz/dy, pivot y) of a vertebra's "top" or "bottom" endplate: the plate passes
+    through the column's axis at its z and leans by its tilt (0 slope when within 0.2 degrees
+    of level: painted level, cheaper)."""
+    deg, z = (v.tilt_top, v.z_top) if which == "top" else (v.tilt_bottom, v.z_bottom)
+    return (float(np.tan(np.radians(deg))) if abs(deg) >= 0.2 else 0.0, float(g.sy(z)))
+
+
+def _plates(v, g: _Geo):
+    """``Painter.ellipse``'s ``tilt`` for a body between its endplates (None when both are level)."""
+    lo, hi = _plate(v, g, "bottom"), _plate(v, g, "top")
+    return (lo, hi) if (lo[0] or hi[0]) else None
+
+
+def _spurs(P: Painter, up, lo, g: _Geo, a: float, b: float, cortex: float, tex) -> None:
+    """Osteophytes at the disc between ``up`` and ``lo``: a bright lip (0.8 of cortical bone) of
+    ``spur_*`` mm around the anterior and lateral rim of each plate, leaning with the plate and
+    growing into the disc by 0.7 of its length (at most 45 % of the disc); a bridge (DISH-like,
+    0.7 of cortical bone) over the disc's whole height in front when ``up.bridge_below``."""
+    arc = (150.0, 30.0)            # from the right's back, through the front, to the left's back
+    for v, side, sign in ((up, "bottom", -1.0), (lo, "top", 1.0)):
+        ln = v.spur_bottom if side == "bottom" else v.spur_top
+        if ln <= 0:
+            continue
+        z0 = v.z_bottom if side == "bottom" else v.z_top
+        k, y0 = _plate(v, g, side)
+        reach = min(0.7 * ln, 0.45 * (up.z_bottom - lo.z_top))
+        z_lo, z_hi = sorted((z0 - sign * 1.5, z0 + sign * reach))
+        P.ellipse(z_lo, z_hi, g.sx, g.sy, a + ln, b + ln, 0.8 * cortex, inner=min(a, b) / (min(a, b) + ln) - 0.05,
+                  arc_deg=arc, tilt=((k, y0), (k, y0)) if k else None, texture=tex(_SHELL_AMP))
+    if up.bridge_below:
+        ln = 0.5 * (up.spur_bottom + lo.spur_top)
+        kl, yl = _plate(lo, g, "top")
+        ku, yu = _plate(up, g, "bottom")
+        P.ellipse(lo.z_top - 1.0, up.z_bottom + 1.0, g.sx, g.sy, a + ln, b + ln, 0.7 * cortex,
+                  inner=min(a, b) / (min(a, b) + ln) - 0.05, arc_deg=(210.0, 330.0),
+                  tilt=((kl, yl), (ku, yu)) if (kl or ku) else None, texture=tex(_SHELL_AMP))
+
+
 def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, tex) -> None:
     s, bone = g.s, p.bone
     verts = [x for x in p.vertebrae if x.name != "S"]
@@ -328,6 +408,10 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         ylo, yhi = x.z_bottom, x.z_top
         h, zc = yhi - ylo, x.z_centre
         region = x.name[0]
+        tl = _plates(x, g)
+        # posterior elements turn with the body: dy mm behind its axis they lie lift * dy higher
+        lift = np.tan(np.radians(0.5 * (x.tilt_top + x.tilt_bottom)))
+        sp = spongy * x.density
         # body: waisted (narrower at mid-height), endplates (1.2 mm, about 75 % of solid cortical
         # bone at CT resolution), a thinner wall between them (a ray crossing it sees one voxel
         # of partial volume), cancellous core
@@ -335,10 +419,10 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         wf = lambda z, zc=zc, h=h, w=waist: 1.0 - w * np.clip(1.0 - ((z - zc) / (0.5 * h)) ** 2, 0, 1)
         wa = lambda z, x=x, wf=wf: x.a * wf(z)
         wb = lambda z, x=x, wf=wf: x.b * wf(z)
-        P.ellipse(ylo, yhi, g.sx, g.sy, wa, wb, 0.75 * cortex, texture=tex(_SHELL_AMP))
-        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, wa, wb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+        P.ellipse(ylo, yhi, g.sx, g.sy, wa, wb, 0.75 * cortex, texture=tex(_SHELL_AMP), tilt=tl)
+        P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, wa, wb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP), tilt=tl)
         P.ellipse(ylo + 1.2, yhi - 1.2, g.sx, g.sy, lambda z, wa=wa: wa(z) - 1.3, lambda z, wb=wb: wb(z) - 1.3,
-                  spongy, texture=tex(_SPONGY_AMP))
+                  sp, texture=tex(_SPONGY_AMP), tilt=tl)
         # posterior elements at the vertebra's centre level, turned with its axial rotation
         # (scoliosis: the body turns towards the convexity, the spinous process to the concavity)
         sx0, sy0 = float(g.sx(zc)), float(g.sy(zc))
@@ -359,26 +443,27 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
         # the posterior column has no gap at the disc levels, its gaps (the interlaminar
         # windows) lie level with the bodies' upper thirds
         h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
-        P.ellipse(ylo - disc_below - 0.1 * h_below, yhi - 0.35 * h, cx, cy, rc + 5 * s, rc + 4.5 * s, 0.5 * cortex,
-                  inner=0.72,
+        zl = lift * ring                                          # the arch's rise
+        P.ellipse(ylo - disc_below - 0.1 * h_below + zl, yhi - 0.35 * h + zl, cx, cy, rc + 5 * s, rc + 4.5 * s,
+                  0.5 * cortex, inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
             # frontal view it is a bright ring around cancellous bone
             px, py = _rot(sg * (rc + pw - 1.0), x.b + 0.5 * rc, th)
-            P.rod("y", ylo + 0.62 * h, sx0 + px, sy0 + py - 0.5 * rc - 4.0, sy0 + py + 0.5 * rc + 3.0,
-                  min(ph, 0.3 * h), pw, cortex, spongy, cortex_mm=1.5)
+            P.rod("y", ylo + 0.62 * h + lift * py, sx0 + px, sy0 + py - 0.5 * rc - 4.0, sy0 + py + 0.5 * rc + 3.0,
+                  min(ph, 0.3 * h), pw, cortex, sp, cortex_mm=1.5)
             # articular processes: a column beside the canal, from facet joint to facet joint
             # (superior process from the upper endplate up, inferior one from the lower half of
             # the arch down, the joint between them at the disc's level)
             ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
-            P.ellipse(yhi - 0.1 * h, yhi + 0.35 * disc_above, sx0 + ax, sy0 + ay, 4.0 * s, 5.0 * s,
+            P.ellipse(yhi - 0.1 * h + zl, yhi + 0.35 * disc_above + zl, sx0 + ax, sy0 + ay, 4.0 * s, 5.0 * s,
                       0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
-            P.ellipse(ylo - 0.35 * disc_below, ylo + 0.35 * h, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * s, 4.5 * s,
-                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+            P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * s,
+                      4.5 * s, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
             # and out to the rib's tubercle
-            tz = ylo + 0.55 * h
+            tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
             if region == "L":
                 lt = bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
                 x0 = rc + pw
@@ -404,6 +489,7 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
             # (from the arch's lower part: level with the lower body and the disc below)
             sp_lo, sp_hi = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
+            sp_lo, sp_hi = sp_lo + lift * qy, sp_hi + lift * qy
             P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, 0.6 * cortex, texture=tex(_SHELL_AMP))
             P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))
@@ -411,12 +497,17 @@ def _spine(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float, rng, 
     # lens of disc inside a lens of cortical bone reaching ``cup`` mm into the body
     for up, lo in zip(chain[:-1], chain[1:]):
         a, b = 0.5 * (up.a + lo.a), 0.5 * (up.b + lo.b)
-        for z_plate, cup in ((up.z_bottom, up.cup), (lo.z_top, lo.cup)):
+        below, above = _plate(lo, g, "top"), _plate(up, g, "bottom")
+        for z_plate, cup, pl in ((up.z_bottom, up.cup, above), (lo.z_top, lo.cup, below)):
             if cup > 0:
+                tt = (pl, pl) if pl[0] else None
                 P.ellipse(z_plate - cup - 1.0, z_plate + cup + 1.0, g.sx, g.sy, 0.85 * a, 0.85 * b, 0.75 * cortex,
-                          taper_mm=cup + 1.0)
-                P.ellipse(z_plate - cup, z_plate + cup, g.sx, g.sy, 0.85 * a - 1.2, 0.85 * b - 1.2, 80, taper_mm=cup)
-        P.ellipse(lo.z_top, up.z_bottom, g.sx, g.sy, a, b, 80 + rng.normal(0, 8))
+                          taper_mm=cup + 1.0, tilt=tt)
+                P.ellipse(z_plate - cup, z_plate + cup, g.sx, g.sy, 0.85 * a - 1.2, 0.85 * b - 1.2, 80, taper_mm=cup,
+                          tilt=tt)
+        P.ellipse(lo.z_top, up.z_bottom, g.sx, g.sy, a, b, 80 + rng.normal(0, 8),
+                  tilt=(below, above) if (below[0] or above[0]) else None)
+        _spurs(P, up, lo, g, a, b, cortex, tex)
     # spinal canal (CSF) through the discs as well
     top, bottom = verts[0].z_top, p.vertebra("S").z_top
     canal_y = lambda z: g.sy(z) + Lin([(x.z_centre, x.b) for x in verts])(z) + 9 * s + 1.5
@@ -522,14 +613,17 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
     y_s1 = float(g.sy(sac.z_top))
     depth = sac.z_top - sac.z_bottom
     # the sacrum leaves L5 backwards at the sacral slope and curves down to the vertical at
-    # its tip (its axis runs square to the S1 endplate; the endplate itself is left level)
+    # its tip (its axis runs square to the S1 endplate)
     slope = np.tan(np.radians(p.bone["sacral_slope_deg"]))
     sy = lambda z: y_s1 + depth * slope * (lambda t: t - 0.5 * t * t)(np.clip(-z / depth, 0, 1))
     sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
     sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
-    P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP))
+    # its upper plate leans at the sacral slope (the L5/S1 disc above is wedged to match)
+    top = ((0.0, 0.0), _plate(sac, g, "top"))
+    P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP), tilt=top)
+    P.ellipse(sac.z_top - 1.2, sac.z_top, bx, sy, sa, sb, 0.75 * cortex, texture=tex(_SHELL_AMP), tilt=top)
     P.ellipse(sac.z_bottom + 2, sac.z_top - 1.2, bx, sy, lambda z: sa(z) - 2, lambda z: sb(z) - 2, spongy,
-              texture=tex(_SPONGY_AMP))
+              texture=tex(_SPONGY_AMP), tilt=top)
     # the fused S1-S5 bodies: their former endplates stay as dense transverse ridges
     for frac in (0.22, 0.42, 0.6, 0.76):
         zr = sac.z_top + frac * (sac.z_bottom - sac.z_top)
@@ -617,19 +711,63 @@ def _head(P: Painter, p: CasePlan, g: _Geo, cortex: float) -> None:
               inner=0.88, arc_deg=(200.0, 340.0))
 
 
+#: Medial angulation of pedicle screws (degrees from the sagittal plane), by level: the pedicles
+#: converge more caudally (thoracic 5-10, L1 ~10 to L5 ~25-30, S1 ~30).
+_SCREW_CONVERGENCE = {"T": 8.0, "L1": 10.0, "L2": 12.0, "L3": 15.0, "L4": 20.0, "L5": 25.0, "L6": 27.0, "S": 30.0}
+
+
+def screw_axes(p: CasePlan, g: _Geo) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+    """(vertebra, side, head, tip) of each pedicle screw (points x, y, z in mm): in through the
+    pedicle's centre from behind the facet, converging medially by ``_SCREW_CONVERGENCE`` and
+    parallel to the vertebra's endplates (the sacral slope at S1), the tip at 80 % of the body's
+    depth; the head (the tulip holding the rod) 12 mm behind the entry point."""
+    out = []
+    for name in p.screws:
+        v = p.vertebra(name)
+        if name == "S":
+            z0, k = -10.0 * g.s, np.tan(np.radians(v.tilt_top))
+            b, w = v.b, 20.0 * g.s
+        else:
+            z0 = v.z_bottom + 0.62 * (v.z_top - v.z_bottom)
+            k = np.tan(np.radians(0.5 * (v.tilt_top + v.tilt_bottom)))
+            rc = {"T": 7.5, "L": 9.0}[name[0]] * g.s
+            b, w = v.b, rc + 4.5 * g.s
+        conv = np.radians(_SCREW_CONVERGENCE.get(name, _SCREW_CONVERGENCE["T"]))
+        sx0, sy0 = float(g.sx(v.z_centre if name != "S" else 0.0)), float(g.sy(v.z_centre if name != "S" else 0.0))
+        for sg in (-1, 1):
+            ped = np.array([sx0 + sg * w, sy0 + b + 6.0 * g.s])       # the pedicle's middle
+            d = np.array([-sg * np.sin(conv), -np.cos(conv)])          # forwards and medially
+            tip_len = (ped[1] - (sy0 - 0.6 * b)) / np.cos(conv)
+            tip, head = ped + tip_len * d, ped - (20.0 * g.s) * d
+            zt = lambda y: z0 + k * (y - ped[1])                       # noqa: E731
+            out.append((name, sg, np.array([head[0], head[1], zt(head[1])]), np.array([tip[0], tip[1], zt(tip[1])])))
+    return out
+
+
+def _pedicle_screws(P: Painter, p: CasePlan, g: _Geo, rng, metal: float) -> None:
+    """Posterior fixation: titanium pedicle screws (6-7 mm thick, 5.5 in the thorax) in each
+    vertebra of ``p.screws``, their heads (tulips, 12-14 mm) joined on each side by a rod of
+    5.5-6 mm contoured through them."""
+    axes = screw_axes(p, g)
+    r_rod = float(rng.uniform(2.75, 3.0))
+    for sg in (-1, 1):
+        heads = []
+        for name, side, head, tip in axes:
+            if side != sg:
+                continue
+            r = (3.0 if name[0] != "T" else 2.75) + float(rng.uniform(0, 0.5))
+            P.tube([list(head), list(tip)], r, metal)
+            P.tube([list(head + [0, 4.0, 0]), list(head - [0, 4.0, 0])], 6.5, metal)
+            heads.append(list(head + [0, 2.0, 0]))
+        if len(heads) >= 2:
+            P.tube(heads, r_rod, metal)
+
+
 def _metal(P: Painter, p: CasePlan, g: _Geo, rng) -> None:
     s, lm = g.s, p.landmarks
     metal = 3000
     if p.metal == "spine_rods":
-        names = [f"L{k}" for k in range(max(p.n_lumbar - 3, 1), p.n_lumbar + 1)]
-        vs = [p.vertebra(n) for n in names]
-        for sg in (-1, 1):
-            P.ellipse(vs[-1].z_centre, vs[0].z_centre, lambda z, sg=sg: g.sx(z) + sg * 22 * s,
-                      lambda z: g.sy(z) + 50 * s, 3.0, 3.0, metal)
-            for x in vs:
-                z = x.z_centre
-                P.tube([[float(g.sx(z) + sg * 22 * s), float(g.sy(z) + 50 * s), z],
-                        [float(g.sx(z) + sg * 6 * s), float(g.sy(z)), z]], 3.0, metal)
+        _pedicle_screws(P, p, g, rng, metal)
     elif p.metal == "hip_prosthesis":
         sg = float(rng.choice([-1, 1]))
         zf = lm["femoral_head"]
@@ -773,21 +911,37 @@ def _blur_inplane(hu: np.ndarray, rows: tuple[int, int], cols: tuple[int, int]) 
         a[:, 1:-1, 1:-1] = v
 
 
-def _add_noise(hu: np.ndarray, sigma_hu: float, rng, grain_px: float = 0.9) -> None:
-    """Add spatially correlated noise in place, from a small bank of noise slices (cheap: one
-    int16 add per voxel) and clip to the scanner's range. ``grain_px`` is the Gaussian sigma of
-    the correlation: small for sharp kernels (fine grain), large for soft ones (blotches)."""
+def _add_noise(hu: np.ndarray, sigma_hu: float, rng, grain_px: float = 0.9, zcorr: float = 0.0) -> None:
+    """Add spatially correlated noise in place, from a small bank of noise slices (cheap: a few
+    int16 operations per voxel) and clip to the scanner's range. ``grain_px`` is the Gaussian
+    sigma of the correlation: small for sharp kernels (fine grain), large for soft ones
+    (blotches). ``zcorr``: correlation of neighbouring slices' noise (a first-order
+    autoregression along z, weights quantised to sixteenths: slice noise = (k * previous +
+    c * fresh) / 16 with k^2 + c^2 ~ 256, so the standard deviation stays ``sigma_hu``)."""
     n, rows, cols = hu.shape
     pad = 64
     bank = rng.standard_normal((4, rows + pad, cols + pad), dtype=np.float32)
     bank = gaussian_filter(bank, sigma=(0, grain_px, grain_px))
     bank *= sigma_hu / bank.std()
-    bank = np.rint(bank).astype(np.int16)
+    # (clipped at 4.5 sigma: 16 x (previous + fresh) stays within int16 up to sigma ~ 220 HU)
+    bank = np.rint(np.clip(bank, -4.5 * sigma_hu, 4.5 * sigma_hu)).astype(np.int16)
     k = rng.integers(0, 4, n)
     oy = rng.integers(0, pad, n)
     ox = rng.integers(0, pad, n)
+    kz = int(round(16 * np.clip(zcorr, 0.0, 0.95)))
+    cz = np.int16(round(np.sqrt(256 - kz * kz)))
+    prev = None
     for i in range(n):
-        hu[i] += bank[k[i], oy[i]:oy[i] + rows, ox[i]:ox[i] + cols]
+        fresh = bank[k[i], oy[i]:oy[i] + rows, ox[i]:ox[i] + cols]
+        if kz and prev is not None:
+            cur = np.multiply(fresh, cz, dtype=np.int16)
+            cur += np.multiply(prev, np.int16(kz), dtype=np.int16)
+            cur += np.int16(8)
+            cur >>= 4
+            prev = cur
+        else:
+            prev = fresh
+        hu[i] += prev
     np.clip(hu, HU_RANGE[0], HU_RANGE[1], out=hu)
 
 
@@ -858,5 +1012,5 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
         _tilt(hu, plan.tilt_deg, plan.spacing_mm[0], y_mm, float(g.sy(l3.z_centre)))
     # kernels trade noise for sharpness: a sharp kernel's noise is stronger and finer
     noise_f, grain_f = {"soft": (0.7, 1.5), "standard": (1.0, 1.0), "sharp": (1.5, 0.6)}[kernel]
-    _add_noise(hu, plan.noise_hu * st.noise_scale * noise_f, rng, st.grain_px * grain_f)
+    _add_noise(hu, plan.noise_hu * st.noise_scale * noise_f, rng, st.grain_px * grain_f, plan.noise_zcorr)
     return hu

@@ -467,7 +467,7 @@ def _osteophytes(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int, 
     for v in chain:
         for side in ("spur_top", "spur_bottom") if v.name != "S" else ("spur_top",):
             if nrng.random() < p:
-                setattr(v, side, float(nrng.uniform(1.5, 3.0 + 6.0 * severity)))
+                setattr(v, side, float(nrng.uniform(1.5, 3.0 + 6.0 * min(severity, 1.0))))
     for up, lo in zip(chain[:-1], chain[1:]):
         up.bridge_below = bool(up.spur_bottom > 0 and lo.spur_top > 0 and nrng.random() < 0.12 * severity)
 

@@ -281,28 +281,32 @@ def _calcified_plaques(P: Painter, p: CasePlan, rng, ax, ay, r_ao: float, z_lo: 
 
 def forearm_axes(p: CasePlan, g: _Geo) -> list[tuple[np.ndarray, np.ndarray]]:
     """(elbow, wrist) of each forearm resting on the abdomen (``p.forearms == "belly"``; points
-    x, y, z in mm): from the elbow beside the trunk (humerus 300 mm below the shoulder) 230-270
-    mm (the radius' length) forwards, inwards and down to the wrist on the belly's skin, 25-90 mm
-    from the midline (inside the frontal band of the network's input)."""
+    x, y, z in mm). The elbow lies beside the trunk on the table, 300 mm (the humerus) below the
+    shoulder; the forearm, 230-270 mm long (the radius), runs forwards, inwards and down to the
+    wrist on the belly's skin: as far in front as it reaches (25-90 mm from the midline on a lean
+    belly: inside the frontal band of the network's input; on the belly's side when obese)."""
     if p.arms != "down" or p.forearms != "belly":
         return []
     s, f = g.s, g.fat
     rng = np.random.default_rng([p.seed, p.index, 9])
-    z_sh = p.vertebra("T1").z_top - 5 * s
-    z_elb = z_sh - 300 * s
+    z_elb = p.vertebra("T1").z_top - 5 * s - 300 * s
     r_arm = 35 * s + 0.4 * f
+    phis = np.radians(np.linspace(0.0, 90.0, 31))   # from the front round to the side
     out = []
     for sg in (-1, 1):
         elbow = np.array([p.body_x_mm + sg * (float(g.a_out(z_elb)) + r_arm + 4), g.back_y - r_arm - 35 * s, z_elb])
         length = float(rng.uniform(230, 270)) * s
-        wx = p.body_x_mm + sg * float(rng.uniform(25, 90)) * s
-        # the wrist's height: where the forearm reaches the skin in front (a few steps suffice)
-        zw = z_elb - 150 * s
-        for _ in range(4):
-            wy = float(g.cy(zw) - g.b_out(zw)) - 12 * s
-            dz2 = length ** 2 - (wx - elbow[0]) ** 2 - (wy - elbow[1]) ** 2
-            zw = z_elb - np.sqrt(max(dz2, (60 * s) ** 2))
-        out.append((elbow, np.array([wx, wy, zw])))
+        inner = float(rng.uniform(25, 90)) * s
+        zw = z_elb - 0.6 * length
+        for _ in range(3):   # the skin's outline at the wrist's height (it changes little)
+            a, b, cy = float(g.a_out(zw)), float(g.b_out(zw)), float(g.cy(zw))
+            wx = p.body_x_mm + sg * np.maximum(a * np.sin(phis), inner)
+            wy = cy - b * np.cos(phis) - 12 * s
+            flat = np.hypot(wx - elbow[0], wy - elbow[1])
+            k = int(np.argmax(flat < 0.95 * length)) if (flat < 0.95 * length).any() else len(phis) - 1
+            zw = z_elb - np.sqrt(max(length ** 2 - flat[k] ** 2, (0.3 * length) ** 2))
+        d = np.array([wx[k], wy[k], zw]) - elbow
+        out.append((elbow, elbow + length * d / np.linalg.norm(d)))
     return out
 
 
@@ -617,7 +621,10 @@ def _pelvis_legs(P: Painter, p: CasePlan, g: _Geo, cortex: float, spongy: float,
     slope = np.tan(np.radians(p.bone["sacral_slope_deg"]))
     sy = lambda z: y_s1 + depth * slope * (lambda t: t - 0.5 * t * t)(np.clip(-z / depth, 0, 1))
     sa = Lin([(0.0, 50 * s), (-0.35 * depth, 42 * s), (sac.z_bottom, 10 * s)])
-    sb = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
+    # (its axial sections are sheared, not turned: a body leaning by a is 1 / cos(a) deeper in an
+    # axial slice, so the S1 plate keeps its full length at the sacral slope)
+    sb0 = Lin([(0.0, sac.b), (sac.z_bottom, 7 * s)])
+    sb = lambda z: sb0(z) * np.sqrt(1.0 + (slope * (1.0 - np.clip(-z / depth, 0, 1))) ** 2)  # noqa: E731
     # its upper plate leans at the sacral slope (the L5/S1 disc above is wedged to match)
     top = ((0.0, 0.0), _plate(sac, g, "top"))
     P.ellipse(sac.z_bottom, sac.z_top, bx, sy, sa, sb, _THIN_SHELL * cortex, texture=tex(_SHELL_AMP), tilt=top)

@@ -1,0 +1,320 @@
+"""Phantoms: the shape of the lower spine and what ageing, injury and surgery do to it (lordotic
+wedging, degenerate discs, compression fractures, osteophytes, pedicle screws), the arms across
+the abdomen, z-correlated noise and the partial volume of leaning edges, checked on the plan and
+where they are rendered; the ground truth follows the rendered bodies."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from l3loc.synth import anatomy, phantom
+from l3loc.synth.anatomy import PRESETS, plan_case
+from l3loc.synth.painter import Painter
+from l3loc.synth.phantom import METAL_HU, _add_noise, _geometry, forearm_axes, render_volume, screw_axes
+
+# 1 mm slices and pixels on a 256 matrix: the lumbar spine and the sacrum at full detail
+FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
+               fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0, osteoporosis_rate=0.0, tilt_rate=0.0,
+               crop_rate=0.0, metal_rates={"none": 1.0}, contrast_rate=0.0, oral_contrast_rate=0.0)
+
+
+def _first(config, want, seed: int = 0, n: int = 400):
+    return next(p for p in (plan_case(seed, i, config) for i in range(n)) if want(p))
+
+
+def _quiet(monkeypatch):
+    """Render without noise (the geometry alone)."""
+    monkeypatch.setattr(phantom, "_add_noise", lambda *a, **k: None)
+
+
+def _tan(deg):
+    return np.tan(np.radians(deg))
+
+
+def _disc_edges(up, lo):
+    """(anterior, posterior) height of the disc between two bodies (plan geometry)."""
+    b = max(up.b, lo.b)
+    d, w = up.z_bottom - lo.z_top, b * (_tan(lo.tilt_top) - _tan(up.tilt_bottom))
+    return d + w, d - w
+
+
+def _pelvic_case(p):
+    return (p.l3_in_fov and p.n_lumbar == 5 and p.n_rib_pairs == 12 and p.age < 50
+            and p.slice_z_mm[-1] < -40 and p.slice_z_mm[0] > p.vertebra("L1").z_top)
+
+
+def _column(hu, plan, x_mm, y_mm):
+    """HU along z at an in-plane point, averaged over 3 x 3 pixels."""
+    _, dy, dx = plan.spacing_mm
+    r = int(round(y_mm / dy + (plan.shape[1] - 1) / 2))
+    c = int(round(x_mm / dx + (plan.shape[2] - 1) / 2))
+    return hu[:, r - 1:r + 2, c - 1:c + 2].astype(np.float32).mean(axis=(1, 2))
+
+
+# --- lordotic wedging, discs -----------------------------------------------------------------
+
+def test_lumbar_wedges_make_the_lordosis_from_a_sacral_slope_of_30_to_50_degrees():
+    plans = [plan_case(3, i) for i in range(300)]
+    for p in plans:
+        sac, l1 = p.vertebra("S"), p.vertebra("L1")
+        assert 30 <= sac.tilt_top <= 50 and p.bone["sacral_slope_deg"] == sac.tilt_top
+        lumbar = [p.vertebra(f"L{k}") for k in range(1, p.n_lumbar + 1)] + [sac]
+        for up, lo in zip(lumbar[:-1], lumbar[1:]):
+            assert min(_disc_edges(up, lo)) >= 1.5 - 1e-9
+        if not p.ground_truth()["fractures"] and p.age < 30:      # no fracture, no degeneration
+            # lordosis L1-S1 (the angle between their plates) = sacral slope + 10-25 degrees: L1's
+            # upper plate leans back by 10-25 degrees
+            assert 10 - 1e-6 <= (sac.tilt_top - l1.tilt_top) - sac.tilt_top <= 25 + 1e-6
+            discs = [_disc_edges(up, lo)[0] for up, lo in zip(lumbar[:-1], lumbar[1:])]
+            assert int(np.argmax(discs)) == len(discs) - 1, discs      # L5/S1 tallest in front
+            last = p.vertebra(f"L{p.n_lumbar}")
+            ant, post = last.heights()
+            assert ant > post                                          # the L5 body is wedged
+    # the lumbar curve comes from the wedges: its apex (the most anterior body) lies at L3-L4
+    # mostly (Roussouly), always in front of the S1 plate
+    apex = []
+    for p in plans:
+        if p.n_lumbar == 5 and not p.ground_truth()["fractures"]:
+            lumbar = [p.vertebra(f"L{k}") for k in range(1, 6)]
+            ys = [v.y for v in lumbar]
+            apex.append(lumbar[int(np.argmin(ys))].name)
+            assert min(ys) < p.vertebra("S").y - 5
+    assert np.mean([a in ("L3", "L4") for a in apex]) > 0.85 and np.mean([a in ("L2", "L3", "L4") for a in apex]) > 0.95
+
+
+def test_lower_lumbar_discs_narrow_with_age():
+    plans = [plan_case(4, i) for i in range(400)]
+
+    def low_discs(p):
+        lv = [p.vertebra(f"L{p.n_lumbar}"), p.vertebra(f"L{p.n_lumbar - 1}"), p.vertebra(f"L{p.n_lumbar - 2}")]
+        return (lv[0].z_bottom - 0.0) + (lv[1].z_bottom - lv[0].z_top), lv[2].z_bottom - lv[1].z_top
+
+    young = np.mean([sum(low_discs(p)[:1]) for p in plans if p.age < 35])
+    old = np.mean([sum(low_discs(p)[:1]) for p in plans if p.age > 70])
+    assert old < 0.8 * young, (old, young)
+
+
+def test_rendered_s1_plate_leans_at_the_sacral_slope_and_the_l5_s1_disc_opens_in_front(monkeypatch):
+    _quiet(monkeypatch)
+    plan = _first(FINE, _pelvic_case)
+    hu = render_volume(plan)
+    g, sac, l5 = _geometry(plan), plan.vertebra("S"), plan.vertebra("L5")
+    z = plan.slice_z_mm
+    y0 = float(g.sy(0.0))
+    # the S1 plate: the highest bony slice below the disc, at points 10 mm in front of and behind
+    # the axis (midline)
+    tops = []
+    for dy in (-10.0, 10.0):
+        col = _column(hu, plan, float(g.sx(0.0)), y0 + dy)
+        i = int(np.argmin(np.abs(z - l5.z_centre)))
+        while col[i] > 150:       # down through L5 to the disc ...
+            i += 1
+        while col[i] <= 150:      # ... and through the disc to the S1 plate
+            i += 1
+        tops.append(z[i])
+    slope = np.degrees(np.arctan((tops[1] - tops[0]) / 20.0))
+    assert abs(slope - sac.tilt_top) < 5, (slope, sac.tilt_top)
+    # the disc (~80 HU between the plates) is taller in front than behind
+    heights = []
+    for dy in (-0.6 * l5.b, 0.6 * l5.b):
+        col = _column(hu, plan, float(g.sx(0.0)), float(g.sy(l5.z_bottom)) + dy)
+        near = (z < l5.z_centre) & (z > -30)
+        heights.append(int(((col < 150) & near).sum()))
+    assert heights[0] > heights[1] + 3, heights
+
+
+def test_leaning_plate_paints_each_voxel_with_its_slices_partial_volume():
+    # 5 mm slices; the upper end leans at 0.5 mm/mm: at y = -5, 0, 5 mm it lies at z = -2.5, 0,
+    # 2.5, so the slice [-2.5, 2.5] holds 0 %, 50 % and 100 % of the shape: a stair-step of
+    # partial volumes along y, as thick slices show leaning bone edges
+    hu = np.zeros((1, 3, 3), dtype=np.int16)
+    P = Painter(hu, np.array([0.0]), 5.0, np.array([-5.0, 0.0, 5.0]), np.array([-5.0, 0.0, 5.0]))
+    P.ellipse(-100.0, 0.0, 0.0, 0.0, 50.0, 50.0, 1000.0, tilt=((0.0, 0.0), (0.5, 0.0)))
+    np.testing.assert_array_equal(hu[0, :, 1], [0, 500, 1000])
+
+
+# --- fractures, the ground truth --------------------------------------------------------------
+
+def _with_fracture(monkeypatch, name, kind, loss=0.4, density=1.5):
+    shape = anatomy._spine_shape
+
+    def fixed(nrng, n_ribs, n_lumbar, age, osteo):
+        out = shape(nrng, n_ribs, n_lumbar, age, osteo)
+        out["fractures"] = {name: (kind, loss, density)}
+        return out
+    monkeypatch.setattr(anatomy, "_spine_shape", fixed)
+
+
+def test_fractures_are_commoner_when_old_and_mostly_at_t11_to_l2():
+    def fractures(age, osteo, n=2000):
+        return [anatomy._spine_shape(np.random.default_rng([5, i]), 12, 5, age, osteo)["fractures"] for i in range(n)]
+    young, old, porotic = fractures(40, False), fractures(80, False), fractures(80, True)
+    rate = lambda fx: np.mean([bool(f) for f in fx])  # noqa: E731
+    assert rate(young) < 0.02 and 0.05 < rate(old) < 0.12 and 0.18 < rate(porotic) < 0.32
+    levels = [n for f in old + porotic for n in f]
+    near = sum(n in ("T11", "T12", "L1", "L2") for n in levels)
+    assert near >= 0.75 * len(levels) and any(n == "L3" for n in levels)
+
+
+@pytest.mark.parametrize("kind", ["wedge", "crush"])
+def test_fractured_l3_is_shorter_in_front_denser_and_still_the_truth(monkeypatch, kind):
+    _quiet(monkeypatch)
+    intact = _first(FINE, _pelvic_case)
+    _with_fracture(monkeypatch, "L3", kind)
+    plan = plan_case(intact.seed, intact.index, FINE)
+    l3, l2 = plan.vertebra("L3"), plan.vertebra("L2")
+    # 40 % of the front lost; the back keeps all (wedge) or loses 20 % (crush)
+    h0 = intact.vertebra("L3").z_top - intact.vertebra("L3").z_bottom
+    assert (l3.z_top - l3.z_bottom) / h0 == pytest.approx(0.8 if kind == "wedge" else 0.7)
+    ant, post = l3.heights()
+    ant0, post0 = intact.vertebra("L3").heights()
+    assert ant / post < 0.85 * ant0 / post0
+    # the levels above come down by the height lost, the L3 centre by half of it
+    assert plan.vertebra("L1").z_centre == pytest.approx(intact.vertebra("L1").z_centre - (h0 - (l3.z_top - l3.z_bottom)))
+    hu = render_volume(plan)
+    g, z = _geometry(plan), plan.slice_z_mm
+    # L3 is still the third vertebra below the last rib, and its row is its centre
+    gt = plan.ground_truth()
+    assert gt["fractures"] == {"L3": kind}
+    assert gt["l3_slice"] == pytest.approx((plan.z_top_mm - l3.z_centre) / plan.spacing_mm[0])
+    # rendered: bone runs on the axis' front and back from plate to plate, shorter in front
+    runs = []
+    for dy in (-0.7 * l3.b, 0.7 * l3.b):
+        col = _column(hu, plan, float(g.sx(l3.z_centre)), float(g.sy(l3.z_centre)) + dy)
+        i = int(round(gt["l3_slice"]))
+        assert col[i] > 150                           # the truth's slice is inside the body
+        top = bot = i
+        while col[top - 1] > 150:
+            top -= 1
+        while col[bot + 1] > 150:
+            bot += 1
+        runs.append((bot - top + 1) * plan.spacing_mm[0])
+    exp = [l3.heights(0.7 * l3.b)[0], l3.heights(0.7 * l3.b)[1]]
+    assert runs[0] == pytest.approx(exp[0], abs=2.5) and runs[1] == pytest.approx(exp[1], abs=2.5), (runs, exp)
+    # compacted cancellous bone: denser than the body above
+    centre = lambda v: float(np.median(_column(hu, plan, float(g.sx(v.z_centre)), float(g.sy(v.z_centre)))[  # noqa: E731
+        np.abs(z - v.z_centre) < 0.2 * (v.z_top - v.z_bottom)]))
+    assert centre(l3) > 1.25 * centre(l2), (centre(l3), centre(l2))
+
+
+# --- osteophytes -------------------------------------------------------------------------------
+
+def test_osteophytes_come_with_age():
+    plans = [plan_case(6, i) for i in range(400)]
+    spurred = lambda p: any(v.spur_top or v.spur_bottom for v in p.vertebrae)  # noqa: E731
+    assert not any(spurred(p) for p in plans if p.age < 40)
+    assert np.mean([spurred(p) for p in plans if p.age > 70]) > 0.6
+    assert all(v.spur_top <= 9 and v.spur_bottom <= 9 for p in plans for v in p.vertebrae)
+
+
+def test_spur_lips_the_plate_in_front_and_a_bridge_spans_the_disc(monkeypatch):
+    _quiet(monkeypatch)
+    plan = _first(FINE, _pelvic_case)
+    l3, l4 = plan.vertebra("L3"), plan.vertebra("L4")
+    for v in plan.vertebrae:
+        v.spur_top = v.spur_bottom = 0.0
+        v.bridge_below = False
+    plain = render_volume(plan)
+    l3.spur_bottom, l4.spur_top, l3.bridge_below = 6.0, 6.0, True
+    spurred = render_volume(plan)
+    g, z = _geometry(plan), plan.slice_z_mm
+    zd = 0.5 * (l3.z_bottom + l4.z_top)           # the disc's middle
+    i = int(np.argmin(np.abs(z - zd)))
+    d = 0.5 * (l3.b + l4.b)
+    front = _column(spurred, plan, float(g.sx(zd)), float(g.sy(zd)) - d - 3.0)
+    assert front[i] > 400 and _column(plain, plan, float(g.sx(zd)), float(g.sy(zd)) - d - 3.0)[i] < 150
+    # behind the body (towards the canal) nothing grows
+    back = lambda hu: _column(hu, plan, float(g.sx(zd)), float(g.sy(zd)) + d + 3.0)[i]  # noqa: E731
+    assert back(spurred) == back(plain)
+
+
+# --- spinal hardware --------------------------------------------------------------------------
+
+def test_pedicle_screws_fix_2_to_4_consecutive_vertebrae():
+    cfg = replace(PRESETS["default"], metal_rates={"spine_rods": 1.0})
+    for i in range(100):
+        p = plan_case(7, i, cfg)
+        names = [v.name for v in p.vertebrae]
+        assert 2 <= len(p.screws) <= 4
+        k = names.index(p.screws[0])
+        assert names[k:k + len(p.screws)] == p.screws
+
+
+def test_rendered_screws_run_through_the_pedicles_into_the_bodies_with_streaks(monkeypatch):
+    _quiet(monkeypatch)
+    cfg = replace(FINE, metal_rates={"spine_rods": 1.0})
+    plan = _first(cfg, lambda p: _pelvic_case(p) and "S" not in p.screws)
+    hu = render_volume(plan)
+    g = _geometry(plan)
+    _, dy, dx = plan.spacing_mm
+    z = plan.slice_z_mm
+    for name, sg, head, tip in screw_axes(plan, g):
+        v = plan.vertebra(name)
+        # the tip lies in the front half of the body, beside the midline, and is metal
+        assert abs(tip[0] - g.sx(v.z_centre)) < v.a and -v.b < tip[1] - g.sy(v.z_centre) < 0
+        assert v.z_bottom < tip[2] < v.z_top
+        i = int(np.argmin(np.abs(z - tip[2])))
+        r = int(round(tip[1] / dy + (plan.shape[1] - 1) / 2))
+        c = int(round(tip[0] / dx + (plan.shape[2] - 1) / 2))
+        assert hu[i, r - 2:r + 3, c - 2:c + 3].max() >= METAL_HU
+    # both rods: metal on each side from the top screw's level to the bottom one's
+    top, bottom = plan.vertebra(plan.screws[0]), plan.vertebra(plan.screws[-1])
+    rows = np.flatnonzero((z < top.z_centre) & (z > bottom.z_centre))
+    side = (np.arange(plan.shape[2]) - (plan.shape[2] - 1) / 2) * dx - plan.body_x_mm
+    metal = (hu[rows] >= METAL_HU).any(axis=1)
+    assert metal[:, side < -5].any(axis=1).all() and metal[:, side > 5].any(axis=1).all()
+    # streaks: soft tissue near the screws leaves its range in the metal slices
+    i = int(rows[len(rows) // 2])
+    assert (hu[i] > 300).sum() > (hu[i] >= METAL_HU).sum() + 100 and (hu[i] < -200).any()
+
+
+# --- arms -------------------------------------------------------------------------------------
+
+def test_forearms_on_the_belly_cross_the_frontal_band_at_lumbar_levels(monkeypatch):
+    _quiet(monkeypatch)
+    wide = replace(FINE, inplane_mm=(2.0, 2.0), arms_raised_rate=0.0)
+    plan = _first(wide, lambda p: _pelvic_case(p) and p.forearms == "belly" and p.fat_mm < 20)   # lean
+    g = _geometry(plan)
+    for elbow, wrist in forearm_axes(plan, g):
+        assert 25 * plan.scale - 1e-6 <= abs(wrist[0] - plan.body_x_mm) <= 90 * plan.scale + 1e-6
+        # the radius' length (230-270 mm), from the elbow beside the trunk inwards, forwards, down
+        assert 230 * plan.scale - 1e-6 <= np.linalg.norm(wrist - elbow) <= 270 * plan.scale + 1e-6
+        assert abs(wrist[0] - plan.body_x_mm) < abs(elbow[0] - plan.body_x_mm) - 50
+        assert wrist[1] < elbow[1] and wrist[2] < elbow[2]
+    _, dy, dx = plan.spacing_mm
+    x = (np.arange(plan.shape[2]) - (plan.shape[2] - 1) / 2) * dx - plan.body_x_mm
+    z = plan.slice_z_mm
+    lumbar = (z < plan.vertebra("L1").z_top) & (z > plan.vertebra("L5").z_bottom)
+    band = (np.abs(x) > 55) & (np.abs(x) < 77)    # the frontal band beyond the transverse processes
+    # bone in the band at lumbar levels (ribs, pelvis, arms): the same with the arms at the side
+    # or raised, more with the forearms on the belly
+    bone = {}
+    for arms, forearms in (("down", "belly"), ("down", "side"), ("raised", "side")):
+        hu = render_volume(replace(plan, arms=arms, forearms=forearms))
+        bone[arms, forearms] = int((hu[lumbar][:, :, band].max(axis=1) > 500).sum())
+        if arms == "raised":    # no arm beside the abdomen (above the cradle's rising rails)
+            y = (np.arange(plan.shape[1]) - (plan.shape[1] - 1) / 2) * dy
+            for i in np.flatnonzero(lumbar):
+                outside = np.abs(x) > float(g.a_out(z[i])) + 10
+                assert (hu[i][y < plan.back_y_mm - 70][:, outside] < -500).all()
+    assert bone["down", "side"] == bone["raised", "side"]
+    assert bone["down", "belly"] > bone["down", "side"] + 20, bone
+    assert forearm_axes(replace(plan, arms="raised"), g) == []
+
+
+# --- noise ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rho", [0.0, 0.25, 0.5])
+def test_noise_of_neighbouring_slices_is_correlated_as_planned(rho):
+    hu = np.zeros((60, 96, 96), dtype=np.int16)
+    _add_noise(hu, 30.0, np.random.default_rng(1), 0.9, rho)
+    a = hu.astype(np.float64)
+    r = np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]
+    assert r == pytest.approx(rho, abs=0.07) and a.std() == pytest.approx(30.0, rel=0.1), (r, a.std())
+
+
+def test_thick_slices_have_more_z_correlated_noise():
+    plans = [plan_case(8, i) for i in range(300)]
+    thick = [p.noise_zcorr for p in plans if p.spacing_mm[0] >= 2.0]
+    thin = [p.noise_zcorr for p in plans if p.spacing_mm[0] < 2.0]
+    assert min(thick) >= 0.1 and max(thick) <= 0.5 and max(thin) <= 0.2

@@ -257,9 +257,10 @@ def test_rendered_screws_run_through_the_pedicles_into_the_bodies_with_streaks(m
         r = int(round(tip[1] / dy + (plan.shape[1] - 1) / 2))
         c = int(round(tip[0] / dx + (plan.shape[2] - 1) / 2))
         assert hu[i, r - 2:r + 3, c - 2:c + 3].max() >= METAL_HU
-    # both rods: metal on each side from the top screw's level to the bottom one's
-    top, bottom = plan.vertebra(plan.screws[0]), plan.vertebra(plan.screws[-1])
-    rows = np.flatnonzero((z < top.z_centre) & (z > bottom.z_centre))
+    # both rods: metal on each side from the top screw's head to the bottom one's
+    heads = [head[2] for _, _, head, _ in screw_axes(plan, g)]
+    rows = np.flatnonzero((z < max(heads)) & (z > min(heads)))
+    assert len(rows) > 20
     side = (np.arange(plan.shape[2]) - (plan.shape[2] - 1) / 2) * dx - plan.body_x_mm
     metal = (hu[rows] >= METAL_HU).any(axis=1)
     assert metal[:, side < -5].any(axis=1).all() and metal[:, side > 5].any(axis=1).all()

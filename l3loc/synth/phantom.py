@@ -719,34 +719,40 @@ def _head(P: Painter, p: CasePlan, g: _Geo, cortex: float) -> None:
 
 
 #: Medial angulation of pedicle screws (degrees from the sagittal plane), by level: the pedicles
-#: converge more caudally (thoracic 5-10, L1 ~10 to L5 ~25-30, S1 ~30).
-_SCREW_CONVERGENCE = {"T": 8.0, "L1": 10.0, "L2": 12.0, "L3": 15.0, "L4": 20.0, "L5": 25.0, "L6": 27.0, "S": 30.0}
+#: converge more caudally (thoracic 5-10, L1 ~10 to L5 ~25-30, S1 ~25-30).
+_SCREW_CONVERGENCE = {"T": 8.0, "L1": 10.0, "L2": 12.0, "L3": 15.0, "L4": 20.0, "L5": 25.0, "L6": 27.0, "S": 25.0}
 
 
 def screw_axes(p: CasePlan, g: _Geo) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
-    """(vertebra, side, head, tip) of each pedicle screw (points x, y, z in mm): in through the
-    pedicle's centre from behind the facet, converging medially by ``_SCREW_CONVERGENCE`` and
-    parallel to the vertebra's endplates (the sacral slope at S1), the tip at 80 % of the body's
-    depth; the head (the tulip holding the rod) 12 mm behind the entry point."""
+    """(vertebra, side, head, tip) of each pedicle screw (points x, y, z in mm): through the
+    pedicle's centre (level with the pedicles the phantom draws, 0.62 of the body's height, or
+    10 mm below the S1 plate, on the plane leaning with the endplates: the sacral slope at S1),
+    converging medially by ``_SCREW_CONVERGENCE``, the tip 0.6 half-depths in front of the body's
+    axis (converging less where that would bring it within 4 mm of the midline); the head (the tulip holding the rod) 20 mm behind the pedicle's middle."""
     out = []
     for name in p.screws:
         v = p.vertebra(name)
         if name == "S":
             z0, k = -10.0 * g.s, np.tan(np.radians(v.tilt_top))
-            b, w = v.b, 20.0 * g.s
-        else:
+            b, w = v.b, 24.0 * g.s
+        else:   # the pedicle's middle as _spine draws it (canal radius + pedicle half-width - 1)
             z0 = v.z_bottom + 0.62 * (v.z_top - v.z_bottom)
             k = np.tan(np.radians(0.5 * (v.tilt_top + v.tilt_bottom)))
-            rc = {"T": 7.5, "L": 9.0}[name[0]] * g.s
-            b, w = v.b, rc + 4.5 * g.s
-        conv = np.radians(_SCREW_CONVERGENCE.get(name, _SCREW_CONVERGENCE["T"]))
+            n = int(name[1:])
+            f = (n - 1) / max((p.n_lumbar if name[0] == "L" else p.n_rib_pairs) - 1, 1)
+            pw = (3.5 + 3.5 * f) if name[0] == "L" else (2.5 + 1.5 * f)
+            b, w = v.b, ({"T": 7.5, "L": 9.0}[name[0]] + pw - 1.0) * g.s
+        conv = float(np.radians(_SCREW_CONVERGENCE.get(name, _SCREW_CONVERGENCE["T"])))
         sx0, sy0 = float(g.sx(v.z_centre if name != "S" else 0.0)), float(g.sy(v.z_centre if name != "S" else 0.0))
         for sg in (-1, 1):
             ped = np.array([sx0 + sg * w, sy0 + b + 6.0 * g.s])       # the pedicle's middle
-            d = np.array([-sg * np.sin(conv), -np.cos(conv)])          # forwards and medially
-            tip_len = (ped[1] - (sy0 - 0.6 * b)) / np.cos(conv)
+            # (converging no more than keeps the tip 4 mm beside the midline)
+            reach = ped[1] - (sy0 - 0.6 * b)
+            cv = min(conv, np.arctan((w - 4.0) / reach))
+            d = np.array([-sg * np.sin(cv), -np.cos(cv)])              # forwards and medially
+            tip_len = reach / np.cos(cv)
             tip, head = ped + tip_len * d, ped - (20.0 * g.s) * d
-            zt = lambda y: z0 + k * (y - ped[1])                       # noqa: E731
+            zt = lambda y: z0 + k * (y - sy0)        # the plane through the axis at z0  # noqa: E731
             out.append((name, sg, np.array([head[0], head[1], zt(head[1])]), np.array([tip[0], tip[1], zt(tip[1])])))
     return out
 

@@ -11,6 +11,13 @@ frontal and sagittal network input at the 1 mm card grid (packaged config ``_bas
 config's ``PreprocessConfig``, the code prediction uses, so what is shown is what the net gets
 (window [100, 1500] HU -> [0, 1], side mask, sagittal slab). The L3 row (label or ground truth)
 is marked red.
+
+``--features-out PATH`` also draws the first real scan next to phantoms of its acquisition that
+show one structure each (``FEATURES``: a steep lumbosacral junction, a compression fracture,
+osteophytes bridging a disc, pedicle screws and rods, forearms on the belly), to check that each
+is visible and plausible as the net sees it.
+
+    python benchmarks/side_by_side.py --features-out benchmarks/side_by_side_features.png
 """
 import argparse
 import sys
@@ -34,6 +41,21 @@ from l3loc.synth.phantom import render_volume  # noqa: E402
 
 #: Candidate phantoms searched per real scan (plans only: cheap).
 N_CANDIDATES = 300
+#: Phantoms that show one structure each (--features-out): (title, SynthConfig overrides, plan
+#: predicate); searched among 2000 candidates whose field of view runs from T12 to below S1.
+FEATURES = (
+    ("sacral slope >= 45 deg", {}, lambda p: p.vertebra("S").tilt_top >= 45),
+    ("compression fracture", {}, lambda p: any(v.fracture != "none" and v.name in ("T12", "L1", "L2", "L3")
+                                               for v in p.vertebrae)),
+    ("osteophytes bridging a disc", {}, lambda p: any(v.bridge_below and v.name[0] == "L" for v in p.vertebrae)),
+    ("pedicle screws and rods", {"metal_rates": {"spine_rods": 1.0}}, lambda p: True),
+    ("forearms on the belly", {"arms_raised_rate": 0.0}, lambda p: p.forearms == "belly" and p.fat_mm < 25),
+)
+
+
+def _lumbosacral(p) -> bool:
+    """The plan's scan shows T12 to below the S1 plate."""
+    return p.slice_z_mm[0] > p.vertebra(f"T{p.n_rib_pairs}").z_top and p.slice_z_mm[-1] < -40
 
 
 def real_scans(real_val: Path, real: Path) -> list[dict]:
@@ -57,14 +79,16 @@ def real_scans(real_val: Path, real: Path) -> list[dict]:
     return scans
 
 
-def matching_phantom(ct, positive: bool, style: str, seed: int):
+def matching_phantom(ct, positive: bool, style: str, seed: int, overrides: dict | None = None,
+                     want=None, n: int = N_CANDIDATES):
     """The plan of similar acquisition (thickness, pixel, matrix) whose scan length is nearest to
-    the real one's and whose L3 presence matches, and its rendered volume."""
+    the real one's and whose L3 presence matches (among those ``want`` accepts, when given), and
+    its rendered volume."""
     t, _, px = ct.spacing_mm
     length = ct.hu.shape[0] * t
     cfg = replace(PRESETS["default"], thickness_mm={round(t, 3): 1.0}, inplane_mm=(px, px),
-                  matrix=int(min(max(ct.hu.shape[1:]), 512)), style=style)
-    best = min((plan_case(seed, i, cfg) for i in range(N_CANDIDATES)),
+                  matrix=int(min(max(ct.hu.shape[1:]), 512)), style=style, **(overrides or {}))
+    best = min((p for p in (plan_case(seed, i, cfg) for i in range(n)) if want is None or want(p)),
                key=lambda p: (p.l3_in_fov != positive, abs(p.shape[0] * t - length)))
     return best, render_volume(best)
 
@@ -86,25 +110,43 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "side_by_side.png")
     ap.add_argument("--style", choices=sorted(STYLES), default="default", help="phantom style family")
     ap.add_argument("--seed", type=int, default=0, help="phantom dataset seed")
+    ap.add_argument("--features-out", type=Path, default=None,
+                    help="also draw the first real scan next to phantoms showing one structure each")
     ap.add_argument("--debug", action="store_true", help="show tracebacks")
     args = ap.parse_args()
     cfgs = {name: PreprocessConfig.from_dict(load_config(resolve_config(file))["preprocess"])
             for name, file in (("1mm", "_base_"), ("cpu_fast", "cpu_fast"))}
-    rows = []
+    rows, first = [], None
     for scan in real_scans(args.real_val, args.real):
         ct = read_volume(scan["path"])
         lab = None if scan["l3_z_mm"] is None else float(ct.geometry.canonical_from_z(scan["l3_z_mm"]))
         plan, hu = matching_phantom(ct, scan["positive"], args.style, args.seed)
-        gt = plan.ground_truth()
-        ph = SimpleNamespace(hu=hu, spacing_mm=plan.spacing_mm, geometry=None)
-        t, _, px = ct.spacing_mm
-        rows.append((f"{scan['name']}: {ct.hu.shape[0]} x {t:.2f} mm, {px:.2f} mm px", net_inputs(ct, lab, cfgs),
-                     f"{plan.name} ({plan.fov_type}, {plan.style}): {plan.shape[0]} x {plan.spacing_mm[0]:.2f} mm, "
-                     f"{plan.spacing_mm[2]:.2f} mm px", net_inputs(ph, gt["l3_slice"], cfgs)))
+        real = (f"{scan['name']}: {ct.hu.shape[0]} x {ct.spacing_mm[0]:.2f} mm, {ct.spacing_mm[2]:.2f} mm px",
+                net_inputs(ct, lab, cfgs))
+        first = first or (scan, ct, real)
+        rows.append(real + _phantom_row(plan, hu, cfgs))
         print(f"{scan['name']}: phantom {plan.name} {plan.fov_type} {plan.shape}", flush=True)
     write_figure(args.out, rows)
     print(f"wrote {args.out}")
+    if args.features_out is not None:
+        scan, ct, real = first
+        rows = []
+        for title, overrides, want in FEATURES:
+            plan, hu = matching_phantom(ct, scan["positive"], args.style, args.seed, overrides,
+                                        lambda p, want=want: _lumbosacral(p) and want(p), n=2000)
+            ph_title, ph_imgs = _phantom_row(plan, hu, cfgs)
+            rows.append(real + (f"{title}: {ph_title}", ph_imgs))
+            print(f"{title}: phantom {plan.name} {plan.fov_type} {plan.shape}", flush=True)
+        write_figure(args.features_out, rows)
+        print(f"wrote {args.features_out}")
     return 0
+
+
+def _phantom_row(plan, hu, cfgs: dict) -> tuple[str, list]:
+    """(title, network inputs) of a rendered phantom."""
+    ph = SimpleNamespace(hu=hu, spacing_mm=plan.spacing_mm, geometry=None)
+    return (f"{plan.name} ({plan.fov_type}, {plan.style}): {plan.shape[0]} x {plan.spacing_mm[0]:.2f} mm, "
+            f"{plan.spacing_mm[2]:.2f} mm px", net_inputs(ph, plan.ground_truth()["l3_slice"], cfgs))
 
 
 def write_figure(path: Path, rows: list) -> None:

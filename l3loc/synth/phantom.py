@@ -283,7 +283,7 @@ def forearm_axes(p: CasePlan, g: _Geo) -> list[tuple[np.ndarray, np.ndarray]]:
     """(elbow, wrist) of each forearm resting on the abdomen (``p.forearms == "belly"``; points
     x, y, z in mm). The elbow lies beside the trunk on the table, 300 mm (the humerus) below the
     shoulder; the forearm, 230-270 mm long (the radius), runs forwards, inwards and down to the
-    wrist on the belly's skin: as far in front as it reaches (25-90 mm from the midline on a lean
+    wrist on the belly's skin: as far in front as it reaches (10-90 mm from the midline on a lean
     belly: inside the frontal band of the network's input; on the belly's side when obese)."""
     if p.arms != "down" or p.forearms != "belly":
         return []
@@ -296,7 +296,7 @@ def forearm_axes(p: CasePlan, g: _Geo) -> list[tuple[np.ndarray, np.ndarray]]:
     for sg in (-1, 1):
         elbow = np.array([p.body_x_mm + sg * (float(g.a_out(z_elb)) + r_arm + 4), g.back_y - r_arm - 35 * s, z_elb])
         length = float(rng.uniform(230, 270)) * s
-        inner = float(rng.uniform(25, 90)) * s
+        inner = float(rng.uniform(10, 90)) * s
         zw = z_elb - 0.6 * length
         for _ in range(3):   # the skin's outline at the wrist's height (it changes little)
             a, b, cy = float(g.a_out(zw)), float(g.b_out(zw)), float(g.cy(zw))
@@ -381,8 +381,9 @@ def _plates(v, g: _Geo):
 
 def _spurs(P: Painter, up, lo, g: _Geo, a: float, b: float, cortex: float, tex) -> None:
     """Osteophytes at the disc between ``up`` and ``lo``: a bright lip (0.8 of cortical bone) of
-    ``spur_*`` mm around the anterior and lateral rim of each plate, leaning with the plate and
-    growing into the disc by 0.7 of its length (at most 45 % of the disc); a bridge (DISH-like,
+    ``spur_*`` mm around the anterior and lateral rim of each plate, leaning with the plate, its
+    outer half bent into the disc (a claw) by 0.7 of its length (at most 45 % of the disc); a
+    bridge (DISH-like,
     0.7 of cortical bone) over the disc's whole height in front when ``up.bridge_below``."""
     arc = (150.0, 30.0)            # from the right's back, through the front, to the left's back
     for v, side, sign in ((up, "bottom", -1.0), (lo, "top", 1.0)):
@@ -392,9 +393,15 @@ def _spurs(P: Painter, up, lo, g: _Geo, a: float, b: float, cortex: float, tex) 
         z0 = v.z_bottom if side == "bottom" else v.z_top
         k, y0 = _plate(v, g, side)
         reach = min(0.7 * ln, 0.45 * (up.z_bottom - lo.z_top))
-        z_lo, z_hi = sorted((z0 - sign * 1.5, z0 + sign * reach))
+        tilt = ((k, y0), (k, y0)) if k else None
+        # a claw: out from the rim at the plate, then its outer half bends towards the disc
+        base = z0 + sign * 0.4 * reach
+        z_lo, z_hi = sorted((z0 - sign * 1.5, base))
         P.ellipse(z_lo, z_hi, g.sx, g.sy, a + ln, b + ln, 0.8 * cortex, inner=min(a, b) / (min(a, b) + ln) - 0.05,
-                  arc_deg=arc, tilt=((k, y0), (k, y0)) if k else None, texture=tex(_SHELL_AMP))
+                  arc_deg=arc, tilt=tilt, texture=tex(_SHELL_AMP))
+        z_lo, z_hi = sorted((base, z0 + sign * reach))
+        P.ellipse(z_lo, z_hi, g.sx, g.sy, a + ln, b + ln, 0.8 * cortex,
+                  inner=(min(a, b) + 0.5 * ln) / (min(a, b) + ln), arc_deg=arc, tilt=tilt, texture=tex(_SHELL_AMP))
     if up.bridge_below:
         ln = 0.5 * (up.spur_bottom + lo.spur_top)
         kl, yl = _plate(lo, g, "top")

@@ -37,19 +37,21 @@ from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import preprocess_volume  # noqa: E402
 from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
 from l3loc.synth.anatomy import PRESETS, STYLES, plan_case  # noqa: E402
-from l3loc.synth.phantom import render_volume  # noqa: E402
+from l3loc.synth.phantom import _geometry, forearm_axes, render_volume  # noqa: E402
 
 #: Candidate phantoms searched per real scan (plans only: cheap).
 N_CANDIDATES = 300
 #: Phantoms that show one structure each (--features-out): (title, SynthConfig overrides, plan
-#: predicate); searched among 2000 candidates whose field of view runs from T12 to below S1.
+#: predicate); searched among 2000 candidates whose field of view runs from T12 to below S1 (a
+#: wrist within cpu_fast's +-38 mm frontal band for the forearms).
 FEATURES = (
     ("sacral slope >= 45 deg", {}, lambda p: p.vertebra("S").tilt_top >= 45),
     ("compression fracture", {}, lambda p: any(v.fracture != "none" and v.name in ("T12", "L1", "L2", "L3")
                                                for v in p.vertebrae)),
     ("osteophytes bridging a disc", {}, lambda p: any(v.bridge_below and v.name[0] == "L" for v in p.vertebrae)),
     ("pedicle screws and rods", {"metal_rates": {"spine_rods": 1.0}}, lambda p: True),
-    ("forearms on the belly", {"arms_raised_rate": 0.0}, lambda p: p.forearms == "belly" and p.fat_mm < 25),
+    ("forearms on the belly", {"arms_raised_rate": 0.0},
+     lambda p: any(abs(w[0] - p.body_x_mm) < 38 for _, w in forearm_axes(p, _geometry(p)))),
 )
 
 

@@ -328,7 +328,7 @@ def _arms(P: Painter, p: CasePlan, g: _Geo, bone: bool) -> None:
                    core_hu=150, cortex_mm=2.0)
     for sg in (-1, 1):
         if p.arms == "down":
-            z_lo, z_hi = (z_sh - (320 if belly else 600) * s), z_sh + 15 * s
+            z_lo, z_hi = z_sh - (320 if belly else 600) * s, z_sh + 15 * s   # (belly: the upper arm only)
             cx = lambda z, sg=sg: p.body_x_mm + sg * (g.a_out(np.maximum(z, z_sh - 420 * s)) + r_arm(z) + 4)
             cy = lambda z: g.back_y - r_arm(z) - 35 * s
         else:  # raised beside the head

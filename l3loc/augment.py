@@ -72,7 +72,7 @@ Columns that are zero over the whole input image (the frontal side mask, canvas 
 zero after zoom and deformation, so the mask geometry the net sees never changes.
 
 The keys are those of the ``augment`` section of ``l3loc.config.DEFAULTS``. Random row windows
-(positive / negative sampling) are not done here but by ``l3loc.preprocess.sample_row_window``.
+(positive / negative sampling) are not done here but by ``l3loc.row_windows.sample_row_window``.
 """
 from __future__ import annotations
 
@@ -81,7 +81,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 from scipy import ndimage
 
-VIEWS = ("frontal", "sagittal")
+from l3loc.mip import VIEWS
+
 
 AUGMENT_DEFAULTS: dict[str, Any] = {
     "hflip": True,                # frontal channels only, probability 1/2

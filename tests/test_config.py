@@ -47,6 +47,9 @@ def test_new_model_type_replaces_its_arguments(tmp_path):
     ("train:\n  lrr: 0.1\n", "train.lrr"),
     ("trian:\n  lr: 0.1\n", "trian"),
     ("preprocess:\n  canvas_px: 3\n", "preprocess.canvas_px"),
+    # the band has one source, preprocess.frontal_band_mm (the side mask), so a second band
+    # that could disagree with it (the notebook's 35-65 % mask vs 35-70 % label) is refused
+    ("label:\n  col_range: [0.35, 0.70]\n", "label.col_range"),
 ])
 def test_unknown_key_names_key_and_file(tmp_path, text, key):
     path = write(tmp_path / "typo.yml", text)

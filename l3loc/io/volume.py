@@ -18,8 +18,6 @@ import SimpleITK as sitk
 from l3loc.atomic import atomic_path
 from l3loc.errors import InputError
 from l3loc.io.dicom import dicom_kind, read_dicom_series
-# write_dicom_series moved to l3loc.io.dicom; l3loc.synth.writers still imports it from here
-from l3loc.io.dicom import write_dicom_series  # noqa: F401
 from l3loc.io.geometry import OBLIQUE_TOLERANCE_DEG, CTVolume, check_canonical, to_canonical
 from l3loc.io.headers import check_file_header, itk_problem
 

@@ -26,7 +26,7 @@ import numpy as np
 from l3loc.atomic import atomic_path, write_text
 from l3loc.io.npz import L3Dataset, write_l3_npz
 from l3loc.levels import LEVELS, column_name
-from l3loc.preprocess import mip
+from l3loc.mip import mip
 from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
 from l3loc.synth.phantom import render_volume
 
@@ -85,7 +85,7 @@ def _make_case(job: tuple) -> dict:
         # write_volume stores slice k = 0 as the most inferior one
         gt["l3_file_slice"] = None if gt["negative"] else plan.shape[0] - 1 - gt["l3_slice"]
     if dicom_dir is not None:
-        from l3loc.io.volume import write_dicom_series
+        from l3loc.io.dicom import write_dicom_series
         write_dicom_series(dicom_dir, hu, plan.spacing_mm, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy,
                            patient_name=f"L3LOC^{plan.name}")
         files["dicom"] = str(dicom_dir)

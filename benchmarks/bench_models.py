@@ -14,9 +14,9 @@ the largest difference between the two maps. One warm-up call before each timing
 Markdown table; the machine may be shared, so the load average is printed too.
 
 ``--accuracy``: a CSV with a ``config`` column and one column per accuracy figure (mean L3
-error in mm: ``synth_fold1_mm``, ``synth2_mm``, ``real_val_mm``, as the integrator measures
-them with ``l3loc eval``); they join the table, and ``--plot`` draws accuracy against the
-predictor's CPU time per scan.
+error in mm: ``synth_fold1_mm``, ``synth2_mm``, ``synth_style_mm``, ``real_val_mm``, as
+``benchmarks/models_accuracy.py`` writes them from ``l3loc eval`` runs); they join the table, and
+``--plot`` draws accuracy against the predictor's CPU time per scan.
 """
 from __future__ import annotations
 
@@ -104,13 +104,18 @@ def read_accuracy(path: Path) -> dict[str, dict[str, str]]:
         return {row["config"]: row for row in csv.DictReader(fh)}
 
 
-ACCURACY_COLUMNS = ("synth_fold1_mm", "synth2_mm", "real_val_mm")
+#: accuracy column -> its heading (mean L3 error, mm); other columns of the CSV are ignored here.
+ACCURACY_COLUMNS = {
+    "synth_fold1_mm": "synthetic fold 1 (mm)",
+    "synth2_mm": "second synthetic set (mm)",
+    "synth_style_mm": "held-out phantom style (mm)",
+    "real_val_mm": "real_val (mm)",
+}
 
 
 def table(results: list[dict], accuracy: dict[str, dict[str, str]]) -> str:
     head = ("| config | model | parameters | train step (s) | predict dygraph (s) | "
-            "predict paddle.inference (s) | synthetic fold 1 (mm) | second synthetic set (mm) | "
-            "real_val (mm) |")
+            "predict paddle.inference (s) | " + " | ".join(ACCURACY_COLUMNS.values()) + " |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in results:
         acc = accuracy.get(r["config"], {})
@@ -128,16 +133,21 @@ def plot(results: list[dict], accuracy: dict[str, dict[str, str]], path: Path) -
 
     from l3loc.atomic import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for column, marker in zip(ACCURACY_COLUMNS, "osd"):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    named = set()  # a config's x is the same for every set: its name is written once
+    for column, marker in zip(ACCURACY_COLUMNS, "osd^"):
         pts = [(r["predictor_s"], float(accuracy[r["config"]][column]), r["config"])
                for r in results if accuracy.get(r["config"], {}).get(column)]
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=column)
             for px, py, label in pts:
-                ax.annotate(label, (px, py), fontsize=7)
-    ax.set(xlabel="CPU seconds per scan (paddle.inference)", ylabel="mean L3 error (mm)",
-           title="accuracy vs CPU time")
+                if label not in named:
+                    ax.annotate(label, (px, py), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+                    named.add(label)
+    # log scale: synthetic errors are ~1 mm, real CT errors tens of mm
+    ax.set(xlabel="CPU seconds per scan (paddle.inference)", ylabel="mean L3 error (mm, log)",
+           title="accuracy vs CPU time", yscale="log")
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:

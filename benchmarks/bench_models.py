@@ -4,6 +4,8 @@ Usage:
     python benchmarks/bench_models.py                       # every model config, 3 repeats
     python benchmarks/bench_models.py --configs cpu_fast row_head --repeats 5
     python benchmarks/bench_models.py --accuracy acc.csv    # + accuracy columns and the plot
+    python benchmarks/bench_models.py --save-speed speed.json          # measure once, then
+    python benchmarks/bench_models.py --speed speed.json --accuracy acc.csv --plot acc.png
 
 Per config (a packaged config, built exactly as training builds it): trainable parameters; the
 median train step (forward, deep-supervised loss, backward, AdamW) on a batch of ``batch_size``
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -33,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import l3loc  # noqa: E402,F401  (before paddle: MKL_DEBUG_CPU_TYPE / OMP_NUM_THREADS)
+from l3loc.atomic import write_text  # noqa: E402
 
 MODEL_CONFIGS = ("cpu_fast", "attention_unet", "unet_pp", "unet3p", "u2net", "row_head")
 
@@ -164,7 +168,29 @@ def main(argv=None) -> None:
     ap.add_argument("--opts", nargs="*", default=[], help="config overrides for every config")
     ap.add_argument("--accuracy", type=Path, help="CSV: config + accuracy columns (mm)")
     ap.add_argument("--plot", type=Path, help="write accuracy vs CPU time here (needs --accuracy)")
+    ap.add_argument("--save-speed", type=Path, help="also write the speed figures here (JSON)")
+    ap.add_argument("--speed", type=Path,
+                    help="speed figures of an earlier --save-speed run instead of measuring "
+                         "(accuracy is usually measured hours after speed)")
     args = ap.parse_args(argv)
+    accuracy = read_accuracy(args.accuracy) if args.accuracy else {}
+    if args.plot and not accuracy:
+        ap.error("--plot needs --accuracy")
+    if args.save_speed and args.save_speed.exists():
+        ap.error(f"{args.save_speed} exists (measured figures are never overwritten)")
+    if args.speed:
+        results = json.loads(args.speed.read_text(encoding="utf-8"))
+        results = [r for r in results if r["config"] in args.configs]
+    else:
+        results = measure(args)
+    if args.save_speed:
+        write_text(args.save_speed, json.dumps(results, indent=1) + "\n", overwrite=False)
+    print(table(results, accuracy))
+    if args.plot:
+        plot(results, accuracy, args.plot)
+
+
+def measure(args) -> list[dict]:
     print(f"load average {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
           f"{args.repeats} repeats, medians", flush=True)
     results = []
@@ -176,12 +202,7 @@ def main(argv=None) -> None:
               f"(batch {r['batch']}, {r['canvas']}), predict {r['dygraph_s']:.3f} / "
               f"{r['predictor_s']:.3f} s, max |predictor - dygraph| {r['max_diff']:.1e} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    accuracy = read_accuracy(args.accuracy) if args.accuracy else {}
-    print(table(results, accuracy))
-    if args.plot:
-        if not accuracy:
-            ap.error("--plot needs --accuracy")
-        plot(results, accuracy, args.plot)
+    return results
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ family"):
 For each config ``C`` of ``bench_models.MODEL_CONFIGS`` it reads the sagittal rows of
 ``work/<prefix>C/eval/summary.csv`` (``l3loc eval``: held-out synthetic fold) and of
 ``work/<prefix>C/eval_<name>/summary.csv`` (``l3loc eval --data``: the second synthetic set, the
-held-out phantom style and the real validation set) and writes one CSV row: the mean and median
-L3 error in mm per set, then per set the positives found at the right level (the held-out fold:
-within 10 mm, and detected) and the negatives called ``not_found`` as ``k/n`` (and on real CT the positives found at a wrong level, the worst
-outcome, and those whose best row is at L3 whatever the status). A config whose runs are missing is left out, with a line saying so.
+held-out phantom style and the real validation set) and writes one CSV row: ``train_min`` (the
+minutes the sagittal fold 1 trained, from its ``train_log.csv``), the mean and median L3 error
+in mm per set, then per set the positives found at the right level (the held-out fold: within
+10 mm, and detected) and the negatives called ``not_found`` as ``k/n`` (and on real CT the
+positives found at a wrong level, the worst outcome, and those whose best row is at L3 whatever
+the status). A config whose runs are missing is left out, with a line saying so.
 """
 from __future__ import annotations
 
@@ -45,7 +47,9 @@ def _sagittal_row(path: Path) -> dict:
 
 def accuracy_row(run: Path) -> dict:
     """The accuracy columns of one run folder (see the module docstring)."""
-    out = {}
+    # the training's own clock (epochs with their validation), under the protocol's conditions
+    with open(run / "sagittal" / "fold_1" / "train_log.csv", newline="") as fh:
+        out = {"train_min": f"{sum(float(r['seconds']) for r in csv.DictReader(fh)) / 60:.1f}"}
     for column, folder in SETS.items():
         r = _sagittal_row(run / folder / "summary.csv")
         out[f"{column}_mm"] = f"{float(r['mean_mm']):.2f}"

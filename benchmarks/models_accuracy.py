@@ -13,7 +13,8 @@ minutes the sagittal fold 1 trained, from its ``train_log.csv``), the mean and m
 in mm per set, then per set the positives found at the right level (the held-out fold: within
 10 mm, and detected) and the negatives called ``not_found`` as ``k/n`` (and on real CT the
 positives found at a wrong level, the worst outcome, and those whose best row is at L3 whatever
-the status). A config whose runs are missing is left out, with a line saying so.
+the status). A config whose runs are missing is left out, with a line saying so. It also prints
+each config's mean error minus the baseline's on the same cases, with a bootstrap interval.
 """
 from __future__ import annotations
 
@@ -73,6 +74,36 @@ def accuracy_row(run: Path) -> dict:
     return out
 
 
+def paired_differences(runs: dict[str, Path], baseline: str, n_boot: int = 2000) -> list[str]:
+    """Mean error of each config minus the baseline's on the same positive cases, per set, with a
+    95 % bootstrap interval over cases (the test-set part of the noise; not the training part:
+    another seed or fold moves the figures too). Lines of a Markdown table."""
+    import numpy as np
+    import pandas as pd
+
+    def errors(run: Path, folder: str) -> pd.Series:
+        cases = pd.read_csv(run / folder / "per_case.csv")
+        cases = cases[(cases["view"] == "sagittal") & ~cases["negative"].astype(bool)]
+        return cases.set_index("name")["error_mm"].astype(float)
+
+    sets = [s for s in SETS if s != "real_val"]  # 3 real positives: no interval worth printing
+    lines = ["| config | " + " | ".join(f"{s} (mm)" for s in sets) + " |",
+             "|---|" + "---|" * len(sets)]
+    rng = np.random.default_rng(0)
+    for name, run in runs.items():
+        if name == baseline:
+            continue
+        cells = []
+        for column in sets:
+            base, other = errors(runs[baseline], SETS[column]), errors(run, SETS[column])
+            diff = (other - base.reindex(other.index)).dropna().to_numpy()
+            boot = rng.choice(diff, (n_boot, diff.size)).mean(axis=1)
+            lo, hi = np.percentile(boot, [2.5, 97.5])
+            cells.append(f"{diff.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work-dir", type=Path, default=Path("work"))
@@ -80,8 +111,10 @@ def main(argv=None) -> None:
     ap.add_argument("--configs", nargs="+", default=list(MODEL_CONFIGS))
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    ap.add_argument("--baseline", default="cpu_fast",
+                    help="also print each config's error minus this one's, case by case")
     args = ap.parse_args(argv)
-    rows = []
+    rows, runs = [], {}
     for name in args.configs:
         run = args.work_dir / f"{args.prefix}{name}"
         missing = [f for f in SETS.values() if not (run / f / "summary.csv").is_file()]
@@ -89,6 +122,7 @@ def main(argv=None) -> None:
             print(f"{name}: left out, {run} has no {', '.join(missing)}")
             continue
         rows.append({"config": name, **accuracy_row(run)})
+        runs[name] = run
     if not rows:
         raise SystemExit("no config has all its evaluations")
     lines = [",".join(rows[0])] + [",".join(r.values()) for r in rows]
@@ -96,6 +130,10 @@ def main(argv=None) -> None:
         raise SystemExit(f"{args.out} exists (--overwrite replaces it)")
     write_text(args.out, "\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.baseline in runs:
+        print(f"\nMean error minus {args.baseline}'s on the same positive cases, 95 % bootstrap "
+              "interval over cases:")
+        print("\n".join(paired_differences(runs, args.baseline)))
 
 
 if __name__ == "__main__":

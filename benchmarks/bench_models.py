@@ -4,6 +4,8 @@ Usage:
     python benchmarks/bench_models.py                       # every model config, 3 repeats
     python benchmarks/bench_models.py --configs cpu_fast row_head --repeats 5
     python benchmarks/bench_models.py --accuracy acc.csv    # + accuracy columns and the plot
+    python benchmarks/bench_models.py --save-speed speed.json          # measure once, then
+    python benchmarks/bench_models.py --speed speed.json --accuracy acc.csv --plot acc.png
 
 Per config (a packaged config, built exactly as training builds it): trainable parameters; the
 median train step (forward, deep-supervised loss, backward, AdamW) on a batch of ``batch_size``
@@ -14,14 +16,15 @@ the largest difference between the two maps. One warm-up call before each timing
 Markdown table; the machine may be shared, so the load average is printed too.
 
 ``--accuracy``: a CSV with a ``config`` column and one column per accuracy figure (mean L3
-error in mm: ``synth_fold1_mm``, ``synth2_mm``, ``real_val_mm``, as the integrator measures
-them with ``l3loc eval``); they join the table, and ``--plot`` draws accuracy against the
-predictor's CPU time per scan.
+error in mm: ``synth_fold1_mm``, ``synth2_mm``, ``synth_style_mm``, ``real_val_mm``, as
+``benchmarks/models_accuracy.py`` writes them from ``l3loc eval`` runs); they join the table, and
+``--plot`` draws accuracy against the predictor's CPU time per scan.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import statistics
 import sys
@@ -33,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import l3loc  # noqa: E402,F401  (before paddle: MKL_DEBUG_CPU_TYPE / OMP_NUM_THREADS)
+from l3loc.atomic import write_text  # noqa: E402
 
 MODEL_CONFIGS = ("cpu_fast", "attention_unet", "unet_pp", "unet3p", "u2net", "row_head")
 
@@ -104,13 +108,18 @@ def read_accuracy(path: Path) -> dict[str, dict[str, str]]:
         return {row["config"]: row for row in csv.DictReader(fh)}
 
 
-ACCURACY_COLUMNS = ("synth_fold1_mm", "synth2_mm", "real_val_mm")
+#: accuracy column -> its heading (mean L3 error, mm); other columns of the CSV are ignored here.
+ACCURACY_COLUMNS = {
+    "synth_fold1_mm": "synthetic fold 1 (mm)",
+    "synth2_mm": "second synthetic set (mm)",
+    "synth_style_mm": "held-out phantom style (mm)",
+    "real_val_mm": "real_val (mm)",
+}
 
 
 def table(results: list[dict], accuracy: dict[str, dict[str, str]]) -> str:
     head = ("| config | model | parameters | train step (s) | predict dygraph (s) | "
-            "predict paddle.inference (s) | synthetic fold 1 (mm) | second synthetic set (mm) | "
-            "real_val (mm) |")
+            "predict paddle.inference (s) | " + " | ".join(ACCURACY_COLUMNS.values()) + " |")
     lines = [head, "|" + "---|" * head.count(" | ") + "---|"]
     for r in results:
         acc = accuracy.get(r["config"], {})
@@ -128,16 +137,21 @@ def plot(results: list[dict], accuracy: dict[str, dict[str, str]], path: Path) -
 
     from l3loc.atomic import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for column, marker in zip(ACCURACY_COLUMNS, "osd"):
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    named = set()  # a config's x is the same for every set: its name is written once
+    for column, marker in zip(ACCURACY_COLUMNS, "osd^"):
         pts = [(r["predictor_s"], float(accuracy[r["config"]][column]), r["config"])
                for r in results if accuracy.get(r["config"], {}).get(column)]
         if pts:
             ax.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, label=column)
             for px, py, label in pts:
-                ax.annotate(label, (px, py), fontsize=7)
-    ax.set(xlabel="CPU seconds per scan (paddle.inference)", ylabel="mean L3 error (mm)",
-           title="accuracy vs CPU time")
+                if label not in named:
+                    ax.annotate(label, (px, py), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+                    named.add(label)
+    # log scale: synthetic errors are ~1 mm, real CT errors tens of mm
+    ax.set(xlabel="CPU seconds per scan (paddle.inference)", ylabel="mean L3 error (mm, log)",
+           title="accuracy vs CPU time", yscale="log")
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:
@@ -154,9 +168,35 @@ def main(argv=None) -> None:
     ap.add_argument("--opts", nargs="*", default=[], help="config overrides for every config")
     ap.add_argument("--accuracy", type=Path, help="CSV: config + accuracy columns (mm)")
     ap.add_argument("--plot", type=Path, help="write accuracy vs CPU time here (needs --accuracy)")
+    ap.add_argument("--save-speed", type=Path, help="also write the speed figures here (JSON)")
+    ap.add_argument("--speed", type=Path,
+                    help="speed figures of an earlier --save-speed run instead of measuring "
+                         "(accuracy is usually measured hours after speed)")
     args = ap.parse_args(argv)
+    accuracy = read_accuracy(args.accuracy) if args.accuracy else {}
+    if args.plot and not accuracy:
+        ap.error("--plot needs --accuracy")
+    if args.save_speed and args.save_speed.exists():
+        ap.error(f"{args.save_speed} exists (measured figures are never overwritten)")
+    if args.speed:
+        results = json.loads(args.speed.read_text(encoding="utf-8"))
+        results = [r for r in results if r["config"] in args.configs]
+    else:
+        results = measure(args)
+    if args.save_speed:
+        write_text(args.save_speed, json.dumps(results, indent=1) + "\n", overwrite=False)
+    print(table(results, accuracy))
+    if args.plot:
+        plot(results, accuracy, args.plot)
+
+
+def measure(args) -> list[dict]:
     print(f"load average {os.getloadavg()[0]:.1f}; OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}; "
           f"{args.repeats} repeats, medians", flush=True)
+    # the process's first net pays one-off costs (oneDNN, the first predictor) that one warm-up
+    # call does not absorb: measured first, cpu_fast's train step read 2-6x its time measured
+    # after another config. A discarded run of the first config takes them.
+    bench_config(args.configs[0], 1, args.height, args.opts)
     results = []
     for name in args.configs:
         start = time.perf_counter()
@@ -166,12 +206,7 @@ def main(argv=None) -> None:
               f"(batch {r['batch']}, {r['canvas']}), predict {r['dygraph_s']:.3f} / "
               f"{r['predictor_s']:.3f} s, max |predictor - dygraph| {r['max_diff']:.1e} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
-    accuracy = read_accuracy(args.accuracy) if args.accuracy else {}
-    print(table(results, accuracy))
-    if args.plot:
-        if not accuracy:
-            ap.error("--plot needs --accuracy")
-        plot(results, accuracy, args.plot)
+    return results
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import preprocess_volume  # noqa: E402
 from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
-from l3loc.synth.anatomy import PRESETS, STYLES, plan_case  # noqa: E402
-from l3loc.synth.phantom import _geometry, forearm_axes, render_volume  # noqa: E402
+from l3loc.synth.anatomy import plan_case  # noqa: E402
+from l3loc.synth.config import PRESETS, STYLES  # noqa: E402
+from l3loc.synth.phantom import geometry, render_volume  # noqa: E402
+from l3loc.synth.scene import forearm_axes  # noqa: E402
 
 #: Candidate phantoms searched per real scan (plans only: cheap).
 N_CANDIDATES = 300
@@ -51,7 +53,7 @@ FEATURES = (
     ("osteophytes bridging a disc", {}, lambda p: any(v.bridge_below and v.name[0] == "L" for v in p.vertebrae)),
     ("pedicle screws and rods", {"metal_rates": {"spine_rods": 1.0}}, lambda p: True),
     ("forearms on the belly", {"arms_raised_rate": 0.0},
-     lambda p: any(abs(w[0] - p.body_x_mm) < 38 for _, w in forearm_axes(p, _geometry(p)))),
+     lambda p: any(abs(w[0] - p.body_x_mm) < 38 for _, w in forearm_axes(p, geometry(p)))),
 )
 
 

@@ -7,7 +7,8 @@ import pytest
 from l3loc.decode import decode_profile, row_profile
 from l3loc.labels import level_targets
 from l3loc.levels import LEVELS, check_levels, decide_l3, decode_levels, nominal_distance_mm
-from l3loc.synth.anatomy import PRESETS, plan_case
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS
 
 SPACING = 1.0
 

@@ -8,9 +8,11 @@ import pytest
 from l3loc.io.npz import read_l3_npz
 from l3loc.levels import LEVELS
 from l3loc.mip import mip
-from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS, SynthConfig
 from l3loc.synth.painter import Painter, Texture, overlap_fraction
-from l3loc.synth.phantom import _blur_inplane, _geometry, render_volume
+from l3loc.synth.acquisition import blur_inplane
+from l3loc.synth.phantom import geometry, render_volume
 from l3loc.synth.writers import ANNOTATOR_SD_MM, annotator_rows, generate_dataset
 
 # 1 mm slices on a coarse 3 mm in-plane grid: anatomy is resolved along z, a case renders fast
@@ -72,7 +74,7 @@ def test_inplane_blur_is_the_binomial_kernel_inside_its_box():
     hu = np.zeros((2, 9, 9), dtype=np.int16)
     hu[:, 4, 4] = 1600
     hu[:, 1, 8] = 1600                       # outside the box: untouched
-    _blur_inplane(hu, rows=(2, 7), cols=(2, 7))
+    blur_inplane(hu, rows=(2, 7), cols=(2, 7))
     # [1, 2, 1] / 4 along each axis: 1600 -> 400 centre, 200 edge neighbours, 100 corners
     np.testing.assert_array_equal(hu[0, 3:6, 3:6], [[100, 200, 100], [200, 400, 200], [100, 200, 100]])
     assert hu[0, 1, 8] == 1600 and hu.sum() == 2 * (1600 + 1600)
@@ -85,11 +87,11 @@ def test_vertebral_body_in_a_projection_has_bright_endplates_and_a_darker_core(m
     # the anatomy under the standard kernel (a soft kernel blurs the 1.2 mm plates; kernels are
     # tested in test_synth_scene.py)
     from l3loc.synth import phantom
-    standard = phantom._kernel_inplane
-    monkeypatch.setattr(phantom, "_kernel_inplane",
+    standard = phantom.kernel_inplane
+    monkeypatch.setattr(phantom, "kernel_inplane",
                         lambda hu, rows, cols, kernel: standard(hu, rows, cols, "standard"))
     hu = render_volume(plan)
-    g, l3 = _geometry(plan), plan.vertebra("L3")
+    g, l3 = geometry(plan), plan.vertebra("L3")
     z = plan.slice_z_mm
     _, dy, dx = plan.spacing_mm
     rows, cols = plan.shape[1:]
@@ -121,7 +123,7 @@ def test_l3_centre_lies_in_the_third_body_below_the_last_rib(config):
                   and p.l3_in_fov and p.vertebra(f"T{p.n_rib_pairs}").z_top < p.z_top_mm)
     gt = plan.ground_truth()
     hu = render_volume(plan)
-    g = _geometry(plan)
+    g = geometry(plan)
     z = plan.slice_z_mm
     _, dy, dx = plan.spacing_mm
     rows, cols = plan.shape[1:]

@@ -6,8 +6,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from l3loc.synth.anatomy import PRESETS, plan_case
-from l3loc.synth.phantom import _geometry, render_volume
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS
+from l3loc.synth.phantom import geometry, render_volume
 
 # 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not)
 FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
@@ -24,7 +25,7 @@ def case():
     plan = _pick(lambda p: p.n_lumbar == 5 and p.n_rib_pairs == 12 and not p.short_12th_rib
                  and p.slice_z_mm[0] > p.vertebra("T11").z_top
                  and p.slice_z_mm[-1] < p.landmarks["femoral_head"])
-    return plan, render_volume(plan), _geometry(plan)
+    return plan, render_volume(plan), geometry(plan)
 
 
 def _index(coords_mm, value):

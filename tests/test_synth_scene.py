@@ -6,8 +6,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from l3loc.synth.anatomy import PRESETS, STYLES, plan_case
-from l3loc.synth.phantom import METAL_HU, _geometry, _kernel_inplane, _metal_streaks, _tilt, render_volume
+from l3loc.synth.acquisition import kernel_inplane, tilt
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS, STYLES
+from l3loc.synth.phantom import geometry, render_volume
+from l3loc.synth.scene import METAL_HU, metal_streaks
 
 # 2.5 mm slices on a 3 mm in-plane grid, abdominal scans: a case renders in a fraction of a second
 BASE = replace(PRESETS["tiny"], thickness_mm={2.5: 1.0}, inplane_mm=(3.0, 3.0), matrix=128,
@@ -40,7 +43,7 @@ def _patch_mean(hu, i, r, c, k=1):
 def test_contrast_kidneys_are_bright_at_l1_l2_only_with_contrast(phase):
     plan = _first(replace(BASE, contrast_rate=1.0, phase_rates={phase: 1.0}))
     plain = replace(plan, contrast=False, contrast_phase="none")
-    g = _geometry(plan)
+    g = geometry(plan)
     l1 = plan.vertebra("L1")
     i = _slice(plan, l1.z_centre)
     for sg in (-1, 1):   # the kidneys' cortex, lateral of the medulla, at L1
@@ -53,7 +56,7 @@ def test_excretory_phase_fills_the_bladder_and_the_ureters():
     plan = _first(replace(BASE, contrast_rate=1.0, phase_rates={"excretory": 1.0},
                           fov_rates={"chest_abdomen_pelvis": 1.0}))
     hu = render_volume(plan)
-    g = _geometry(plan)
+    g = geometry(plan)
     zb = plan.landmarks["femoral_head"] + 5 * plan.scale
     r, c = _px(plan, plan.body_x_mm, float(g.cy(zb) - 0.45 * g.b_m(zb)))
     assert _patch_mean(hu, _slice(plan, zb), r, c) > 250
@@ -74,7 +77,7 @@ def test_oral_contrast_brightens_bowel_and_calcification_the_aortic_wall():
     base = render_volume(plan)[lo:hi + 1]
 
     def bright_soft(hu):   # voxels of [200, 700] HU anterior of the vertebral bodies
-        g = _geometry(plan)
+        g = geometry(plan)
         r_front, _ = _px(plan, 0.0, float(g.sy(v.z_centre)) - 25)
         return int(((hu[:, :r_front] > 200) & (hu[:, :r_front] < 700)).sum())
 
@@ -108,7 +111,7 @@ def test_tight_crop_cuts_the_body_at_the_sides_and_keeps_the_spine():
     for p, cut in ((plan, True), (wide, False)):
         hu = render_volume(p)
         i = _slice(p, p.vertebra("L3").z_centre)
-        r, _ = _px(p, 0.0, float(_geometry(p).cy(p.vertebra("L3").z_centre)))
+        r, _ = _px(p, 0.0, float(geometry(p).cy(p.vertebra("L3").z_centre)))
         edges = hu[i, r, [0, -1]]
         assert ((edges > -500).all()) == cut, edges
     assert 0 <= plan.ground_truth()["l3_slice"] < plan.shape[0]
@@ -118,7 +121,7 @@ def test_gantry_tilt_shifts_slices_with_distance_from_the_pivot():
     hu = np.zeros((20, 5, 1), dtype=np.int16)
     hu[10] = 100                                 # a plate in slice 10
     y = np.array([-20.0, -10.0, 0.0, 10.0, 20.0])
-    _tilt(hu, 45.0, 5.0, y, 0.0)                # 10 mm of y = 10 mm of z = 2 slices
+    tilt(hu, 45.0, 5.0, y, 0.0)                # 10 mm of y = 10 mm of z = 2 slices
     assert np.flatnonzero(hu[:, 2, 0]) == [10]   # the pivot row keeps its slice
     assert np.flatnonzero(hu[:, 3, 0]) == [8] and np.flatnonzero(hu[:, 4, 0]) == [6]
     assert np.flatnonzero(hu[:, 1, 0]) == [12] and np.flatnonzero(hu[:, 0, 0]) == [14]
@@ -132,7 +135,7 @@ def test_metal_streaks_raise_and_lower_hu_outside_the_metal():
     yy, xx = np.mgrid[:size, :size] - size // 2
     disc = yy ** 2 + xx ** 2 <= 10 ** 2
     hu[1][disc] = 3000                           # metal only in slice 1
-    _metal_streaks(hu, (1.0, 1.0, 1.0), np.random.default_rng(0), 400.0)
+    metal_streaks(hu, (1.0, 1.0, 1.0), np.random.default_rng(0), 400.0)
     assert (hu[1][disc] == 3000).all()
     ring = (yy ** 2 + xx ** 2 > 15 ** 2) & (yy ** 2 + xx ** 2 < 60 ** 2)
     assert hu[1][ring].max() > 40 + 100 and hu[1][ring].min() < 40 - 100
@@ -158,7 +161,7 @@ def test_kernels_sharp_overshoots_soft_smooths():
     out = {}
     for k in ("soft", "standard", "sharp"):
         a = step.copy()
-        _kernel_inplane(a, (0, 12), (0, 12), k)
+        kernel_inplane(a, (0, 12), (0, 12), k)
         out[k] = a[0, 6]
     assert out["sharp"].max() > 1000 and out["sharp"].min() < 0          # rims both sides
     assert out["standard"][5] < out["soft"][5] and out["soft"][6] < out["standard"][6]
@@ -178,7 +181,7 @@ def test_noise_grows_as_slices_thin_and_dose_falls():
 def test_osteoporotic_bodies_are_darker():
     plan = _first(BASE)
     l3 = plan.vertebra("L3")
-    g = _geometry(plan)
+    g = geometry(plan)
     i = _slice(plan, l3.z_centre)
     r, c = _px(plan, float(g.sx(l3.z_centre)), float(g.sy(l3.z_centre)))
     normal = _patch_mean(render_volume(plan), i, r, c)
@@ -197,7 +200,7 @@ def test_styles_keep_the_cases_and_change_the_look():
         assert gts[a] == gts[names[0]]                     # same case, same labels, same grid
         assert plans[a].vertebrae == plans[names[0]].vertebrae
     l3 = plans[names[0]].vertebra("L3")
-    g = _geometry(plans[names[0]])
+    g = geometry(plans[names[0]])
     i = _slice(plans[names[0]], l3.z_centre)
     r, c = _px(plans[names[0]], float(g.sx(l3.z_centre)), float(g.sy(l3.z_centre)))
     for a in names:

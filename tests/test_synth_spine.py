@@ -7,10 +7,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from l3loc.synth import anatomy, phantom
-from l3loc.synth.anatomy import PRESETS, plan_case
+from l3loc.synth import anatomy, phantom, spine
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS
 from l3loc.synth.painter import Painter
-from l3loc.synth.phantom import METAL_HU, _add_noise, _geometry, forearm_axes, render_volume, screw_axes
+from l3loc.synth.acquisition import add_noise
+from l3loc.synth.phantom import geometry, render_volume
+from l3loc.synth.scene import METAL_HU, forearm_axes
+from l3loc.synth.skeleton import screw_axes
 
 # 1 mm slices and pixels on a 256 matrix: the lumbar spine and the sacrum at full detail
 FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
@@ -24,7 +28,7 @@ def _first(config, want, seed: int = 0, n: int = 400):
 
 def _quiet(monkeypatch):
     """Render without noise (the geometry alone)."""
-    monkeypatch.setattr(phantom, "_add_noise", lambda *a, **k: None)
+    monkeypatch.setattr(phantom, "add_noise", lambda *a, **k: None)
 
 
 def _tan(deg):
@@ -98,7 +102,7 @@ def test_rendered_s1_plate_leans_at_the_sacral_slope_and_the_l5_s1_disc_opens_in
     _quiet(monkeypatch)
     plan = _first(FINE, _pelvic_case)
     hu = render_volume(plan)
-    g, sac, l5 = _geometry(plan), plan.vertebra("S"), plan.vertebra("L5")
+    g, sac, l5 = geometry(plan), plan.vertebra("S"), plan.vertebra("L5")
     z = plan.slice_z_mm
     y0 = float(g.sy(0.0))
     # the S1 plate: the highest bony slice below the disc, at points 10 mm in front of and behind
@@ -136,18 +140,18 @@ def test_leaning_plate_paints_each_voxel_with_its_slices_partial_volume():
 # --- fractures, the ground truth --------------------------------------------------------------
 
 def _with_fracture(monkeypatch, name, kind, loss=0.4, density=1.5):
-    shape = anatomy._spine_shape
+    shape = spine.spine_shape
 
     def fixed(nrng, n_ribs, n_lumbar, age, osteo):
         out = shape(nrng, n_ribs, n_lumbar, age, osteo)
         out["fractures"] = {name: (kind, loss, density)}
         return out
-    monkeypatch.setattr(anatomy, "_spine_shape", fixed)
+    monkeypatch.setattr(anatomy, "spine_shape", fixed)
 
 
 def test_fractures_are_commoner_when_old_and_mostly_at_t11_to_l2():
     def fractures(age, osteo, n=2000):
-        return [anatomy._spine_shape(np.random.default_rng([5, i]), 12, 5, age, osteo)["fractures"] for i in range(n)]
+        return [spine.spine_shape(np.random.default_rng([5, i]), 12, 5, age, osteo)["fractures"] for i in range(n)]
     young, old, porotic = fractures(40, False), fractures(80, False), fractures(80, True)
     rate = lambda fx: np.mean([bool(f) for f in fx])  # noqa: E731
     assert rate(young) < 0.02 and 0.05 < rate(old) < 0.12 and 0.18 < rate(porotic) < 0.32
@@ -172,7 +176,7 @@ def test_fractured_l3_is_shorter_in_front_denser_and_still_the_truth(monkeypatch
     # the levels above come down by the height lost, the L3 centre by half of it
     assert plan.vertebra("L1").z_centre == pytest.approx(intact.vertebra("L1").z_centre - (h0 - (l3.z_top - l3.z_bottom)))
     hu = render_volume(plan)
-    g, z = _geometry(plan), plan.slice_z_mm
+    g, z = geometry(plan), plan.slice_z_mm
     # L3 is still the third vertebra below the last rib, and its row is its centre
     gt = plan.ground_truth()
     assert gt["fractures"] == {"L3": kind}
@@ -217,7 +221,7 @@ def test_spur_lips_the_plate_in_front_and_a_bridge_spans_the_disc(monkeypatch):
     plain = render_volume(plan)
     l3.spur_bottom, l4.spur_top, l3.bridge_below = 6.0, 6.0, True
     spurred = render_volume(plan)
-    g, z = _geometry(plan), plan.slice_z_mm
+    g, z = geometry(plan), plan.slice_z_mm
     zd = 0.5 * (l3.z_bottom + l4.z_top)           # the disc's middle
     i = int(np.argmin(np.abs(z - zd)))
     d = 0.5 * (l3.b + l4.b)
@@ -245,7 +249,7 @@ def test_rendered_screws_run_through_the_pedicles_into_the_bodies_with_streaks(m
     cfg = replace(FINE, metal_rates={"spine_rods": 1.0})
     plan = _first(cfg, lambda p: _pelvic_case(p) and "S" not in p.screws)
     hu = render_volume(plan)
-    g = _geometry(plan)
+    g = geometry(plan)
     _, dy, dx = plan.spacing_mm
     z = plan.slice_z_mm
     for name, sg, head, tip in screw_axes(plan, g):
@@ -275,7 +279,7 @@ def test_forearms_on_the_belly_cross_the_frontal_band_at_lumbar_levels(monkeypat
     _quiet(monkeypatch)
     wide = replace(FINE, inplane_mm=(2.0, 2.0), arms_raised_rate=0.0)
     plan = _first(wide, lambda p: _pelvic_case(p) and p.forearms == "belly" and p.fat_mm < 20)   # lean
-    g = _geometry(plan)
+    g = geometry(plan)
     for elbow, wrist in forearm_axes(plan, g):
         assert 10 * plan.scale - 1e-6 <= abs(wrist[0] - plan.body_x_mm) <= 90 * plan.scale + 1e-6
         # the radius' length (230-270 mm), from the elbow beside the trunk inwards, forwards, down
@@ -308,7 +312,7 @@ def test_forearms_on_the_belly_cross_the_frontal_band_at_lumbar_levels(monkeypat
 @pytest.mark.parametrize("rho", [0.0, 0.25, 0.5])
 def test_noise_of_neighbouring_slices_is_correlated_as_planned(rho):
     hu = np.zeros((60, 96, 96), dtype=np.int16)
-    _add_noise(hu, 30.0, np.random.default_rng(1), 0.9, rho)
+    add_noise(hu, 30.0, np.random.default_rng(1), 0.9, rho)
     a = hu.astype(np.float64)
     r = np.corrcoef(a[:-1].ravel(), a[1:].ravel())[0, 1]
     assert r == pytest.approx(rho, abs=0.07) and a.std() == pytest.approx(30.0, rel=0.1), (r, a.std())

@@ -5,7 +5,7 @@
     l3loc synth --preset demo --out work/data/synth_demo --volumes 4
     l3loc synth --n 1000 --out work/data/synth1000_smooth --style smooth
 
---style picks a rendering family (l3loc.synth.anatomy.STYLES): the same seed gives the same
+--style picks a rendering family (l3loc.synth.config.STYLES): the same seed gives the same
 cases (skeleton, fields of view, ground truth) in every style; kernels, noise grain and level,
 bone texture, soft-tissue and contrast values, table and habitus differ. Train on one family and
 evaluate on another to measure transfer rather than memory of one look:
@@ -21,7 +21,7 @@ seed and the preset, not on --workers. Refuses to write into a non-empty folder 
 --overwrite.
 """
 from l3loc.errors import InputError
-from l3loc.synth.anatomy import PRESET_CASES, PRESETS, STYLES
+from l3loc.synth.config import PRESET_CASES, PRESETS, STYLES
 
 
 def add_arguments(parser) -> None:

@@ -27,7 +27,8 @@ from l3loc.atomic import atomic_path, write_text
 from l3loc.io.npz import L3Dataset, write_l3_npz
 from l3loc.levels import LEVELS, column_name
 from l3loc.mip import mip
-from l3loc.synth.anatomy import PRESETS, SynthConfig, plan_case
+from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS, SynthConfig
 from l3loc.synth.phantom import render_volume
 
 log = logging.getLogger("l3loc")
@@ -161,7 +162,7 @@ def generate_dataset(out_dir, n: int, seed: int = 0, preset: str | SynthConfig =
         out_dir: output folder; must not exist or be empty unless ``overwrite``.
         n: number of cases.
         seed: dataset seed.
-        preset: a name in :data:`l3loc.synth.anatomy.PRESETS` or a config.
+        preset: a name in :data:`l3loc.synth.config.PRESETS` or a config.
         workers: processes (1 = in this process).
         n_preview: cases in ``preview.png`` (0 = none).
         n_volumes: first cases also written as NIfTI, listed in ``annotations.csv``.

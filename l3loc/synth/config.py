@@ -1,0 +1,143 @@
+"""What a synthetic dataset is sampled from: the enumerations of case variants, the rendering
+styles (:data:`STYLES`), the sampling rates (:class:`SynthConfig`) and the named presets
+(:data:`PRESETS`). The plan (anatomy.py) and the renderer (phantom.py) both read them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Field-of-view types, as real cohorts have them; ``chest_only`` cases do not contain L3.
+FOV_TYPES = ("head_to_thigh", "chest_abdomen_pelvis", "abdomen", "chest_only")
+#: Arm positions.
+ARMS = ("down", "raised")
+#: Metal implants ("none" = no metal).
+METALS = ("none", "spine_rods", "hip_prosthesis", "clips")
+#: Intravenous contrast phases ("none" = no contrast). Arterial: bright aorta, kidney cortex
+#: brighter than medulla; portal: organs enhanced, kidneys homogeneous; excretory: contrast in
+#: the renal pelves, ureters and bladder (hundreds to over a thousand HU).
+CONTRAST_PHASES = ("none", "arterial", "portal", "excretory")
+#: Reconstruction kernels: soft (smoother, less noise), standard, sharp (edge overshoot, more noise).
+KERNELS = ("soft", "standard", "sharp")
+
+
+@dataclass(frozen=True)
+class Style:
+    """A coherent family of rendering choices. Two datasets of one seed and different styles have
+    the same cases (plans, skeleton, fields of view, ground truth: the plan never reads the
+    style's values); only what the scanner and the soft tissue look like differs, so a net trained
+    on one family and tested on another measures transfer, not memory of one generator's look.
+
+    Attributes:
+        kernel_rates: reconstruction kernel -> probability (drawn per case when rendering).
+        grain_px: Gaussian sigma (px) of the noise correlation: fine grain to blotchy.
+        noise_scale: multiplies the plan's noise level.
+        texture_seed, texture_scales: the bone texture table (``Texture.make``'s seed and
+            ``scales_cells``): trabecular grain and regional variation.
+        texture_amp: multiplies the relative texture amplitudes of shells and cancellous bone.
+        tissue_hu: added to muscle and unenhanced organs (scanner calibration, tissue mix).
+        contrast_scale: multiplies the enhancement above 40 HU of contrast-filled structures.
+        fat_scale: multiplies the subcutaneous fat when rendering (habitus of the population).
+        table: "curved" (a carbon-fibre cradle with bright rails) or "flat" (a thin flat plate).
+        streak_scale: multiplies the amplitude of metal streaks.
+    """
+
+    kernel_rates: dict
+    grain_px: float = 0.9
+    noise_scale: float = 1.0
+    texture_seed: int = 20240613
+    texture_scales: tuple = ((0.9, 0.6), (4.0, 0.8))
+    texture_amp: float = 1.0
+    tissue_hu: float = 0.0
+    contrast_scale: float = 1.0
+    fat_scale: float = 1.0
+    table: str = "curved"
+    streak_scale: float = 1.0
+
+
+#: Named style families. ``default`` mixes kernels as clinical archives do; ``smooth`` is a soft
+#: kernel scanner with blotchy low-frequency noise, coarse bone grain, weak contrast, a flat
+#: table and heavier patients; ``sharp`` is an edge-enhancing bone kernel with fine, strong noise,
+#: fine bone grain, strong contrast and thinner patients.
+STYLES = {
+    "default": Style(kernel_rates={"soft": 0.25, "standard": 0.5, "sharp": 0.25}),
+    "smooth": Style(kernel_rates={"soft": 0.8, "standard": 0.2}, grain_px=1.8, noise_scale=0.8,
+                    texture_seed=7, texture_scales=((1.6, 0.5), (7.0, 1.0)), texture_amp=0.7,
+                    tissue_hu=12.0, contrast_scale=0.75, fat_scale=1.2, table="flat", streak_scale=0.6),
+    "sharp": Style(kernel_rates={"sharp": 0.8, "standard": 0.2}, grain_px=0.5, noise_scale=1.3,
+                   texture_seed=11, texture_scales=((0.6, 0.9), (2.5, 0.5)), texture_amp=1.3,
+                   tissue_hu=-8.0, contrast_scale=1.25, fat_scale=0.8, table="curved", streak_scale=1.5),
+}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Rates and ranges a dataset is sampled from (probabilities sum to 1 within each dict).
+
+    Attributes:
+        fov_rates: field-of-view type -> probability.
+        lumbar_rates: number of lumbar vertebrae (4, 5, 6) -> probability.
+        rib_rates: number of rib pairs (11, 12, 13) -> probability.
+        short_rib_rate: probability that the last rib pair is very short (10-25 mm of bone).
+        contrast_rate: probability of intravenous contrast (bright aorta, kidneys, heart).
+        metal_rates: metal type -> probability.
+        arms_raised_rate: probability of arms above the head (otherwise beside the body).
+        scoliosis_rate: probability of a lateral spinal curve of 5-25 mm.
+        thickness_mm: slice thickness choices (mm; slices are contiguous) and their probabilities.
+        inplane_mm: (min, max) in-plane pixel spacing in mm.
+        matrix: in-plane matrix size (rows = cols).
+        phase_rates: contrast phase (of cases with contrast) -> probability.
+        oral_contrast_rate: probability of positive oral contrast in the bowel loops.
+        osteoporosis_rate: probability, at 80 years (rising linearly from 0 at 45), of
+            osteoporotic bone (cancellous 80-150 HU, thinner cortex).
+        tilt_rate: probability of a gantry tilt of 5-25 degrees.
+        crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
+            waist) that cuts the body
+            at the sides (IRCAD-like).
+        style: a name in :data:`STYLES` (rendering family; does not change the cases).
+    """
+
+    fov_rates: dict = field(default_factory=lambda: {
+        "head_to_thigh": 0.15, "chest_abdomen_pelvis": 0.40, "abdomen": 0.30, "chest_only": 0.15})
+    lumbar_rates: dict = field(default_factory=lambda: {4: 0.04, 5: 0.90, 6: 0.06})
+    rib_rates: dict = field(default_factory=lambda: {11: 0.04, 12: 0.91, 13: 0.05})
+    short_rib_rate: float = 0.08
+    contrast_rate: float = 0.5
+    metal_rates: dict = field(default_factory=lambda: {
+        "none": 0.92, "spine_rods": 0.02, "hip_prosthesis": 0.03, "clips": 0.03})
+    arms_raised_rate: float = 0.6
+    scoliosis_rate: float = 0.1
+    thickness_mm: dict = field(default_factory=lambda: {
+        0.625: 0.04, 1.0: 0.08, 1.25: 0.08, 2.0: 0.10, 2.5: 0.20, 3.0: 0.20, 5.0: 0.30})
+    inplane_mm: tuple = (0.6, 1.0)
+    matrix: int = 512
+    phase_rates: dict = field(default_factory=lambda: {"arterial": 0.25, "portal": 0.55, "excretory": 0.2})
+    oral_contrast_rate: float = 0.25
+    osteoporosis_rate: float = 0.35
+    tilt_rate: float = 0.05
+    crop_rate: float = 0.08
+    style: str = "default"
+
+    def __post_init__(self):
+        if self.style not in STYLES:
+            raise ValueError(f"unknown style {self.style!r}; known: {sorted(STYLES)}")
+
+
+#: Named configurations: ``default`` and ``demo`` are realistic; ``tiny`` is 2.5-3.2 mm pixels on a
+#: 160 matrix with thick slices, for tests (a case renders in a fraction of a second).
+PRESETS = {
+    "default": SynthConfig(),
+    "demo": SynthConfig(),
+    "tiny": SynthConfig(
+        fov_rates={"chest_abdomen_pelvis": 0.4, "abdomen": 0.4, "chest_only": 0.2},
+        thickness_mm={4.0: 0.5, 5.0: 0.5}, inplane_mm=(2.5, 3.2), matrix=160),
+}
+#: Number of cases a preset makes when none is asked for.
+PRESET_CASES = {"default": 1000, "demo": 64, "tiny": 8}
+
+
+def choice(rng: np.random.Generator, rates: dict):
+    keys = list(rates)
+    p = np.array([rates[k] for k in keys], dtype=np.float64)
+    return keys[int(rng.choice(len(keys), p=p / p.sum()))]

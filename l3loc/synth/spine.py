@@ -1,0 +1,261 @@
+"""The spine of a case plan: its vertebrae (:class:`Vertebra`), their sizes, endplate wedges,
+lordosis, fractures and osteophytes, the per-case sizes of the bony parts and the levels of
+pedicle screws (see anatomy.py for the plan as a whole and the naming of transitional anatomy).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from l3loc.synth.config import choice
+
+@dataclass
+class Vertebra:
+    """One vertebra of the plan (body frame mm).
+
+    Attributes:
+        name: "C1".."C7", "T1".."T13", "L1".."L6" or "S" (the sacrum, S1 top to the tip).
+        z_top, z_bottom: upper and lower endplate z of the body (mm, body frame).
+        x, y: body centre in-plane (mm).
+        a, b: half-width (left-right) and half-depth (anterior-posterior) of the body (mm).
+        rib: the vertebra carries a rib pair.
+        cup: depth (mm) of the hollow in the middle of each endplate: the body's bone starts
+            this much inside ``z_top``/``z_bottom`` at its centre, at them only at the rim (the
+            ring apophysis, from which body heights are measured).
+        tilt_top, tilt_bottom: angle of each endplate against the axial plane (degrees; positive
+            when its anterior edge is lower, the plate facing forwards). ``z_top``/``z_bottom``
+            are the plates' heights on the body's axis; at ``dy`` mm behind it a plate lies
+            ``tan(tilt) * dy`` higher. Lordotic wedging: the lumbar plates lean most at S1 (the
+            sacral slope) and less upwards; a disc or body whose lower plate leans more than its
+            upper one is taller anteriorly.
+        fracture: "none", "wedge" (anterior height lost, posterior kept) or "crush" (both lost,
+            the middle of the plates sunk: biconcave).
+        density: factor on the cancellous bone's HU (compacted trabeculae of a fracture: > 1).
+        spur_top, spur_bottom: length (mm) of the osteophyte lipping the anterior and lateral
+            rim of each endplate (0 = none).
+        bridge_below: the osteophytes of this body and the one below fuse across the disc.
+    """
+
+    name: str
+    z_top: float
+    z_bottom: float
+    x: float
+    y: float
+    a: float
+    b: float
+    rib: bool
+    cup: float = 0.0
+    tilt_top: float = 0.0
+    tilt_bottom: float = 0.0
+    fracture: str = "none"
+    density: float = 1.0
+    spur_top: float = 0.0
+    spur_bottom: float = 0.0
+    bridge_below: bool = False
+
+    @property
+    def z_centre(self) -> float:
+        return 0.5 * (self.z_top + self.z_bottom)
+
+    def heights(self, b: float | None = None) -> tuple[float, float]:
+        """(anterior, posterior) body height (mm) at ``b`` mm (default: the half-depth) in front
+        of and behind the axis."""
+        b = self.b if b is None else b
+        d = np.tan(np.radians(self.tilt_top)) - np.tan(np.radians(self.tilt_bottom))
+        h = self.z_top - self.z_bottom
+        return h - b * d, h + b * d
+
+
+#: Share of the lumbar lordosis (L1 upper to S1 upper endplate) in each lumbar disc and body,
+#: from the lowest up (L5/S1, L4/5, ...; L5, L4, ...): about two thirds lie at L4-S1 and the discs
+#: carry most of it, the L5 body is the most wedged (Been et al. 2010, Damasceno et al. 2006).
+_DISC_SHARE = (0.30, 0.22, 0.14, 0.08, 0.04, 0.02)
+_BODY_SHARE = (0.12, 0.06, 0.03, 0.01, 0.0, 0.0)
+
+
+def spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: float, osteo: bool) -> dict:
+    """Per-case shape of the lower spine, from published ranges:
+
+    - sacral slope 30-50 degrees; lumbar lordosis (L1-S1) = sacral slope + 10-25 degrees
+      (40-75, Roussouly/Legaye), shared over the lumbar discs and bodies (``_DISC_SHARE``);
+    - degenerate L4/5 and L5/S1 discs (Pfirrmann IV-V: 20-50 % of the height lost), each with a
+      probability rising with age (0 at 30 years, 0.5 at 60, at most 0.7);
+    - compression fractures (prevalence 1 % young, up to 9 % at 85 years, 26 % when
+      osteoporotic): one or two, at T11-L2 mostly, L3-L4 occasionally; wedge (anterior height
+      15-40 % lower) or crush (biconcave, the posterior height losing half as much), cancellous
+      bone 1.2-1.6x denser;
+    - osteophytes: severity rising from 40 years, spurs of 1.5 to 3-9 mm.
+    """
+    ss = float(nrng.uniform(30, 50))
+    ll = ss + float(nrng.uniform(10, 25))
+    dj = np.array(_DISC_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
+    bj = np.array(_BODY_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
+    tot = dj.sum() + bj.sum()
+    p_deg = float(np.clip((age - 30) / 60, 0, 0.7))
+    degen = [float(nrng.uniform(0.5, 0.8)) if nrng.random() < p_deg else 1.0 for _ in range(2)]
+    fx = {}
+    if nrng.random() < 0.01 + (0.25 if osteo else 0.08) * np.clip((age - 45) / 40, 0, 1):
+        for _ in range(1 if nrng.random() < 0.8 else 2):
+            name = choice(nrng, {f"T{n_ribs - 1}": 0.15, f"T{n_ribs}": 0.30, "L1": 0.28, "L2": 0.14,
+                                  "L3": 0.08, "L4": 0.05})
+            kind = "wedge" if nrng.random() < 0.65 else "crush"
+            fx[name] = (kind, float(nrng.uniform(0.15, 0.40)), float(nrng.uniform(1.2, 1.6)))
+    return {"sacral_slope": ss, "disc_wedge": ll * dj / tot, "body_wedge": ll * bj / tot, "degen": degen,
+            "fractures": fx, "spur_severity": float(np.clip((age - 40) / 40, 0, 1) * nrng.uniform(0.3, 1.2))}
+
+
+def build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
+                 brng: np.random.Generator | None = None, shape: dict | None = None,
+                 nrng: np.random.Generator | None = None) -> list[Vertebra]:
+    """Stack the vertebrae upwards from the sacrum (body frame z), with growing heights.
+
+    Lumbar bodies 25-30 mm high, 40-50 mm wide and 30-35 mm deep, growing from L1 down; discs
+    8-12 mm in the lumbar spine (centre height), thinner in the thorax, narrowing with age (up
+    to a third by 90, more in some people than others). ``brng`` draws what earlier phantom
+    generations did not have (body width, disc ageing, endplate hollows), so the other draws of
+    a case stay as they were. ``shape`` (:func:`spine_shape`; none: level endplates) wedges the
+    discs and bodies: the endplate angles run from the sacral slope at S1 up the lumbar spine,
+    each disc and body turning them by its wedge, and relax to level in the lower thorax; a
+    disc stays at least 1.5 mm high at its lower edge. ``nrng`` draws the osteophytes."""
+    brng = np.random.default_rng(0) if brng is None else brng
+    shape = shape or {"sacral_slope": 0.0, "disc_wedge": np.zeros(n_lumbar), "body_wedge": np.zeros(n_lumbar),
+                      "degen": [1.0, 1.0], "fractures": {}, "spur_severity": 0.0}
+    width = float(np.clip(brng.normal(1.0, 0.05), 0.88, 1.12))   # slender to stocky bodies
+    ageing = float(np.clip((age - 35.0) / 55.0, 0.0, 1.0) * brng.uniform(0.1, 0.35))
+    # (name, body height, disc height below it, half-width, half-depth, rib, endplate hollow),
+    # caudal first
+    specs = []
+    for k in range(n_lumbar, 0, -1):
+        f = (k - 1) / max(n_lumbar - 1, 1)            # 0 at L1, 1 at the last lumbar
+        specs.append((f"L{k}", 26 + 3.5 * f, 9 + 2.5 * f, 20 + 4.5 * f, 15 + 2 * f, False, 1.6))
+    for k in range(n_ribs, 0, -1):
+        f = (k - 1) / max(n_ribs - 1, 1)              # 0 at T1, 1 at the last thoracic
+        specs.append((f"T{k}", 17 + 7 * f, 4 + 3.5 * f, 13 + 6.5 * f, 10 + 5 * f, True, 1.0))
+    for k in range(7, 0, -1):
+        specs.append((f"C{k}", 13.0 if k > 1 else 9.0, 5.0, 9.5, 7.5, False, 0.5))
+    verts = []
+    z = 0.0
+    sac = Vertebra("S", 0.0, -rng.uniform(100, 115) * s, 0.0, 0.0, 24 * s, 18 * s, False,
+                   tilt_top=shape["sacral_slope"])
+    t, b_below = sac.tilt_top, sac.b                  # the plate below the next disc
+    t_l1 = 0.0                                        # L1's upper plate (the thorax relaxes from it)
+    extra = 0.0                                       # kyphosis of a fracture below, fading upwards
+    tan = lambda deg: np.tan(np.radians(deg))         # noqa: E731
+    for j, (name, h, disc, a, b, rib, cup) in enumerate(specs):
+        jit = rng.normal(1.0, 0.035, 3)
+        d = disc * s * jit[1] * (1.0 - ageing)
+        h = h * s * jit[0]
+        a, b = a * s * jit[2] * width, b * s * jit[2]
+        cup = float(cup * s * brng.uniform(0.7, 1.4))
+        if j < n_lumbar:                              # lumbar, from the lowest up
+            d *= shape["degen"][j] if j < 2 else 1.0
+            dw = shape["disc_wedge"][j] * (shape["degen"][j] if j < 2 else 1.0)
+            t_bot, t_top = t - dw, t - dw - shape["body_wedge"][j]
+        elif name[0] == "T":                          # relax to level within a few vertebrae
+            m = j - n_lumbar
+            t_bot, t_top = t_l1 * 0.5 ** (2 * m + 1) + extra, t_l1 * 0.5 ** (2 * m + 2) + extra
+        else:
+            t_bot = t_top = 0.0
+        extra *= 0.5
+        fx = shape["fractures"].get(name)
+        kind, density = "none", 1.0
+        if fx is not None:
+            kind, loss, density = fx
+            h_ant = h * (1.0 - loss)
+            h_post = h if kind == "wedge" else h * (1.0 - 0.5 * loss)
+            h = 0.5 * (h_ant + h_post)
+            k_top = np.degrees(np.arctan(tan(t_top) + (h_post - h_ant) / (2 * b)))
+            extra += k_top - t_top if name[0] == "T" else 0.0
+            t_top = float(k_top)
+            cup *= 2.5 if kind == "crush" else 1.0
+        # both edges of the disc at least 1.5 mm high
+        d = max(d, max(b, b_below) * abs(tan(t) - tan(t_bot)) + 1.5)
+        z_bottom = z + d
+        z_top = z_bottom + h
+        verts.append(Vertebra(name, z_top, z_bottom, 0.0, 0.0, a, b, rib, cup=cup, tilt_top=float(t_top),
+                              tilt_bottom=float(t_bot), fracture=kind, density=density))
+        z, t, b_below = z_top, t_top, b
+        if name == "L1":
+            t_l1 = t_top
+    verts.reverse()                                   # cranial first
+    verts.append(sac)
+    if nrng is not None:
+        _osteophytes(nrng, verts, n_ribs, shape["spur_severity"])
+    return verts
+
+
+def _osteophytes(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int, severity: float) -> None:
+    """Endplate spurs from T{n-2} down to S1 (osteophytes: present in most people over 60,
+    1.5-9 mm): each plate lipped with probability ``severity`` (at most 0.9); across a disc whose
+    two plates are lipped, a bridge with probability 0.12 x severity."""
+    first = next(i for i, v in enumerate(verts) if v.name == f"T{max(n_ribs - 2, 1)}")
+    chain = verts[first:]
+    p = min(severity, 0.9)
+    for v in chain:
+        for side in ("spur_top", "spur_bottom") if v.name != "S" else ("spur_top",):
+            if nrng.random() < p:
+                setattr(v, side, float(nrng.uniform(1.5, 3.0 + 6.0 * min(severity, 1.0))))
+    for up, lo in zip(chain[:-1], chain[1:]):
+        up.bridge_below = bool(up.spur_bottom > 0 and lo.spur_top > 0 and nrng.random() < 0.12 * severity)
+
+
+def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
+    """Per-case sizes of the bony parts a bone MIP shows, from published adult ranges (mm)."""
+    return {
+        # transverse process of L3 beyond the pedicle (the longest; L1 and L5 are shorter)
+        "tp_l3": float(brng.uniform(26, 34) * s),
+        # lumbar spinous processes: broad horizontal plates 25-35 mm long, 15-20 mm high
+        "spinous_l": float(brng.uniform(25, 35) * s),
+        # thoracic spinous processes: long, sloping down 40-60 degrees below the horizontal
+        "spinous_t_deg": float(brng.uniform(40, 60)),
+        # rib cross-section: half-height of its tube (a rib is 8-12 mm high)
+        "rib_r": float(brng.uniform(3.6, 4.6) * s),
+        # degrees of axial rotation per mm of lateral shift of a scoliotic vertebra
+        "rot_per_mm": float(brng.uniform(0.6, 1.2)),
+        # sacral slope: the S1 endplate against the horizontal
+        "sacral_slope_deg": float(brng.uniform(30, 45)),
+        # iliac wing half-span at the crest, measured from the wing's centre
+        "wing_mm": float(brng.uniform(70, 84) * s),
+        # costal cartilage: fraction calcified (rises with age, varies a lot)
+        "cartilage_calc": float(np.clip((age - 30) / 60 * brng.uniform(0.3, 1.3), 0, 1)),
+    }
+
+
+def lordosis_from_wedges(lumbar: list[Vertebra], sac: Vertebra) -> None:
+    """Let the lumbar curve come from the wedges: the column's axis runs square to the endplates
+    (dy/dz = -tan(tilt)), integrated up from the S1 plate. The curve's mean depth stays that of
+    the former Gaussian lordosis (``v.y`` on entry), so the thorax and the organs keep their
+    places; the sacrum's ``y`` becomes its upper plate's offset from the lumbar depth."""
+    tan = lambda deg: np.tan(np.radians(deg))   # noqa: E731
+    y, z, t = 0.0, 0.0, sac.tilt_top
+    off = {}
+    for v in reversed(lumbar):                  # the lowest first
+        y -= (v.z_bottom - z) * tan(0.5 * (t + v.tilt_bottom))
+        h = v.z_top - v.z_bottom
+        mid = 0.5 * (v.tilt_bottom + v.tilt_top)
+        off[v.name] = y - 0.5 * h * tan(0.5 * (v.tilt_bottom + mid))
+        y -= 0.5 * h * (tan(0.5 * (v.tilt_bottom + mid)) + tan(0.5 * (mid + v.tilt_top)))
+        z, t = v.z_top, v.tilt_top
+    m_old = float(np.mean([v.y for v in lumbar]))
+    m_off = float(np.mean(list(off.values())))
+    for v in lumbar:
+        v.y = m_old + off[v.name] - m_off
+    sac.y = m_old - m_off
+
+
+def screw_levels(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int) -> list[str]:
+    """Pedicle screws in 2-4 consecutive vertebrae (1-3 fused segments): lumbosacral fusions
+    (down to S1 or the last lumbar) mostly, thoracolumbar fixations (around T12-L2, where
+    fractures are) less often; a fractured vertebra is bridged (screws above and below it)."""
+    names = [v.name for v in verts if v.name[0] in "TLS"]
+    n = int(nrng.integers(2, 5))
+    fx = [v.name for v in verts if v.fracture != "none"]
+    if fx and nrng.random() < 0.7:
+        i = names.index(fx[-1])
+        lo = min(i + 1 + (n > 3), len(names) - 1)
+        return names[max(lo - n + 1, 0):lo + 1]
+    where = choice(nrng, {"S": 0.4, "last": 0.3, "above": 0.15, "thoracolumbar": 0.15})
+    lo = {"S": len(names) - 1, "last": len(names) - 2, "above": len(names) - 3,
+          "thoracolumbar": names.index("L2")}[where]
+    return names[lo - n + 1:lo + 1]

@@ -131,8 +131,9 @@ def summary_markdown(summary: pd.DataFrame, title: str, data: Path) -> str:
              "threshold, right level, wrong-level, negatives right |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for _, r in summary.iterrows():
-        opt = (f"{f(r['opt_threshold'], 3)}, {r['opt_right_level_found']}/{r['n_positive']}, "
-               f"{r['opt_wrong_level_found']}, {r['opt_negatives_right']}/{r['n_negative']}"
+        # the opt_ counts are missing on per-fold rows, so pandas holds them as floats
+        opt = (f"{f(r['opt_threshold'], 3)}, {int(r['opt_right_level_found'])}/{r['n_positive']}, "
+               f"{int(r['opt_wrong_level_found'])}, {int(r['opt_negatives_right'])}/{r['n_negative']}"
                if math.isfinite(r.get("opt_threshold", math.nan)) else "–")
         lines.append(
             f"| {r['view']} | {r['folds']} | {r['right_level_found']}/{r['n_positive']} "

@@ -185,7 +185,7 @@ def _csv_job(source: Path) -> tuple[list, list[str], np.ndarray]:
     if "status" in df.columns:
         # the review page's "unsure" rows carry a line the reviewer did not vouch for: a
         # corrections.csv trains on accepted, corrected and negative rows only
-        unsure = df["status"].str.strip().str.lower() == "unsure"
+        unsure = df["status"].str.lower() == "unsure"   # read_annotations strips the text
         if unsure.any():
             log.info("[CACHE] %s: %d row(s) marked unsure left out of training: %s", source,
                      int(unsure.sum()), ", ".join(map(str, df.loc[unsure, "name"][:10])))

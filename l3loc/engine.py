@@ -48,7 +48,8 @@ from l3loc.runs import FoldRun, experiment_dir, read_train_log
 from l3loc.side_by_side import train_side_by_side
 from l3loc.splits import fold_cases, load_or_create_splits
 from l3loc.training_batches import cfg_levels, epoch_sigma_mm, sample_rngs, training_batch
-from l3loc.validation import level_medians, open_select_dataset, select_scores, validate
+from l3loc.validation import (level_medians, open_select_dataset, positive_errors, select_scores,
+                              validate)
 
 log = logging.getLogger("l3loc")
 
@@ -202,7 +203,7 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
         val_loss = distributed.sum_across(val_loss * len(val_share) if len(val_share) else 0.0,
                                           n_ranks) / len(val_idx) if len(val_idx) else math.nan
         preds = distributed.gather_interleaved(preds, n_ranks)
-        errors = np.array([p["error_mm"] for p in preds if not p["negative"]])
+        errors = positive_errors(preds)
         row = {"epoch": epoch, "lr": lr, "train_loss": train_loss, "val_loss": val_loss,
                "val_mean_error_mm": float(errors.mean()) if errors.size else math.nan,
                "val_median_error_mm": float(np.median(errors)) if errors.size else math.nan,
@@ -224,9 +225,10 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
                      row["select_median_error_mm"], 100 * row["select_within_10mm"])
         # an epoch without a finite error (no positive validation case) still counts as the best
         # so far, so a model is always saved
-        score = row["val_mean_error_mm"] if errors.size else -math.inf
         if select is not None:
             score = row["select_mean_error_mm"]
+        else:
+            score = row["val_mean_error_mm"] if errors.size else -math.inf
         improved = score < best.get("score", best["val_mean_error_mm"]) or best["epoch"] < 0
         if improved:
             best = {"score": score, "val_mean_error_mm": row["val_mean_error_mm"], "epoch": epoch}

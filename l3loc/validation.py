@@ -99,7 +99,16 @@ def open_select_dataset(cfg: dict, view: str):
     epoch that transfers best among those trained.
     """
     select_cfg = {**cfg, "data": {**cfg["data"], "source": cfg["data"]["select_source"]}}
-    return open_cache(select_cfg, view)
+    dataset = open_cache(select_cfg, view)
+    # refused before the first epoch, not after it
+    if not np.isfinite(dataset.label_rows_px).any():
+        raise InputError(cfg["data"]["select_source"], "no case with L3 to choose an epoch on")
+    return dataset
+
+
+def positive_errors(preds: list[dict]) -> np.ndarray:
+    """The L3 errors (mm) of the cases with L3 among :func:`validate`'s rows."""
+    return np.array([p["error_mm"] for p in preds if not p["negative"]])
 
 
 def select_scores(net, loss_fn, dataset, cfg: dict, sigma_mm: float, rank: int,
@@ -107,10 +116,7 @@ def select_scores(net, loss_fn, dataset, cfg: dict, sigma_mm: float, rank: int,
     """The L3 error on every positive case of the selection set (ranks share the cases)."""
     _, preds = validate(net, loss_fn, dataset, np.arange(len(dataset))[rank::n_ranks], cfg,
                         sigma_mm)
-    preds = distributed.gather_interleaved(preds, n_ranks)
-    errors = np.array([p["error_mm"] for p in preds if not p["negative"]])
-    if not errors.size:
-        raise InputError(cfg["data"]["select_source"], "no case with L3 to choose an epoch on")
+    errors = positive_errors(distributed.gather_interleaved(preds, n_ranks))
     return {"select_mean_error_mm": float(errors.mean()),
             "select_median_error_mm": float(np.median(errors)),
             "select_within_10mm": float((errors <= 10.0).mean())}

@@ -145,6 +145,19 @@ def test_eta_text():
                                                           "ETA 1 h 05 min"]
 
 
+def test_a_selection_set_without_l3_is_refused_before_training(tmp_path):
+    images = [np.zeros((60, 48), np.float32) for _ in range(3)]
+    no_l3 = tmp_path / "no_l3.npz"
+    write_l3_npz(no_l3, L3Dataset([f"n{i}" for i in range(3)], images, images,
+                                  np.array([[2.0, 2.0, 2.0]] * 3), {"a1": np.full(3, np.nan)},
+                                  negative=np.ones(3, dtype=bool)))
+    cfg_path = tiny_config(tmp_path)
+    with pytest.raises(InputError, match="no case with L3 to choose an epoch on"):
+        run_training(cfg_path, fold="1", view="sagittal", device="cpu",
+                     opts=[f"data.select_source={no_l3}"])
+    assert not FoldRun(tmp_path / "work" / "tiny" / "sagittal" / "fold_1").log.exists()
+
+
 def test_lr_schedule_warms_up_then_decays():
     lrs = [lr_at(s, 100, 1.0, 10) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)

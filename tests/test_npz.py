@@ -163,3 +163,30 @@ def test_skip_bad_keeps_the_good_cases(tmp_path):
     assert kept.names == ["case000", "case002"]
     assert problems[0].name == "case001" and "must be 2-D" in problems[0].problem
     np.testing.assert_allclose(kept.label_rows(), [10.25, 20.0])
+
+
+def test_merge_keeps_every_case_and_the_shared_arrays(tmp_path):
+    from l3loc.cli import main
+    from l3loc.io.npz import merge_datasets
+
+    a, b = make_dataset(3), make_dataset(2)
+    a.ydata["annotator1"][2] = np.nan  # the negative case has no label
+    del b.extra["fov"]
+    merged, notes = merge_datasets([("g3", a), ("g4", b)])
+    assert merged.names == ["g3_case000", "g3_case001", "g3_case002", "g4_case000", "g4_case001"]
+    assert list(merged.extra) == ["n_lumbar"] and notes == ["'fov' dropped: only in g3"]
+    np.testing.assert_array_equal(merged.label_rows()[[0, 3]], [a.label_rows()[0], b.label_rows()[0]])
+    assert np.array_equal(merged.images_s[4], b.images_s[1]) and merged.negative.tolist() == [
+        False, False, True, False, False]
+    b.ydata = {"someone_else": b.ydata["annotator1"]}
+    with pytest.raises(ValueError, match="different annotators"):
+        merge_datasets([("g3", a), ("g4", b)])
+    # the command: two files in, one out, never over an existing one
+    for name, ds in (("g3", a), ("g4", make_dataset(2))):
+        (tmp_path / name).mkdir()
+        write_l3_npz(tmp_path / name / "l3_dataset.npz", ds)
+    srcs = [str(tmp_path / n / "l3_dataset.npz") for n in ("g3", "g4")]
+    assert main(["merge", *srcs, "--out", str(tmp_path / "mix")]) == 0
+    back, _ = read_l3_npz(tmp_path / "mix" / "l3_dataset.npz")
+    assert len(back) == 5 and back.names[3] == "g4_case000"
+    assert main(["merge", *srcs, "--out", str(tmp_path / "mix")]) == 2

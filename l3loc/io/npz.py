@@ -27,6 +27,7 @@ import io
 import pickle
 import zipfile
 from dataclasses import dataclass, field
+from typing import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -384,3 +385,46 @@ def describe_dataset(ds: L3Dataset, problems: list[CaseProblem]) -> str:
     for p in problems:
         lines.append(f"PROBLEM {p}")
     return "\n".join(lines)
+
+
+def merge_datasets(parts: Sequence[tuple[str, L3Dataset]]) -> tuple[L3Dataset, list[str]]:
+    """One dataset of several (e.g. phantom families from different generators or styles, to
+    train on all of them): the cases in order, each name prefixed ``<prefix>_``.
+
+    The annotators (``ydata`` keys) must be the same in every part. An extra array (``level_rows``,
+    ``sagittal_slab_mm``, ...) is kept when every part has it, else dropped (and named in the
+    returned notes: a merge without ``level_rows`` cannot train level channels).
+
+    Args:
+        parts: (prefix, dataset) pairs; prefixes distinct.
+
+    Returns:
+        (merged dataset, notes on dropped extra arrays).
+
+    Raises:
+        ValueError: no part, repeated prefixes, different annotators, or repeated names.
+    """
+    if not parts:
+        raise ValueError("nothing to merge")
+    prefixes = [p for p, _ in parts]
+    if len(set(prefixes)) != len(prefixes):
+        raise ValueError(f"prefixes must be distinct, got {prefixes}")
+    annotators = {tuple(ds.ydata) for _, ds in parts}
+    if len(annotators) != 1:
+        raise ValueError(f"the datasets have different annotators: {sorted(annotators)}")
+    shared = set.intersection(*(set(ds.extra) for _, ds in parts))
+    notes = [f"{key!r} dropped: only in {', '.join(p for p, ds in parts if key in ds.extra)}"
+             for key in sorted(set().union(*(ds.extra for _, ds in parts)) - shared)]
+    names = [f"{p}_{n}" for p, ds in parts for n in ds.names]
+    if len(set(names)) != len(names):
+        raise ValueError("merged case names repeat: give each dataset its own prefix")
+    merged = L3Dataset(
+        names=names,
+        images_f=[im for _, ds in parts for im in ds.images_f],
+        images_s=[im for _, ds in parts for im in ds.images_s],
+        spacings=np.concatenate([ds.spacings for _, ds in parts]),
+        ydata={k: np.concatenate([np.asarray(ds.ydata[k]) for _, ds in parts])
+               for k in parts[0][1].ydata},
+        negative=np.concatenate([ds.negative for _, ds in parts]),
+        extra={k: np.concatenate([np.asarray(ds.extra[k]) for _, ds in parts]) for k in sorted(shared)})
+    return merged, notes

@@ -120,23 +120,43 @@ def resolve_dataset(path: str | Path) -> tuple[str, Path]:
 
 
 def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
-                    threshold: float | None = None, backend: str = "auto") -> list[ExternalModel]:
+                    threshold: float | None = None, backend: str = "auto",
+                    folds: Sequence[int] | None = None) -> list[ExternalModel]:
     """The fold ensemble of every trained view (and fused when both exist), and with
-    ``per_fold`` each fold alone, loaded as prediction loads them."""
+    ``per_fold`` each fold alone, loaded as prediction loads them. ``folds``: only these folds
+    (the ensemble of those a view has; fused: those both views have)."""
     views = trained_views(exp_dir)
     if not views:
         raise InputError(exp_dir, "no trained or exported folds")
+
+    def trained(view_set) -> list[int]:
+        have = set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams")) for v in view_set))
+        return sorted(have if folds is None else have & set(folds))
+
+    if folds is not None:
+        views = [v for v in views if trained([v])]
+        if not views:
+            raise InputError("--fold", f"no trained view of {exp_dir} has fold(s) "
+                                       f"{','.join(map(str, folds))}")
     models = []
-    for view in views + ([FUSED] if len(views) == 2 else []):
+    for view in views + ([FUSED] if len(views) == 2 and trained(views) else []):
+        chosen = trained([view] if view != FUSED else views)
         models.append(ExternalModel(view, "ensemble", load_localiser(
-            exp_dir, view, None, backend, device, threshold)))
+            exp_dir, view, None if folds is None else chosen,
+            backend if folds is None else "dygraph", device, threshold)))
         if per_fold:
-            folds = sorted(set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams"))
-                                              for v in ([view] if view != FUSED else views))))
-            for k in folds:
+            for k in chosen:
                 models.append(ExternalModel(view, f"fold {k}", load_localiser(
                     exp_dir, view, [k], "dygraph", device, threshold)))
     return models
+
+
+def external_out_dir(exp_dir: str | Path, data: str | Path,
+                     folds: Sequence[int] | None = None) -> Path:
+    """Default output folder of an external evaluation: ``<exp_dir>/eval_<dataset name>``, with
+    ``_fold<K-L>`` for a subset of folds (so it never replaces the whole ensemble's)."""
+    suffix = f"_fold{'-'.join(map(str, folds))}" if folds else ""
+    return Path(exp_dir) / f"eval_{dataset_name(data)}{suffix}"
 
 
 def _profile_of(outputs: dict) -> np.ndarray:
@@ -314,7 +334,7 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
 def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = False,
                       out_dir: str | Path | None = None, threshold: float | None = None,
                       plots: bool = True, overwrite: bool = False, device: str = "cpu",
-                      progress: bool = False) -> pd.DataFrame:
+                      progress: bool = False, folds: Sequence[int] | None = None) -> pd.DataFrame:
     """Evaluate a trained experiment on an external dataset and write the result files.
 
     Args:
@@ -327,6 +347,7 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
         overwrite: replace earlier results in ``out_dir``.
         device: "cpu" or "gpu".
         progress: tqdm bars.
+        folds: only these folds (``external_models``); None = every trained fold.
 
     Returns:
         The summary (one row per view and fold set).
@@ -336,11 +357,11 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
     """
     exp_dir = Path(exp_dir)
     kind, path = resolve_dataset(data)
-    out_dir = Path(out_dir) if out_dir is not None else exp_dir / f"eval_{dataset_name(data)}"
+    out_dir = Path(out_dir) if out_dir is not None else external_out_dir(exp_dir, data, folds)
     if (out_dir / "summary.csv").exists() and not overwrite:
         raise InputError(out_dir, "holds results of an earlier evaluation; use --overwrite or "
                                   "another --out")
-    models = external_models(exp_dir, per_fold, device, threshold)
+    models = external_models(exp_dir, per_fold, device, threshold, folds=folds)
     rows, extra = (_evaluate_npz if kind == "npz" else _evaluate_scans)(path, models, progress)
     level_cols = level_columns(rows)
     per_case = pd.DataFrame(rows, columns=[*EXTERNAL_COLUMNS, *level_cols])

@@ -92,6 +92,18 @@ def test_npz_dataset_scored_by_the_ensemble(trained_run):
         assert r["median_mm"] < 4.0
 
 
+def test_a_subset_of_folds_is_scored_into_its_own_folder(trained_run):
+    """--fold with --data: the ensemble of those folds, beside (not over) the whole ensemble's."""
+    npz = trained_run.parents[1] / "d.npz"
+    whole = evaluate_external(trained_run, npz, plots=False, overwrite=True)
+    subset = evaluate_external(trained_run, npz, plots=False, folds=[1], overwrite=True)
+    assert (trained_run / "eval_d_fold1" / "per_case.csv").is_file()
+    # the run has fold 1 only: the same models, the same figures
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), subset.reset_index(drop=True))
+    with pytest.raises(InputError, match="fold"):
+        evaluate_external(trained_run, npz, plots=False, folds=[2], overwrite=True)
+
+
 def test_eval_tool_with_data_on_the_real_ct(trained_run, real_set, tmp_path):
     tool = Path(__file__).resolve().parents[1] / "tools" / "eval.py"
     out = tmp_path / "tool_out"

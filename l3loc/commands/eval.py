@@ -14,7 +14,8 @@ per_case.csv, per_fold.csv, summary.csv, summary.md and PNG plots; see l3loc/eva
 an l3_dataset.npz, an annotation CSV of scans (optional l3_top_z_mm/l3_bottom_z_mm: the L3
 body's extent), or a folder holding labels.csv. Scans go through prediction's own code. Outputs:
 work/<experiment>/eval_<dataset name>/ (per_case.csv, summary.csv, summary.md, montage_*.png);
-see l3loc/external.py.
+see l3loc/external.py. With --fold K,L it scores the ensemble of those folds only (into
+eval_<dataset name>_foldK-L/), e.g. to compare ensembles of 2 and 3 folds.
 """
 from pathlib import Path
 
@@ -57,15 +58,16 @@ def run(args) -> int:
     device = resolve_device(args.device)
     if args.data:
         from l3loc.errors import InputError
-        from l3loc.external import dataset_name, evaluate_external
+        from l3loc.external import evaluate_external, external_out_dir
 
-        if args.view or folds or args.decoder:
-            raise InputError("--data", "--view, --fold and --decoder apply to the k-fold "
-                                       "evaluation; --data scores every view (--per-fold: folds)")
+        if args.view or args.decoder:
+            raise InputError("--data", "--view and --decoder apply to the k-fold evaluation; "
+                                       "--data scores every view (--fold: an ensemble of those "
+                                       "folds; --per-fold: each fold alone)")
         summary = evaluate_external(exp, args.data, args.per_fold, args.out, args.threshold,
                                     plots=not args.no_plots, overwrite=args.overwrite,
-                                    device=device, progress=progress_enabled())
-        out = Path(args.out) if args.out else exp / f"eval_{dataset_name(args.data)}"
+                                    device=device, progress=progress_enabled(), folds=folds)
+        out = Path(args.out) if args.out else external_out_dir(exp, args.data, folds)
         print((out / "summary.md").read_text(encoding="utf-8"))
         print(f"per-case table and montages: {out}")
         return 0 if len(summary) else 1

@@ -130,16 +130,19 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
         raise InputError(exp_dir, "no trained or exported folds")
 
     def trained(view_set) -> list[int]:
+        # the folds with weights (an export folder has none: every fold, no per-fold models)
         have = set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams")) for v in view_set))
         return sorted(have if folds is None else have & set(folds))
 
+    fused = len(views) == 2
     if folds is not None:
         views = [v for v in views if trained([v])]
         if not views:
             raise InputError("--fold", f"no trained view of {exp_dir} has fold(s) "
                                        f"{','.join(map(str, folds))}")
+        fused = len(views) == 2 and bool(trained(views))
     models = []
-    for view in views + ([FUSED] if len(views) == 2 and trained(views) else []):
+    for view in views + ([FUSED] if fused else []):
         chosen = trained([view] if view != FUSED else views)
         models.append(ExternalModel(view, "ensemble", load_localiser(
             exp_dir, view, None if folds is None else chosen,

@@ -104,6 +104,16 @@ def test_a_subset_of_folds_is_scored_into_its_own_folder(trained_run):
         evaluate_external(trained_run, npz, plots=False, folds=[2], overwrite=True)
 
 
+def test_an_export_folder_is_scored_with_its_fused_model(trained_run, tmp_path):
+    """An export (the shipped model's layout: no best.pdparams) gets both views and fused."""
+    from l3loc.export import export_experiment
+
+    export_experiment(trained_run, tmp_path / "standalone")
+    summary = evaluate_external(tmp_path / "standalone", trained_run.parents[1] / "d.npz",
+                                out_dir=tmp_path / "out", plots=False)
+    assert set(summary["view"]) == {"frontal", "sagittal", "fused"}
+
+
 def test_eval_tool_with_data_on_the_real_ct(trained_run, real_set, tmp_path):
     tool = Path(__file__).resolve().parents[1] / "tools" / "eval.py"
     out = tmp_path / "tool_out"

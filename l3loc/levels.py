@@ -182,7 +182,7 @@ def _transition(upper: str, lower: str, skipped: int, d_mm: np.ndarray, scale: f
         missed = np.abs(rel) <= 1.0
         score[missed], code[missed] = -rel[missed] ** 2 - MISSED_COST * skipped, 3
         shortest = min(STEP_MM.values()) * scale * (1 - tol)
-        fewer = (d_mm >= shortest) & (d_mm <= nominal * (1 + tol)) & ~missed
+        fewer = (d_mm >= shortest) & (rel < -1.0)
         score[fewer], code[fewer] = -ANOMALY_COST * skipped, 1
     return score, code
 
@@ -255,16 +255,15 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
     anomalies, missed = [], []
     for idx, ((k, c), code) in enumerate(best_path):
         rows[k], conf[k] = cands[k][0][c], cands[k][1][c]
+        prev = best_path[idx - 1][0][0] if idx else -1   # the level found above (codes 1-3 have one)
         if code == 3:
-            missed.extend(levels[best_path[idx - 1][0][0] + 1:k])
+            missed.extend(levels[prev + 1:k])
         elif code == 1:
-            prev = best_path[idx - 1][0][0]
-            missing = ", ".join(levels[prev + 1:k])
-            anomalies.append(f"{missing} not found between {levels[prev]} and {levels[k]} "
-                             "(4 lumbar vertebrae?)")
+            anomalies.append(f"{', '.join(levels[prev + 1:k])} not found between {levels[prev]} "
+                             f"and {levels[k]} (4 lumbar vertebrae?)")
         elif code == 2:
-            anomalies.append(f"{levels[k]} lies one vertebra too far below "
-                             f"{levels[best_path[idx - 1][0][0]]} (6 lumbar vertebrae?)")
+            anomalies.append(f"{levels[k]} lies one vertebra too far below {levels[prev]} "
+                             "(6 lumbar vertebrae?)")
     found = conf[np.isfinite(rows)]
     return LevelSequence(levels, rows, conf, float(found.min()) if found.size else 0.0,
                          best_scale, tuple(anomalies), tuple(missed))

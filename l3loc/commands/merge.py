@@ -19,14 +19,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing dataset")
 
 
-def _prefix(path: Path) -> str:
-    # the folder names a dataset (synth_g3/l3_dataset.npz); a file with its own name, its stem
-    return path.parent.name if path.name == "l3_dataset.npz" else path.name.split(".")[0]
-
-
 def run(args) -> int:
     import logging
 
+    from l3loc.external import dataset_name
     from l3loc.io.npz import merge_datasets, read_l3_npz, write_l3_npz
 
     sources = [Path(s) for s in args.sources]
@@ -38,7 +34,7 @@ def run(args) -> int:
     parts = []
     for src in sources:
         ds, _ = read_l3_npz(src)   # an invalid case raises, naming the file and the case
-        parts.append((_prefix(src), ds))
+        parts.append((dataset_name(src), ds))   # synth_g3/l3_dataset.npz -> synth_g3
     try:
         merged, notes = merge_datasets(parts)
     except ValueError as exc:

@@ -201,7 +201,7 @@ def main() -> int:
         rows.append(("real", scan["name"], measure(ct, l3, real_bodies(scan, ct, args.real_val, args.real), cfg)))
         for seed in range(args.n):
             plan, hu = matching_phantom(ct, True, args.style, seed)
-            ph = SimpleNamespace(hu=hu, spacing_mm=plan.spacing_mm, geometry=None)
+            ph = SimpleNamespace(hu=hu, spacing_mm=plan.acquired_spacing_mm, geometry=None)
             rows.append(("phantom", f"{plan.name}~{scan['name']}",
                          measure(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), cfg)))
     head = f"| {'image':38s} | " + " | ".join(f"{c:>12s}" for c in COLS) + " |"

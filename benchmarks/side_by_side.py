@@ -90,8 +90,11 @@ def matching_phantom(ct, positive: bool, style: str, seed: int, overrides: dict 
     its rendered volume."""
     t, _, px = ct.spacing_mm
     length = ct.hu.shape[0] * t
-    cfg = replace(PRESETS["default"], thickness_mm={round(t, 3): 1.0}, inplane_mm=(px, px),
-                  matrix=int(min(max(ct.hu.shape[1:]), 512)), style=style, **(overrides or {}))
+    # coarse pixels (a PET/CT's CT) are rendered on a ~1 mm grid and binned, as the generator does
+    b = max(1, int(round(px / 0.9))) if px > PRESETS["default"].lowres_mm[0] - 0.5 else 1
+    cfg = replace(PRESETS["default"], thickness_mm={round(t, 3): 1.0}, inplane_mm=(px / b, px / b),
+                  matrix=int(min(max(ct.hu.shape[1:]) * b, 512)), lowres_rate=float(b > 1),
+                  lowres_mm=(px, px), style=style, **(overrides or {}))
     best = min((p for p in (plan_case(seed, i, cfg) for i in range(n)) if want is None or want(p)),
                key=lambda p: (p.l3_in_fov != positive, abs(p.shape[0] * t - length)))
     return best, render_volume(best)
@@ -148,9 +151,9 @@ def main() -> int:
 
 def _phantom_row(plan, hu, cfgs: dict) -> tuple[str, list]:
     """(title, network inputs) of a rendered phantom."""
-    ph = SimpleNamespace(hu=hu, spacing_mm=plan.spacing_mm, geometry=None)
+    ph = SimpleNamespace(hu=hu, spacing_mm=plan.acquired_spacing_mm, geometry=None)
     return (f"{plan.name} ({plan.fov_type}, {plan.style}): {plan.shape[0]} x {plan.spacing_mm[0]:.2f} mm, "
-            f"{plan.spacing_mm[2]:.2f} mm px", net_inputs(ph, plan.ground_truth()["l3_slice"], cfgs))
+            f"{plan.acquired_spacing_mm[2]:.2f} mm px", net_inputs(ph, plan.ground_truth()["l3_slice"], cfgs))
 
 
 def write_figure(path: Path, rows: list) -> None:

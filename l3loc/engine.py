@@ -46,7 +46,7 @@ from l3loc.fold_folder import (env_record, log_columns, log_to_fold, plot_curves
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.runs import FoldRun, experiment_dir, read_train_log
 from l3loc.side_by_side import train_side_by_side
-from l3loc.splits import fold_cases, load_or_create_splits
+from l3loc.splits import dataset_groups, fold_cases, load_or_create_splits
 from l3loc.training_batches import cfg_levels, epoch_sigma_mm, sample_rngs, training_batch
 from l3loc.validation import (level_medians, open_select_dataset, positive_errors, select_scores,
                               validate)
@@ -117,7 +117,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
         if writer == turn:
             dataset = open_cache(cfg, view)
             splits = load_or_create_splits(experiment_dir(cfg) / "splits.json", dataset.names,
-                                           tr["folds"], tr["seed"])
+                                           tr["folds"], tr["seed"],
+                                           dataset_groups(cfg["data"]["source"], dataset.names))
         distributed.barrier(n_ranks)
     try:
         train_names, val_names = fold_cases(splits, fold)

@@ -14,7 +14,7 @@ from l3loc.cache import open_cache
 from l3loc.errors import InputError
 from l3loc.fold_folder import prepare_fold_dir
 from l3loc.runs import FoldRun, experiment_dir, read_train_log
-from l3loc.splits import load_or_create_splits
+from l3loc.splits import dataset_groups, load_or_create_splits
 
 log = logging.getLogger("l3loc")
 
@@ -52,7 +52,7 @@ def train_side_by_side(cfg: dict, config_path, jobs: list[tuple[str, int]], opts
     for view in {v for v, _ in jobs}:
         names = open_cache(cfg, view).names
     load_or_create_splits(experiment_dir(cfg) / "splits.json", names, cfg["train"]["folds"],
-                          cfg["train"]["seed"])
+                          cfg["train"]["seed"], dataset_groups(cfg["data"]["source"], names))
     for v, f in jobs:
         prepare_fold_dir(FoldRun.of(cfg, v, f), resume, overwrite, False, cfg, allow_config_change)
     logs = experiment_dir(cfg) / "logs"

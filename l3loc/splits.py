@@ -10,6 +10,10 @@ never saved them.
     {"k": 5, "seed": 0, "n_cases": 1000, "folds": [["case_0003", ...], ...]}
 
 Folds are numbered from 1 as on the command line: ``--fold 5`` validates on ``folds[4]``.
+
+Cases of one patient (one group: the same phantom rendered by several generators in a merged
+dataset, ``l3loc.io.npz.CASE_GROUP``) go into one fold: a fold that validates on a patient whose
+twin it trained on measures memory, not localisation.
 """
 from __future__ import annotations
 
@@ -23,15 +27,20 @@ from l3loc.atomic import write_text
 from l3loc.errors import InputError
 
 
-def make_splits(names: Sequence[str], k: int = 5, seed: int = 0) -> list[list[str]]:
+def make_splits(names: Sequence[str], k: int = 5, seed: int = 0,
+                groups: Sequence[str] | None = None) -> list[list[str]]:
     """Split case names into ``k`` folds of near-equal size (sizes differ by at most 1).
 
     The names are sorted, then permuted with ``numpy.random.default_rng(seed)``, then dealt
     round-robin into folds; each fold is returned sorted. The result depends only on the set of
     names, ``k`` and ``seed``, not on the order the dataset lists its cases in.
 
+    With ``groups`` (one per name), the sorted groups are permuted instead and each goes whole
+    into the fold with the fewest cases so far (sizes then differ by at most the largest group).
+
     Raises:
-        ValueError: duplicate names, ``k < 2``, or fewer names than folds.
+        ValueError: duplicate names, ``k < 2``, fewer names (or groups) than folds, or a
+            ``groups`` of another length.
     """
     names = [str(n) for n in names]
     if len(set(names)) != len(names):
@@ -41,10 +50,36 @@ def make_splits(names: Sequence[str], k: int = 5, seed: int = 0) -> list[list[st
         raise ValueError(f"k must be an integer >= 2, got {k!r}")
     if len(names) < k:
         raise ValueError(f"cannot make {k} folds from {len(names)} case(s)")
+    if groups is not None:
+        return _group_splits(names, [str(g) for g in groups], int(k), seed)
     order = np.random.default_rng(seed).permutation(len(names))
     ordered = sorted(names)
     shuffled = [ordered[i] for i in order]
     return [sorted(shuffled[f::k]) for f in range(int(k))]
+
+
+def _group_splits(names: list[str], groups: list[str], k: int, seed: int) -> list[list[str]]:
+    if len(groups) != len(names):
+        raise ValueError(f"{len(groups)} groups for {len(names)} names")
+    members: dict[str, list[str]] = {}
+    for n, g in zip(names, groups):
+        members.setdefault(g, []).append(n)
+    if len(members) < k:
+        raise ValueError(f"cannot make {k} folds from {len(members)} group(s)")
+    ordered = sorted(members)
+    folds: list[list[str]] = [[] for _ in range(k)]
+    for i in np.random.default_rng(seed).permutation(len(ordered)):
+        min(folds, key=len).extend(members[ordered[i]])   # the first of the smallest folds
+    return [sorted(f) for f in folds]
+
+
+def dataset_groups(source, names: Sequence[str]) -> list[str] | None:
+    """The patient group of each of ``names`` when the dataset ``source`` records groups (a
+    merged l3_dataset.npz), else None."""
+    from l3loc.io.npz import read_case_groups
+
+    groups = read_case_groups(source)
+    return None if groups is None else [groups[n] for n in names]
 
 
 def fold_cases(splits: Sequence[Sequence[str]], fold: int) -> tuple[list[str], list[str]]:
@@ -65,7 +100,7 @@ def fold_cases(splits: Sequence[Sequence[str]], fold: int) -> tuple[list[str], l
 
 
 def load_or_create_splits(path: str | os.PathLike, names: Sequence[str], k: int = 5,
-                          seed: int = 0) -> list[list[str]]:
+                          seed: int = 0, groups: Sequence[str] | None = None) -> list[list[str]]:
     """Read ``path`` if it exists and matches the dataset; otherwise make the splits and write it.
 
     The file is written once, atomically, and never rewritten: a changed dataset or ``k`` is an
@@ -76,18 +111,20 @@ def load_or_create_splits(path: str | os.PathLike, names: Sequence[str], k: int 
         names: every case name of the dataset.
         k: number of folds.
         seed: shuffling seed, used (and checked) only with ``k``.
+        groups: one group per name (patients; see :func:`make_splits`), or None.
 
     Returns:
         The folds, ``k`` lists of names.
 
     Raises:
         InputError: the existing file is unreadable, or made for other names, another ``k`` or
-            another seed (the message says what differs and to delete the file to re-split).
+            another seed, or puts one group into several folds (the message says what differs
+            and to delete the file to re-split).
         ValueError: as ``make_splits``.
     """
     names = [str(n) for n in names]
     if not os.path.exists(path):
-        splits = make_splits(names, k, seed)
+        splits = make_splits(names, k, seed, groups)
         doc = {"k": int(k), "seed": int(seed), "n_cases": len(names), "folds": splits}
         write_text(path, json.dumps(doc, indent=1) + "\n")
         return splits
@@ -113,4 +150,14 @@ def load_or_create_splits(path: str | os.PathLike, names: Sequence[str], k: int 
         raise InputError(path, f"does not match the dataset: {len(missing)} case(s) not in the "
                                f"file (e.g. {missing[:3]}), {len(extra)} in the file but not in "
                                f"the dataset (e.g. {extra[:3]}); {remedy}")
+    if groups is not None:
+        fold_of = {n: i for i, f in enumerate(splits) for n in f}
+        folds_of: dict[str, set] = {}
+        for n, g in zip(names, groups):
+            folds_of.setdefault(str(g), set()).add(fold_of[n])
+        split_groups = sorted(g for g, f in folds_of.items() if len(f) > 1)
+        if split_groups:
+            raise InputError(path, f"puts the cases of {len(split_groups)} patient group(s) into "
+                                   f"several folds (e.g. {split_groups[:3]}): made before the "
+                                   f"dataset recorded groups; {remedy}")
     return [list(f) for f in splits]

@@ -167,14 +167,16 @@ def test_skip_bad_keeps_the_good_cases(tmp_path):
 
 def test_merge_keeps_every_case_and_the_shared_arrays(tmp_path):
     from l3loc.cli import main
-    from l3loc.io.npz import merge_datasets
+    from l3loc.io.npz import merge_datasets, read_case_groups
 
     a, b = make_dataset(3), make_dataset(2)
     a.ydata["annotator1"][2] = np.nan  # the negative case has no label
     del b.extra["fov"]
     merged, notes = merge_datasets([("g3", a), ("g4", b)])
     assert merged.names == ["g3_case000", "g3_case001", "g3_case002", "g4_case000", "g4_case001"]
-    assert list(merged.extra) == ["n_lumbar"] and notes == ["'fov' dropped: only in g3"]
+    assert list(merged.extra) == ["n_lumbar", "case_group"] and notes == ["'fov' dropped: only in g3"]
+    # the same case rendered by two generators is one patient
+    assert merged.extra["case_group"].tolist() == ["case000", "case001", "case002", "case000", "case001"]
     np.testing.assert_array_equal(merged.label_rows()[[0, 3]], [a.label_rows()[0], b.label_rows()[0]])
     assert np.array_equal(merged.images_s[4], b.images_s[1]) and merged.negative.tolist() == [
         False, False, True, False, False]
@@ -189,4 +191,12 @@ def test_merge_keeps_every_case_and_the_shared_arrays(tmp_path):
     assert main(["merge", *srcs, "--out", str(tmp_path / "mix")]) == 0
     back, _ = read_l3_npz(tmp_path / "mix" / "l3_dataset.npz")
     assert len(back) == 5 and back.names[3] == "g4_case000"
+    assert read_case_groups(tmp_path / "mix" / "l3_dataset.npz")["g4_case000"] == "case000"
+    assert read_case_groups(srcs[0]) is None
+    from l3loc.splits import dataset_groups        # what training splits by
+    assert dataset_groups(tmp_path / "mix" / "l3_dataset.npz", ["g4_case001", "g3_case001"]) == ["case001"] * 2
+    assert dataset_groups(srcs[0], back.names) is None
+    # a merge of merges keeps the first groups
+    again, _ = merge_datasets([("mix", back), ("g5", make_dataset(1))])
+    assert again.extra["case_group"].tolist() == [*back.extra["case_group"].tolist(), "case000"]
     assert main(["merge", *srcs, "--out", str(tmp_path / "mix")]) == 2

@@ -35,6 +35,33 @@ def test_bad_split_requests(names, k):
         make_splits(names, k=k)
 
 
+def test_a_patient_group_stays_in_one_fold():
+    # 23 names in 9 patients of 1-3 cases each (one phantom rendered by up to three generators)
+    groups = [f"p{i % 9}" for i in range(23)]
+    splits = make_splits(NAMES, k=4, seed=0, groups=groups)
+    assert sorted(n for f in splits for n in f) == NAMES
+    fold_of = {n: i for i, f in enumerate(splits) for n in f}
+    for g in set(groups):
+        assert len({fold_of[n] for n, gg in zip(NAMES, groups) if gg == g}) == 1
+    assert max(map(len, splits)) - min(map(len, splits)) <= 3
+    assert splits == make_splits(NAMES, k=4, seed=0, groups=groups)
+    assert splits != make_splits(NAMES, k=4, seed=1, groups=groups)
+    with pytest.raises(ValueError, match="from 3 group"):
+        make_splits(NAMES, k=4, groups=[f"p{i % 3}" for i in range(23)])
+
+
+def test_a_saved_split_that_separates_a_patient_is_refused(tmp_path):
+    path = tmp_path / "splits.json"
+    load_or_create_splits(path, NAMES, k=5, seed=0)            # made without groups
+    groups = [f"p{i // 2}" for i in range(23)]                  # pairs of twins
+    with pytest.raises(InputError, match="patient group") as info:
+        load_or_create_splits(path, NAMES, k=5, seed=0, groups=groups)
+    assert "delete it" in str(info.value)
+    path.unlink()
+    assert load_or_create_splits(path, NAMES, k=5, seed=0, groups=groups) == make_splits(
+        NAMES, k=5, seed=0, groups=groups)
+
+
 def test_fold_cases_one_based():
     splits = [["a", "b"], ["c"], ["d", "e"]]
     assert fold_cases(splits, 1) == (["c", "d", "e"], ["a", "b"])

@@ -1,16 +1,17 @@
 """Phantoms: everything around the skeleton that a real scan puts into the [100, 1500] HU window
-(contrast, table, metal streaks, kernels, noise, osteoporosis, tilt, crops) and the style
-families, at the level of geometry."""
+(contrast, table, metal streaks, kernels, noise, osteoporosis, tilt, crops, low-resolution
+reconstructions) and the style families, at the level of geometry."""
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from l3loc.synth.acquisition import kernel_inplane, tilt
+from l3loc.synth.acquisition import bin_inplane, kernel_inplane, tilt
 from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS, STYLES
 from l3loc.synth.phantom import geometry, render_volume
 from l3loc.synth.scene import METAL_HU, metal_streaks
+from l3loc.synth.writers import _make_case
 
 # 2.5 mm slices on a 3 mm in-plane grid, abdominal scans: a case renders in a fraction of a second
 BASE = replace(PRESETS["tiny"], thickness_mm={2.5: 1.0}, inplane_mm=(3.0, 3.0), matrix=128,
@@ -187,6 +188,64 @@ def test_osteoporotic_bodies_are_darker():
     normal = _patch_mean(render_volume(plan), i, r, c)
     osteo = _patch_mean(render_volume(replace(plan, osteoporosis=True)), i, r, c)
     assert osteo < 160 < normal
+
+
+# --- low-resolution reconstructions ----------------------------------------------------------
+
+def test_bin_inplane_averages_whole_bins_and_drops_the_remainder_evenly():
+    a = np.arange(2 * 8 * 7, dtype=np.int16).reshape(2, 8, 7)
+    out = bin_inplane(a, 3)
+    assert out.shape == (2, 2, 2) and out.dtype == np.int16
+    # 8 rows = 2 bins + 2: one dropped at each end; 7 columns = 2 bins + 1: the last one dropped
+    assert out[1, 0, 1] == round(float(a[1, 1:4, 3:6].mean()))
+    assert out[0, 1, 0] == round(float(a[0, 4:7, 0:3].mean()))
+    assert bin_inplane(a, 1) is a
+
+
+def test_low_resolution_scan_is_the_binned_render_and_thin_bone_fades():
+    cfg = replace(BASE, inplane_mm=(1.0, 1.0), matrix=384, lowres_rate=1.0, lowres_mm=(4.0, 4.0),
+                  fov_rates={"chest_abdomen_pelvis": 1.0})
+    plan = _first(cfg, lambda p: p.n_rib_pairs == 12 and not p.short_12th_rib)
+    assert plan.inplane_binning == 4
+    fine = replace(plan, inplane_binning=1)
+    hu, hu_fine = render_volume(plan), render_volume(fine)
+    assert hu.shape == plan.acquired_shape == (plan.shape[0], 96, 96)
+    np.testing.assert_array_equal(hu, bin_inplane(hu_fine, 4))
+    gt = plan.ground_truth()
+    assert gt["spacing_mm"] == [plan.spacing_mm[0], 4.0, 4.0] and gt["shape"] == list(hu.shape)
+    assert gt["l3_slice"] == fine.ground_truth()["l3_slice"]      # the slices are untouched
+
+    # partial volume: the lowest ribs' brightest pixels in a frontal MIP fall against the spine's
+    g = geometry(plan)
+    z = plan.slice_z_mm
+    ribs = (z < plan.vertebra("T11").z_top) & (z > plan.vertebra("T12").z_bottom)
+    spine = (z < plan.vertebra("L1").z_top) & (z > plan.vertebra("L4").z_bottom)
+    sx = float(g.sx(plan.vertebra("L2").z_centre))
+
+    def rib_over_spine(vol, px):
+        x = (np.arange(vol.shape[2]) - (vol.shape[2] - 1) / 2) * px
+        front = vol.max(axis=1)
+        beside = (np.abs(x - sx) >= 40) & (np.abs(x - sx) <= 130)
+        return (np.percentile(front[ribs][:, beside], 99)
+                / np.percentile(front[spine][:, np.abs(x - sx) <= 20], 99))
+
+    assert rib_over_spine(hu, 4.0) < 0.85 * rib_over_spine(hu_fine, 1.0)
+
+    # what the dataset writer stores: the binned scan's MIPs and spacing
+    rec = _make_case((plan.seed, plan.index, cfg, None, None))
+    assert rec["img_f"].shape == (plan.shape[0], 96) and rec["img_s"].shape == (plan.shape[0], 96)
+    assert rec["gt"]["spacing_mm"] == gt["spacing_mm"]
+
+
+def test_low_resolution_cases_keep_every_other_draw_and_occur_at_their_rate():
+    plans = [plan_case(0, i, replace(PRESETS["default"], lowres_rate=0.3)) for i in range(300)]
+    none = [plan_case(0, i, replace(PRESETS["default"], lowres_rate=0.0)) for i in range(300)]
+    binned = np.array([p.inplane_binning > 1 for p in plans])
+    assert 0.2 < binned.mean() < 0.4
+    for p, q in zip(plans, none):
+        assert replace(p, inplane_binning=1) == q
+    for p in np.array(plans)[binned]:
+        assert 2.0 - p.spacing_mm[2] / 2 <= p.acquired_spacing_mm[2] <= 5.0 + p.spacing_mm[2] / 2
 
 
 # --- styles -----------------------------------------------------------------------------------

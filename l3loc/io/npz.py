@@ -387,13 +387,35 @@ def describe_dataset(ds: L3Dataset, problems: list[CaseProblem]) -> str:
     return "\n".join(lines)
 
 
+#: Extra array of a merged dataset: each case's name in the dataset it came from (kept through
+#: merges of merges). Cases of one group are one patient, e.g. the same phantom rendered by two
+#: generators: k-fold splits keep a group in one fold (``l3loc.splits``), so no fold validates
+#: on a patient it trained on.
+CASE_GROUP = "case_group"
+
+
+def read_case_groups(path) -> dict[str, str] | None:
+    """``{name: group}`` of an ``l3_dataset.npz`` with a ``case_group`` array (a merged one);
+    None for any other source (a CSV, an npz without groups). Reads only those two members."""
+    path = Path(path)
+    if path.suffix.lower() != ".npz" or not path.is_file():
+        return None
+    with zipfile.ZipFile(path) as zf:
+        if f"{CASE_GROUP}.npy" not in zf.namelist():
+            return None
+        names = _read_member(zf, "names.npy", str(path))
+        groups = _read_member(zf, f"{CASE_GROUP}.npy", str(path))
+    return {str(n): str(g) for n, g in zip(np.asarray(names).tolist(), np.asarray(groups).tolist())}
+
+
 def merge_datasets(parts: Sequence[tuple[str, L3Dataset]]) -> tuple[L3Dataset, list[str]]:
     """One dataset of several (e.g. phantom families from different generators or styles, to
     train on all of them): the cases in order, each name prefixed ``<prefix>_``.
 
     The annotators (``ydata`` keys) must be the same in every part. An extra array (``level_rows``,
     ``sagittal_slab_mm``, ...) is kept when every part has it, else dropped (and named in the
-    returned notes: a merge without ``level_rows`` cannot train level channels).
+    returned notes: a merge without ``level_rows`` cannot train level channels). The merge
+    records each case's group (:data:`CASE_GROUP`): its name in its part, or the part's own group.
 
     Args:
         parts: (prefix, dataset) pairs; prefixes distinct.
@@ -412,9 +434,10 @@ def merge_datasets(parts: Sequence[tuple[str, L3Dataset]]) -> tuple[L3Dataset, l
     annotators = {tuple(ds.ydata) for _, ds in parts}
     if len(annotators) != 1:
         raise ValueError(f"the datasets have different annotators: {sorted(annotators)}")
-    shared = set.intersection(*(set(ds.extra) for _, ds in parts))
+    shared = set.intersection(*(set(ds.extra) for _, ds in parts)) - {CASE_GROUP}
     notes = [f"{key!r} dropped: only in {', '.join(p for p, ds in parts if key in ds.extra)}"
-             for key in sorted(set().union(*(ds.extra for _, ds in parts)) - shared)]
+             for key in sorted(set().union(*(ds.extra for _, ds in parts)) - shared - {CASE_GROUP})]
+    groups = np.array([str(g) for _, ds in parts for g in ds.extra.get(CASE_GROUP, ds.names)], dtype=str)
     names = [f"{p}_{n}" for p, ds in parts for n in ds.names]
     if len(set(names)) != len(names):
         raise ValueError("merged case names repeat: give each dataset its own prefix")
@@ -426,5 +449,6 @@ def merge_datasets(parts: Sequence[tuple[str, L3Dataset]]) -> tuple[L3Dataset, l
         ydata={k: np.concatenate([np.asarray(ds.ydata[k]) for _, ds in parts])
                for k in parts[0][1].ydata},
         negative=np.concatenate([ds.negative for _, ds in parts]),
-        extra={k: np.concatenate([np.asarray(ds.extra[k]) for _, ds in parts]) for k in sorted(shared)})
+        extra={**{k: np.concatenate([np.asarray(ds.extra[k]) for _, ds in parts]) for k in sorted(shared)},
+               CASE_GROUP: groups})
     return merged, notes

@@ -1,5 +1,6 @@
 """What the scanner does to a rendered volume, in place: gantry tilt, the reconstruction kernel
-(point-spread blur or edge-enhancing sharpening), correlated noise, and its HU range.
+(point-spread blur or edge-enhancing sharpening), correlated noise, and its HU range; and a
+low-resolution reconstruction (a new, binned volume).
 """
 from __future__ import annotations
 
@@ -101,3 +102,29 @@ def add_noise(hu: np.ndarray, sigma_hu: float, rng, grain_px: float = 0.9, zcorr
             prev = fresh
         hu[i] += prev
     np.clip(hu, HU_RANGE[0], HU_RANGE[1], out=hu)
+
+
+def bin_inplane(hu: np.ndarray, binning: int) -> np.ndarray:
+    """A low-resolution reconstruction: each output pixel is the mean of ``binning`` x
+    ``binning`` input pixels (the partial volume of a coarse grid: a 1 mm cortex in a 4 mm pixel
+    reads a quarter of its HU). The rows and columns that do not fill a whole bin are dropped
+    evenly from both sides, so the image centre stays (within half a bin).
+
+    Args:
+        hu: int16 [slices, rows, cols].
+        binning: >= 1 (1 returns ``hu`` itself).
+
+    Returns:
+        int16 [slices, rows // binning, cols // binning].
+    """
+    if binning == 1:
+        return hu
+    n, rows, cols = hu.shape
+    out_r, out_c = rows // binning, cols // binning
+    r0, c0 = (rows - out_r * binning) // 2, (cols - out_c * binning) // 2
+    out = np.empty((n, out_r, out_c), dtype=np.int16)
+    for i0 in range(0, n, 16):   # chunks of slices: float32 temporaries stay small
+        a = hu[i0:i0 + 16, r0:r0 + out_r * binning, c0:c0 + out_c * binning].astype(np.float32)
+        m = a.reshape(a.shape[0], out_r, binning, out_c, binning).mean(axis=(2, 4))
+        out[i0:i0 + 16] = np.rint(m)
+    return out

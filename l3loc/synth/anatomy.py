@@ -72,6 +72,23 @@ class CasePlan:
     forearms: str = "side"         # arms down: "side" (beside the trunk) or "belly" (on the abdomen)
     screws: list = field(default_factory=list)  # vertebrae with pedicle screws ("S" = S1), cranial first
     noise_zcorr: float = 0.0       # correlation of the noise of neighbouring slices
+    # drawn from its own generator ([seed, index, 9]): a low-resolution reconstruction (the CT of a
+    # PET/CT rebuilt on the PET's 4 mm grid, a downsampled archive). The case is rendered on
+    # ``spacing_mm`` and each pixel of the scan is the mean of ``inplane_binning``^2 rendered ones:
+    # thin bone (ribs, cortices, processes) fades by partial volume, as in such scans
+    inplane_binning: int = 1
+
+    @property
+    def acquired_spacing_mm(self) -> tuple:
+        """(slice, row, col) spacing of the scan as written (the rendering grid's, binned)."""
+        b = self.inplane_binning
+        return (self.spacing_mm[0], self.spacing_mm[1] * b, self.spacing_mm[2] * b)
+
+    @property
+    def acquired_shape(self) -> tuple:
+        """(slices, rows, cols) of the scan as written."""
+        b = self.inplane_binning
+        return (self.shape[0], self.shape[1] // b, self.shape[2] // b)
 
     @property
     def slice_z_mm(self) -> np.ndarray:
@@ -129,7 +146,8 @@ class CasePlan:
             "short_12th_rib": self.short_12th_rib, "contrast": self.contrast, "metal": self.metal,
             "arms": self.arms, "age": round(self.age, 1), "fat_mm": round(self.fat_mm, 1),
             "scoliosis_mm": round(self.scoliosis_mm, 1),
-            "spacing_mm": [float(s) for s in self.spacing_mm], "shape": [int(s) for s in self.shape],
+            "spacing_mm": [float(s) for s in self.acquired_spacing_mm],
+            "shape": [int(s) for s in self.acquired_shape],
             "z_first_mm": float(self.z_first_mm),
             # every level this spine has (world z), and its canonical slice when in the field of
             # view (the L3 entry equals l3_slice); "transitional": ribs and sacrum count differently
@@ -291,6 +309,10 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # noise of neighbouring slices: thick slices are reconstructed from thinner data with a
     # slice sensitivity profile wider than the spacing; correlation 0.1-0.5 (0-0.2 when thin)
     zcorr = float(nrng.uniform(0.1, 0.5) if thick >= 2.0 else nrng.uniform(0.0, 0.2))
+    lrng = np.random.default_rng([seed, index, 9])
+    binning = 1
+    if lrng.random() < config.lowres_rate:   # in-plane pixels of lowres_mm, at least twice the grid's
+        binning = max(2, int(round(lrng.uniform(*config.lowres_mm) / px)))
 
     return CasePlan(
         name=f"synth_s{seed}_{index:05d}", seed=int(seed), index=int(index), fov_type=fov_type,
@@ -302,5 +324,5 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
         tilt_deg=tilt, cropped=cropped, style=config.style, forearms=forearms, screws=screws,
-        noise_zcorr=zcorr,
+        noise_zcorr=zcorr, inplane_binning=binning,
     )

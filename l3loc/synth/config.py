@@ -95,6 +95,9 @@ class SynthConfig:
         crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
             waist) that cuts the body
             at the sides (IRCAD-like).
+        lowres_rate: probability of a low-resolution reconstruction (PET/CT attenuation CT,
+            downsampled archives): in-plane pixels of ``lowres_mm`` (min, max) mm, each the mean
+            of the rendered pixels it covers.
         style: a name in :data:`STYLES` (rendering family; does not change the cases).
     """
 
@@ -117,6 +120,8 @@ class SynthConfig:
     osteoporosis_rate: float = 0.35
     tilt_rate: float = 0.05
     crop_rate: float = 0.08
+    lowres_rate: float = 0.1
+    lowres_mm: tuple = (2.0, 5.0)
     style: str = "default"
 
     def __post_init__(self):
@@ -131,7 +136,7 @@ PRESETS = {
     "demo": SynthConfig(),
     "tiny": SynthConfig(
         fov_rates={"chest_abdomen_pelvis": 0.4, "abdomen": 0.4, "chest_only": 0.2},
-        thickness_mm={4.0: 0.5, 5.0: 0.5}, inplane_mm=(2.5, 3.2), matrix=160),
+        thickness_mm={4.0: 0.5, 5.0: 0.5}, inplane_mm=(2.5, 3.2), matrix=160, lowres_rate=0.0),
 }
 #: Number of cases a preset makes when none is asked for.
 PRESET_CASES = {"default": 1000, "demo": 64, "tiny": 8}

@@ -76,18 +76,19 @@ def _make_case(job: tuple) -> dict:
         _scratch["buffer"] = np.empty(size, dtype=np.int16)
     hu = render_volume(plan, buffer=_scratch["buffer"])
     gt = plan.ground_truth()
-    img_f, img_s = case_mips(hu, plan.spacing_mm)
+    spacing, shape = plan.acquired_spacing_mm, plan.acquired_shape
+    img_f, img_s = case_mips(hu, spacing)
     files = {}
-    origin_xy = (-(plan.shape[2] - 1) / 2 * plan.spacing_mm[2], -(plan.shape[1] - 1) / 2 * plan.spacing_mm[1])
+    origin_xy = (-(shape[2] - 1) / 2 * spacing[2], -(shape[1] - 1) / 2 * spacing[1])
     if vol_path is not None:
         from l3loc.io.volume import write_volume
-        write_volume(vol_path, hu, plan.spacing_mm, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy)
+        write_volume(vol_path, hu, spacing, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy)
         files["volume"] = str(vol_path)
         # write_volume stores slice k = 0 as the most inferior one
-        gt["l3_file_slice"] = None if gt["negative"] else plan.shape[0] - 1 - gt["l3_slice"]
+        gt["l3_file_slice"] = None if gt["negative"] else shape[0] - 1 - gt["l3_slice"]
     if dicom_dir is not None:
         from l3loc.io.dicom import write_dicom_series
-        write_dicom_series(dicom_dir, hu, plan.spacing_mm, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy,
+        write_dicom_series(dicom_dir, hu, spacing, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy,
                            patient_name=f"L3LOC^{plan.name}")
         files["dicom"] = str(dicom_dir)
     return {"gt": gt, "img_f": img_f, "img_s": img_s, "rows": annotator_rows(gt, seed, index), "files": files}

@@ -132,7 +132,7 @@ def main() -> int:
                 net_inputs(ct, lab, cfgs))
         first = first or (scan, ct, real)
         rows.append(real + _phantom_row(plan, hu, cfgs))
-        print(f"{scan['name']}: phantom {plan.name} {plan.fov_type} {plan.shape}", flush=True)
+        print(f"{scan['name']}: phantom {plan.name} {plan.fov_type} {plan.acquired_shape}", flush=True)
     write_figure(args.out, rows)
     print(f"wrote {args.out}")
     if args.features_out is not None:
@@ -143,7 +143,7 @@ def main() -> int:
                                         lambda p, want=want: _lumbosacral(p) and want(p), n=2000)
             ph_title, ph_imgs = _phantom_row(plan, hu, cfgs)
             rows.append(real + (f"{title}: {ph_title}", ph_imgs))
-            print(f"{title}: phantom {plan.name} {plan.fov_type} {plan.shape}", flush=True)
+            print(f"{title}: phantom {plan.name} {plan.fov_type} {plan.acquired_shape}", flush=True)
         write_figure(args.features_out, rows)
         print(f"wrote {args.features_out}")
     return 0
@@ -152,7 +152,7 @@ def main() -> int:
 def _phantom_row(plan, hu, cfgs: dict) -> tuple[str, list]:
     """(title, network inputs) of a rendered phantom."""
     ph = SimpleNamespace(hu=hu, spacing_mm=plan.acquired_spacing_mm, geometry=None)
-    return (f"{plan.name} ({plan.fov_type}, {plan.style}): {plan.shape[0]} x {plan.spacing_mm[0]:.2f} mm, "
+    return (f"{plan.name} ({plan.fov_type}, {plan.style}): {plan.acquired_shape[0]} x {plan.spacing_mm[0]:.2f} mm, "
             f"{plan.acquired_spacing_mm[2]:.2f} mm px", net_inputs(ph, plan.ground_truth()["l3_slice"], cfgs))
 
 

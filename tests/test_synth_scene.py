@@ -213,6 +213,7 @@ def test_low_resolution_scan_is_the_binned_render_and_thin_bone_fades():
     np.testing.assert_array_equal(hu, bin_inplane(hu_fine, 4))
     gt = plan.ground_truth()
     assert gt["spacing_mm"] == [plan.spacing_mm[0], 4.0, 4.0] and gt["shape"] == list(hu.shape)
+    assert gt["inplane_binning"] == 4
     assert gt["l3_slice"] == fine.ground_truth()["l3_slice"]      # the slices are untouched
 
     # partial volume: the lowest ribs' brightest pixels in a frontal MIP fall against the spine's

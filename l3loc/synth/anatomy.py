@@ -162,6 +162,7 @@ class CasePlan:
             "sacral_slope_deg": round(self.vertebra("S").tilt_top, 1),
             "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
             "forearms": self.forearms, "screws": list(self.screws),
+            "inplane_binning": self.inplane_binning,
         }
 
     def to_dict(self) -> dict:

@@ -1,0 +1,71 @@
+"""Crop real scans above the sacrum: can a model count to L3 from the ribs alone?
+
+    python benchmarks/real_crops.py --data ../shared/data/real_val --out work/data/real_val_crops
+    python tools/eval.py --experiment <run> --data work/data/real_val_crops --per-fold
+
+For each positive scan of the annotation CSV (``labels.csv``) whose field of view reaches at
+least 10 mm further down than ``--below`` mm under the L3 centre, writes the scan cut ``below`` mm under L3 (and
+``--above`` mm over it) as ``<name>_crop<below>.nii.gz``, with a ``labels.csv`` of the same L3
+labels. A cut 48 mm under L3 keeps L4 and the iliac crests and drops L5 and the sacrum, as a
+liver or upper-abdomen scan does (ircad_07 of the real validation set is one); the L3 labels of
+the originals hold unchanged, since only slices are dropped.
+
+These are the real validation scans, cut: evaluate on them, never train or choose thresholds on
+them.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from l3loc.io.volume import read_volume, write_volume  # noqa: E402
+
+LABEL_COLUMNS = ["l3_z_mm", "l3_top_z_mm", "l3_bottom_z_mm"]
+
+
+def crop_z(ct, z_lo: float, z_hi: float):
+    """(hu, z_first_mm) of the canonical slices whose centres lie in [z_lo, z_hi] (world mm)."""
+    g = ct.geometry
+    z = g.z_mm(range(ct.hu.shape[0]))
+    keep = [i for i, zi in enumerate(z) if z_lo <= zi <= z_hi]
+    return ct.hu[keep[0]:keep[-1] + 1], float(z[keep[0]])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, required=True, help="a folder with labels.csv")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--below", type=float, nargs="+", default=[48.0, 70.0],
+                    help="mm under the L3 centre to cut at (one crop each)")
+    ap.add_argument("--above", type=float, default=195.0, help="mm over the L3 centre to keep")
+    args = ap.parse_args()
+    table = pd.read_csv(args.data / "labels.csv")
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for _, r in table[table["negative"] == 0].iterrows():
+        ct = read_volume(args.data / r["path"])
+        z = ct.geometry.z_mm(range(ct.hu.shape[0]))
+        for below in args.below:
+            if min(z) > r["l3_z_mm"] - below - 10:
+                print(f"{r['name']}: ends {r['l3_z_mm'] - min(z):.0f} mm under L3; no crop at {below:g}")
+                continue
+            hu, z_first = crop_z(ct, r["l3_z_mm"] - below, r["l3_z_mm"] + args.above)
+            name = f"{r['name']}_crop{below:g}"
+            write_volume(args.out / f"{name}.nii.gz", hu, ct.spacing_mm, z_first_mm=z_first,
+                         overwrite=False)
+            rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
+                         "negative": 0})
+            print(f"{name}: {hu.shape[0]} slices, {z_first - (hu.shape[0] - 1) * ct.spacing_mm[0]:.1f} "
+                  f"to {z_first:.1f} mm")
+    pd.DataFrame(rows).to_csv(args.out / "labels.csv", index=False)
+    print(f"wrote {len(rows)} crops and labels.csv to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 """What the scanner does to a rendered volume, in place: gantry tilt, the reconstruction kernel
 (point-spread blur or edge-enhancing sharpening), correlated noise, and its HU range; and a
-low-resolution reconstruction (a new, binned volume).
+low-resolution reconstruction (a new, coarser volume).
 """
 from __future__ import annotations
 
@@ -128,3 +128,18 @@ def bin_inplane(hu: np.ndarray, binning: int) -> np.ndarray:
         m = a.reshape(a.shape[0], out_r, binning, out_c, binning).mean(axis=(2, 4))
         out[i0:i0 + 16] = np.rint(m)
     return out
+
+
+def reconstruct_coarse(hu: np.ndarray, binning: int) -> np.ndarray:
+    """A low-resolution reconstruction of a rendered volume: the smooth filter such scans are
+    reconstructed with (a Gaussian of sigma half an output pixel, FWHM 1.2 pixels), then
+    :func:`bin_inplane`. One matched phantom against the 4.4 mm whole-body CT of the real
+    validation set, the sagittal MIP's bone (> 100 HU): median 207 / 90th percentile 424 HU with
+    the filter, 225 / 539 without, real 203 / 469 (benchmarks/README.md)."""
+    if binning == 1:
+        return hu
+    out = np.empty_like(hu)
+    for i0 in range(0, hu.shape[0], 16):
+        out[i0:i0 + 16] = np.rint(gaussian_filter(hu[i0:i0 + 16].astype(np.float32),
+                                                  (0, 0.5 * binning, 0.5 * binning)))
+    return bin_inplane(out, binning)

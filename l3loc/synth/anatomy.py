@@ -74,8 +74,9 @@ class CasePlan:
     noise_zcorr: float = 0.0       # correlation of the noise of neighbouring slices
     # drawn from its own generator ([seed, index, 9]): a low-resolution reconstruction (the CT of a
     # PET/CT rebuilt on the PET's 4 mm grid, a downsampled archive). The case is rendered on
-    # ``spacing_mm`` and each pixel of the scan is the mean of ``inplane_binning``^2 rendered ones:
-    # thin bone (ribs, cortices, processes) fades by partial volume, as in such scans
+    # ``spacing_mm``, smoothed and binned ``inplane_binning`` x ``inplane_binning`` in-plane
+    # (acquisition.reconstruct_coarse): thin bone (ribs, cortices, processes) fades by partial
+    # volume, as in such scans
     inplane_binning: int = 1
 
     @property

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from l3loc.synth.acquisition import add_noise, bin_inplane, kernel_inplane, tilt
+from l3loc.synth.acquisition import add_noise, kernel_inplane, reconstruct_coarse, tilt
 from l3loc.synth.anatomy import CasePlan
 from l3loc.synth.config import STYLES, choice
 from l3loc.synth.painter import Lin, Painter, Texture
@@ -168,4 +168,4 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
     # kernels trade noise for sharpness: a sharp kernel's noise is stronger and finer
     noise_f, grain_f = {"soft": (0.7, 1.5), "standard": (1.0, 1.0), "sharp": (1.5, 0.6)}[kernel]
     add_noise(hu, plan.noise_hu * st.noise_scale * noise_f, rng, st.grain_px * grain_f, plan.noise_zcorr)
-    return bin_inplane(hu, plan.inplane_binning)
+    return reconstruct_coarse(hu, plan.inplane_binning)

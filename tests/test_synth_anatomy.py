@@ -79,6 +79,23 @@ def test_last_rib_pair_is_attached_to_the_last_thoracic_vertebra(case):
     assert at_costovertebral_joint(plan.vertebra("L1")) < 150      # psoas, no rib
 
 
+def test_last_ribs_slope_down_from_the_back(case):
+    """In a frontal view of a real scan the 12th rib leaves the spine 20-40 degrees below the
+    horizontal (the lumbar transverse processes stand level): 60-70 mm out from the spine the
+    lowest rib's bone lies at least 15 mm below the T12 body's centre (level ribs: 2-9 mm)."""
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+    t12 = plan.vertebra("T12")
+    sx = float(g.sx(t12.z_centre))
+    front = hu.max(axis=1)
+    window = (z <= t12.z_centre + 10) & (z >= t12.z_centre - 80)
+    for sg in (-1, 1):
+        out = (sg * (x - sx) >= 60) & (sg * (x - sx) <= 70)
+        rows = np.flatnonzero(window & (front[:, out].max(axis=1) > 300))
+        assert t12.z_centre - z[rows].min() >= 15, sg
+
+
 def test_lumbar_transverse_processes_are_longest_at_l3(case):
     plan, hu, g = case
     y, x = _grid(plan)

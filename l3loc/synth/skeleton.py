@@ -197,6 +197,12 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
     P.ellipse(bottom, top, g.sx, canal_y, 8 * s, 7 * s, 15)
 
 
+def _low_rib_slope(k: int, n: int) -> float:
+    """Extra descent (mm per mm out from the tubercle) of rib k of n: tan(25 deg) for the last
+    pair, two thirds and one third of it for the two above, none higher up."""
+    return float(np.tan(np.radians(25.0)) * np.clip((k - (n - 3)) / 3.0, 0.0, 1.0))
+
+
 def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, tex) -> None:
     s = g.s
     v = {x.name: x for x in p.vertebrae}
@@ -212,11 +218,15 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
         th_end = p.rib_ends_deg[k - 1]
         # a rib runs from its head on the body back and out to the transverse process, then
         # out, forwards and down: its front end lies 2-4 vertebrae below its head, lower ribs
-        # descending more
+        # descending more. The upper ribs run nearly level behind the chest before they bend
+        # down; the lowest three pairs slope down from the back already (in a frontal view of a
+        # real scan the 11th and 12th ribs leave the spine at 20-40 degrees below the
+        # horizontal, where the lumbar transverse processes stand level)
         drop = (55 + 60 * k / n) * s
         th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
         frac = (th - 22.0) / (180.0 - 22.0)
-        zr = z0 + 4 * s - drop * frac ** 1.5
+        out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - (vt.a + 14 * s), 0.0)
+        zr = z0 + 4 * s - drop * frac ** 1.5 - _low_rib_slope(k, n) * out_mm
         r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
         sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
@@ -236,7 +246,8 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
-                zc = z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 + (tc - th_end) * 0.25 * s * (k > 5)
+                zc = (z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 - _low_rib_slope(k, n) * out_mm[-1]
+                      + (tc - th_end) * 0.25 * s * (k > 5))
                 cpts = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                         for t, z in zip(tc, zc)]
                 P.tube(cpts, 4.0 * s, cart_hu)

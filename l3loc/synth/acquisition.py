@@ -105,9 +105,9 @@ def add_noise(hu: np.ndarray, sigma_hu: float, rng, grain_px: float = 0.9, zcorr
 
 
 def bin_inplane(hu: np.ndarray, binning: int) -> np.ndarray:
-    """A low-resolution reconstruction: each output pixel is the mean of ``binning`` x
-    ``binning`` input pixels (the partial volume of a coarse grid: a 1 mm cortex in a 4 mm pixel
-    reads a quarter of its HU). The rows and columns that do not fill a whole bin are dropped
+    """Bin in-plane: each output pixel is the mean of ``binning`` x ``binning`` input pixels
+    (the partial volume of a coarse grid: a 1 mm cortex in a 4 mm pixel reads a quarter of its
+    HU). The rows and columns that do not fill a whole bin are dropped
     evenly from both sides, so the image centre stays (within half a bin).
 
     Args:

@@ -225,13 +225,14 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
         drop = (55 + 60 * k / n) * s
         th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
         frac = (th - 22.0) / (180.0 - 22.0)
-        out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - (vt.a + 14 * s), 0.0)
+        tubercle_x = vt.a + 14 * s                       # out from the spine's centre
+        out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - tubercle_x, 0.0)
         zr = z0 + 4 * s - drop * frac ** 1.5 - _low_rib_slope(k, n) * out_mm
         r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
         sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
             head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
-            tubercle = [sx0 + sg * (vt.a + 14 * s), sy0 + vt.b + 16 * s, z0 + 3 * s]
+            tubercle = [sx0 + sg * tubercle_x, sy0 + vt.b + 16 * s, z0 + 3 * s]
             arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                    for t, z in zip(th, zr)]
             # a thin cortex (0.5-1 mm: a voxel sees about half of solid bone) around marrow; in

@@ -330,6 +330,26 @@ def test_variants_and_fields_of_view_occur_at_the_configured_rates():
     assert fov.min() >= 150 and fov.max() <= 381
 
 
+def test_abdominal_scans_without_the_pelvis_end_anywhere_between_l3_and_the_sacrum():
+    # a net must not learn how far under L3 a scan without the sacrum stops: real liver and
+    # upper-abdomen protocols stop through the kidneys, at the crests or just above the pelvis
+    config = replace(PRESETS["default"], fov_rates={"abdomen": 1.0})
+    gaps, room = [], []
+    for i in range(400):
+        p = plan_case(3, i, config)
+        bottom = p.z_top_mm - (p.shape[0] - 1) * p.spacing_mm[0]   # centre of the last slice
+        if bottom <= 0:            # down to the pelvis
+            continue
+        l3 = p.vertebra("L3")
+        assert p.l3_in_fov and bottom < l3.z_bottom
+        gaps.append(l3.z_bottom - bottom)
+        room.append(l3.z_bottom)   # L3's lower endplate above the top of the sacrum (z = 0)
+    gaps, room = np.array(gaps), np.array(room)
+    assert 150 <= len(gaps) <= 250   # half of the abdominal scans
+    assert gaps.min() < 10 and (gaps > 45).mean() > 0.25   # the old scans all ended <= 40 mm under L3
+    assert (gaps > 0.8 * room).mean() > 0.1                # some stop just above the sacrum
+
+
 def test_annotators_differ_by_a_median_of_about_1_mm():
     gt = {"negative": False, "l3_slice": 50.0, "spacing_mm": [2.5, 0.8, 0.8]}
     diffs = [abs(r["annotator_1"] - r["annotator_2"]) * 2.5

@@ -267,11 +267,13 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         top = rng.uniform(lm["dome"] + 20, lm["lung_apex"] + 40)
         bottom = lm["symphysis_bottom"] - rng.uniform(0, 50)
     elif fov_type == "abdomen":
-        # liver/upper-abdomen scans: from above the dome to just below L3 (L3 near the lower
-        # edge) or down to the pelvis; the lowest 1-3 rib pairs are always inside
+        # liver/upper-abdomen scans: from above the dome down to anywhere between just below
+        # L3 and the top of the sacrum (real protocols stop through the kidneys, at the crests,
+        # above the pelvis: a scan without the sacrum must not tell how far below L3 it ends),
+        # or down to the pelvis; the lowest 1-3 rib pairs are always inside
         top = lm["dome"] + rng.uniform(0, 40)
         if rng.random() < 0.5:
-            bottom = l3.z_bottom - rng.uniform(3, 40)
+            bottom = l3.z_bottom - rng.uniform(3, max(l3.z_bottom, 40.0))
         else:
             bottom = lm["symphysis_bottom"] - rng.uniform(0, 50)
     else:  # chest_only: ends between T11 and just above L3: no slice may touch L3

@@ -49,7 +49,7 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     from l3loc.cache import open_cache
     from l3loc.inference import load_localiser
 
-    print(f"| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns |")
+    print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns |")
     print("|---|---|---|---|---|")
     for view in VIEWS:
         vm = load_localiser(exp, view, backend="dygraph").views[view]

@@ -52,7 +52,7 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns |")
     print("|---|---|---|---|---|")
     for view in VIEWS:
-        vm = load_localiser(exp, view, backend="dygraph").views[view]
+        vm = load_localiser(exp, view, backend="auto").views[view]
         cfg = copy.deepcopy(vm.cfg)
         cfg["data"]["source"] = str(npz)
         data = open_cache(cfg, view, progress=False)

@@ -111,7 +111,8 @@ def bin_inplane(hu: np.ndarray, binning: int) -> np.ndarray:
     evenly from both sides, so the image centre stays (within half a bin).
 
     Args:
-        hu: int16 [slices, rows, cols].
+        hu: int16 [slices, rows, cols] (:func:`reconstruct_coarse` passes a few slices at a
+            time, so the float32 temporary stays small).
         binning: >= 1 (1 returns ``hu`` itself).
 
     Returns:
@@ -122,12 +123,8 @@ def bin_inplane(hu: np.ndarray, binning: int) -> np.ndarray:
     n, rows, cols = hu.shape
     out_r, out_c = rows // binning, cols // binning
     r0, c0 = (rows - out_r * binning) // 2, (cols - out_c * binning) // 2
-    out = np.empty((n, out_r, out_c), dtype=np.int16)
-    for i0 in range(0, n, 16):   # chunks of slices: float32 temporaries stay small
-        a = hu[i0:i0 + 16, r0:r0 + out_r * binning, c0:c0 + out_c * binning].astype(np.float32)
-        m = a.reshape(a.shape[0], out_r, binning, out_c, binning).mean(axis=(2, 4))
-        out[i0:i0 + 16] = np.rint(m)
-    return out
+    a = hu[:, r0:r0 + out_r * binning, c0:c0 + out_c * binning].astype(np.float32)
+    return np.rint(a.reshape(n, out_r, binning, out_c, binning).mean(axis=(2, 4))).astype(np.int16)
 
 
 def reconstruct_coarse(hu: np.ndarray, binning: int) -> np.ndarray:

@@ -33,9 +33,9 @@ import numpy as np  # noqa: E402
 
 from l3loc.decode import row_profile  # noqa: E402
 from l3loc.levels import LEVELS, decode_levels  # noqa: E402
+from l3loc.metrics import RIGHT_LEVEL_MM  # noqa: E402
 
 VIEWS = ("frontal", "sagittal")
-RIGHT_LEVEL_MM = 10.0
 L3, L1, T12, S1 = (LEVELS.index(k) for k in ("L3", "L1", "T12", "S1"))
 
 

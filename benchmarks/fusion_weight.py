@@ -31,12 +31,11 @@ os.environ.setdefault("MKL_DEBUG_CPU_TYPE", "5")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-from scipy.ndimage import gaussian_filter1d  # noqa: E402
 
-from l3loc.decode import _subpixel_peak, row_profile  # noqa: E402
+from l3loc.decode import _subpixel_peak, decode_profile, row_profile  # noqa: E402
 from l3loc.levels import LEVELS, decode_levels  # noqa: E402
+from l3loc.metrics import RIGHT_LEVEL_MM  # noqa: E402
 
-RIGHT_LEVEL_MM = 10.0
 ROW_WINDOW_MM = 12.0
 
 
@@ -88,7 +87,7 @@ def l3_row(frontal: np.ndarray, sagittal: np.ndarray, w: float, spacing: float,
     row = decode_levels(w * frontal + (1 - w) * sagittal, LEVELS, spacing).rows[l3]
     if not sagittal_row or not math.isfinite(row):
         return row
-    smooth = gaussian_filter1d(sagittal[l3].astype(np.float64), 2.0 / spacing, mode="constant")
+    smooth = decode_profile(sagittal[l3], "profile", spacing).profile   # as prediction smooths
     lo = max(1, int(math.floor(row - ROW_WINDOW_MM / spacing)))
     hi = min(len(smooth) - 1, int(math.ceil(row + ROW_WINDOW_MM / spacing)) + 1)
     j = lo + int(np.argmax(smooth[lo:hi]))

@@ -34,27 +34,37 @@ stream, and so every image, is exactly what it was without them):
 6. **Row scale** (``row_scale``): rows alone stretched by a factor about the image centre
    (vertebrae and discs taller or shorter than the phantoms' without a bigger patient), in the
    same resampling as zoom and deformation; the L3 row moves with it.
-7. **Blur** (``blur_row_mm``, ``blur_col_mm``): an anisotropic Gaussian, sigma along rows
+7. **Rotation** (``rotate_deg``): the image turned in its plane by a drawn angle about the
+   middle of the labelled rows (the mean of the finite label rows, the centre row when there
+   is none) on the canvas's centre column (the spine: the sagittal canvas is centred on it,
+   the frontal one on the body). A patient's lumbar spine leans forward or back against the
+   table by several degrees more than the phantoms' lordosis varies, and a sagittal net that
+   learns which vertebra is L3 from its endplates' tilt has learnt a phantom shortcut
+   (``benchmarks/count_cues.py``); turned about the spine, each label row moves to
+   ``pivot + (row - pivot) * cos(angle)``, the row where the labelled point on the centre
+   column went (its sideways shift of ``(row - pivot) * sin(angle)`` stays inside the band
+   for the lumbar levels). One resampling with zoom and deformation.
+8. **Blur** (``blur_row_mm``, ``blur_col_mm``): an anisotropic Gaussian, sigma along rows
    (slice thickness and slice profile) and along columns (the reconstruction kernel) drawn
    separately.
-8. **Bone HU** (``bone_scale``, ``bone_offset_hu``): the windowed image is mapped back to HU
+9. **Bone HU** (``bone_scale``, ``bone_offset_hu``): the windowed image is mapped back to HU
    (the preprocessing's ``hu_window``, given to the Augmenter), ``hu * s + o`` (osteoporotic or dense bone, scanners calibrated
    differently), and windowed again. Pixels at 0 were at or below the window's low end, an
    unknown HU, and stay 0.
-9. **Gamma** (``gamma``): ``x ** g`` (a non-linear HU response: cancellous vs cortical bone).
-10. **Bright blobs** (``blob_n``, ``blob_radius_mm``, ``blob_value``): up to ``blob_n``
+10. **Gamma** (``gamma``): ``x ** g`` (a non-linear HU response: cancellous vs cortical bone).
+11. **Bright blobs** (``blob_n``, ``blob_radius_mm``, ``blob_value``): up to ``blob_n``
     Gaussian blobs anywhere in the image, ``max(image, value * blob)``: oral or vascular
     contrast, calcifications, metal.
-11. **Noise** (``noise_std``, ``noise_corr_mm``): Gaussian noise smoothed with a Gaussian of
+12. **Noise** (``noise_std``, ``noise_corr_mm``): Gaussian noise smoothed with a Gaussian of
     the drawn correlation length and rescaled to the drawn standard deviation (CT noise is
     correlated over a few pixels), added to non-zero pixels only (zeros are far below the
     window: noise does not lift air into it).
-12. **Cut-outs** (``cutout_n``, ``cutout_mm``): up to ``cutout_n`` rectangles set to 0
+13. **Cut-outs** (``cutout_n``, ``cutout_mm``): up to ``cutout_n`` rectangles set to 0
     (occluding anatomy, missing bone), each side drawn in ``cutout_mm``.
-13. **Truncation** (``truncate_mm``): the columns within a drawn distance of one edge (left or
+14. **Truncation** (``truncate_mm``): the columns within a drawn distance of one edge (left or
     right at random) set to 0: a field of view that cuts the body.
 
-14. **Random texture** (``texture_layers``, ``texture_channels``, ``texture_mix``): the image
+15. **Random texture** (``texture_layers``, ``texture_channels``, ``texture_mix``): the image
     goes through a shallow convolutional net with random weights drawn for this sample alone
     (``texture_layers`` layers of 1x1 or 3x3 kernels, ``texture_channels`` channels,
     leaky ReLU), rescaled to the image's own norm and mixed with the image by a weight drawn from
@@ -63,7 +73,7 @@ stream, and so every image, is exactly what it was without them):
     segmentation"): it changes texture and local intensity response at random while keeping
     shapes, so a net cannot rely on the phantoms' textures, only on the shape and layout of bone.
 
-None of 7..14 moves a row, so the L3 row is exact after them.
+None of 8..15 moves a row, so the L3 row is exact after them.
 
 (The module is a little over 400 lines on purpose: the steps run in one documented order on one
 random stream, and splitting them across files would hide that order.)
@@ -95,6 +105,8 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     # domain randomisation: each step has a probability (0 = off) and ranges [lo, hi]
     "row_scale_p": 0.0,
     "row_scale": (0.9, 1.1),      # factor on rows only (vertebra height)
+    "rotate_p": 0.0,
+    "rotate_deg": (-10.0, 10.0),  # in-plane turn about the labelled rows on the spine, degrees
     "blur_p": 0.0,
     "blur_row_mm": (0.0, 2.0),    # Gaussian sigma along rows (slice profile), mm
     "blur_col_mm": (0.0, 1.0),    # Gaussian sigma along columns (kernel), mm
@@ -122,12 +134,12 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
 }
 
 # keys of AUGMENT_DEFAULTS that are [lo, hi] ranges, with the lowest value allowed
-_RANGES = {"zoom": 1e-3, "thickness_mm": 0.0, "row_scale": 1e-3, "blur_row_mm": 0.0,
-           "blur_col_mm": 0.0, "bone_scale": 1e-3, "bone_offset_hu": -np.inf,
+_RANGES = {"zoom": 1e-3, "thickness_mm": 0.0, "row_scale": 1e-3, "rotate_deg": -45.0,
+           "blur_row_mm": 0.0, "blur_col_mm": 0.0, "bone_scale": 1e-3, "bone_offset_hu": -np.inf,
            "gamma": 1e-3, "blob_radius_mm": 1e-3, "blob_value": 0.0,
            "noise_std": 0.0, "noise_corr_mm": 0.0, "cutout_mm": 0.0, "truncate_mm": 0.0,
            "texture_mix": 0.0}
-_PROBABILITIES = ("p", "row_scale_p", "blur_p", "bone_p", "gamma_p", "blob_p", "noise_p",
+_PROBABILITIES = ("p", "row_scale_p", "rotate_p", "blur_p", "bone_p", "gamma_p", "blob_p", "noise_p",
                   "cutout_p", "truncate_p", "texture_p")
 
 # Control rows of the deformation every 50 mm (about one lumbar vertebra with its disc): shifts
@@ -174,6 +186,8 @@ def check_augment_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
                          f"{out['deform_mm']!r}")
     for key, low in _RANGES.items():
         out[key] = _range(out, key, low)
+    if out["rotate_deg"][1] > 45.0:
+        raise ValueError(f"augment rotate_deg must lie in [-45, 45], got {out['rotate_deg']!r}")
     if out["texture_mix"][1] > 1.0:
         raise ValueError(f"augment texture_mix must lie in [0, 1], got {out['texture_mix']!r}")
     if out["texture_p"] > 0 and (out["texture_layers"] < 1 or out["texture_channels"] < 1):
@@ -322,7 +336,7 @@ class Augmenter:
         return self.cfg[key] > 0 and self.rng.random() < self.cfg[key]
 
     def _randomise(self, stack: np.ndarray, empty_cols: np.ndarray) -> np.ndarray:
-        """Steps 7..14 of the module docstring on ``[C, H, W]``; no row moves."""
+        """Steps 8..15 of the module docstring on ``[C, H, W]``; no row moves."""
         cfg, rng = self.cfg, self.rng
         mm = lambda v: v / self.spacing_mm  # noqa: E731 (mm -> pixels)
         height, width = stack.shape[-2:]
@@ -373,7 +387,8 @@ class Augmenter:
         return stack
 
     def _geometry(self, stack: np.ndarray, row: float) -> tuple[np.ndarray, float]:
-        """Zoom and deformation as one bilinear resampling of ``[C, H, W]``; moves ``row``."""
+        """Zoom, deformation and rotation as one bilinear resampling of ``[C, H, W]``; moves
+        ``row``."""
         cfg, rng = self.cfg, self.rng
         height, width = stack.shape[-2:]
         zoom = rng.uniform(*cfg["zoom"])
@@ -392,17 +407,35 @@ class Augmenter:
             grid_c = np.linspace(0.0, grid_shape[1] - 1.0, width)
             col_shift = ndimage.map_coordinates(
                 coarse, np.meshgrid(grid_r, grid_c, indexing="ij"), order=3, mode="nearest")
-        if zoom is None and knots is None:
+        angle = np.radians(rng.uniform(*cfg["rotate_deg"])) if self._on("rotate_p") else 0.0
+        if zoom is None and knots is None and angle == 0.0:
             return stack, row
 
+        # where the label rows go under zoom and deformation (NaN rows stay NaN)
         centre_r, centre_c = (height - 1) / 2.0, (width - 1) / 2.0
-        out_r = np.arange(height, dtype=np.float64)
-        out_c = np.arange(width, dtype=np.float64)
-        # output pixel -> deformed position -> input position (zoom undone about the centre)
-        src_r = np.interp(out_r, *knots) if knots is not None else out_r
-        src_r = np.broadcast_to(src_r[:, None], (height, width))
-        src_c = out_c[None, :] + (col_shift if col_shift is not None else 0.0)
-        src_c = np.broadcast_to(src_c, (height, width))
+        rows = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        if zoom is not None:
+            rows = (rows - centre_r) * row_zoom + centre_r
+        # invert the monotone row map; it is the identity outside the end rows
+        inside = (rows >= 0.0) & (rows <= height - 1.0)
+        if knots is not None and inside.any():
+            rows[inside] = np.interp(rows[inside], knots[1], knots[0])
+
+        # output pixel -> unrotated position -> deformed position -> input position
+        out_r, out_c = np.meshgrid(np.arange(height, dtype=np.float64),
+                                   np.arange(width, dtype=np.float64), indexing="ij")
+        src_r, src_c = out_r, out_c
+        if angle != 0.0:
+            finite = rows[np.isfinite(rows)]
+            pivot_r, pivot_c = (float(finite.mean()) if finite.size else centre_r), float(width // 2)
+            cos, sin = np.cos(angle), np.sin(angle)
+            dy, dx = out_r - pivot_r, out_c - pivot_c
+            src_r, src_c = pivot_r + dy * cos + dx * sin, pivot_c - dy * sin + dx * cos
+            rows = pivot_r + (rows - pivot_r) * cos
+        if knots is not None:
+            src_r = np.interp(src_r, *knots)
+        if col_shift is not None:
+            src_c = src_c + col_shift
         if zoom is not None:
             src_r = (src_r - centre_r) / row_zoom + centre_r
             src_c = (src_c - centre_c) / zoom + centre_c
@@ -410,12 +443,4 @@ class Augmenter:
         out = np.stack([ndimage.map_coordinates(ch, (src_r, src_c), order=1, mode="constant",
                                                 cval=0.0) for ch in stack])
         out[np.broadcast_to(empty_cols[:, None, :], out.shape)] = 0.0
-
-        rows = np.atleast_1d(np.asarray(row, dtype=np.float64))   # NaN rows stay NaN
-        if zoom is not None:
-            rows = (rows - centre_r) * row_zoom + centre_r
-        # invert the monotone row map; it is the identity outside the end rows
-        inside = (rows >= 0.0) & (rows <= height - 1.0)
-        if knots is not None and inside.any():
-            rows[inside] = np.interp(rows[inside], knots[1], knots[0])
         return out, (float(rows[0]) if np.ndim(row) == 0 else rows)

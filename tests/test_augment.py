@@ -202,7 +202,7 @@ def test_an_array_of_level_rows_moves_like_each_row_alone():
 
 # ----------------------------------------------------------------------------- domain randomisation
 
-DR_ON = {"row_scale_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0, "blob_p": 1.0,
+DR_ON = {"row_scale_p": 1.0, "rotate_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0, "blob_p": 1.0,
          "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0, "texture_p": 1.0}
 
 
@@ -232,6 +232,34 @@ def test_row_scale_stretches_rows_only_and_moves_the_label_exactly():
     assert abs(line_row(out) - row) <= 0.5
     # columns untouched: the spine band keeps its edges
     assert out[100, 33] == 0 and out[100, 34] > 0 and out[100, 61] > 0 and out[100, 62] == 0
+
+
+def test_rotation_turns_endplates_about_the_labelled_rows_on_the_spine_column():
+    """Two bright dots on the centre column (the spine) at the label rows: after a turn of 10
+    degrees each dot lies on its returned label row, the pair's midpoint (the pivot) has not
+    moved, and a horizontal line (an endplate) now slopes by 10 degrees."""
+    height, width = 200, 120
+    img = np.full((height, width), 0.1, np.float32)   # no empty column (those stay empty)
+    rows = np.array([70.0, 130.0])
+    for r in rows:
+        img[int(r) - 1:int(r) + 2, width // 2 - 1:width // 2 + 2] = 1.0
+    aug = Augmenter({**OFF, "rotate_p": 1.0, "rotate_deg": [10.0, 10.0]}, "sagittal",
+                    np.random.default_rng(0))
+    out, new_rows = aug(img, rows)
+    pivot = rows.mean()
+    np.testing.assert_allclose(new_rows, pivot + (rows - pivot) * np.cos(np.radians(10.0)))
+    for r in new_rows:
+        band = out[int(r) - 6:int(r) + 7]
+        rr, cc = np.unravel_index(band.argmax(), band.shape)
+        assert abs(rr + int(r) - 6 - r) <= 1.0
+        assert abs(abs(cc - width // 2) - 30 * np.sin(np.radians(10.0))) <= 1.0  # sideways ~5 px
+    line = np.full((height, width), 0.1, np.float32)
+    line[100, 20:100] = 1.0
+    turned, row = Augmenter({**OFF, "rotate_p": 1.0, "rotate_deg": [10.0, 10.0]}, "sagittal",
+                            np.random.default_rng(0))(line, 100.0)
+    assert row == pytest.approx(100.0)                       # one row: it is the pivot
+    left, right = (float(turned[:, c].argmax()) for c in (30, 90))
+    assert abs(abs(right - left) - 60 * np.tan(np.radians(10.0))) <= 1.5
 
 
 def test_blur_is_anisotropic():
@@ -346,7 +374,8 @@ def test_random_texture_changes_texture_keeps_bone_bright_zeros_and_rows():
 
 @pytest.mark.parametrize("cfg", [{"blur_p": 2.0}, {"gamma": [0, 1]}, {"blob_n": -1},
                                  {"cutout_n": 1.5}, {"noise_std": [0.1, 0.0]},
-                                 {"texture_mix": [0.5, 1.5]},
+                                 {"texture_mix": [0.5, 1.5]}, {"rotate_deg": [-50, 0]},
+                                 {"rotate_deg": [0, 60]},
                                  {"texture_p": 0.5, "texture_layers": 0}])
 def test_bad_domain_randomisation_values(cfg):
     with pytest.raises(ValueError):

@@ -10,8 +10,11 @@ itself looks like in its training data, a cue that real spines give far less rel
 
 Phantoms (an npz with per-level labels): the positive cases whose image holds T12 but not the
 sacrum; each view's ensemble decodes the level sequence on the image as it is, with every row more
-than 10 mm above L1's centre blanked (no T12, no rib-bearing vertebra: no anchor left), and with that
-cut plus the posterior 35 % of the columns blanked (spinous processes, laminae, rib heads). Real
+than 10 mm above L1's centre blanked (no T12, no rib-bearing vertebra: no anchor left), with that
+cut plus the posterior 35 % of the columns blanked (spinous processes, laminae, rib heads), and
+with the cut image turned by -12 or +12 degrees about L3 on the spine (``l3loc.augment``'s
+rotation): a view that counts has nothing to count after the cut, so the turn should not matter;
+a view that reads L3 off its endplates' tilt follows the turn to another level. Real
 scans (a folder with ``labels.csv``): the L3 of each view on the image as it is, with its top
 40 or 80 mm blanked, and with its bottom 30 or 60 mm blanked (a shorter field of view), in mm
 from the true L3. Blanked = 0, what the canvas holds outside the field of view.
@@ -31,12 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from l3loc.augment import Augmenter  # noqa: E402
 from l3loc.decode import row_profile  # noqa: E402
 from l3loc.levels import LEVELS, decode_levels  # noqa: E402
 from l3loc.metrics import RIGHT_LEVEL_MM  # noqa: E402
 
 VIEWS = ("frontal", "sagittal")
 L3, L1, T12, S1 = (LEVELS.index(k) for k in ("L3", "L1", "T12", "S1"))
+TURNS_DEG = (-12.0, 12.0)
+
+
+def turned(image: np.ndarray, l3: float, degrees: float, spacing_mm: float) -> np.ndarray:
+    """``image`` turned in its plane by ``degrees`` about L3's row on the spine column, as
+    training's rotation step turns it, nothing else changed."""
+    only_turn = {"p": 1.0, "hflip": False, "intensity_shift": 0.0, "intensity_scale": 0.0,
+                 "zoom": (1.0, 1.0), "deform_mm": 0.0, "thickness_mm": (1.0, 1.0),
+                 "rotate_p": 1.0, "rotate_deg": (degrees, degrees)}
+    return Augmenter(only_turn, "sagittal", np.random.default_rng(0), spacing_mm)(image, l3)[0]
 
 
 def l3_row(vm, image: np.ndarray) -> float:
@@ -49,14 +63,16 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     from l3loc.cache import open_cache
     from l3loc.inference import load_localiser
 
-    print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns |")
-    print("|---|---|---|---|---|")
+    turns = [f"cut, turned {d:+.0f} degrees" for d in TURNS_DEG]
+    print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns | "
+          + " | ".join(turns) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(turns))
     for view in VIEWS:
         vm = load_localiser(exp, view, backend="auto").views[view]
         cfg = copy.deepcopy(vm.cfg)
         cfg["data"]["source"] = str(npz)
         data = open_cache(cfg, view, progress=False)
-        right = {"as is": [], "cut": [], "cut, posterior": []}
+        right = {key: [] for key in ("as is", "cut", "cut, posterior", *turns)}
         for i in range(len(data)):
             truth = data.label_rows(i, LEVELS)
             if not (math.isfinite(truth[L3]) and math.isfinite(truth[T12]) and math.isfinite(truth[L1])
@@ -67,7 +83,9 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
             cut[:max(int(truth[L1] - 10 / vm.spacing_mm), 0)] = 0
             posterior = cut.copy()
             posterior[:, int(0.65 * image.shape[1]):] = 0
-            for key, im in (("as is", image), ("cut", cut), ("cut, posterior", posterior)):
+            variants = [("as is", image), ("cut", cut), ("cut, posterior", posterior)]
+            variants += [(key, turned(cut, truth[L3], d, vm.spacing_mm)) for key, d in zip(turns, TURNS_DEG)]
+            for key, im in variants:
                 right[key].append(abs(l3_row(vm, im) - truth[L3]) * vm.spacing_mm <= RIGHT_LEVEL_MM)
             if len(right["as is"]) >= n_max:
                 break

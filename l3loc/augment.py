@@ -34,13 +34,16 @@ stream, and so every image, is exactly what it was without them):
 6. **Row scale** (``row_scale``): rows alone stretched by a factor about the image centre
    (vertebrae and discs taller or shorter than the phantoms' without a bigger patient), in the
    same resampling as zoom and deformation; the L3 row moves with it.
-7. **Rotation** (``rotate_deg``): the image turned in its plane by a drawn angle about the
-   middle of the labelled rows (the mean of the finite label rows, the centre row when there
-   is none) on the canvas's centre column (the spine: the sagittal canvas is centred on it,
-   the frontal one on the body). A patient's lumbar spine leans forward or back against the
+7. **Rotation** (``rotate_deg``), sagittal images only: the image turned in its plane by a
+   drawn angle about the middle of the labelled rows (the mean of the finite label rows, the
+   centre row when there is none) on the canvas's centre column (the spine: the sagittal
+   canvas is centred on it). A patient's lumbar spine leans forward or back against the
    table by several degrees more than the phantoms' lordosis varies, and a sagittal net that
    learns which vertebra is L3 from its endplates' tilt has learnt a phantom shortcut
-   (``benchmarks/count_cues.py``); turned about the spine, each label row moves to
+   (``benchmarks/count_cues.py``). A frontal MIP is not turned (nor is a stack holding one):
+   its spine stands upright in every patient but a scoliotic one, which the phantoms already
+   vary, and frontal nets trained on turned images lost accuracy (benchmarks/README.md);
+   turned about the spine, each label row moves to
    ``pivot + (row - pivot) * cos(angle)``, the row where the labelled point on the centre
    column went (its sideways shift of ``(row - pivot) * sin(angle)`` stays inside the band
    for the lumbar levels). One resampling with zoom and deformation.
@@ -407,7 +410,9 @@ class Augmenter:
             grid_c = np.linspace(0.0, grid_shape[1] - 1.0, width)
             col_shift = ndimage.map_coordinates(
                 coarse, np.meshgrid(grid_r, grid_c, indexing="ij"), order=3, mode="nearest")
-        angle = np.radians(rng.uniform(*cfg["rotate_deg"])) if self._on("rotate_p") else 0.0
+        sagittal_only = all(v == "sagittal" for v in self.views)
+        angle = (np.radians(rng.uniform(*cfg["rotate_deg"]))
+                 if sagittal_only and self._on("rotate_p") else 0.0)
         if zoom is None and knots is None and angle == 0.0:
             return stack, row
 

@@ -262,6 +262,21 @@ def test_rotation_turns_endplates_about_the_labelled_rows_on_the_spine_column():
     assert abs(abs(right - left) - 60 * np.tan(np.radians(10.0))) <= 1.5
 
 
+def test_rotation_leaves_frontal_images_and_their_random_stream_alone():
+    img = line_image()
+    turn = {**OFF, "rotate_p": 1.0, "rotate_deg": [10.0, 10.0]}
+    for view in ("frontal", ("frontal", "sagittal")):
+        image = img if isinstance(view, str) else np.stack([img, img])
+        out, row = Augmenter(turn, view, np.random.default_rng(0))(image, 60.0)
+        np.testing.assert_array_equal(out, image)
+        assert row == 60.0
+    # the draws after it are those of a run without rotation
+    base = {"p": 1.0, "noise_p": 1.0}
+    a = Augmenter(base, "frontal", np.random.default_rng(3))(img, 60.0)[0]
+    b = Augmenter({**base, "rotate_p": 1.0}, "frontal", np.random.default_rng(3))(img, 60.0)[0]
+    np.testing.assert_array_equal(a, b)
+
+
 def test_blur_is_anisotropic():
     img = np.zeros((41, 41), np.float32)
     img[20, 20] = 1.0

@@ -327,7 +327,8 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
             if getattr(p.decision, "sequence", None) is not None:   # L3 from the sequence
                 ch = p.decision.channel
                 out[idx] = decide_l3(p.decision.sequence, ch.row, vm.spacing_mm, threshold,
-                                     l3_channel_confidence=ch.confidence)[0]
+                                     l3_channel_confidence=ch.confidence,
+                                     views=p.decision.views)[0]
                 continue
             out[idx] = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
                                 ev["min_separation_mm"], subpixel=ev["decoder"] == "profile").status

@@ -48,6 +48,8 @@ class FoldProfiles:
             case; None for a single-L3 model.
         level_label_rows: with ``level_profiles``, true processed rows [n, len(levels)] (NaN =
             absent).
+        view_level_profiles: the fused view of a model with level channels: per case, each
+            view's own level profiles (``level_profiles`` holds their mean); None otherwise.
     """
 
     view: str
@@ -62,6 +64,7 @@ class FoldProfiles:
     levels: tuple = ("L3",)
     level_profiles: list[np.ndarray] | None = None
     level_label_rows: np.ndarray | None = None
+    view_level_profiles: list[dict[str, np.ndarray]] | None = None
 
     @property
     def spacing_mm(self) -> float:
@@ -197,9 +200,13 @@ def fuse_folds(frontal: FoldProfiles, sagittal: FoldProfiles) -> FoldProfiles:
     if frontal.levels != sagittal.levels:
         raise InputError(where, f"cannot fuse: frontal locates {frontal.levels}, sagittal "
                                 f"{sagittal.levels}")
-    # the level channels fuse as prediction fuses them: the mean of the raw profiles
-    level_profiles = None if frontal.level_profiles is None else [
-        np.mean([a, b], axis=0) for a, b in zip(frontal.level_profiles, sagittal.level_profiles)]
+    # the level channels fuse as prediction fuses them: the mean of the raw profiles, each
+    # view's own kept for the check that the two views' L3 is one vertebra
+    level_profiles = views = None
+    if frontal.level_profiles is not None:
+        views = [{frontal.view: f, sagittal.view: s}
+                 for f, s in zip(frontal.level_profiles, sagittal.level_profiles)]
+        level_profiles = [np.mean(list(pair.values()), axis=0) for pair in views]
     return FoldProfiles(FUSED, frontal.fold, sagittal.cfg, frontal.names, frontal.label_rows,
                         sagittal.geometries, fused, sagittal.dataset, sagittal.index,
-                        frontal.levels, level_profiles, frontal.level_label_rows)
+                        frontal.levels, level_profiles, frontal.level_label_rows, views)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -270,14 +270,19 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
 
 
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
-              max_disagreement_mm: float = 15.0, l3_channel_confidence: float = 0.0
-              ) -> tuple[str, float, str]:
+              max_disagreement_mm: float = 15.0, l3_channel_confidence: float = 0.0,
+              views: Sequence[tuple[str, float, float]] = ()) -> tuple[str, float, str]:
     """L3 from the sequence: (status, row, reason).
 
     ``ambiguous`` (reason given) when the sequence is not a normal spine (``seq.anomalies``:
     transitional anatomy or levels out of order/spacing), or when the L3 channel's own peak
     ``l3_channel_row`` lies more than ``max_disagreement_mm`` (less than half a vertebra) from
-    the sequence's L3, or when the sequence has no L3 at or above ``threshold`` while the L3
+    the sequence's L3, or when a view that claims L3 on its own (``views``: each view's name, L3
+    row and confidence from its own sequence; a claim = at or above ``threshold``) puts it more
+    than ``max_disagreement_mm`` from the decision's L3, on another vertebra (the views' mean
+    leans to whichever view is surer, and a phantom-trained net can be sure and wrong: on real
+    CT the sagittal view has named L2 "L3" where the frontal view counted right; a view below
+    the threshold claims nothing and has no say), or when the sequence has no L3 at or above ``threshold`` while the L3
     channel's peak is (``l3_channel_confidence``: a confident L3 that no consistent sequence
     holds, e.g. L2 and L3 swapped; the row is then the channel's); ``not_found`` when neither
     has L3 at or above ``threshold``; else ``found``. The row is the sequence's L3 (NaN when it
@@ -295,6 +300,10 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
         reasons.append(f"the L3 channel peaks {(l3_channel_row - row) * spacing_mm:+.0f} mm from "
                        "the sequence's L3")
+    for name, own_row, own_conf in views:
+        if own_conf >= threshold and abs(own_row - row) * spacing_mm > max_disagreement_mm:
+            reasons.append(f"the {name} view on its own puts L3 {(own_row - row) * spacing_mm:+.0f} mm "
+                           "from it")
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
 
 
@@ -307,21 +316,27 @@ class LevelDecision(Decision):
     sequence: LevelSequence | None = None
     reason: str = ""
     channel: Decision | None = None
+    views: tuple = ()
 
 
 def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decision,
-                   spacing_mm: float, smooth_mm: float, threshold: float) -> LevelDecision:
+                   spacing_mm: float, smooth_mm: float, threshold: float,
+                   view_profiles: Mapping[str, np.ndarray] | None = None) -> LevelDecision:
     """What prediction decides for a model with level channels: :func:`decode_levels` on the
     raw row profiles [len(levels), H] (the views' mean for two views), L3 from the sequence
-    (:func:`decide_l3`, against the L3 channel's decision ``channel``). The L3 channel's own
-    peak is the second candidate when the two disagree. Row and confidence are the channel's
-    when the sequence has no L3."""
+    (:func:`decide_l3`, against the L3 channel's decision ``channel`` and, for two views, the
+    L3 row and confidence of each view's own sequence decoded on ``view_profiles`` (view name ->
+    its raw level profiles), kept in ``views``). The L3
+    channel's own peak is the second candidate when the two disagree. Row and confidence are
+    the channel's when the sequence has no L3."""
     seq = decode_levels(profiles, levels, spacing_mm, smooth_mm)
+    own = {name: decode_levels(p, levels, spacing_mm, smooth_mm) for name, p in (view_profiles or {}).items()}
+    views = tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")])) for name, v in own.items())
     status, row, reason = decide_l3(seq, channel.row, spacing_mm, threshold,
-                                    l3_channel_confidence=channel.confidence)
+                                    l3_channel_confidence=channel.confidence, views=views)
     in_seq = math.isfinite(seq.row("L3"))
     disagree = in_seq and "L3 channel" in reason
     return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
                          float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
                          channel.row if disagree else math.nan,
-                         channel.confidence if disagree else 0.0, seq, reason, channel)
+                         channel.confidence if disagree else 0.0, seq, reason, channel, views)

@@ -47,7 +47,8 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
     decoded profiles). A model with one channel per level (``label.levels``) then decodes the
     level sequence on the views' mean raw row profiles and takes L3 from it
     (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
-    spine or the L3 channel disagrees).
+    spine, the L3 channel disagrees, or a view whose own sequence claims L3 puts it on another
+    vertebra).
 
     Args:
         maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
@@ -59,14 +60,14 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         ``LevelDecision`` for a model with level channels).
     """
     levels = model_levels(localiser)
-    per_view, level_profiles = {}, []
+    per_view, level_profiles = {}, {}
     for view, prob in maps.items():
         vm = localiser.views[view]
         stack = prob if prob.ndim == 3 else prob[None]
         dec = decode_profile(row_profile(stack[levels.index("L3")], vm.col_range),
                              vm.cfg["eval"]["decoder"], vm.spacing_mm, vm.cfg["eval"]["smooth_mm"])
         per_view[view] = (dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
-        level_profiles.append(np.stack([row_profile(m, vm.col_range) for m in stack]))
+        level_profiles[view] = np.stack([row_profile(m, vm.col_range) for m in stack])
     views = list(per_view)
     cfg = localiser.views[views[0]].cfg
     if len(views) == 1:
@@ -77,9 +78,10 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         decision = _classify(fuse_profiles([per_view[v][0] for v in views]), cfg,
                              localiser.threshold)
     if len(levels) > 1:
-        decision = level_decision(np.mean(level_profiles, axis=0), levels, decision,
+        decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels, decision,
                                   float(cfg["preprocess"]["spacing_mm"]), cfg["eval"]["smooth_mm"],
-                                  localiser.threshold)
+                                  localiser.threshold,
+                                  view_profiles=level_profiles if len(level_profiles) > 1 else None)
     return per_view, decision
 
 

@@ -371,6 +371,39 @@ def test_swapped_levels_are_flagged_ambiguous_and_counted(tmp_path):
     assert channel["wrong_level_found"] == 2 and channel["ambiguous"] == 0
 
 
+def test_fused_views_naming_different_vertebrae_are_flagged_not_found_wrong(tmp_path):
+    """The sagittal net names L2 "L3" (every level one vertebra high) on two cases and is surer
+    than the frontal net, which counts right: the views' mean puts L3 on L2, but the frontal
+    view's own claim contradicts it, so the fused decision is ambiguous, not a wrong level."""
+    exp, _ = make_experiment(tmp_path, LEVEL_CASES, levels=True)
+    high = (115, 123)
+
+    def loader(fold_dir, cfg):
+        spacing = cfg["preprocess"]["spacing_mm"]
+
+        def map_fn(image):
+            l3 = marker_row(image)
+            rows = l3 + NOMINAL_FROM_L3 / spacing
+            if "sagittal" in str(fold_dir):
+                if round(l3) in high:
+                    rows = rows - (rows[3] - rows[2])
+                return level_targets(*image.shape, rows, 2.0, spacing)
+            return 0.7 * level_targets(*image.shape, rows, 2.0, spacing)
+        return map_fn
+
+    # threshold 0.3: the mean's L3 on L2 (0.40 high there) passes it, so does the frontal view's own
+    evaluate_experiment(exp, model_loader=loader, plots=False, threshold=0.3)
+    cases = pd.read_csv(exp / "eval" / "per_level_case.csv", keep_default_na=False)
+    l3 = cases[(cases["level"] == "L3") & (cases["decoder"] == "sequence")].set_index("view")
+    fused, sagittal = l3.loc["fused"], l3.loc["sagittal"]
+    assert ((sagittal["status"] == "found") & ~sagittal["right_level"]).sum() == 2
+    flagged = fused[fused["status"] == "ambiguous"]
+    assert sorted(flagged["true_row"].round()) == list(high)
+    assert flagged["reason"].str.contains("the frontal view on its own puts L3").all()
+    assert not (fused["status"] == "found")[~fused["right_level"]].any()     # no wrong level found
+    assert (fused[~fused["true_row"].round().isin(high)]["status"] == "found").all()
+
+
 def test_trained_multi_level_model_through_the_kfold_and_its_profile_cache(trained_levels_run,
                                                                              caplog):
     """Real checkpoints with level channels: every channel's profile is cached and read back

@@ -11,7 +11,9 @@ itself looks like in its training data, a cue that real spines give far less rel
 Phantoms (an npz with per-level labels): the positive cases whose image holds T12 but not the
 sacrum; each view's ensemble decodes the level sequence on the image as it is, with every row more
 than 10 mm above L1's centre blanked (no T12, no rib-bearing vertebra: no anchor left), with that
-cut plus the posterior 35 % of the columns blanked (spinous processes, laminae, rib heads), and
+cut plus the posterior 35 % of the columns blanked (spinous processes, rib heads), with the cut
+plus every column from 5 mm behind the vertebral bodies' back blanked (all posterior elements:
+pedicles, articular processes, laminae; the sagittal canvas is centred on the bodies' back), and
 with the cut image turned by -12 or +12 degrees about L3 on the spine (``l3loc.augment``'s
 rotation): a view that counts has nothing to count after the cut, so the turn should not matter;
 a view that reads L3 off its endplates' tilt follows the turn to another level. Real
@@ -65,14 +67,14 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
 
     turns = [f"cut, turned {d:+.0f} degrees" for d in TURNS_DEG]
     print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns | "
-          + " | ".join(turns) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(turns))
+          "and nothing behind the bodies | " + " | ".join(turns) + " |")
+    print("|---|---|---|---|---|---|" + "---|" * len(turns))
     for view in VIEWS:
         vm = load_localiser(exp, view, backend="auto").views[view]
         cfg = copy.deepcopy(vm.cfg)
         cfg["data"]["source"] = str(npz)
         data = open_cache(cfg, view, progress=False)
-        right = {key: [] for key in ("as is", "cut", "cut, posterior", *turns)}
+        right = {key: [] for key in ("as is", "cut", "cut, posterior", "cut, bodies", *turns)}
         for i in range(len(data)):
             truth = data.label_rows(i, LEVELS)
             if not (math.isfinite(truth[L3]) and math.isfinite(truth[T12]) and math.isfinite(truth[L1])
@@ -83,14 +85,18 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
             cut[:max(int(truth[L1] - 10 / vm.spacing_mm), 0)] = 0
             posterior = cut.copy()
             posterior[:, int(0.65 * image.shape[1]):] = 0
+            bodies = cut.copy()
+            bodies[:, image.shape[1] // 2 + int(5 / vm.spacing_mm):] = 0
             variants = [("as is", image), ("cut", cut), ("cut, posterior", posterior)]
+            variants += [("cut, bodies", bodies)] if view == "sagittal" else []   # frontal columns run left-right
             variants += [(key, turned(cut, truth[L3], d, vm.spacing_mm)) for key, d in zip(turns, TURNS_DEG)]
             for key, im in variants:
                 right[key].append(abs(l3_row(vm, im) - truth[L3]) * vm.spacing_mm <= RIGHT_LEVEL_MM)
             if len(right["as is"]) >= n_max:
                 break
         n = len(right["as is"])
-        print(f"| {view} | {n} | " + " | ".join(f"{100 * np.mean(v):.0f} %" for v in right.values()) + " |")
+        print(f"| {view} | {n} | " + " | ".join(f"{100 * np.mean(v):.0f} %" if v else "–" for v in right.values())
+              + " |")
 
 
 def real_scans(exp: Path, folder: Path) -> None:

@@ -66,8 +66,8 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     from l3loc.inference import load_localiser
 
     turns = [f"cut, turned {d:+.0f} degrees" for d in TURNS_DEG]
-    print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior columns | "
-          "and nothing behind the bodies | " + " | ".join(turns) + " |")
+    print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior "
+          "columns | and nothing behind the bodies | " + " | ".join(turns) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(turns))
     for view in VIEWS:
         vm = load_localiser(exp, view, backend="auto").views[view]
@@ -88,15 +88,17 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
             bodies = cut.copy()
             bodies[:, image.shape[1] // 2 + int(5 / vm.spacing_mm):] = 0
             variants = [("as is", image), ("cut", cut), ("cut, posterior", posterior)]
-            variants += [("cut, bodies", bodies)] if view == "sagittal" else []   # frontal columns run left-right
-            variants += [(key, turned(cut, truth[L3], d, vm.spacing_mm)) for key, d in zip(turns, TURNS_DEG)]
+            if view == "sagittal":   # (frontal columns run left-right)
+                variants.append(("cut, bodies", bodies))
+            variants += [(key, turned(cut, truth[L3], d, vm.spacing_mm))
+                         for key, d in zip(turns, TURNS_DEG)]
             for key, im in variants:
                 right[key].append(abs(l3_row(vm, im) - truth[L3]) * vm.spacing_mm <= RIGHT_LEVEL_MM)
             if len(right["as is"]) >= n_max:
                 break
         n = len(right["as is"])
-        print(f"| {view} | {n} | " + " | ".join(f"{100 * np.mean(v):.0f} %" if v else "–" for v in right.values())
-              + " |")
+        cells = [f"{100 * np.mean(v):.0f} %" if v else "–" for v in right.values()]
+        print(f"| {view} | {n} | " + " | ".join(cells) + " |")
 
 
 def real_scans(exp: Path, folder: Path) -> None:

@@ -147,8 +147,8 @@ def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
             channel = Decision(c["status"], float(c["pred_row"]), float(c["confidence"]),
                                float(c["second_row"]), float(c["second_confidence"]))
             d = level_decision(r.level_profiles[k], r.levels, channel, r.spacing_mm, smooth_mm,
-                               float(c["threshold"]),
-                               view_profiles=r.view_level_profiles[k] if r.view_level_profiles else None)
+                               float(c["threshold"]), view_profiles=(
+                                   r.view_level_profiles[k] if r.view_level_profiles else None))
             seq = d.sequence
             for j, level in enumerate(r.levels):
                 pred, conf, located = float(seq.rows[j]), float(seq.confidence[j]), None

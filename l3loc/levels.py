@@ -277,16 +277,16 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
     ``ambiguous`` (reason given) when the sequence is not a normal spine (``seq.anomalies``:
     transitional anatomy or levels out of order/spacing), or when the L3 channel's own peak
     ``l3_channel_row`` lies more than ``max_disagreement_mm`` (less than half a vertebra) from
-    the sequence's L3, or when a view that claims L3 on its own (``views``: each view's name, L3
-    row and confidence from its own sequence; a claim = at or above ``threshold``) puts it more
-    than ``max_disagreement_mm`` from the decision's L3, on another vertebra (the views' mean
-    leans to whichever view is surer, and a phantom-trained net can be sure and wrong: on real
-    CT the sagittal view has named L2 "L3" where the frontal view counted right; a view below
-    the threshold claims nothing and has no say), or when the sequence has no L3 at or above ``threshold`` while the L3
-    channel's peak is (``l3_channel_confidence``: a confident L3 that no consistent sequence
-    holds, e.g. L2 and L3 swapped; the row is then the channel's); ``not_found`` when neither
-    has L3 at or above ``threshold``; else ``found``. The row is the sequence's L3 (NaN when it
-    has none and the channel is not confident either).
+    the sequence's L3, or when a view that claims L3 on its own (``views``: each view's name,
+    L3 row and confidence from its own sequence; a claim = at or above ``threshold``) puts it
+    more than ``max_disagreement_mm`` from the decision's L3, on another vertebra (the views'
+    mean leans to whichever view is surer, and a phantom-trained net can be sure and wrong: on
+    real CT the sagittal view has named L2 "L3" where the frontal view counted right; a view
+    below the threshold claims nothing and has no say), or when the sequence has no L3 at or
+    above ``threshold`` while the L3 channel's peak is (``l3_channel_confidence``: a confident
+    L3 that no consistent sequence holds, e.g. L2 and L3 swapped; the row is then the
+    channel's); ``not_found`` when neither has L3 at or above ``threshold``; else ``found``.
+    The row is the sequence's L3 (NaN when it has none and the channel is not confident either).
     """
     row = seq.row("L3")
     conf = float(seq.confidence[seq.levels.index("L3")])
@@ -302,8 +302,8 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
                        "the sequence's L3")
     for name, own_row, own_conf in views:
         if own_conf >= threshold and abs(own_row - row) * spacing_mm > max_disagreement_mm:
-            reasons.append(f"the {name} view on its own puts L3 {(own_row - row) * spacing_mm:+.0f} mm "
-                           "from it")
+            reasons.append(f"the {name} view on its own puts L3 "
+                           f"{(own_row - row) * spacing_mm:+.0f} mm from it")
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
 
 
@@ -326,12 +326,14 @@ def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decisio
     raw row profiles [len(levels), H] (the views' mean for two views), L3 from the sequence
     (:func:`decide_l3`, against the L3 channel's decision ``channel`` and, for two views, the
     L3 row and confidence of each view's own sequence decoded on ``view_profiles`` (view name ->
-    its raw level profiles), kept in ``views``). The L3
-    channel's own peak is the second candidate when the two disagree. Row and confidence are
-    the channel's when the sequence has no L3."""
+    its raw level profiles), kept in ``views``). The L3 channel's own peak is the second
+    candidate when the two disagree. Row and confidence are the channel's when the sequence has
+    no L3."""
     seq = decode_levels(profiles, levels, spacing_mm, smooth_mm)
-    own = {name: decode_levels(p, levels, spacing_mm, smooth_mm) for name, p in (view_profiles or {}).items()}
-    views = tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")])) for name, v in own.items())
+    own = {name: decode_levels(p, levels, spacing_mm, smooth_mm)
+           for name, p in (view_profiles or {}).items()}
+    views = tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")]))
+                  for name, v in own.items())
     status, row, reason = decide_l3(seq, channel.row, spacing_mm, threshold,
                                     l3_channel_confidence=channel.confidence, views=views)
     in_seq = math.isfinite(seq.row("L3"))

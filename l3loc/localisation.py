@@ -78,9 +78,9 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         decision = _classify(fuse_profiles([per_view[v][0] for v in views]), cfg,
                              localiser.threshold)
     if len(levels) > 1:
-        decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels, decision,
-                                  float(cfg["preprocess"]["spacing_mm"]), cfg["eval"]["smooth_mm"],
-                                  localiser.threshold,
+        decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels,
+                                  decision, float(cfg["preprocess"]["spacing_mm"]),
+                                  cfg["eval"]["smooth_mm"], localiser.threshold,
                                   view_profiles=level_profiles if len(level_profiles) > 1 else None)
     return per_view, decision
 

@@ -202,8 +202,8 @@ def test_an_array_of_level_rows_moves_like_each_row_alone():
 
 # ----------------------------------------------------------------------------- domain randomisation
 
-DR_ON = {"row_scale_p": 1.0, "rotate_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0, "blob_p": 1.0,
-         "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0, "texture_p": 1.0}
+DR_ON = {"row_scale_p": 1.0, "rotate_p": 1.0, "blur_p": 1.0, "bone_p": 1.0, "gamma_p": 1.0,
+         "blob_p": 1.0, "noise_p": 1.0, "cutout_p": 1.0, "truncate_p": 1.0, "texture_p": 1.0}
 
 
 def test_domain_randomisation_is_off_by_default_and_changes_nothing_when_off():

@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from l3loc.decode import decode_profile, row_profile
+from l3loc.decode import Decision, decode_profile, row_profile
 from l3loc.labels import level_targets
-from l3loc.decode import Decision
-from l3loc.levels import LEVELS, check_levels, decide_l3, decode_levels, level_decision, nominal_distance_mm
+from l3loc.levels import (LEVELS, check_levels, decide_l3, decode_levels, level_decision,
+                          nominal_distance_mm)
 from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS
 
@@ -114,23 +114,29 @@ def test_a_view_claiming_l3_on_another_vertebra_makes_the_decision_ambiguous():
     frontal = _profiles(rows)
     sagittal = _profiles(rows - (rows[3] - rows[2]))     # every level one vertebra higher
     channel = Decision("found", rows[3], 0.9, math.nan, 0.0)
-    agree = level_decision(frontal, LEVELS, channel, SPACING, 2.0, 0.3, view_profiles={"frontal": frontal, "sagittal": frontal})
+    agree = level_decision(frontal, LEVELS, channel, SPACING, 2.0, 0.3,
+                           view_profiles={"frontal": frontal, "sagittal": frontal})
     assert agree.status == "found" and agree.reason == ""
     assert [r for _, r, _ in agree.views] == pytest.approx([agree.row, agree.row])
     leaning = 0.4 * frontal + 0.6 * sagittal              # the mean says L2
-    d = level_decision(leaning, LEVELS, Decision("found", rows[2], 0.9, math.nan, 0.0), SPACING, 2.0,
-                       0.3, view_profiles={"frontal": frontal, "sagittal": sagittal})
+    on_l2 = Decision("found", rows[2], 0.9, math.nan, 0.0)
+    d = level_decision(leaning, LEVELS, on_l2, SPACING, 2.0, 0.3,
+                       view_profiles={"frontal": frontal, "sagittal": sagittal})
     assert abs(d.row - rows[2]) < 1
     assert d.status == "ambiguous" and "the frontal view on its own puts L3 +" in d.reason, d.reason
     # without the views' own profiles (one view, or an older caller) the mean alone decides
-    assert level_decision(leaning, LEVELS, Decision("found", rows[2], 0.9, math.nan, 0.0), SPACING,
-                          2.0, 0.3).status == "found"
+    assert level_decision(leaning, LEVELS, on_l2, SPACING, 2.0, 0.3).status == "found"
     # a view whose own L3 lies under the threshold claims nothing and has no say
     seq = decode_levels(frontal, LEVELS, SPACING)
-    assert decide_l3(seq, rows[3], SPACING, 0.5, views=(("frontal", rows[3], 0.9), ("sagittal", rows[2], 0.4)))[0] == "found"
-    assert decide_l3(seq, rows[3], SPACING, 0.5, views=(("frontal", rows[3], 0.9), ("sagittal", rows[2], 0.6)))[0] == "ambiguous"
-    assert decide_l3(seq, rows[3], SPACING, 0.5, views=(("frontal", rows[3], 0.9), ("sagittal", rows[3] + 10, 0.9)))[0] == "found"
-    assert decide_l3(seq, rows[3], SPACING, 0.5, views=(("frontal", math.nan, 0.0), ("sagittal", rows[3], 0.9)))[0] == "found"
+
+    def status(frontal_claim, sagittal_claim):
+        views = (("frontal", *frontal_claim), ("sagittal", *sagittal_claim))
+        return decide_l3(seq, rows[3], SPACING, 0.5, views=views)[0]
+
+    assert status((rows[3], 0.9), (rows[2], 0.4)) == "found"         # under 0.5: no claim
+    assert status((rows[3], 0.9), (rows[2], 0.6)) == "ambiguous"
+    assert status((rows[3], 0.9), (rows[3] + 10, 0.9)) == "found"    # the same vertebra
+    assert status((math.nan, 0.0), (rows[3], 0.9)) == "found"
 
 
 def test_a_sequence_survives_a_weak_spurious_peak():

@@ -24,7 +24,6 @@ from the true L3. Blanked = 0, what the canvas holds outside the field of view.
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import os
 import sys
@@ -71,9 +70,7 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     print("|---|---|---|---|---|---|" + "---|" * len(turns))
     for view in VIEWS:
         vm = load_localiser(exp, view, backend="auto").views[view]
-        cfg = copy.deepcopy(vm.cfg)
-        cfg["data"]["source"] = str(npz)
-        data = open_cache(cfg, view, progress=False)
+        data = open_cache(vm.cfg, view, progress=False, source=npz)
         right = {key: [] for key in ("as is", "cut", "cut, posterior", "cut, bodies", *turns)}
         for i in range(len(data)):
             truth = data.label_rows(i, LEVELS)
@@ -85,10 +82,10 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
             cut[:max(int(truth[L1] - 10 / vm.spacing_mm), 0)] = 0
             posterior = cut.copy()
             posterior[:, int(0.65 * image.shape[1]):] = 0
-            bodies = cut.copy()
-            bodies[:, image.shape[1] // 2 + int(5 / vm.spacing_mm):] = 0
             variants = [("as is", image), ("cut", cut), ("cut, posterior", posterior)]
             if view == "sagittal":   # (frontal columns run left-right)
+                bodies = cut.copy()
+                bodies[:, image.shape[1] // 2 + int(5 / vm.spacing_mm):] = 0
                 variants.append(("cut, bodies", bodies))
             variants += [(key, turned(cut, truth[L3], d, vm.spacing_mm))
                          for key, d in zip(turns, TURNS_DEG)]

@@ -19,7 +19,6 @@ the real validation set: a weight chosen there is a weight tuned on it.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import os
@@ -68,9 +67,7 @@ def npz_cases(exp: Path, npz: Path) -> list:
     profiles, truth = {}, None
     for view in ("frontal", "sagittal"):
         vm = load_localiser(exp, view, backend="dygraph").views[view]
-        cfg = copy.deepcopy(vm.cfg)
-        cfg["data"]["source"] = str(npz)
-        data = open_cache(cfg, view, progress=False)
+        data = open_cache(vm.cfg, view, progress=False, source=npz)
         profiles[view] = [np.stack([row_profile(m, vm.col_range)
                                     for m in vm.maps.confidence_map(data[i][0])])
                           for i in range(len(data))]

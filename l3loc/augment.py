@@ -318,7 +318,7 @@ class Augmenter:
                     stack[c] = stack[c, :, ::-1].copy()
 
         empty_cols = ~stack.any(axis=-2)  # [C, W] masked or padded columns (after the flip)
-        stack, row = self._geometry(stack, row)
+        stack, row = self._geometry(stack, row, empty_cols)
 
         thickness_mm = rng.uniform(*cfg["thickness_mm"])
         k = max(1, int(round(thickness_mm / self.spacing_mm)))
@@ -389,9 +389,10 @@ class Augmenter:
         stack[np.broadcast_to(empty_cols[:, None, :], stack.shape)] = 0.0
         return stack
 
-    def _geometry(self, stack: np.ndarray, row: float) -> tuple[np.ndarray, float]:
+    def _geometry(self, stack: np.ndarray, row: float, empty_cols: np.ndarray
+                  ) -> tuple[np.ndarray, float]:
         """Zoom, deformation and rotation as one bilinear resampling of ``[C, H, W]``; moves
-        ``row``."""
+        ``row``; the ``empty_cols`` [C, W] of ``stack`` stay empty."""
         cfg, rng = self.cfg, self.rng
         height, width = stack.shape[-2:]
         zoom = rng.uniform(*cfg["zoom"])
@@ -445,7 +446,6 @@ class Augmenter:
         if zoom is not None:
             src_r = (src_r - centre_r) / row_zoom + centre_r
             src_c = (src_c - centre_c) / zoom + centre_c
-        empty_cols = ~stack.any(axis=-2)  # [C, W]
         out = np.stack([ndimage.map_coordinates(ch, (src_r, src_c), order=1, mode="constant",
                                                 cval=0.0) for ch in stack])
         out[np.broadcast_to(empty_cols[:, None, :], out.shape)] = 0.0

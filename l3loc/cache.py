@@ -391,16 +391,20 @@ class CachedDataset:
         return CaseGeometry.from_dict(self._cases[i]["geometry"])
 
 
-def open_cache(cfg: dict, view: str, workers: int = 2, progress: bool | None = None) -> CachedDataset:
+def open_cache(cfg: dict, view: str, workers: int = 2, progress: bool | None = None,
+               source: str | Path | None = None) -> CachedDataset:
     """The cache of a resolved experiment config (``l3loc.config.load_config``), built if missing.
 
-    Uses ``cfg["data"]["source"]``, ``["cache_dir"]``, ``["skip_bad"]`` and ``cfg["preprocess"]``.
+    Uses ``cfg["data"]["source"]`` (or ``source``: another npz, preprocessed as this config
+    preprocesses, e.g. data a trained model is evaluated on), ``["cache_dir"]``,
+    ``["skip_bad"]`` and ``cfg["preprocess"]``.
     """
     data = cfg["data"]
     try:
         pp_cfg = PreprocessConfig.from_dict(cfg["preprocess"])
     except (TypeError, ValueError) as exc:
         raise InputError("config 'preprocess'", str(exc)) from None
-    out = build_cache(data["source"], data["cache_dir"], pp_cfg, view, workers=workers,
+    out = build_cache(data["source"] if source is None else source, data["cache_dir"], pp_cfg, view,
+                      workers=workers,
                       skip_bad=bool(data.get("skip_bad", False)), progress=progress)
     return CachedDataset(out)

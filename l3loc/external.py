@@ -263,8 +263,6 @@ def _true_levels_z(truth: dict, ct) -> dict:
 def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: bool
                   ) -> tuple[list[dict], dict]:
     """Every case of an npz under every model: the cache's 2-D preprocessing, prediction's maps."""
-    import copy
-
     from tqdm import tqdm
 
     from l3loc.cache import open_cache
@@ -275,11 +273,9 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
         views = m.localiser.views
         data = {}
         for v, vm in views.items():
-            cfg = copy.deepcopy(vm.cfg)
-            cfg["data"]["source"] = str(npz_path)
-            key = (v, str(cfg["preprocess"]))
+            key = (v, str(vm.cfg["preprocess"]))
             if key not in caches:
-                caches[key] = open_cache(cfg, v, progress=progress)
+                caches[key] = open_cache(vm.cfg, v, progress=progress, source=npz_path)
             data[v] = caches[key]
         first = next(iter(data.values()))
         for i in tqdm(range(len(first)), desc=f"{m.view} {m.folds}", disable=not progress,

@@ -137,6 +137,68 @@ def test_leaning_plate_paints_each_voxel_with_its_slices_partial_volume():
     np.testing.assert_array_equal(hu[0, :, 1], [0, 500, 1000])
 
 
+# --- posterior elements ------------------------------------------------------------------------
+
+def test_posterior_elements_vary_per_level_with_ranges_that_overlap_between_levels():
+    """Each level's arch is drawn on its own: L3's spinous process is no more often the longest
+    of L1-L4 than any other's (a net cannot name L3 from its arch), the last lumbar one is the
+    shortest on average (as in real spines), and the draws come from their own generator (the
+    rest of the plan, its ground truth included, is what it was without them)."""
+    plans = [plan_case(3, i) for i in range(300)]
+    five = [p for p in plans if p.n_lumbar == 5]
+    length = np.array([[p.vertebra(f"L{k}").spinous for k in range(1, 6)] for p in five])
+    rise = np.array([[p.vertebra(f"L{k}").spinous_rise for k in range(1, 6)] for p in five])
+    longest = np.bincount(length[:, :4].argmax(axis=1), minlength=4) / len(five)
+    assert np.all((longest > 0.12) & (longest < 0.40)), longest
+    lo, hi = np.percentile(length, [10, 90], axis=0)
+    assert np.all(lo[1:] < hi[:-1]) and np.all(lo[:-1] < hi[1:]), (lo, hi)   # neighbours overlap
+    assert length[:, 4].mean() < 0.9 * length[:, :4].mean()
+    assert rise.std(axis=0).min() > 1.5 and np.abs(np.corrcoef(rise[:, 1], rise[:, 2])[0, 1]) < 0.2
+
+
+def test_drawing_the_posterior_elements_changes_nothing_else_in_the_plan(monkeypatch):
+    varied = [plan_case(3, i) for i in range(20)]
+    monkeypatch.setattr(anatomy, "vary_posterior_elements", lambda *a, **k: None)
+    plain = [plan_case(3, i) for i in range(20)]
+    for a, b in zip(varied, plain):
+        assert a.ground_truth() == b.ground_truth()
+        assert [(v.z_top, v.z_bottom, v.a, v.b, v.tilt_top) for v in a.vertebrae] == \
+            [(v.z_top, v.z_bottom, v.a, v.b, v.tilt_top) for v in b.vertebrae]
+        assert any(v.spinous != 1.0 for v in a.vertebrae) and all(v.spinous == 1.0 for v in b.vertebrae)
+
+
+def test_rendered_lumbar_spinous_processes_reach_as_far_back_as_planned(monkeypatch):
+    """L2's spinous process drawn long (x1.25) and L3's short (x0.75): in a midline strip each
+    one's tip lies where its plan puts it (the canal, then the process), within 3 mm; with one
+    length per region they would lie 7 mm from it each way."""
+    _quiet(monkeypatch)
+    plan = _first(FINE, _pelvic_case)
+    for name, factor in (("L2", 1.25), ("L3", 0.75)):
+        v = plan.vertebra(name)
+        v.spinous, v.spinous_height, v.spinous_rise, v.arch_rise = factor, 1.0, 0.0, 0.0
+    hu = render_volume(plan)
+    g, z = geometry(plan), plan.slice_z_mm
+    _, dy, dx = plan.spacing_mm
+    y = (np.arange(plan.shape[1]) - (plan.shape[1] - 1) / 2) * dy
+    x = (np.arange(plan.shape[2]) - (plan.shape[2] - 1) / 2) * dx
+    s = plan.scale
+    for name in ("L2", "L3"):
+        v = plan.vertebra(name)
+        below = plan.vertebra(f"L{int(name[1]) + 1}")
+        ls, rc = plan.bone["spinous_l"] * v.spinous, 9.0 * s
+        tip = float(g.sy(v.z_centre)) + v.b + 2 * rc + 4.5 + ls
+        # the plate's middle: between the disc below and the body's lower half, risen with its tilt
+        lift = np.tan(np.radians(0.5 * (v.tilt_top + v.tilt_bottom)))
+        h = v.z_top - v.z_bottom
+        mid = v.z_bottom + 0.5 * (0.55 * h - 0.8 * (v.z_bottom - below.z_top)) + lift * (tip - 0.5 * ls
+                                                                                           - float(g.sy(v.z_centre)))
+        rows = np.abs(z - mid) <= 3
+        strip = np.abs(x - float(g.sx(v.z_centre))) <= 2
+        bone = hu[rows][:, :, strip].max(axis=(0, 2)) > 300
+        back = y[np.flatnonzero(bone)[-1]]
+        assert abs(back - tip) <= 3.0, (name, back, tip)
+
+
 # --- fractures, the ground truth --------------------------------------------------------------
 
 def _with_fracture(monkeypatch, name, kind, loss=0.4, density=1.5):

@@ -27,7 +27,8 @@ import numpy as np
 
 from l3loc.levels import LEVELS
 from l3loc.synth.config import PRESETS, SynthConfig, choice
-from l3loc.synth.spine import Vertebra, bone_sizes, build_spine, lordosis_from_wedges, screw_levels, spine_shape
+from l3loc.synth.spine import (Vertebra, bone_sizes, build_spine, lordosis_from_wedges, screw_levels, spine_shape,
+                               vary_posterior_elements)
 
 
 @dataclass
@@ -200,7 +201,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
 
     # what later phantom generations added draws from its own generator (the old draws stay):
     # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
-    # arms, hardware and noise correlation
+    # arms, hardware and noise correlation, [9] in-plane resolution, [10] the posterior elements
     brng = np.random.default_rng([seed, index, 5])
     r5 = np.random.default_rng([seed, index, 7])
     phase = choice(r5, config.phase_rates) if contrast else "none"
@@ -209,6 +210,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     osteo = bool(r5.random() < config.osteoporosis_rate * np.clip((age - 45) / 35, 0, 1))
     nrng = np.random.default_rng([seed, index, 8])
     verts = build_spine(rng, n_ribs, n_lumbar, s, age, brng, spine_shape(nrng, n_ribs, n_lumbar, age, osteo), nrng)
+    vary_posterior_elements(np.random.default_rng([seed, index, 10]), verts, s)
     by = {v.name: v for v in verts}
     last_rib = by[f"T{n_ribs}"]
     t1, c1 = by["T1"], by["C1"]

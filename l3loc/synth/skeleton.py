@@ -126,7 +126,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         # the posterior column has no gap at the disc levels, its gaps (the interlaminar
         # windows) lie level with the bodies' upper thirds
         h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
-        zl = lift * ring                                          # the arch's rise
+        zl = lift * ring + x.arch_rise                            # the arch's rise
         P.ellipse(ylo - disc_below - 0.1 * h_below + zl, yhi - 0.35 * h + zl, cx, cy, rc + 5 * s, rc + 4.5 * s,
                   0.5 * cortex, inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
@@ -140,10 +140,11 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             # (superior process from the upper endplate up, inferior one from the lower half of
             # the arch down, the joint between them at the disc's level)
             ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
-            P.ellipse(yhi - 0.1 * h + zl, yhi + 0.35 * disc_above + zl, sx0 + ax, sy0 + ay, 4.0 * s, 5.0 * s,
+            fs = x.facet * s
+            P.ellipse(yhi - 0.1 * h + zl, yhi + 0.35 * disc_above + zl, sx0 + ax, sy0 + ay, 4.0 * fs, 5.0 * fs,
                       0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
-            P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * s,
-                      4.5 * s, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+            P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * fs,
+                      4.5 * fs, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
             # and out to the rib's tubercle
             tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
@@ -160,19 +161,22 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                 P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
                        0.7 * cortex, spongy)
         # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
+        # (each level's own length, height and place: spine.vary_posterior_elements)
         if region == "T":
-            ls = (28.0 + 12.0 * np.sin(np.pi * f)) * s
-            ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * f)))
+            ls = (28.0 + 12.0 * np.sin(np.pi * f)) * s * x.spinous
+            ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * f)) + x.spinous_deg)
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
             P.tube([[sx0 + q0[0], sy0 + q0[1], zc - 0.1 * h], [sx0 + q1[0], sy0 + q1[1], zc - 0.1 * h - ls * np.sin(ang)]],
                    3.2 * s, 0.7 * cortex, spongy)
         else:
-            ls = bone["spinous_l"] if region == "L" else 18.0 * s
+            ls = (bone["spinous_l"] if region == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
             # (from the arch's lower part: level with the lower body and the disc below)
-            sp_lo, sp_hi = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
-            sp_lo, sp_hi = sp_lo + lift * qy, sp_hi + lift * qy
+            lo0, hi0 = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
+            mid = 0.5 * (lo0 + hi0) + lift * qy + x.spinous_rise
+            half = 0.5 * x.spinous_height * (hi0 - lo0)
+            sp_lo, sp_hi = mid - half, mid + half
             P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, 0.6 * cortex, texture=tex(_SHELL_AMP))
             P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))

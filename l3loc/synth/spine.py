@@ -35,6 +35,12 @@ class Vertebra:
         spur_top, spur_bottom: length (mm) of the osteophyte lipping the anterior and lateral
             rim of each endplate (0 = none).
         bridge_below: the osteophytes of this body and the one below fuse across the disc.
+        spinous, spinous_height: factors on the spinous process's length and (lumbar, cervical)
+            height; spinous_rise: mm its plate lies above its usual place (lumbar, cervical);
+            spinous_deg: degrees added to a thoracic one's slope; arch_rise: mm the laminae and
+            articular processes lie above their usual place; facet: factor on the articular
+            processes' size. Drawn per level by :func:`vary_posterior_elements` (defaults: the
+            one shape per region of earlier phantom generations).
     """
 
     name: str
@@ -53,6 +59,12 @@ class Vertebra:
     spur_top: float = 0.0
     spur_bottom: float = 0.0
     bridge_below: bool = False
+    spinous: float = 1.0
+    spinous_height: float = 1.0
+    spinous_rise: float = 0.0
+    spinous_deg: float = 0.0
+    arch_rise: float = 0.0
+    facet: float = 1.0
 
     @property
     def z_centre(self) -> float:
@@ -198,6 +210,33 @@ def _osteophytes(nrng: np.random.Generator, verts: list[Vertebra], n_ribs: int, 
                 setattr(v, side, float(nrng.uniform(1.5, 3.0 + 6.0 * min(severity, 1.0))))
     for up, lo in zip(chain[:-1], chain[1:]):
         up.bridge_below = bool(up.spur_bottom > 0 and lo.spur_top > 0 and nrng.random() < 0.12 * severity)
+
+
+#: Mean length of the last lumbar vertebra's spinous process against the others' (the L5 one is
+#: the shortest; L1-L4 are alike).
+_LAST_LUMBAR_SPINOUS = 0.8
+
+
+def vary_posterior_elements(prng: np.random.Generator, verts: list[Vertebra], s: float) -> None:
+    """Vary each vertebra's posterior elements on its own (cervical, thoracic, lumbar; not the
+    sacrum): spinous length x0.75-1.25 (x0.8 on average for the last lumbar), height x0.7-1.3,
+    the plate +-4 mm up or down, a thoracic one's slope +-10 degrees, laminae and articular
+    processes +-3 mm, articular processes x0.7-1.3. Why: with one shape per region, the arches of
+    the phantoms' lumbar levels differed only by their place in the curve and their tilt, and a
+    sagittal net named L3 from its arch with neither the ribs nor the sacrum in the image
+    (benchmarks/count_cues.py); real arches differ from level to level and person to person by
+    more than the steps between neighbouring levels, so the ranges overlap."""
+    lumbar = [v for v in verts if v.name[0] == "L"]
+    for v in verts:
+        if v.name == "S":
+            continue
+        mean = _LAST_LUMBAR_SPINOUS if v is lumbar[-1] else 1.0
+        v.spinous = float(mean * np.clip(prng.normal(1.0, 0.12), 0.75, 1.25))
+        v.spinous_height = float(np.clip(prng.normal(1.0, 0.15), 0.7, 1.3))
+        v.spinous_rise = float(prng.uniform(-4.0, 4.0) * s)
+        v.spinous_deg = float(np.clip(prng.normal(0.0, 5.0), -10.0, 10.0))
+        v.arch_rise = float(prng.uniform(-3.0, 3.0) * s)
+        v.facet = float(np.clip(prng.normal(1.0, 0.15), 0.7, 1.3))
 
 
 def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:

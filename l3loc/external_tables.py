@@ -148,4 +148,11 @@ def summary_markdown(summary: pd.DataFrame, title: str, data: Path) -> str:
               "case, whatever its status. threshold: the run's (what prediction uses). "
               "**Optimistic**: the threshold that best separates this dataset's own positives and "
               "negatives, chosen on the cases it is scored on (ensembles only); not a fair figure."]
+    source = summary.get("threshold_source", pd.Series("", index=summary.index)).astype(str)
+    unevaluated = summary[source.str.startswith("config")]
+    if len(unevaluated):
+        # (an evaluation of some folds only writes to a folder of its own and sets no threshold)
+        lines += ["", f"**Warning**: no k-fold evaluation of the whole run (`eval/decision.json`): "
+                  f"{', '.join(sorted(set(unevaluated['view'])))} scored with the config's "
+                  "`eval.threshold`, not a threshold chosen on held-out phantoms."]
     return "\n".join(lines) + "\n"

@@ -21,10 +21,13 @@ def test_summary_counts_stay_integers_beside_per_fold_rows():
     base = {"view": "fused", "n_positive": 3, "n_negative": 2, "right_level_found": 1,
             "wrong_level_found": 0, "ambiguous": 1, "not_found_on_positive": 1,
             "negatives_right": 2, "best_row_right_level": 1, "median_mm": 1.0, "mean_mm": 2.0,
-            "threshold": 0.25}
+            "threshold": 0.25, "threshold_source": "eval/decision.json"}
     ensemble = {**base, "folds": "ensemble", "opt_threshold": 0.1, "opt_right_level_found": 1,
                 "opt_wrong_level_found": 0, "opt_negatives_right": 2}
     fold = {**base, "folds": "fold 1"}   # per-fold rows have no optimistic figures
     text = summary_markdown(pd.DataFrame([ensemble, fold]), "t", Path("d"))
     assert "| 0.100, 1/3, 0, 2/2 |" in text and "1.0/3" not in text
-    assert text.rstrip().splitlines()[0] == "# t"
+    assert text.rstrip().splitlines()[0] == "# t" and "Warning" not in text
+    unevaluated = summary_markdown(pd.DataFrame([{**ensemble, "threshold_source": "config eval.threshold"}]),
+                                   "t", Path("d"))
+    assert "**Warning**: no k-fold evaluation" in unevaluated and "fused scored with the config's" in unevaluated

@@ -69,6 +69,7 @@ def test_default_view_and_threshold(tmp_path):
     assert default_view(tmp_path) == "sagittal"
     loc = load_localiser(tmp_path)
     assert loc.threshold == 0.5 and loc.threshold_source == "config eval.threshold"
+    assert any("no eval/decision.json" in n for n in loc.notes)
     make_run(tmp_path, views=("frontal",), folds=(1,))
     assert default_view(tmp_path) == "fused"
     write_decision(tmp_path / "eval", {"frontal": {"threshold": 0.2}, "sagittal": {"threshold": 0.31},

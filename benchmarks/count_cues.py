@@ -39,8 +39,8 @@ from l3loc.augment import Augmenter  # noqa: E402
 from l3loc.decode import row_profile  # noqa: E402
 from l3loc.levels import LEVELS, decode_levels  # noqa: E402
 from l3loc.metrics import RIGHT_LEVEL_MM  # noqa: E402
+from l3loc.runs import trained_views  # noqa: E402
 
-VIEWS = ("frontal", "sagittal")
 L3, L1, T12, S1 = (LEVELS.index(k) for k in ("L3", "L1", "T12", "S1"))
 TURNS_DEG = (-12.0, 12.0)
 
@@ -68,7 +68,7 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
     print("| view | cases | L3 at its level: image as is | no T12, no sacrum | and no posterior "
           "columns | and nothing behind the bodies | " + " | ".join(turns) + " |")
     print("|---|---|---|---|---|---|" + "---|" * len(turns))
-    for view in VIEWS:
+    for view in trained_views(exp):
         vm = load_localiser(exp, view, backend="auto").views[view]
         data = open_cache(vm.cfg, view, progress=False, source=npz)
         right = {key: [] for key in ("as is", "cut", "cut, posterior", "cut, bodies", *turns)}
@@ -109,7 +109,7 @@ def real_scans(exp: Path, folder: Path) -> None:
             ("bottom 30 mm", 0, 30), ("bottom 60 mm", 0, 60))
     print("| scan | view | L3 from the truth, mm: " + " | ".join(c[0] for c in cuts) + " |")
     print("|---|---|" + "---|" * len(cuts))
-    models = {v: load_localiser(exp, v, backend="auto").views[v] for v in VIEWS}
+    models = {v: load_localiser(exp, v, backend="auto").views[v] for v in trained_views(exp)}
     for scan in list_inputs([folder / "labels.csv"]):
         if (scan.truth or {}).get("negative"):
             continue

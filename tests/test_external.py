@@ -233,3 +233,51 @@ def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatc
                        & (per_case["folds"] == "ensemble")].iloc[0]
         assert row["status"] == rec["status"]
         assert row["confidence"] == pytest.approx(rec["confidence"], abs=1e-4)
+
+
+def test_a_threshold_chosen_on_transfer_phantoms_becomes_the_runs(trained_run, tmp_path):
+    """--set-threshold: on phantoms with a mislabelled positive (its marker 40 mm from its label:
+    the net finds the marker, a wrong level) and negatives, each view's chosen threshold finds as
+    many right as it can without finding the wrong one or a negative, and becomes the run's
+    (decision.json, the k-fold's kept); the CLI refuses it without --data."""
+    import json
+    import shutil
+
+    from l3loc.cli import main
+    from l3loc.evaluate import evaluate_experiment
+    from l3loc.io.npz import L3Dataset, write_l3_npz
+    from l3loc.mip import mip
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    evaluate_experiment(run, out_dir=run / "eval", plots=False)
+    kfold = json.loads((run / "eval" / "decision.json").read_text())["views"]
+    names, fr, sg, rows = [], [], [], []
+    for i, (l3, marker) in enumerate([(20, 20), (30, 30), (40, 40), (25, 25), (35, 35), (22, 42),
+                                      (30, None), (40, None)]):
+        hu = marker_phantom(n=70, l3=l3, seed=40 + i, markers=() if marker is None else (marker,))
+        names.append(f"t{i}")
+        fr.append(mip(hu, "frontal", MARKER_SPACING).astype(np.int16))
+        sg.append(mip(hu, "sagittal", MARKER_SPACING).astype(np.int16))
+        rows.append(float(l3) if marker is not None else math.nan)
+    npz = tmp_path / "transfer.npz"
+    write_l3_npz(npz, L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * 8), {"a1": np.array(rows)},
+                                np.array([False] * 6 + [True] * 2)))
+    summary = evaluate_external(run, npz, out_dir=tmp_path / "sel", plots=False, set_threshold=True)
+    per_case = pd.read_csv(tmp_path / "sel" / "per_case.csv")
+    decision = json.loads((run / "eval" / "decision.json").read_text())["views"]
+    for _, r in summary.iterrows():
+        t = r["transfer_threshold"]
+        cases = per_case[(per_case["view"] == r["view"]) & (per_case["folds"] == "ensemble")]
+        wrong = cases[cases["negative"] | ~cases["right_level"].astype(bool)]["confidence"]
+        right = cases[~cases["negative"] & cases["right_level"].astype(bool)]["confidence"]
+        assert (wrong < t).all(), (r["view"], t, wrong.tolist())
+        assert (right >= t).sum() == (right > wrong.max()).sum(), (r["view"], t, right.tolist())
+        assert decision[r["view"]]["threshold"] == pytest.approx(t)
+        assert decision[r["view"]]["kfold_threshold"] == kfold[r["view"]]["threshold"]
+        assert decision[r["view"]]["threshold_method"].startswith("transfer: chosen on transfer")
+    again = evaluate_external(run, npz, out_dir=tmp_path / "again", plots=False)
+    assert np.allclose(again["threshold"], summary["transfer_threshold"])
+    assert (again["wrong_level_found"] == 0).all()
+    assert "Thresholds chosen on these cases" in (tmp_path / "sel" / "summary.md").read_text()
+    assert main(["eval", "--experiment", str(run), "--set-threshold"]) == 2

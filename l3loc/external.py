@@ -52,7 +52,7 @@ from l3loc.errors import InputError
 from l3loc.external_tables import (level_cases, level_columns, level_fields, right_level,
                                    summarize_external, summary_markdown)
 from l3loc.inference import Localiser, load_localiser
-from l3loc.runs import FUSED, available_folds, set_transfer_thresholds, trained_views
+from l3loc.runs import FUSED, available_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import choose_threshold, levels_markdown, summarize_levels
 from l3loc.mip import VIEWS, mip
@@ -331,44 +331,10 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
     return pd.Series(out, dtype=object)
 
 
-#: What a wrong answer (a positive ``found`` at another level, or a negative ``found``) costs
-#: against a right one missed, when a threshold is chosen on a transfer set: a confident wrong
-#: slice is the worst outcome, an abstention costs the user a look.
-WRONG_COST = 10.0
-
-
-def transfer_thresholds(per_case: pd.DataFrame, extra: dict,
-                        models: Sequence[ExternalModel]) -> dict[str, float]:
-    """Per view, the ensemble's threshold with the most right-level ``found`` minus
-    ``WRONG_COST`` x the wrong ones (wrong level, or no L3 at all) on these cases; among equal
-    scores the highest (the surest). Meant for phantoms of a generator or style the run never
-    trained on: the k-fold threshold is chosen where the nets are surest (their own generator)
-    and lies above most confidences of anything else (benchmarks/README.md)."""
-    out = {}
-    for m in (m for m in models if m.folds == "ensemble"):
-        cases = per_case[(per_case["view"] == m.view) & (per_case["folds"] == m.folds)
-                         & (per_case["status"] != "error")]
-        conf = np.unique(cases["confidence"].to_numpy(dtype=float))
-        conf = conf[np.isfinite(conf)]
-        if conf.size == 0:
-            continue
-        negative = cases["negative"].to_numpy(dtype=bool)
-        right = cases["right_level"].to_numpy(dtype=bool) & ~negative
-        best = (-math.inf, math.nan)
-        for t in np.concatenate([[conf[0] - 1e-6], (conf[:-1] + conf[1:]) / 2.0, [conf[-1] + 1e-6]]):
-            found = (_reclassified(cases, extra, [m], float(t)) == "found").to_numpy()
-            score = (found & right).sum() - WRONG_COST * (found & ~right).sum()
-            if score >= best[0]:
-                best = (score, float(t))
-        out[m.view] = best[1]
-    return out
-
-
 def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = False,
                       out_dir: str | Path | None = None, threshold: float | None = None,
                       plots: bool = True, overwrite: bool = False, device: str = "cpu",
-                      progress: bool = False, folds: Sequence[int] | None = None,
-                      set_threshold: bool = False) -> pd.DataFrame:
+                      progress: bool = False, folds: Sequence[int] | None = None) -> pd.DataFrame:
     """Evaluate a trained experiment on an external dataset and write the result files.
 
     Args:
@@ -382,9 +348,6 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
         device: "cpu" or "gpu".
         progress: tqdm bars.
         folds: only these folds (``external_models``); None = every trained fold.
-        set_threshold: choose each view's threshold on these cases (:func:`transfer_thresholds`)
-            and make it the run's (``eval/decision.json``; the k-fold's kept beside it). For
-            phantoms the run never trained on, never for the real validation set.
 
     Returns:
         The summary (one row per view and fold set).
@@ -421,16 +384,6 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
         s["opt_threshold"] = opt_thr
         summaries.append(s)
     summary = pd.DataFrame(summaries)
-    if set_threshold:
-        if folds or kind != "npz":
-            raise InputError(data, "a run's threshold is chosen on phantoms (an npz) with every "
-                                   "fold, as prediction runs it")
-        chosen = transfer_thresholds(per_case, extra, models)
-        summary["transfer_threshold"] = summary["view"].map(chosen).where(summary["folds"] == "ensemble")
-        path = set_transfer_thresholds(exp_dir, chosen, f"transfer: chosen on {dataset_name(data)} "
-                                       f"({per_case['name'].nunique()} cases), right found - "
-                                       f"{WRONG_COST:g} x wrong found")
-        log.info("[EVAL] thresholds %s chosen on %s -> %s", chosen, data, path)
     write_table(out_dir / "per_case.csv", per_case, float_format="%.4f")
     write_table(out_dir / "summary.csv", summary, float_format="%.4f")
     text = summary_markdown(summary, f"{exp_dir.name} on {dataset_name(data)}", Path(data))

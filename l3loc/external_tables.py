@@ -148,12 +148,6 @@ def summary_markdown(summary: pd.DataFrame, title: str, data: Path) -> str:
               "case, whatever its status. threshold: the run's (what prediction uses). "
               "**Optimistic**: the threshold that best separates this dataset's own positives and "
               "negatives, chosen on the cases it is scored on (ensembles only); not a fair figure."]
-    if "transfer_threshold" in summary:
-        chosen = summary.dropna(subset=["transfer_threshold"])
-        lines += ["", "**Thresholds chosen on these cases** and set as the run's (`eval/decision.json`, "
-                  "the k-fold's kept as `kfold_threshold`): " + ", ".join(
-                      f"{r['view']} {r['transfer_threshold']:.3f}" for _, r in chosen.iterrows())
-                  + "; the table above still uses the thresholds before."]
     source = summary.get("threshold_source", pd.Series("", index=summary.index)).astype(str)
     unevaluated = summary[source.str.startswith("config")]
     if len(unevaluated):

@@ -222,26 +222,6 @@ def write_decision(out_dir: Path, views: dict[str, dict], best_view: str | None,
     return path
 
 
-def set_transfer_thresholds(run_dir: Path, thresholds: dict[str, float], method: str) -> Path:
-    """Replace the thresholds of ``run_dir/eval/decision.json`` by ones chosen on a transfer set
-    (``l3loc.external.transfer_thresholds``), keeping the k-fold's as ``kfold_threshold``.
-
-    Raises:
-        InputError: the run has no k-fold decision to update (evaluate its folds first).
-    """
-    path = Path(run_dir) / "eval" / DECISION
-    if not path.is_file():
-        raise InputError(path, "no k-fold evaluation to update: run `l3loc eval --experiment "
-                               f"{run_dir}` on all its folds first")
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    for view, value in thresholds.items():
-        entry = doc["views"].setdefault(view, {})
-        entry.setdefault("kfold_threshold", entry.get("threshold"))
-        entry.update({"threshold": float(value), "threshold_method": method})
-    write_text(path, json.dumps(doc, indent=1))
-    return path
-
-
 def read_decision(root: Path) -> dict | None:
     """The decision of a run folder (``eval/decision.json``) or an export (``decision.json``);
     None when there is none.

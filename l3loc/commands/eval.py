@@ -16,11 +16,6 @@ body's extent), or a folder holding labels.csv. Scans go through prediction's ow
 work/<experiment>/eval_<dataset name>/ (per_case.csv, summary.csv, summary.md, montage_*.png);
 see l3loc/external.py. With --fold K,L it scores the ensemble of those folds only (into
 eval_<dataset name>_foldK-L/), e.g. to compare ensembles of 2 and 3 folds.
-
---set-threshold with --data PHANTOMS.npz (a generator or style the run never trained on) chooses
-each view's not_found threshold there and makes it the run's (eval/decision.json, the k-fold's
-kept as kfold_threshold): the k-fold threshold is chosen where the nets are surest. Run it after
-the k-fold evaluation (which writes decision.json afresh) and before any real-CT evaluation.
 """
 from pathlib import Path
 
@@ -42,10 +37,6 @@ def add_arguments(parser) -> None:
                                        "with labels.csv (every case a test case)")
     parser.add_argument("--per-fold", action="store_true",
                         help="with --data: also score each fold alone (default: the ensemble)")
-    parser.add_argument("--set-threshold", action="store_true",
-                        help="with --data PHANTOMS.npz the run never trained on: choose each "
-                             "view's threshold there (most right found, a wrong one costing 10) "
-                             "and make it the run's; never on the real validation set")
     parser.add_argument("--overwrite", action="store_true",
                         help="with --data: replace an earlier evaluation in the output folder")
     parser.add_argument("--work-dir", default="work", help="folder of the experiments")
@@ -69,24 +60,17 @@ def run(args) -> int:
         from l3loc.errors import InputError
         from l3loc.external import evaluate_external, external_out_dir
 
-        if args.set_threshold and args.threshold is not None:
-            raise InputError("--set-threshold", "chooses the threshold; do not give --threshold too")
         if args.view or args.decoder:
             raise InputError("--data", "--view and --decoder apply to the k-fold evaluation; "
                                        "--data scores every view (--fold: an ensemble of those "
                                        "folds; --per-fold: each fold alone)")
         summary = evaluate_external(exp, args.data, args.per_fold, args.out, args.threshold,
                                     plots=not args.no_plots, overwrite=args.overwrite,
-                                    device=device, progress=progress_enabled(), folds=folds,
-                                    set_threshold=args.set_threshold)
+                                    device=device, progress=progress_enabled(), folds=folds)
         out = Path(args.out) if args.out else external_out_dir(exp, args.data, folds)
         print((out / "summary.md").read_text(encoding="utf-8"))
         print(f"per-case table and montages: {out}")
         return 0 if len(summary) else 1
-    if args.set_threshold:
-        from l3loc.errors import InputError
-
-        raise InputError("--set-threshold", "needs --data: phantoms the run never trained on")
     out = Path(args.out) if args.out else exp / "eval"
     if not args.out and (args.view or folds or args.decoder or args.threshold is not None):
         # a narrowed run must not replace the full evaluation

@@ -221,11 +221,12 @@ def vary_posterior_elements(prng: np.random.Generator, verts: list[Vertebra], s:
     """Vary each vertebra's posterior elements on its own (cervical, thoracic, lumbar; not the
     sacrum): spinous length x0.75-1.25 (x0.8 on average for the last lumbar), height x0.7-1.3,
     the plate +-4 mm up or down, a thoracic one's slope +-10 degrees, laminae and articular
-    processes +-3 mm, articular processes x0.7-1.3. Why: with one shape per region, the arches of
-    the phantoms' lumbar levels differed only by their place in the curve and their tilt, and a
-    sagittal net named L3 from its arch with neither the ribs nor the sacrum in the image
-    (benchmarks/count_cues.py); real arches differ from level to level and person to person by
-    more than the steps between neighbouring levels, so the ranges overlap."""
+    processes +-3 mm, articular processes x0.7-1.3 (ranges chosen to overlap between neighbouring
+    levels, not measured). Why: with one shape per region, a case's lumbar arches differed only
+    by their place in the curve and their tilt, where real arches differ from level to level and
+    person to person. It did not change how often a sagittal net names L3 with neither the ribs
+    nor the sacrum in the image (benchmarks/count_cues.py; benchmarks/README.md, seventh
+    session)."""
     lumbar = [v for v in verts if v.name[0] == "L"]
     for v in verts:
         if v.name == "S":

@@ -141,7 +141,7 @@ def test_leaning_plate_paints_each_voxel_with_its_slices_partial_volume():
 
 def test_posterior_elements_vary_per_level_with_ranges_that_overlap_between_levels():
     """Each level's arch is drawn on its own: L3's spinous process is no more often the longest
-    of L1-L4 than any other's (a net cannot name L3 from its arch), the last lumbar one is the
+    of L1-L4 than any other's (its length does not mark L3), the last lumbar one is the
     shortest on average (as in real spines), and the draws come from their own generator (the
     rest of the plan, its ground truth included, is what it was without them)."""
     plans = [plan_case(3, i) for i in range(300)]

@@ -404,7 +404,7 @@ def open_cache(cfg: dict, view: str, workers: int = 2, progress: bool | None = N
         pp_cfg = PreprocessConfig.from_dict(cfg["preprocess"])
     except (TypeError, ValueError) as exc:
         raise InputError("config 'preprocess'", str(exc)) from None
-    out = build_cache(data["source"] if source is None else source, data["cache_dir"], pp_cfg, view,
-                      workers=workers,
+    source = data["source"] if source is None else source
+    out = build_cache(source, data["cache_dir"], pp_cfg, view, workers=workers,
                       skip_bad=bool(data.get("skip_bad", False)), progress=progress)
     return CachedDataset(out)

@@ -40,8 +40,10 @@ SHIPPED_ENV = "L3LOC_SHIPPED_DIR"
 #: The file that makes a folder a shipped model.
 METADATA = "metadata.json"
 MODEL_CARD = "MODEL_CARD.md"
-#: The package should stay small: a shipped model larger than this is logged as a warning.
-MAX_SHIPPED_MB = 10.0
+#: The package should stay small: a shipped model larger than this is logged as a warning. Room
+#: for three folds of both views of a ``cpu_fast`` net (6 x 1.96 MB): the ensemble the ship rule
+#: measures is the one that ships, and fewer folds would be another, unmeasured model.
+MAX_SHIPPED_MB = 12.0
 #: How to make a model when none is shipped (the one-line error says it).
 TRAIN_HINT = ("train one (`l3loc train --config cpu_fast --view both --fold all`, then "
               "`l3loc eval` and `l3loc export --experiment cpu_fast --ship <model_id>`) or pass "

@@ -36,6 +36,30 @@ def crop_z(ct, z_lo: float, z_hi: float):
     return ct.hu[keep[0]:keep[-1] + 1], float(z[keep[0]])
 
 
+def write_derived_set(data: Path, out: Path, derive) -> None:
+    """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
+    it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
+    ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
+    regridded, so they hold)."""
+    table = pd.read_csv(data / "labels.csv")
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for _, r in table[table["negative"] == 0].iterrows():
+        ct = read_volume(data / r["path"])
+        for made in derive(ct, r):
+            if isinstance(made, str):
+                print(f"{r['name']}: {made}")
+                continue
+            name, hu, spacing, z_first = made
+            write_volume(out / f"{name}.nii.gz", hu, spacing, z_first_mm=z_first, overwrite=False)
+            rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
+                         "negative": 0})
+            print(f"{name}: {hu.shape[0]} slices of {spacing[0]:g} mm, "
+                  f"{z_first - (hu.shape[0] - 1) * spacing[0]:.1f} to {z_first:.1f} mm")
+    pd.DataFrame(rows).to_csv(out / "labels.csv", index=False)
+    print(f"wrote {len(rows)} scans and labels.csv to {out}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a folder with labels.csv")
@@ -44,26 +68,17 @@ def main() -> int:
                     help="mm under the L3 centre to cut at (one crop each)")
     ap.add_argument("--above", type=float, default=195.0, help="mm over the L3 centre to keep")
     args = ap.parse_args()
-    table = pd.read_csv(args.data / "labels.csv")
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for _, r in table[table["negative"] == 0].iterrows():
-        ct = read_volume(args.data / r["path"])
+
+    def crops(ct, r):
         z = ct.geometry.z_mm(range(ct.hu.shape[0]))
         for below in args.below:
             if min(z) > r["l3_z_mm"] - below - 10:
-                print(f"{r['name']}: ends {r['l3_z_mm'] - min(z):.0f} mm under L3; no crop at {below:g}")
+                yield f"ends {r['l3_z_mm'] - min(z):.0f} mm under L3; no crop at {below:g}"
                 continue
             hu, z_first = crop_z(ct, r["l3_z_mm"] - below, r["l3_z_mm"] + args.above)
-            name = f"{r['name']}_crop{below:g}"
-            write_volume(args.out / f"{name}.nii.gz", hu, ct.spacing_mm, z_first_mm=z_first,
-                         overwrite=False)
-            rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
-                         "negative": 0})
-            print(f"{name}: {hu.shape[0]} slices, {z_first - (hu.shape[0] - 1) * ct.spacing_mm[0]:.1f} "
-                  f"to {z_first:.1f} mm")
-    pd.DataFrame(rows).to_csv(args.out / "labels.csv", index=False)
-    print(f"wrote {len(rows)} crops and labels.csv to {args.out}")
+            yield f"{r['name']}_crop{below:g}", hu, ct.spacing_mm, z_first
+
+    write_derived_set(args.data, args.out, crops)
     return 0
 
 

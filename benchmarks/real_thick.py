@@ -20,13 +20,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from l3loc.io.volume import read_volume, write_volume  # noqa: E402
-
-LABEL_COLUMNS = ["l3_z_mm", "l3_top_z_mm", "l3_bottom_z_mm"]
+from real_crops import write_derived_set  # noqa: E402
 
 
 def thick_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> tuple[np.ndarray, float]:
@@ -52,25 +50,16 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--slice-mm", type=float, default=5.0, help="thickness and spacing of the new slices")
     args = ap.parse_args()
-    table = pd.read_csv(args.data / "labels.csv")
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for _, r in table[table["negative"] == 0].iterrows():
-        ct = read_volume(args.data / r["path"])
+
+    def thick(ct, r):
         if ct.spacing_mm[0] >= args.slice_mm:
-            print(f"{r['name']}: already {ct.spacing_mm[0]:.2f} mm slices; skipped")
-            continue
+            yield f"already {ct.spacing_mm[0]:.2f} mm slices; skipped"
+            return
         hu, z_first = thick_slices(ct.hu, np.asarray(ct.geometry.z_mm(range(ct.hu.shape[0]))),
                                    args.slice_mm)
-        name = f"{r['name']}_thick{args.slice_mm:g}"
-        write_volume(args.out / f"{name}.nii.gz", hu, (args.slice_mm, *ct.spacing_mm[1:]),
-                     z_first_mm=z_first, overwrite=False)
-        rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
-                     "negative": 0})
-        print(f"{name}: {ct.hu.shape[0]} slices of {ct.spacing_mm[0]:.2f} mm -> {hu.shape[0]} of "
-              f"{args.slice_mm:g} mm")
-    pd.DataFrame(rows).to_csv(args.out / "labels.csv", index=False)
-    print(f"wrote {len(rows)} scans and labels.csv to {args.out}")
+        yield f"{r['name']}_thick{args.slice_mm:g}", hu, (args.slice_mm, *ct.spacing_mm[1:]), z_first
+
+    write_derived_set(args.data, args.out, thick)
     return 0
 
 

@@ -6,9 +6,10 @@
 Many cohorts hold only the thick (5 mm) series a radiologist reads. For each positive scan of the
 annotation CSV (``labels.csv``) thinner than ``--slice-mm``, writes ``<name>_thick<mm>.nii.gz``:
 contiguous slabs of ``--slice-mm`` from the top slice down, each the mean HU of the thin slices
-weighted by their overlap with it (a box slice profile: what a thick reconstruction of the same
-acquisition approximates; a partial slab at the bottom is dropped), at the slab's centre z, with a ``labels.csv`` of the same L3 labels
-(world z: only the slice grid changes).
+weighted by their overlap with it (a box slice profile, as the phantoms' painter uses: what a
+thick reconstruction of the same acquisition approximates; a partial slab at the bottom is
+dropped), at the slab's centre z, with a ``labels.csv`` of the same L3 labels (world z: only the
+slice grid changes).
 
 These are the real validation scans, resampled: evaluate on them, never train or choose
 thresholds on them.
@@ -24,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+from l3loc.synth.painter import overlap_fraction  # noqa: E402  (the phantoms' slice profile)
 from real_crops import write_derived_set  # noqa: E402
 
 
@@ -36,10 +38,9 @@ def thick_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> tuple[np.
     thin = float(abs(z_mm[0] - z_mm[1]))
     top, bottom = z_mm[0] + thin / 2, z_mm[-1] - thin / 2
     n = int(np.floor((top - bottom) / slice_mm + 1e-6))     # whole slabs only
-    upper = top - slice_mm * np.arange(n)                    # each slab's upper edge
-    overlap = np.clip(np.minimum(upper[:, None], z_mm[None, :] + thin / 2)
-                      - np.maximum(upper[:, None] - slice_mm, z_mm[None, :] - thin / 2), 0, None)
-    weights = overlap / overlap.sum(axis=1, keepdims=True)   # [n, thin slices]
+    upper = top - slice_mm * np.arange(n)[:, None]           # each slab's upper edge
+    inside = overlap_fraction(upper - slice_mm, upper, z_mm[None, :], thin)   # [n, thin slices]
+    weights = inside / inside.sum(axis=1, keepdims=True)
     out = np.tensordot(weights, hu.astype(np.float32), axes=(1, 0))
     return np.round(out).astype(hu.dtype), float(top - slice_mm / 2)
 

@@ -1,5 +1,6 @@
-"""benchmarks/real_thick.py: thick slices are the means of the thin slices they hold, at the
-slab's centre z, and the written scan keeps the world z of the labels."""
+"""benchmarks/real_thick.py: a thick slice is the mean of the thin slices weighted by their
+overlap with its slab, at the slab's centre z, and the written scan keeps the world z of the
+labels."""
 import importlib.util
 from pathlib import Path
 

@@ -51,6 +51,26 @@ def test_painter_ellipse_area_and_partial_volume():
     assert hu[0, 50, 50] == 100
 
 
+def test_tube_with_a_larger_z_radius_has_a_tall_flat_cross_section():
+    """A level tube along x with radius 3 mm and half-height 6 mm (a rib shaft): on 1 mm slices
+    and pixels its cross-section is 12 mm high and 6 mm thick, with twice the area of the round
+    tube of radius 3 mm."""
+    x = np.arange(-20, 21, 1.0)
+    z = np.arange(15.0, -15.5, -1.0)
+
+    def section(z_radius):
+        hu = np.zeros((z.size, x.size, x.size), dtype=np.int16)
+        P = Painter(hu, slice_z_mm=z, thickness_mm=1.0, x_mm=x, y_mm=x)
+        P.tube([[-15.0, 0.0, 0.0], [15.0, 0.0, 0.0]], 3.0, 1000, z_radius_mm=z_radius)
+        return hu[:, :, 20]                           # the plane x = 0: slices z, rows y
+
+    flat, round_ = section(6.0), section(None)
+    zs, ys = np.nonzero(flat >= 500)
+    assert z[zs].max() - z[zs].min() + 1 == pytest.approx(12, abs=1)
+    assert x[ys].max() - x[ys].min() + 1 == pytest.approx(6, abs=1)
+    assert flat.sum() / round_.sum() == pytest.approx(2.0, rel=0.05)
+
+
 def test_texture_is_periodic_floored_and_scales_the_painted_value():
     tex = Texture.make(np.random.default_rng(0), size=8, cell_mm=2.0, floor=-0.4).moved(np.random.default_rng(1), 0.5)
     assert tex.table.min() == pytest.approx(-0.4)

@@ -1,6 +1,6 @@
 """Synthetic bone anatomy, checked where it is rendered: iliac crest level, rib attachment,
 transverse process lengths, pedicle rings in the frontal view, the arch bridging the discs in a
-sagittal view, rib brightness against the spine."""
+sagittal view, rib brightness against the spine, the rib shafts' flat sections."""
 from dataclasses import replace
 
 import numpy as np
@@ -179,3 +179,26 @@ def test_lowest_ribs_read_dimmer_than_the_lumbar_spine_in_a_frontal_mip(case):
     rib_hu = np.percentile(front[ribs][:, beside], 99)
     spine_hu = np.percentile(front[spine][:, np.abs(x - sx) <= 20], 99)
     assert 0.3 * spine_hu < rib_hu < 0.9 * spine_hu, (rib_hu, spine_hu)
+
+
+
+def test_lowest_rib_shafts_are_taller_along_z_than_a_round_rib(case):
+    """Real rib shafts are flat: 10-13 mm high, 5-7 mm thick (elongated sections, Holcombe et al.
+    2019, 2023). Behind the kidneys, 50-70 mm out from the spine, a vertical ray through the
+    11th or 12th rib crosses 10 mm or more of bone (a round rib 7-9 mm across: at most its
+    diameter over the cosine of its slope, under 10 mm)."""
+    plan, hu, g = case
+    y, x = _grid(plan)
+    z = plan.slice_z_mm
+    t11, l1 = plan.vertebra("T11"), plan.vertebra("L1")
+    sx, sy = float(g.sx(t11.z_centre)), float(g.sy(t11.z_centre))
+    rows = (z < t11.z_top) & (z > l1.z_bottom)
+    cols = np.flatnonzero((np.abs(x - sx) >= 50) & (np.abs(x - sx) <= 70))
+    back = np.flatnonzero(y > sy + t11.b + 10)        # behind the canal's front: the ribs' back
+    bone = hu[np.ix_(np.flatnonzero(rows), back, cols)] > 200
+    # the longest run of consecutive bone slices in any (y, x) column
+    longest, run = np.zeros(bone.shape[1:], int), np.zeros(bone.shape[1:], int)
+    for sl in bone:
+        run = np.where(sl, run + 1, 0)
+        longest = np.maximum(longest, run)
+    assert longest.max() * plan.spacing_mm[0] >= 10, longest.max()

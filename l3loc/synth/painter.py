@@ -270,17 +270,21 @@ class Painter:
             sub[m] = np.rint(sub[m] * (1.0 - fv) + h * fv).astype(np.int16)
 
     def tube(self, points_mm, radius_mm: float, hu: float, core_hu: float | None = None,
-             cortex_mm: float = 1.5, texture: Texture | None = None) -> None:
-        """Paint a tube along a polyline, as overlapping spheres, with exact slice-thickness
-        partial volume: each voxel takes the fraction of its slice inside the tube.
+             cortex_mm: float = 1.5, texture: Texture | None = None,
+             z_radius_mm: float | None = None) -> None:
+        """Paint a tube along a polyline, as overlapping spheres (spheroids if ``z_radius_mm``
+        differs from ``radius_mm``), with exact slice-thickness partial volume: each voxel takes
+        the fraction of its slice inside the tube.
 
         Args:
             points_mm: (n, 3) polyline vertices (x, y, z) in mm.
-            radius_mm: tube radius (mm).
+            radius_mm: tube radius (mm) in the axial plane.
             hu: value of the tube (of its cortical shell if ``core_hu`` is given).
             core_hu: value of the core (marrow) inside a shell of ``cortex_mm``.
             cortex_mm: shell thickness (mm).
             texture: if given, both values vary voxel by voxel as ``value * texture.factor``.
+            z_radius_mm: half-height of the tube along z (default ``radius_mm``: round). A
+                near-level tube with a larger half-height has a tall, flat cross-section.
         """
         p = np.asarray(points_mm, dtype=np.float64)
         # resample so that neighbouring spheres overlap (step 0.7 r: between two centres the
@@ -292,23 +296,24 @@ class Painter:
         pts = np.stack([np.interp(si, s, p[:, k]) for k in range(3)], axis=1)
         # groups of spheres keep each group's bounding box (and its dense buffers) small; the
         # group boundaries share a sphere so the tube stays closed
+        z_radius_mm = radius_mm if z_radius_mm is None else z_radius_mm
         for g0 in range(0, max(n - 1, 1), _TUBE_GROUP - 1):
-            self._spheres(pts[g0:g0 + _TUBE_GROUP], radius_mm, hu, core_hu, cortex_mm, texture)
+            self._spheres(pts[g0:g0 + _TUBE_GROUP], radius_mm, z_radius_mm, hu, core_hu, cortex_mm, texture)
 
-    def _spheres(self, pts, radius_mm, hu, core_hu, cortex_mm, texture) -> None:
-        i0, i1 = self._slices(pts[:, 2].min() - radius_mm, pts[:, 2].max() + radius_mm)
+    def _spheres(self, pts, radius_mm, z_radius_mm, hu, core_hu, cortex_mm, texture) -> None:
+        i0, i1 = self._slices(pts[:, 2].min() - z_radius_mm, pts[:, 2].max() + z_radius_mm)
         c0, c1 = self._index_range(self.x, pts[:, 0].min() - radius_mm, pts[:, 0].max() + radius_mm)
         r0, r1 = self._index_range(self.y, pts[:, 1].min() - radius_mm, pts[:, 1].max() + radius_mm)
         if i0 >= i1 or c0 >= c1 or r0 >= r1:
             return
         # all spheres at once: voxel offsets (dz, dy, dx) that can reach a sphere centred within
         # half a voxel of its nearest voxel centre (the cube's corners are left out)
-        kz = int(np.ceil(radius_mm / self.t + 0.5))
+        kz = int(np.ceil(z_radius_mm / self.t + 0.5))
         ky = int(np.ceil(radius_mm / self.dy))
         kx = int(np.ceil(radius_mm / self.dx))
         oz, oy, ox = np.meshgrid(np.arange(-kz, kz + 1), np.arange(-ky, ky + 1), np.arange(-kx, kx + 1), indexing="ij")
         reach = ((np.maximum(np.abs(oy) - 0.5, 0) * self.dy) ** 2 + (np.maximum(np.abs(ox) - 0.5, 0) * self.dx) ** 2
-                 <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 1.0, 0) * self.t <= radius_mm)
+                 <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 1.0, 0) * self.t <= z_radius_mm)
         oz, oy, ox = oz[reach].astype(np.int32), oy[reach].astype(np.int32), ox[reach].astype(np.int32)
         zi = np.rint((self.z[0] - pts[:, 2]) / self.t).astype(np.int32)
         yi = np.rint((pts[:, 1] - self.y[0]) / (self.y[1] - self.y[0])).astype(np.int32)
@@ -325,8 +330,12 @@ class Painter:
         shape = (i1 - i0, r1 - r0, c1 - c0)
         flat = ((Z - i0).astype(np.int64) * shape[1] + (Y - r0)) * shape[2] + (X - c0)
         fracs = []
-        for rad in (radius_mm, radius_mm - cortex_mm) if core_hu is not None else (radius_mm,):
-            h = np.sqrt(np.maximum(np.float32(rad * rad) - rho2, 0.0))
+        radii = [(radius_mm, z_radius_mm)]
+        if core_hu is not None:
+            radii.append((radius_mm - cortex_mm, z_radius_mm - cortex_mm))
+        for rad, zrad in radii:
+            # half-height of the spheroid above the voxel's axial position
+            h = np.float32(zrad / rad) * np.sqrt(np.maximum(np.float32(rad * rad) - rho2, 0.0))
             f = overlap_fraction(-h, h, dz, self.t).astype(np.float32)
             buf = np.zeros(shape[0] * shape[1] * shape[2], dtype=np.float32)
             np.maximum.at(buf, flat, f)

@@ -233,6 +233,7 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
         out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - tubercle_x, 0.0)
         zr = z0 + 4 * s - drop * frac ** 1.5 - _low_rib_slope(k, n) * out_mm
         r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
+        rz = p.bone["rib_half_height"]
         sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
             head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
@@ -245,9 +246,11 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
             # lowest ribs of real scans read 0.4-0.9 of the lumbar spine's brightest pixels;
             # at 2/3 of solid bone the phantoms' read 0.7-1.3
             n_back = int(np.searchsorted(th, 110.0)) + 1
-            P.tube([head, tubercle] + arc[:n_back], r, 0.5 * cortex, 0.85 * spongy, cortex_mm=1.2, texture=tex(_RIB_AMP))
+            P.tube([head, tubercle] + arc[:n_back], r, 0.5 * cortex, 0.85 * spongy, cortex_mm=1.2,
+                   texture=tex(_RIB_AMP), z_radius_mm=rz)
             if n_back < len(arc):
-                P.tube(arc[n_back - 1:], 0.85 * r, 0.35 * cortex, 0.7 * spongy, cortex_mm=1.0, texture=tex(_RIB_AMP))
+                P.tube(arc[n_back - 1:], 0.85 * r, 0.35 * cortex, 0.7 * spongy, cortex_mm=1.0,
+                       texture=tex(_RIB_AMP), z_radius_mm=0.85 * rz)
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)

@@ -22,6 +22,12 @@ through ``preprocess_volume`` with the ``cpu_fast`` config (the prediction path:
   Gaussian) in the sagittal lumbar band and that residual's lag-1 row autocorrelation (grain).
 
 Prints one row per image and the real range against the phantom range.
+
+``--thick-mm 5``: every real scan and its matching phantoms (the same cases as without it) are
+first made into contiguous slabs of that thickness the way ``benchmarks/real_thick.py`` makes
+the real 5 mm set (a box slice profile): like against like. Matching phantoms rendered at 5 mm
+directly are other cases (``--real-val work/data/real_val_thick5``), and case-to-case spread then
+hides what thick slices do (ninth session: the lowest ribs' fade).
 """
 import argparse
 import sys
@@ -40,6 +46,7 @@ from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import band_col_range, preprocess_volume, side_mask_cols  # noqa: E402
 from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
+from real_thick import thick_slices  # noqa: E402
 from side_by_side import matching_phantom, real_scans  # noqa: E402
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
@@ -184,12 +191,28 @@ def phantom_bodies(plan) -> dict:
             for n in ("T12",) + LUMBAR if n in ext}
 
 
+def thickened(vol, l3_slice: float, bodies: dict, mm: float | None):
+    """(volume, L3 slice, bodies) with the volume's slices made into slabs of ``mm`` (as the
+    real 5 mm set is made), canonical slice positions carried over; all unchanged when ``mm``
+    is None or not thicker than the slices."""
+    t = float(vol.spacing_mm[0])
+    if mm is None or mm <= t:
+        return vol, l3_slice, bodies
+    thick, _ = thick_slices(vol.hu, -t * np.arange(vol.hu.shape[0]), mm)
+    # canonical slice s (centre at index s) lies (s + 0.5) * t below the top edge
+    to_thick = lambda s: (s + 0.5) * t / mm - 0.5
+    return (SimpleNamespace(hu=thick, spacing_mm=(mm, *vol.spacing_mm[1:]), geometry=None), to_thick(l3_slice),
+            {n: (to_thick(a), to_thick(b)) for n, (a, b) in bodies.items()})
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real-val", type=Path, default=ROOT.parent / "shared" / "data" / "real_val")
     ap.add_argument("--real", type=Path, default=ROOT.parent / "shared" / "data" / "real")
     ap.add_argument("--n", type=int, default=2, help="phantoms per real scan (seeds 0..n-1)")
     ap.add_argument("--style", default="default")
+    ap.add_argument("--thick-mm", type=float, default=None,
+                    help="make real scans and their phantoms into slabs this thick first (see above)")
     args = ap.parse_args()
     cfg = PreprocessConfig.from_dict(load_config(resolve_config("cpu_fast"))["preprocess"])
     rows = []
@@ -198,12 +221,14 @@ def main() -> int:
             continue   # negatives and unlabelled scans: no lumbar reference
         ct = read_volume(scan["path"])
         l3 = float(ct.geometry.canonical_from_z(scan["l3_z_mm"]))
-        rows.append(("real", scan["name"], measure(ct, l3, real_bodies(scan, ct, args.real_val, args.real), cfg)))
+        suffix = f"@{args.thick_mm:g}mm" if args.thick_mm else ""
+        rows.append(("real", scan["name"] + suffix, measure(
+            *thickened(ct, l3, real_bodies(scan, ct, args.real_val, args.real), args.thick_mm), cfg)))
         for seed in range(args.n):
             plan, hu = matching_phantom(ct, True, args.style, seed)
             ph = SimpleNamespace(hu=hu, spacing_mm=plan.acquired_spacing_mm, geometry=None)
-            rows.append(("phantom", f"{plan.name}~{scan['name']}",
-                         measure(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), cfg)))
+            rows.append(("phantom", f"{plan.name}~{scan['name']}{suffix}", measure(
+                *thickened(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), args.thick_mm), cfg)))
     head = f"| {'image':38s} | " + " | ".join(f"{c:>12s}" for c in COLS) + " |"
     print(head)
     print("|" + "-" * 40 + "|" + "|".join("-" * 14 for _ in COLS) + "|")

@@ -1,0 +1,42 @@
+"""benchmarks/phantom_vs_real.py --thick-mm: a volume made into thick slabs keeps its L3 and
+body positions on the slab grid (like against like: real scans and their own phantoms)."""
+import importlib.util
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+_bench = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(_bench))
+_spec = importlib.util.spec_from_file_location("phantom_vs_real", _bench / "phantom_vs_real.py")
+phantom_vs_real = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(phantom_vs_real)
+
+
+def test_thickened_volume_keeps_the_marked_slice_on_the_slab_grid():
+    # 20 slices of 1 mm; slice 7 alone is bright: in 5 mm slabs it lies in slab 1
+    # (7.5 mm below the top edge: slab 1 spans 5-10 mm), a fifth of its value
+    hu = np.zeros((20, 4, 4), np.int16)
+    hu[7] = 1000
+    vol = SimpleNamespace(hu=hu, spacing_mm=(1.0, 0.8, 0.8), geometry="kept")
+    thick, l3, bodies = phantom_vs_real.thickened(vol, 7.0, {"L3": (5.0, 9.0)}, 5.0)
+    assert thick.hu.shape == (4, 4, 4) and thick.spacing_mm == (5.0, 0.8, 0.8)
+    assert thick.hu[:, 0, 0].tolist() == [0, 200, 0, 0]
+    assert l3 == 1.0 and np.allclose(bodies["L3"], (0.6, 1.4))
+    # no thicker slabs asked for (or not thicker than the slices): the volume itself
+    assert phantom_vs_real.thickened(vol, 7.0, {}, None)[0] is vol
+    assert phantom_vs_real.thickened(vol, 7.0, {}, 1.0)[0] is vol
+
+
+def test_acquisition_sets_draw_their_family_s_voxels(tmp_path):
+    """benchmarks/acquisition_sets.py: the coarse family is 4.4 mm slices of 4-5 mm pixels (the
+    draw rounded to whole rendered pixels), every case with L3 (two cases of the real generator)."""
+    spec = importlib.util.spec_from_file_location("acquisition_sets", _bench / "acquisition_sets.py")
+    acquisition_sets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(acquisition_sets)
+    assert acquisition_sets.main(["--family", "coarse", "--out", str(tmp_path), "--n", "2", "--workers", "1"]) == 0
+    d = np.load(tmp_path / "l3_dataset.npz", allow_pickle=True)
+    spacing = np.asarray(d["spacings"], dtype=float)
+    assert np.allclose(spacing[:, 2], 4.4) and (spacing[:, :2] >= 3.5).all() and (spacing[:, :2] <= 5.5).all()
+    assert not np.asarray(d["negative"]).any()

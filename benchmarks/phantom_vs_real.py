@@ -17,6 +17,9 @@ through ``preprocess_volume`` with the ``cpu_fast`` config (the prediction path:
 - ``ribs/spine``, ``pelvis/spine``: 99th percentile of the frontal image without side mask
   beside the spine (|x| 40..130 mm) at 90..130 mm above L3's centre (lowest ribs) and
   70..120 mm below it (iliac wings), over that of the spine column at L1..L4.
+- ``arch/body``: in the sagittal image, 60 mm above and below L3's centre, 99th percentile of the
+  columns 15..50 mm behind the canvas centre (the back of the vertebral bodies: laminae and
+  spinous processes) over that of the columns 5..40 mm in front of it (the bodies).
 - ``>0.1``, ``>0.3``: fraction of the canvas (both views) above 0.1 and 0.3 (bone and clutter).
 - ``noise``, ``ac1``: standard deviation of the high-pass residual (image minus its 1.5 px
   Gaussian) in the sagittal lumbar band and that residual's lag-1 row autocorrelation (grain).
@@ -52,7 +55,8 @@ from side_by_side import matching_phantom, real_scans  # noqa: E402
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 #: VerSe label of each level in spine_labels_verse_convention.nii.gz
 VERSE = {"T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24}
-COLS = ("S body/disc", "F body/disc", "disc_mm", "core/rim", "ribs/spine", "pelvis/spine", ">0.1", ">0.3", "noise", "ac1")
+COLS = ("S body/disc", "F body/disc", "disc_mm", "core/rim", "ribs/spine", "pelvis/spine", "arch/body", ">0.1", ">0.3",
+        "noise", "ac1")
 
 
 def band_profile(img: np.ndarray, cfg: PreprocessConfig, view: str) -> np.ndarray:
@@ -134,6 +138,18 @@ def lateral_ratio(front: np.ndarray, l3_row: float, bodies: dict, cfg: Preproces
     return region(-130, -90), region(70, 120)
 
 
+def arch_body(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> float:
+    """Posterior elements over vertebral bodies in the sagittal image (the canvas centre is the
+    back of the bodies: ``preprocess``'s spine-centred sagittal canvas)."""
+    mm = cfg.spacing_mm
+    x = (np.arange(sag.shape[1]) - sag.shape[1] // 2) * mm
+    r0, r1 = int(max(l3_row - 60 / mm, 0)), int(min(l3_row + 60 / mm, sag.shape[0]))
+    if r1 - r0 < 3:
+        return np.nan
+    body = np.percentile(sag[r0:r1][:, (x >= -40) & (x <= -5)], 99)
+    return float(np.percentile(sag[r0:r1][:, (x >= 15) & (x <= 50)], 99) / max(body, 1e-3))
+
+
 def noise(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> tuple[float, float]:
     c0, c1 = side_mask_cols(sag.shape[1], band_col_range(cfg, "sagittal"))
     r0, r1 = int(max(l3_row - 60 / cfg.spacing_mm, 0)), int(min(l3_row + 60 / cfg.spacing_mm, sag.shape[0]))
@@ -162,6 +178,7 @@ def measure(ct, l3_slice: float, bodies_slices: dict, cfg: PreprocessConfig) -> 
     nz, ac = noise(sag.image, sag.label_row_px, cfg)
     return {"S body/disc": bd_s, "F body/disc": bd_f, "disc_mm": 0.5 * (w_s + w_f),
             "core/rim": core_rim(sag.image, bodies, cfg), "ribs/spine": ribs, "pelvis/spine": pelvis,
+            "arch/body": arch_body(sag.image, sag.label_row_px, cfg),
             ">0.1": float((both > 0.1).mean()), ">0.3": float((both > 0.3).mean()), "noise": nz, "ac1": ac}
 
 

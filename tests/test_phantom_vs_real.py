@@ -40,3 +40,15 @@ def test_acquisition_sets_draw_their_family_s_voxels(tmp_path):
     spacing = np.asarray(d["spacings"], dtype=float)
     assert np.allclose(spacing[:, 2], 4.4) and (spacing[:, :2] >= 3.5).all() and (spacing[:, :2] <= 5.5).all()
     assert not np.asarray(d["negative"]).any()
+
+
+def test_arch_body_is_the_posterior_columns_over_the_bodies():
+    """A sagittal image (2 mm pixels) whose columns behind the canvas centre read 0.3 and in front
+    0.6: arch/body 0.5, whatever lies beyond the measured columns."""
+    cfg = SimpleNamespace(spacing_mm=2.0)
+    img = np.zeros((100, 64), np.float32)
+    x = (np.arange(64) - 32) * 2.0
+    img[:, (x >= -40) & (x <= -5)] = 0.6
+    img[:, (x >= 15) & (x <= 50)] = 0.3
+    img[:, x > 50] = 1.0                      # the back's skin and table: not measured
+    assert phantom_vs_real.arch_body(img, 50.0, cfg) == np.float32(0.3) / np.float32(0.6)

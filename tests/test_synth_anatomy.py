@@ -181,10 +181,9 @@ def test_lowest_ribs_read_dimmer_than_the_lumbar_spine_in_a_frontal_mip(case):
     assert 0.3 * spine_hu < rib_hu < 0.9 * spine_hu, (rib_hu, spine_hu)
 
 
-
 def test_lowest_rib_shafts_are_taller_along_z_than_a_round_rib(case):
     """Real rib shafts are flat: 10-13 mm high, 5-7 mm thick (elongated sections, Holcombe et al.
-    2019, 2023). Behind the kidneys, 50-70 mm out from the spine, a vertical ray through the
+    2019, 2023). Behind the front of the spinal canal, 50-70 mm out from the spine, a vertical ray through the
     11th or 12th rib crosses 10 mm or more of bone (a round rib 7-9 mm across: at most its
     diameter over the cosine of its slope, under 10 mm)."""
     plan, hu, g = case

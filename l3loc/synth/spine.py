@@ -249,10 +249,11 @@ def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
         "spinous_l": float(brng.uniform(25, 35) * s),
         # thoracic spinous processes: long, sloping down 40-60 degrees below the horizontal
         "spinous_t_deg": float(brng.uniform(40, 60)),
-        # rib shaft cross-section: flat and tall, 5-7 mm thick and 10-13 mm high (real rib
-        # sections are elongated along z, inertial moment ratios well above 1: Holcombe et al.
-        # 2019, 2023). A round tube of the same area is shorter along z, so a thick slice
-        # averages it away sooner than a real rib (benchmarks/phantom_vs_real.py at 5 mm)
+        # rib shaft cross-section: flat and tall, 5-7 mm thick and 10-13 mm high, about the area
+        # of the round 7-9 mm tube it replaced (real rib sections are elongated along z, inertial
+        # moment ratios well above 1: Holcombe et al. 2019, 2023). Made for the anatomy: made 5 mm
+        # thick, ircad_07's lowest ribs fade as round ones did, flat ones less
+        # (phantom_vs_real.py --thick-mm 5; benchmarks/README.md, ninth session)
         "rib_r": float(brng.uniform(2.6, 3.4) * s),
         "rib_half_height": float(brng.uniform(5.0, 6.5) * s),
         # degrees of axial rotation per mm of lateral shift of a scoliotic vertebra

@@ -117,10 +117,20 @@ def core_rim(sag: np.ndarray, bodies: dict, cfg: PreprocessConfig) -> float:
     return float(np.median(out)) if out else np.nan
 
 
+def rows_around(img: np.ndarray, l3_row: float, lo_mm: float, hi_mm: float, mm: float) -> tuple[int, int]:
+    """Row range [r0, r1) from ``lo_mm`` to ``hi_mm`` below L3's row (negative: above), clipped
+    to the image."""
+    return int(max(l3_row + lo_mm / mm, 0)), int(min(l3_row + hi_mm / mm, img.shape[0]))
+
+
+def column_mm(img: np.ndarray, mm: float) -> np.ndarray:
+    """Position of each column from the canvas centre (mm)."""
+    return (np.arange(img.shape[1]) - img.shape[1] // 2) * mm
+
+
 def lateral_ratio(front: np.ndarray, l3_row: float, bodies: dict, cfg: PreprocessConfig) -> tuple[float, float]:
     mm = cfg.spacing_mm
-    mid = front.shape[1] // 2
-    x = (np.arange(front.shape[1]) - mid) * mm
+    x = column_mm(front, mm)
     side = (np.abs(x) >= 40) & (np.abs(x) <= 130)
     col = np.abs(x) <= 20
     rows = [r for n, (t, b) in bodies.items() if n in ("L1", "L2", "L3", "L4") for r in range(int(t), int(b) + 1)]
@@ -130,7 +140,7 @@ def lateral_ratio(front: np.ndarray, l3_row: float, bodies: dict, cfg: Preproces
     spine = np.percentile(front[rows][:, col], 99) if rows else np.nan
 
     def region(lo_mm, hi_mm):
-        r0, r1 = int(max(l3_row + lo_mm / mm, 0)), int(min(l3_row + hi_mm / mm, front.shape[0]))
+        r0, r1 = rows_around(front, l3_row, lo_mm, hi_mm, mm)
         if r1 - r0 < 3:
             return np.nan
         return float(np.percentile(front[r0:r1][:, side], 99) / max(spine, 1e-3))
@@ -142,8 +152,8 @@ def arch_body(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> float:
     """Posterior elements over vertebral bodies in the sagittal image (the canvas centre is the
     back of the bodies: ``preprocess``'s spine-centred sagittal canvas)."""
     mm = cfg.spacing_mm
-    x = (np.arange(sag.shape[1]) - sag.shape[1] // 2) * mm
-    r0, r1 = int(max(l3_row - 60 / mm, 0)), int(min(l3_row + 60 / mm, sag.shape[0]))
+    x = column_mm(sag, mm)
+    r0, r1 = rows_around(sag, l3_row, -60, 60, mm)
     if r1 - r0 < 3:
         return np.nan
     body = np.percentile(sag[r0:r1][:, (x >= -40) & (x <= -5)], 99)
@@ -152,7 +162,7 @@ def arch_body(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> float:
 
 def noise(sag: np.ndarray, l3_row: float, cfg: PreprocessConfig) -> tuple[float, float]:
     c0, c1 = side_mask_cols(sag.shape[1], band_col_range(cfg, "sagittal"))
-    r0, r1 = int(max(l3_row - 60 / cfg.spacing_mm, 0)), int(min(l3_row + 60 / cfg.spacing_mm, sag.shape[0]))
+    r0, r1 = rows_around(sag, l3_row, -60, 60, cfg.spacing_mm)
     box = sag[r0:r1, c0:c1]
     res = box - gaussian_filter(box, 1.5)
     m = gaussian_filter(box, 1.5) > 0.05     # inside bone (below the window all is 0 and flat)

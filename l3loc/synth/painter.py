@@ -294,9 +294,9 @@ class Painter:
         n = max(int(np.ceil(s[-1] / (0.7 * radius_mm))) + 1, 2)
         si = np.linspace(0.0, s[-1], n)
         pts = np.stack([np.interp(si, s, p[:, k]) for k in range(3)], axis=1)
+        z_radius_mm = radius_mm if z_radius_mm is None else z_radius_mm
         # groups of spheres keep each group's bounding box (and its dense buffers) small; the
         # group boundaries share a sphere so the tube stays closed
-        z_radius_mm = radius_mm if z_radius_mm is None else z_radius_mm
         for g0 in range(0, max(n - 1, 1), _TUBE_GROUP - 1):
             self._spheres(pts[g0:g0 + _TUBE_GROUP], radius_mm, z_radius_mm, hu, core_hu, cortex_mm, texture)
 

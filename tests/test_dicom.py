@@ -40,6 +40,20 @@ def test_dicom_round_trip_with_rescale(tmp_path):
     assert z == [100.5, 98.0, 95.5, 93.0]
 
 
+def test_an_overlapping_series_states_its_thickness_apart_from_its_spacing(tmp_path):
+    """5 mm slices every 2.5 mm: SliceThickness 5, and the volume read back on the 2.5 mm
+    positions (the slices' spacing, not their thickness)."""
+    write_dicom_series(tmp_path / "s", _phantom(), SPACING, slice_thickness_mm=5.0)
+    write_dicom_series(tmp_path / "c", _phantom(), SPACING)
+    reader = sitk.ImageFileReader()
+    for folder, thickness in (("s", 5.0), ("c", 2.5)):
+        vol = read_volume(tmp_path / folder)
+        assert vol.spacing_mm == SPACING
+        reader.SetFileName(vol.meta["dicom_files"][0])
+        reader.ReadImageInformation()
+        assert float(reader.GetMetaData("0018|0050")) == thickness
+
+
 def test_dicom_integer_hu_reads_as_int16(tmp_path):
     hu = _phantom()
     write_dicom_series(tmp_path / "s", hu, SPACING)

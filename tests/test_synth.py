@@ -71,6 +71,32 @@ def test_tube_with_a_larger_z_radius_has_a_tall_flat_cross_section():
     assert flat.sum() / round_.sum() == pytest.approx(2.0, rel=0.05)
 
 
+def test_slices_thicker_than_their_spacing_each_see_their_share_of_a_thin_plate():
+    """An overlapping reconstruction (4 mm slices every 2 mm): a 2 mm plate at z in [-1, 1]
+    shows in three slices, half in the one centred on it and a quarter in each neighbour (a
+    contiguous 2 mm reconstruction shows it whole in one); the same for a plate made of a
+    tube's spheroids (the other painting path)."""
+    x = np.arange(-20, 21, 1.0)
+    z = np.arange(8.0, -8.5, -2.0)                 # 8, 6, ..., -8: the slice at 0 is index 4
+
+    def column(thickness, paint):
+        hu = np.zeros((z.size, x.size, x.size), dtype=np.int16)
+        paint(Painter(hu, slice_z_mm=z, thickness_mm=thickness, x_mm=x, y_mm=x))
+        return hu[:, 20, 20]
+
+    def plate(P):
+        P.ellipse(-1.0, 1.0, 0.0, 0.0, 15.0, 15.0, 1000)
+
+    def flat_tube(P):              # a level spheroid tube 12 mm wide and 2 mm high along x
+        P.tube([[-15.0, 0.0, 0.0], [15.0, 0.0, 0.0]], 6.0, 1000, z_radius_mm=1.0)
+
+    np.testing.assert_array_equal(column(2.0, plate), [0, 0, 0, 0, 1000, 0, 0, 0, 0])
+    np.testing.assert_array_equal(column(4.0, plate), [0, 0, 0, 250, 500, 250, 0, 0, 0])
+    contiguous, overlapping = column(2.0, flat_tube), column(4.0, flat_tube)
+    assert contiguous[4] == 1000 and contiguous.sum() == 1000
+    np.testing.assert_array_equal(overlapping, [0, 0, 0, 250, 500, 250, 0, 0, 0])
+
+
 def test_texture_is_periodic_floored_and_scales_the_painted_value():
     tex = Texture.make(np.random.default_rng(0), size=8, cell_mm=2.0, floor=-0.4).moved(np.random.default_rng(1), 0.5)
     assert tex.table.min() == pytest.approx(-0.4)

@@ -382,6 +382,22 @@ def test_noise_of_neighbouring_slices_is_correlated_as_planned(rho):
 
 def test_thick_slices_have_more_z_correlated_noise():
     plans = [plan_case(8, i) for i in range(300)]
-    thick = [p.noise_zcorr for p in plans if p.spacing_mm[0] >= 2.0]
-    thin = [p.noise_zcorr for p in plans if p.spacing_mm[0] < 2.0]
+    contiguous = [p for p in plans if p.slice_overlap == 1.0]
+    thick = [p.noise_zcorr for p in contiguous if p.spacing_mm[0] >= 2.0]
+    thin = [p.noise_zcorr for p in contiguous if p.spacing_mm[0] < 2.0]
     assert min(thick) >= 0.1 and max(thick) <= 0.5 and max(thin) <= 0.2
+
+
+def test_overlapping_slices_share_their_noise_as_they_share_their_data():
+    """Slices ``overlap`` times as thick as their spacing: neighbours share 1 - 1/overlap of
+    their profile, so of their quantum noise too; and thicker slices are less noisy."""
+    plans = [plan_case(8, i) for i in range(300)]
+    over = [p for p in plans if p.slice_overlap > 1.0]
+    assert 0.15 * len(plans) < len(over) < 0.45 * len(plans)
+    assert all(1.25 <= p.slice_overlap <= 2.0 and p.noise_zcorr >= 1 - 1 / p.slice_overlap - 1e-9 for p in over)
+    p = over[0]
+    twin = plan_case(8, p.index, replace(PRESETS["default"], overlap_rate=0.0))   # the same case, contiguous
+    assert twin.vertebrae == p.vertebrae and twin.slice_overlap == 1.0
+    assert p.noise_hu == pytest.approx(twin.noise_hu / np.sqrt(p.slice_overlap), abs=0.01)
+    assert twin.slice_thickness_mm == p.spacing_mm[0]
+    assert p.slice_thickness_mm == pytest.approx(p.spacing_mm[0] * p.slice_overlap)

@@ -127,7 +127,7 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
                        rescale_slope: float = 1.0, rescale_intercept: float = -1024.0,
                        patient_name: str = "L3LOC^SYNTHETIC", origin_xy_mm: Sequence[float] = (0.0, 0.0),
                        study_uid: str | None = None, series_description: str = "l3loc synthetic CT",
-                       modality: str = "CT") -> list[Path]:
+                       modality: str = "CT", slice_thickness_mm: float | None = None) -> list[Path]:
     """Write a canonical array as one axial CT series, one file per slice.
 
     Stored values are ``round((hu - rescale_intercept) / rescale_slope)`` as signed 16-bit, so
@@ -152,6 +152,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
         series_description: SeriesDescription.
         modality: Modality; another than CT (e.g. PT) makes the wrong series of a study, which
             ``l3loc.io.ct_checks`` must refuse.
+        slice_thickness_mm: SliceThickness; the slice spacing if None (contiguous slices; more
+            than the spacing for an overlapping reconstruction).
 
     Returns:
         The written files in canonical slice order.
@@ -179,7 +181,7 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
         "0008|0021": date, "0008|0031": clock, "0008|103e": series_description,
         "0010|0010": patient_name, "0010|0020": patient_name.replace("^", "_"),
         "0020|000d": study_uid, "0020|000e": series_uid, "0020|0010": "1", "0020|0011": "1",
-        "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": repr(sp_s), "0018|0088": repr(sp_s),
+        "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": repr(float(slice_thickness_mm or sp_s)), "0018|0088": repr(sp_s),
         "0028|1053": repr(float(rescale_slope)), "0028|1052": repr(float(rescale_intercept)),
         "0028|1054": "HU",
         # signed 16-bit storage; GDCM converts the float HU through the inverse rescale

@@ -79,6 +79,15 @@ class CasePlan:
     # (acquisition.reconstruct_coarse): thin bone (ribs, cortices, processes) fades by partial
     # volume, as in such scans
     inplane_binning: int = 1
+    # drawn from its own generator ([seed, index, 10]): the slice thickness over the spacing
+    # (an overlapping reconstruction when > 1: every slice sees its neighbours' anatomy, the
+    # discs and endplates blur along z as in such scans; 1 = contiguous slices)
+    slice_overlap: float = 1.0
+
+    @property
+    def slice_thickness_mm(self) -> float:
+        """Thickness of each slice's box profile (the spacing times :attr:`slice_overlap`)."""
+        return self.spacing_mm[0] * self.slice_overlap
 
     @property
     def acquired_spacing_mm(self) -> tuple:
@@ -108,7 +117,7 @@ class CasePlan:
     def _in_fov(self, z_top: float, z_bottom: float) -> bool:
         """True if some slice (with its thickness) overlaps [z_bottom, z_top] (a point when equal)."""
         z = self.slice_z_mm
-        half = 0.5 * self.spacing_mm[0]
+        half = 0.5 * self.slice_thickness_mm
         return bool(np.any((z - half <= z_top) & (z + half >= z_bottom)))
 
     @property
@@ -260,8 +269,11 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         else:
             ends.append(rng.uniform(145, 158))
 
-    # field of view (body frame z of its top and bottom slice centres)
+    # field of view (body frame z of its top and bottom slice centres); ``thick`` is the slice
+    # spacing, the slices are ``overlap`` times as thick
     thick = float(choice(rng, config.thickness_mm))
+    orng = np.random.default_rng([seed, index, 10])
+    overlap = float(orng.uniform(*config.overlap)) if orng.random() < config.overlap_rate else 1.0
     if fov_type == "head_to_thigh":
         top = lm["vertex"] + rng.uniform(0, 20)
         bottom = z_fh - rng.uniform(200, 330) * s
@@ -280,7 +292,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
             bottom = lm["symphysis_bottom"] - rng.uniform(0, 50)
     else:  # chest_only: ends between T11 and just above L3: no slice may touch L3
         top = lm["lung_apex"] + rng.uniform(0, 40)
-        lo = l3.z_top + thick
+        lo = l3.z_top + 0.5 * thick * (1 + overlap)     # the lowest slice's profile ends above L3
         bottom = rng.uniform(lo, max(by[f"T{max(n_ribs - 1, 1)}"].z_centre, lo + 1))
     n_slices = int(np.floor((top - bottom) / thick)) + 1
 
@@ -306,7 +318,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         px = float(round(min(r5.uniform(280, 380), r5.uniform(0.75, 0.92) * waist) / config.matrix, 3))
         fov_mm = px * config.matrix
         back_y = float(min(back_y, fov_mm / 2 - 10))
-    noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * dose)), 4, 90))
+    noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * overlap * dose)), 4, 90))
     bone = bone_sizes(brng, s, age)
     bone["sacral_slope_deg"] = by["S"].tilt_top
     # arms down: the forearms beside the trunk or resting on the abdomen (hands on the belly)
@@ -315,6 +327,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # noise of neighbouring slices: thick slices are reconstructed from thinner data with a
     # slice sensitivity profile wider than the spacing; correlation 0.1-0.5 (0-0.2 when thin)
     zcorr = float(nrng.uniform(0.1, 0.5) if thick >= 2.0 else nrng.uniform(0.0, 0.2))
+    zcorr = max(zcorr, 1.0 - 1.0 / overlap)   # overlapping slices share that much of their data
     lrng = np.random.default_rng([seed, index, 9])
     binning = 1
     if lrng.random() < config.lowres_rate:   # in-plane pixels of lowres_mm, at least twice the grid's
@@ -330,5 +343,5 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
         tilt_deg=tilt, cropped=cropped, style=config.style, forearms=forearms, screws=screws,
-        noise_zcorr=zcorr, inplane_binning=binning,
+        noise_zcorr=zcorr, inplane_binning=binning, slice_overlap=overlap,
     )

@@ -84,7 +84,11 @@ class SynthConfig:
         metal_rates: metal type -> probability.
         arms_raised_rate: probability of arms above the head (otherwise beside the body).
         scoliosis_rate: probability of a lateral spinal curve of 5-25 mm.
-        thickness_mm: slice thickness choices (mm; slices are contiguous) and their probabilities.
+        thickness_mm: slice spacing choices (mm) and their probabilities; the slices are as thick
+            as their spacing (contiguous) unless overlapping.
+        overlap_rate: probability of an overlapping reconstruction: slices thicker than their
+            spacing (1.25 mm every 0.625 mm, 3 mm every 1.5 mm, 5 mm every 2.5 mm; a PET/CT's
+            5 mm every 3.3 mm), their thickness ``overlap`` (min, max) times the spacing.
         inplane_mm: (min, max) in-plane pixel spacing in mm.
         matrix: in-plane matrix size (rows = cols).
         phase_rates: contrast phase (of cases with contrast) -> probability.
@@ -113,6 +117,8 @@ class SynthConfig:
     scoliosis_rate: float = 0.1
     thickness_mm: dict = field(default_factory=lambda: {
         0.625: 0.04, 1.0: 0.08, 1.25: 0.08, 2.0: 0.10, 2.5: 0.20, 3.0: 0.20, 5.0: 0.30})
+    overlap_rate: float = 0.3
+    overlap: tuple = (1.25, 2.0)
     inplane_mm: tuple = (0.6, 1.0)
     matrix: int = 512
     phase_rates: dict = field(default_factory=lambda: {"arterial": 0.25, "portal": 0.55, "excretory": 0.2})

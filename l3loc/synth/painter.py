@@ -135,8 +135,9 @@ class Painter:
 
     Args:
         hu: [S, R, C] int16 volume, e.g. filled with air (-1000).
-        slice_z_mm: (S,) z of each slice centre (mm, +superior; decreasing with the index).
-        thickness_mm: slice thickness (mm).
+        slice_z_mm: (S,) z of each slice centre (mm, +superior; decreasing with the index),
+            evenly spaced.
+        thickness_mm: slice thickness (mm): the spacing, or more when slices overlap.
         x_mm: (C,) x of each column centre (mm, patient right -> left).
         y_mm: (R,) y of each row centre (mm, anterior -> posterior).
     """
@@ -145,6 +146,7 @@ class Painter:
         self.hu = hu
         self.z = np.asarray(slice_z_mm, dtype=np.float64)
         self.t = float(thickness_mm)
+        self.dz = float(abs(self.z[1] - self.z[0])) if len(self.z) > 1 else self.t   # slice spacing
         self.x = np.asarray(x_mm, dtype=np.float32)
         self.y = np.asarray(y_mm, dtype=np.float32)
         self.dx = float(abs(self.x[1] - self.x[0]))
@@ -307,15 +309,16 @@ class Painter:
         if i0 >= i1 or c0 >= c1 or r0 >= r1:
             return
         # all spheres at once: voxel offsets (dz, dy, dx) that can reach a sphere centred within
-        # half a voxel of its nearest voxel centre (the cube's corners are left out)
-        kz = int(np.ceil(z_radius_mm / self.t + 0.5))
+        # half a voxel of its nearest voxel centre (the cube's corners are left out); a slice
+        # reaches it when its profile (half a thickness either side of its centre) does
+        kz = int(np.floor((z_radius_mm + 0.5 * self.t) / self.dz + 0.5))
         ky = int(np.ceil(radius_mm / self.dy))
         kx = int(np.ceil(radius_mm / self.dx))
         oz, oy, ox = np.meshgrid(np.arange(-kz, kz + 1), np.arange(-ky, ky + 1), np.arange(-kx, kx + 1), indexing="ij")
         reach = ((np.maximum(np.abs(oy) - 0.5, 0) * self.dy) ** 2 + (np.maximum(np.abs(ox) - 0.5, 0) * self.dx) ** 2
-                 <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 1.0, 0) * self.t <= z_radius_mm)
+                 <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 0.5, 0) * self.dz - 0.5 * self.t <= z_radius_mm)
         oz, oy, ox = oz[reach].astype(np.int32), oy[reach].astype(np.int32), ox[reach].astype(np.int32)
-        zi = np.rint((self.z[0] - pts[:, 2]) / self.t).astype(np.int32)
+        zi = np.rint((self.z[0] - pts[:, 2]) / self.dz).astype(np.int32)
         yi = np.rint((pts[:, 1] - self.y[0]) / (self.y[1] - self.y[0])).astype(np.int32)
         xi = np.rint((pts[:, 0] - self.x[0]) / (self.x[1] - self.x[0])).astype(np.int32)
         Z = zi[:, None] + oz[None, :]

@@ -126,7 +126,7 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
         hu.fill(AIR_HU)
     x_mm = (np.arange(cols) - (cols - 1) / 2) * dx
     y_mm = (np.arange(rows) - (rows - 1) / 2) * dy
-    P = Painter(hu, plan.slice_z_mm, plan.spacing_mm[0], x_mm, y_mm)
+    P = Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x_mm, y_mm)
     g = geometry(plan)
     st = STYLES[plan.style]
     # scanner choices of the style, from their own generator (the case's anatomy does not move)

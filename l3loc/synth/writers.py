@@ -89,7 +89,7 @@ def _make_case(job: tuple) -> dict:
     if dicom_dir is not None:
         from l3loc.io.dicom import write_dicom_series
         write_dicom_series(dicom_dir, hu, spacing, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy,
-                           patient_name=f"L3LOC^{plan.name}")
+                           patient_name=f"L3LOC^{plan.name}", slice_thickness_mm=plan.slice_thickness_mm)
         files["dicom"] = str(dicom_dir)
     return {"gt": gt, "img_f": img_f, "img_s": img_s, "rows": annotator_rows(gt, seed, index), "files": files}
 

@@ -31,6 +31,15 @@ first made into contiguous slabs of that thickness the way ``benchmarks/real_thi
 the real 5 mm set (a box slice profile): like against like. Matching phantoms rendered at 5 mm
 directly are other cases (``--real-val work/data/real_val_thick5``), and case-to-case spread then
 hides what thick slices do (ninth session: the lowest ribs' fade).
+
+``--coarse-mm 4.4``: the same, and in-plane too: slabs of that thickness, then the smoothing and
+binning a low-resolution reconstruction applies (``acquisition.reconstruct_coarse``, the
+generator's own, binning ``round(mm / pixel)``): every scan made into a PET/CT's voxels, to ask
+whether fine real scans lose their posterior elements at 4.4 mm as gate_wholebody shows them.
+
+``--overlap 2``: the matching phantoms' slices are that many times thicker than their spacing (an
+overlapping reconstruction; 1 = contiguous); the same cases otherwise, so runs with different
+values compare like for like. Without it, as the generator draws.
 """
 import argparse
 import sys
@@ -49,6 +58,7 @@ from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.preprocess import band_col_range, preprocess_volume, side_mask_cols  # noqa: E402
 from l3loc.preprocess_config import PreprocessConfig  # noqa: E402
+from l3loc.synth.acquisition import reconstruct_coarse  # noqa: E402
 from real_thick import thick_slices  # noqa: E402
 from side_by_side import matching_phantom, real_scans  # noqa: E402
 
@@ -232,6 +242,18 @@ def thickened(vol, l3_slice: float, bodies: dict, mm: float | None):
             {n: (to_thick(a), to_thick(b)) for n, (a, b) in bodies.items()})
 
 
+def coarsened(vol, l3_slice: float, bodies: dict, mm: float | None):
+    """:func:`thickened`, then in-plane smoothing and binning to about ``mm`` pixels (the
+    generator's low-resolution reconstruction); unchanged when ``mm`` is None."""
+    vol, l3_slice, bodies = thickened(vol, l3_slice, bodies, mm)
+    if mm is None:
+        return vol, l3_slice, bodies
+    binning = max(1, round(mm / float(vol.spacing_mm[1])))
+    hu = reconstruct_coarse(np.asarray(vol.hu).astype(np.int16), binning)
+    return (SimpleNamespace(hu=hu, spacing_mm=(vol.spacing_mm[0], *(s * binning for s in vol.spacing_mm[1:])),
+                            geometry=None), l3_slice, bodies)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--real-val", type=Path, default=ROOT.parent / "shared" / "data" / "real_val")
@@ -240,7 +262,15 @@ def main() -> int:
     ap.add_argument("--style", default="default")
     ap.add_argument("--thick-mm", type=float, default=None,
                     help="make real scans and their phantoms into slabs this thick first (see above)")
+    ap.add_argument("--coarse-mm", type=float, default=None,
+                    help="make them into slabs and pixels about this size first (see above)")
+    ap.add_argument("--overlap", type=float, default=None,
+                    help="phantom slice thickness over spacing (see above)")
     args = ap.parse_args()
+    overrides = None if args.overlap is None else {"overlap_rate": 1.0, "overlap": (args.overlap, args.overlap)}
+    if args.thick_mm and args.coarse_mm:
+        ap.error("--thick-mm and --coarse-mm: one at a time (--coarse-mm makes slabs too)")
+    mm, made = (args.coarse_mm, coarsened) if args.coarse_mm else (args.thick_mm, thickened)
     cfg = PreprocessConfig.from_dict(load_config(resolve_config("cpu_fast"))["preprocess"])
     rows = []
     for scan in real_scans(args.real_val, args.real):
@@ -248,14 +278,14 @@ def main() -> int:
             continue   # negatives and unlabelled scans: no lumbar reference
         ct = read_volume(scan["path"])
         l3 = float(ct.geometry.canonical_from_z(scan["l3_z_mm"]))
-        suffix = f"@{args.thick_mm:g}mm" if args.thick_mm else ""
+        suffix = f"@{mm:g}mm" + ("^3" if args.coarse_mm else "") if mm else ""
         rows.append(("real", scan["name"] + suffix, measure(
-            *thickened(ct, l3, real_bodies(scan, ct, args.real_val, args.real), args.thick_mm), cfg)))
+            *made(ct, l3, real_bodies(scan, ct, args.real_val, args.real), mm), cfg)))
         for seed in range(args.n):
-            plan, hu = matching_phantom(ct, True, args.style, seed)
+            plan, hu = matching_phantom(ct, True, args.style, seed, overrides)
             ph = SimpleNamespace(hu=hu, spacing_mm=plan.acquired_spacing_mm, geometry=None)
             rows.append(("phantom", f"{plan.name}~{scan['name']}{suffix}", measure(
-                *thickened(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), args.thick_mm), cfg)))
+                *made(ph, plan.ground_truth()["l3_slice"], phantom_bodies(plan), mm), cfg)))
     head = f"| {'image':38s} | " + " | ".join(f"{c:>12s}" for c in COLS) + " |"
     print(head)
     print("|" + "-" * 40 + "|" + "|".join("-" * 14 for _ in COLS) + "|")

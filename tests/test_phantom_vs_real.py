@@ -52,3 +52,17 @@ def test_arch_body_is_the_posterior_columns_over_the_bodies():
     img[:, (x >= 15) & (x <= 50)] = 0.3
     img[:, x > 50] = 1.0                      # the back's skin and table: not measured
     assert phantom_vs_real.arch_body(img, 50.0, cfg) == np.float32(0.3) / np.float32(0.6)
+
+
+def test_coarsened_volume_is_slabs_and_binned_pixels_of_about_the_size_asked():
+    """--coarse-mm 4.4 on 1.5 mm pixels and 1 mm slices: slabs of 4.4 mm, pixels binned 3 x 3
+    (4.5 mm), L3 and the bodies carried to the slab grid as --thick-mm does."""
+    hu = np.zeros((22, 12, 12), np.int16)
+    hu[:, 3:6, 3:6] = 900                     # one output pixel's worth of bone, in every slice
+    vol = SimpleNamespace(hu=hu, spacing_mm=(1.0, 1.5, 1.5), geometry="kept")
+    coarse, l3, bodies = phantom_vs_real.coarsened(vol, 11.0, {"L3": (8.0, 14.0)}, 4.4)
+    thick, l3_t, bodies_t = phantom_vs_real.thickened(vol, 11.0, {"L3": (8.0, 14.0)}, 4.4)
+    assert coarse.hu.shape == (thick.hu.shape[0], 4, 4) and coarse.spacing_mm == (4.4, 4.5, 4.5)
+    assert l3 == l3_t and bodies == bodies_t
+    assert 0 < coarse.hu[2, 1, 1] < 900 and coarse.hu[2, 3, 3] < coarse.hu[2, 1, 1]   # smoothed, binned
+    assert phantom_vs_real.coarsened(vol, 11.0, {}, None)[0] is vol

@@ -75,6 +75,9 @@ DEFAULTS: dict = {
         "p_positive": 0.5,            # probability that a training window contains L3
         "sync_bn": "auto",            # SyncBatchNorm across data-parallel processes: auto = on
                                       # with several GPU processes; true needs GPUs
+        "init_from": "",              # start from another model's weights (fine-tuning): a run,
+                                      # an export or a shipped model whose <view>/fold_<K> holds
+                                      # the fold trained; "" = from scratch
     },
     "eval": {
         "decoder": "profile",         # "profile" (smoothed, sub-pixel) or the card's "argmax"

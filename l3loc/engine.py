@@ -17,6 +17,10 @@ frontal and sagittal nets that evaluation fuses):
 ``--resume`` continues from ``last`` with the fold's own config: a different one is refused
 (naming the keys) unless allowed; only ``train.epochs`` may change.
 
+``train.init_from`` (a run, an export or a shipped model) fine-tunes: the fold starts from that
+model's ``<view>/fold_<K>`` weights instead of a random initialisation
+(:func:`l3loc.export.fold_weights`); the optimizer, the schedule and the data are a new run's.
+
 Determinism: the network is initialised after ``paddle.seed(seed)``; the data of epoch ``e`` are
 drawn from ``numpy.random.default_rng([seed, fold, e])``, and the learning rate is a pure
 function of the step. A run resumed from ``last`` therefore repeats the numbers of an
@@ -129,6 +133,13 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
     val_idx = np.array([index[n] for n in val_names])
 
     run = FoldRun.of(cfg, view, fold)
+    paddle.seed(tr["seed"])
+    net = build_net(cfg)
+    # a fine-tuning's weights are read before the fold folder is touched: a bad init_from loses nothing
+    init_dir = Path(tr["init_from"]) / view / f"fold_{fold}" if tr["init_from"] and not resume else None
+    if init_dir is not None:
+        from l3loc.export import fold_weights
+        fold_weights(init_dir, net)
     # every rank checks (and refuses alike) before rank 0 deletes or writes anything
     prepare_fold_dir(run, resume, overwrite, False, cfg, allow_config_change)
     distributed.barrier(n_ranks)
@@ -142,8 +153,8 @@ def _train_fold(cfg, view, fold, resume, overwrite, device, command, progress,
         log.info("[TRAIN] %s fold %d -> %s%s", view, fold, run.root, " (resumed)" * resume)
     distributed.barrier(n_ranks)
 
-    paddle.seed(tr["seed"])
-    net = build_net(cfg)
+    if init_dir is not None and writer:
+        log.info("[TRAIN] starting from the weights of %s", init_dir)
     if sync_bn:
         net = paddle.nn.SyncBatchNorm.convert_sync_batchnorm(net)
     # DataParallel averages the gradients over the ranks in backward(); `net` stays the plain

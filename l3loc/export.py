@@ -100,6 +100,58 @@ def export_fold(fold_dir: str | os.PathLike, out_dir: str | os.PathLike,
     return out_dir
 
 
+def fold_weights(fold_dir: str | os.PathLike, net) -> None:
+    """Set ``net``'s weights to those of a trained fold (``best.pdparams``) or an exported one
+    (``model.json`` + ``model.pdiparams``, as :func:`export_fold` writes and models are shipped):
+    the start of a fine-tuning (``train.init_from``).
+
+    An export names its tensors after the net's parameters (``build_net`` names them afresh,
+    ``conv2d_0.w_0`` ...; loading adds a ``_<n>`` suffix), so they are matched by name; then the
+    net and the export are run on one image and must agree, so a mismatch can never pass silently.
+
+    Raises:
+        InputError: neither kind of weights in ``fold_dir``, or weights of another architecture.
+    """
+    import numpy as np
+    import paddle
+
+    from l3loc.config import load_config
+
+    fold_dir = Path(fold_dir)
+    own = net.state_dict()
+    if (fold_dir / WEIGHTS).is_file():
+        source, exported = fold_dir / WEIGHTS, None
+        state = dict(load_checkpoint(source))
+    elif (fold_dir / EXPORT_PARAMS).is_file():
+        source, exported = fold_dir, paddle.jit.load(str(fold_dir / Path(EXPORT_GRAPH).stem))
+        key_of = {t.name: key for key, t in own.items()}
+        state = {}
+        for t in exported.parameters():
+            name = t.name if t.name in key_of else t.name.rsplit("_", 1)[0]
+            if name in key_of:
+                state[key_of[name]] = t
+    else:
+        raise InputError(fold_dir, f"holds neither {WEIGHTS} (a run's fold) nor {EXPORT_PARAMS} (an export)")
+    unfit = [k for k, t in own.items() if k not in state or list(state[k].shape) != list(t.shape)]
+    if unfit:
+        raise InputError(source, f"not weights of this network ({len(unfit)} of its {len(own)} parameters "
+                         f"missing or of another shape, e.g. {unfit[0]})")
+    net.set_state_dict(state)
+    if exported is None:
+        return
+    was_training = net.training
+    net.eval()
+    width = int(load_config(fold_dir / "config.yaml")["preprocess"]["canvas"][1])   # the export's fixed width
+    image = paddle.to_tensor(np.random.default_rng(0).random((1, 1, 64, width), dtype=np.float32))
+    with paddle.no_grad():
+        gap = float(paddle.abs(paddle.nn.functional.sigmoid(net(image)) - exported(image)).max())
+    if was_training:
+        net.train()
+    if gap > 1e-4:
+        raise InputError(fold_dir, f"the export and this network disagree on a test image (by {gap:.3g}): "
+                         "not weights of this network")
+
+
 def export_experiment(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None,
                       views=None, folds=None, dynamic_width: bool = False,
                       overwrite: bool = False) -> dict:

@@ -123,6 +123,31 @@ def test_resume_repeats_an_uninterrupted_run(tmp_path):
     assert text.count("(resumed)") == 2 and "epoch 4/4" in text
 
 
+def test_init_from_fine_tunes_another_run_s_fold(tmp_path):
+    """train.init_from: the fold starts from the named run's weights of the same view and fold
+    (at lr 1e-12 its convolutions stay those weights; a fresh run's differ), and a run without that
+    fold is refused before anything is written."""
+    cfg_path = tiny_config(tmp_path)
+    base = load_config(cfg_path)
+    base["experiment"] = "base"
+    train_fold(base, "sagittal", 1)
+    tuned = load_config(cfg_path, [f"train.init_from={tmp_path / 'work' / 'base'}", "train.lr=1e-12", "train.seed=7"])
+    tuned["experiment"] = "tuned"
+    train_fold(tuned, "sagittal", 1)
+    fresh = load_config(cfg_path, ["train.lr=1e-12", "train.seed=7"])
+    fresh["experiment"] = "fresh"
+    train_fold(fresh, "sagittal", 1)
+
+    def conv(name):
+        return load_checkpoint(tmp_path / "work" / name / "sagittal" / "fold_1" / "best.pdparams")["stem.block.0.weight"].numpy()
+
+    np.testing.assert_allclose(conv("tuned"), conv("base"), atol=1e-8)
+    assert not np.allclose(conv("fresh"), conv("base"))
+    with pytest.raises(InputError, match="fold_2.*holds neither"):
+        train_fold(dict(tuned, experiment="tuned2"), "sagittal", 2)
+    assert not (tmp_path / "work" / "tuned2" / "sagittal" / "fold_2").exists()
+
+
 def test_best_epoch_is_chosen_on_the_selection_set(tmp_path):
     # the selection set: other cases (another seed) whose label is 6 rows (12 mm) above the bar,
     # so its errors are not the validation fold's and its best epoch is its own

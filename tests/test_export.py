@@ -129,3 +129,36 @@ def test_retrained_fold_makes_its_old_export_refused_or_warned(tmp_path):
     assert loc.backend == "predictor" and any("stale export" in n for n in loc.notes)
     assert load_localiser(root, "sagittal", folds=[1]).backend == "predictor"  # fold 1 unchanged
     assert load_localiser(root, "sagittal", backend="dygraph").backend == "dygraph"
+
+
+def test_fold_weights_come_from_a_run_s_fold_or_its_export_and_refuse_another_net(exported, tmp_path):
+    """train.init_from's loader: a net of another seed takes the fold's weights from best.pdparams
+    or from the export (matched by name, then checked on an image); a net of another width, or a
+    folder with neither, is refused with the folder named."""
+    import paddle
+
+    from l3loc.config import load_config
+    from l3loc.export import fold_weights
+    from l3loc.io.checkpoint import load_checkpoint
+    from l3loc.models import build_net
+    from l3loc.validation import predict_map
+
+    root, _ = exported
+    cfg = load_config(root / "sagittal" / "fold_1" / "config.yaml")
+    image = np.random.default_rng(2).random((64, 32)).astype(np.float32)
+    want = load_localiser(root, "sagittal", folds=[1], backend="dygraph").views["sagittal"].maps.confidence_map(image)
+    for source in (root / "sagittal" / "fold_1", root / "export" / "sagittal" / "fold_1"):
+        paddle.seed(99)
+        net = build_net(cfg)
+        net.eval()
+        assert not np.allclose(predict_map(net, image), want, atol=1e-4)
+        fold_weights(source, net)
+        np.testing.assert_allclose(predict_map(net, image), want, atol=1e-5)
+    best = load_checkpoint(root / "sagittal" / "fold_1" / "best.pdparams")
+    np.testing.assert_array_equal(net.state_dict()["stem.block.0.weight"].numpy(), best["stem.block.0.weight"].numpy())
+    wider = build_net({**cfg, "model": {**cfg["model"], "base_channels": 16}})
+    for source in (root / "sagittal" / "fold_1", root / "export" / "sagittal" / "fold_1"):
+        with pytest.raises(InputError, match="not weights of this network"):
+            fold_weights(source, wider)
+    with pytest.raises(InputError, match="holds neither"):
+        fold_weights(tmp_path, build_net(cfg))

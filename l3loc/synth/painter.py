@@ -11,7 +11,9 @@ kinds cover everything a phantom needs:
 
 Slice thickness is modelled exactly along z: a slice of thickness ``t`` centred at ``z`` sees the
 fraction of ``[z - t/2, z + t/2]`` a shape covers, and blends its HU with what lies beneath
-(partial volume). That is what makes endplates, discs and ribs look right at 5 mm.
+(partial volume). That is what makes endplates, discs and ribs look right at 5 mm. The thickness may
+exceed the spacing of the slices (an overlapping reconstruction): neighbouring slices then share
+anatomy, as they do in such scans.
 
 Bone texture: a shape may be painted with a :class:`Texture`, a smooth random field that
 modulates its value voxel by voxel (``hu * (1 + field)``), sampled from a small periodic 3-D table

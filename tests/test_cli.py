@@ -150,3 +150,12 @@ def test_interrupt_is_a_clean_exit_and_a_bug_keeps_its_traceback(monkeypatch, ca
     monkeypatch.setattr(inspect_command, "run", bug)
     with pytest.raises(ZeroDivisionError):
         main(["inspect", "x.npz"])
+
+
+def test_synth_draws_the_spines_of_the_anatomy_family_asked_for(tmp_path):
+    import json
+
+    out = tmp_path / "varied"
+    assert main(["synth", "--preset", "tiny", "--n", "2", "--workers", "1", "--anatomy", "varied",
+                 "--out", str(out)]) == 0
+    assert {case["anatomy"] for case in json.loads((out / "ground_truth.json").read_text())} == {"varied"}

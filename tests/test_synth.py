@@ -22,6 +22,8 @@ THIN = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(3.0, 3.0), 
 #: oral contrast, gantry tilt, a tight crop), in another style: the ground truth must still hold
 SCENE = replace(THIN, contrast_rate=1.0, phase_rates={"excretory": 1.0}, oral_contrast_rate=1.0,
                 tilt_rate=1.0, crop_rate=1.0, style="sharp")
+#: The plain case with a spine of the held-out anatomy family (scattered level sizes, lordosis)
+VARIED = replace(THIN, anatomy="varied")
 
 
 def _first(config: SynthConfig, want, seed: int = 0):
@@ -163,7 +165,7 @@ def test_vertebral_body_in_a_projection_has_bright_endplates_and_a_darker_core(m
 
 # --- ground truth against the rendered anatomy -----------------------------------------------
 
-@pytest.mark.parametrize("config", [THIN, SCENE], ids=["plain", "scene"])
+@pytest.mark.parametrize("config", [THIN, SCENE, VARIED], ids=["plain", "scene", "varied"])
 def test_l3_centre_lies_in_the_third_body_below_the_last_rib(config):
     plan = _first(config, lambda p: not p.ground_truth()["negative"] and p.n_lumbar == 5
                   and p.l3_in_fov and p.vertebra(f"T{p.n_rib_pairs}").z_top < p.z_top_mm)

@@ -86,6 +86,35 @@ def test_lumbar_wedges_make_the_lordosis_from_a_sacral_slope_of_30_to_50_degrees
     assert np.mean([a in ("L3", "L4") for a in apex]) > 0.85 and np.mean([a in ("L2", "L3", "L4") for a in apex]) > 0.95
 
 
+def test_varied_anatomy_family_keeps_the_scans_and_scatters_what_marks_each_level():
+    """The held-out anatomy family draws other spines into the same scans: the field of view,
+    acquisition and scene of each case are the default family's; what tells one lumbar level
+    from the next by its look (bodies and discs growing from L1 down, the lordosis' apex at L3-L4,
+    a sacral slope of 30-50 degrees) holds far less often."""
+    varied = replace(PRESETS["default"], anatomy="varied")
+    pairs = [(plan_case(3, i), plan_case(3, i, varied)) for i in range(300)]
+    for a, b in pairs:
+        for key in ("fov_type", "n_lumbar", "n_rib_pairs", "age", "scale", "contrast_phase", "metal",
+                    "arms", "spacing_mm", "noise_hu", "inplane_binning", "slice_overlap", "style"):
+            assert getattr(a, key) == getattr(b, key), key
+        assert (a.anatomy, b.anatomy) == ("default", "varied") and b.ground_truth()["anatomy"] == "varied"
+    assert any(a.vertebra("L3").z_top != b.vertebra("L3").z_top for a, b in pairs)
+
+    def marks(plans):
+        five = [p for p in plans if p.n_lumbar == 5 and not p.ground_truth()["fractures"]]
+        body = lambda p, k: p.vertebra(f"L{k}").z_top - p.vertebra(f"L{k}").z_bottom   # noqa: E731
+        disc = lambda p, k: p.vertebra(f"L{k}").z_bottom - p.vertebra(f"L{k + 1}").z_top   # noqa: E731
+        apex = [int(np.argmin([p.vertebra(f"L{k}").y for k in range(1, 6)])) + 1 for p in five]
+        return (np.mean([body(p, 4) > body(p, 1) for p in five]), np.mean([disc(p, 3) > disc(p, 1) for p in five]),
+                np.mean([a in (3, 4) for a in apex]), [p.vertebra("S").tilt_top for p in plans])
+    taller, wider, apex, slope = marks([a for a, _ in pairs])
+    assert taller > 0.9 and wider > 0.95 and apex > 0.85 and 30 <= min(slope) and max(slope) <= 50
+    taller, wider, apex, slope = marks([b for _, b in pairs])
+    assert taller < 0.85 and wider < 0.9 and apex < 0.75 and min(slope) < 25 and max(slope) > 52
+    with pytest.raises(ValueError, match="unknown anatomy"):
+        replace(PRESETS["default"], anatomy="nope")
+
+
 def test_lower_lumbar_discs_narrow_with_age():
     plans = [plan_case(4, i) for i in range(400)]
 

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from l3loc.levels import LEVELS
-from l3loc.synth.config import PRESETS, SynthConfig, choice
+from l3loc.synth.config import ANATOMIES, PRESETS, SynthConfig, choice
 from l3loc.synth.spine import (Vertebra, bone_sizes, build_spine, lordosis_from_wedges, screw_levels, spine_shape,
                                vary_posterior_elements)
 
@@ -69,6 +69,7 @@ class CasePlan:
     tilt_deg: float = 0.0          # gantry tilt (slices sheared along anterior-posterior)
     cropped: bool = False          # tight field of view cutting the body at the sides
     style: str = "default"         # STYLES name: how the case is rendered
+    anatomy: str = "default"       # ANATOMIES name: the family its spine was drawn from
     # drawn from their own generator ([seed, index, 8]): spine shape, arms, hardware, noise
     forearms: str = "side"         # arms down: "side" (beside the trunk) or "belly" (on the abdomen)
     screws: list = field(default_factory=list)  # vertebrae with pedicle screws ("S" = S1), cranial first
@@ -170,6 +171,7 @@ class CasePlan:
             "contrast_phase": self.contrast_phase, "oral_contrast": self.oral_contrast,
             "calcification": round(self.calcification, 2), "osteoporosis": self.osteoporosis,
             "tilt_deg": round(self.tilt_deg, 1), "cropped": self.cropped, "style": self.style,
+            "anatomy": self.anatomy,
             "sacral_slope_deg": round(self.vertebra("S").tilt_top, 1),
             "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
             "forearms": self.forearms, "screws": list(self.screws),
@@ -211,6 +213,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # what later phantom generations added draws from its own generator (the old draws stay):
     # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
     # arms, hardware and noise correlation, [9] in-plane resolution, [10] the posterior elements
+    # and overlapping slices, [11] the lumbar growth of the anatomy family
     brng = np.random.default_rng([seed, index, 5])
     r5 = np.random.default_rng([seed, index, 7])
     phase = choice(r5, config.phase_rates) if contrast else "none"
@@ -218,7 +221,9 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     calc = float(np.clip((age - 45) / 40, 0, 1) * r5.uniform(0.2, 1.0)) if r5.random() < (age - 35) / 50 else 0.0
     osteo = bool(r5.random() < config.osteoporosis_rate * np.clip((age - 45) / 35, 0, 1))
     nrng = np.random.default_rng([seed, index, 8])
-    verts = build_spine(rng, n_ribs, n_lumbar, s, age, brng, spine_shape(nrng, n_ribs, n_lumbar, age, osteo), nrng)
+    shape = spine_shape(nrng, n_ribs, n_lumbar, age, osteo, ANATOMIES[config.anatomy],
+                        np.random.default_rng([seed, index, 11]))
+    verts = build_spine(rng, n_ribs, n_lumbar, s, age, brng, shape, nrng)
     vary_posterior_elements(np.random.default_rng([seed, index, 10]), verts, s)
     by = {v.name: v for v in verts}
     last_rib = by[f"T{n_ribs}"]
@@ -342,6 +347,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
         rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
-        tilt_deg=tilt, cropped=cropped, style=config.style, forearms=forearms, screws=screws,
+        tilt_deg=tilt, cropped=cropped, style=config.style, anatomy=config.anatomy, forearms=forearms,
+        screws=screws,
         noise_zcorr=zcorr, inplane_binning=binning, slice_overlap=overlap,
     )

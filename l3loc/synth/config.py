@@ -1,6 +1,7 @@
 """What a synthetic dataset is sampled from: the enumerations of case variants, the rendering
-styles (:data:`STYLES`), the sampling rates (:class:`SynthConfig`) and the named presets
-(:data:`PRESETS`). The plan (anatomy.py) and the renderer (phantom.py) both read them.
+styles (:data:`STYLES`), the spine's anatomy families (:data:`ANATOMIES`), the sampling rates
+(:class:`SynthConfig`) and the named presets (:data:`PRESETS`). The plan (anatomy.py) and the
+renderer (phantom.py) both read them.
 """
 from __future__ import annotations
 
@@ -72,6 +73,48 @@ STYLES = {
 
 
 @dataclass(frozen=True)
+class Anatomy:
+    """A family of lumbar spines: how much one level's look differs from the next's. Two datasets
+    of one seed and different anatomy families have the same scans (fields of view, acquisition,
+    scene, rendering): only the spine's per-level sizes and curvature are drawn from other ranges,
+    so a net trained on one family and tested on another measures whether it counts the levels
+    or names a vertebra by a look that one family's schedule gives each level.
+
+    Attributes:
+        level_jitter: SD of each vertebra's own size factor (body height, disc, width and depth),
+            on top of the case's scale.
+        body_growth, disc_growth: (min, max) factor on how much the lumbar bodies (3.5 mm) and
+            discs (2.5 mm) grow from L1 to the last lumbar, drawn per case (1: the mean schedule;
+            0: every lumbar level alike).
+        sacral_slope_deg: (min, max) sacral slope.
+        lordosis_over_slope_deg: (min, max) of the lumbar lordosis (L1-S1) minus the sacral slope.
+        wedge_spread: each lumbar disc's and body's share of the lordosis is its mean share times
+            a factor in 1 +- ``wedge_spread`` (0.3: the published lower-lumbar bias holds in
+            every case; near 1: some spines bend most at L2-L3).
+    """
+
+    level_jitter: float = 0.035
+    body_growth: tuple = (1.0, 1.0)
+    disc_growth: tuple = (1.0, 1.0)
+    sacral_slope_deg: tuple = (30.0, 50.0)
+    lordosis_over_slope_deg: tuple = (10.0, 25.0)
+    wedge_spread: float = 0.3
+
+
+#: Named anatomy families. ``default`` is the mean schedule of the literature with small per-level
+#: scatter: lumbar bodies and discs grow from L1 down in every case and two thirds of the lordosis
+#: lies at L4-S1. ``varied`` spreads each to the ends of what individual spines show (per-level
+#: sizes scattered by 8 %, growth from none to twice the mean, lordosis 20-85 degrees, each
+#: level's share of it 0.1-1.9 times the mean): a held-out family for transfer tests.
+ANATOMIES = {
+    "default": Anatomy(),
+    "varied": Anatomy(level_jitter=0.08, body_growth=(0.0, 2.0), disc_growth=(0.0, 2.0),
+                      sacral_slope_deg=(20.0, 55.0), lordosis_over_slope_deg=(0.0, 30.0),
+                      wedge_spread=0.9),
+}
+
+
+@dataclass(frozen=True)
 class SynthConfig:
     """Rates and ranges a dataset is sampled from (probabilities sum to 1 within each dict).
 
@@ -103,6 +146,7 @@ class SynthConfig:
             downsampled archives): in-plane pixels of ``lowres_mm`` (min, max) mm, each the mean
             of the rendered pixels it covers.
         style: a name in :data:`STYLES` (rendering family; does not change the cases).
+        anatomy: a name in :data:`ANATOMIES` (the spines' family; does not change the scans).
     """
 
     fov_rates: dict = field(default_factory=lambda: {
@@ -129,10 +173,13 @@ class SynthConfig:
     lowres_rate: float = 0.1
     lowres_mm: tuple = (2.0, 5.0)
     style: str = "default"
+    anatomy: str = "default"
 
     def __post_init__(self):
         if self.style not in STYLES:
             raise ValueError(f"unknown style {self.style!r}; known: {sorted(STYLES)}")
+        if self.anatomy not in ANATOMIES:
+            raise ValueError(f"unknown anatomy {self.anatomy!r}; known: {sorted(ANATOMIES)}")
 
 
 #: Named configurations: ``default`` and ``demo`` are realistic; ``tiny`` is 2.5-3.2 mm pixels on a

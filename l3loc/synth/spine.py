@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from l3loc.synth.config import choice
+from l3loc.synth.config import ANATOMIES, Anatomy, choice
 
 @dataclass
 class Vertebra:
@@ -86,7 +86,8 @@ _DISC_SHARE = (0.30, 0.22, 0.14, 0.08, 0.04, 0.02)
 _BODY_SHARE = (0.12, 0.06, 0.03, 0.01, 0.0, 0.0)
 
 
-def spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: float, osteo: bool) -> dict:
+def spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: float, osteo: bool,
+                family: Anatomy = ANATOMIES["default"], grng: np.random.Generator | None = None) -> dict:
     """Per-case shape of the lower spine, from published ranges:
 
     - sacral slope 30-50 degrees; lumbar lordosis (L1-S1) = sacral slope + 10-25 degrees
@@ -98,11 +99,16 @@ def spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: floa
       15-40 % lower) or crush (biconcave, the posterior height losing half as much), cancellous
       bone 1.2-1.6x denser;
     - osteophytes: severity rising from 40 years, spurs of 1.5 to 3-9 mm.
+
+    Slope, lordosis and the spread of its shares are the anatomy ``family``'s; so are the
+    per-level size scatter and the caudal growth of the lumbar bodies and discs, the latter drawn
+    from ``grng`` (a stream of its own, so that the default family's cases stay as they were).
     """
-    ss = float(nrng.uniform(30, 50))
-    ll = ss + float(nrng.uniform(10, 25))
-    dj = np.array(_DISC_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
-    bj = np.array(_BODY_SHARE[:n_lumbar]) * nrng.uniform(0.7, 1.3, n_lumbar)
+    ss = float(nrng.uniform(*family.sacral_slope_deg))
+    ll = ss + float(nrng.uniform(*family.lordosis_over_slope_deg))
+    spread = (1.0 - family.wedge_spread, 1.0 + family.wedge_spread)
+    dj = np.array(_DISC_SHARE[:n_lumbar]) * nrng.uniform(*spread, n_lumbar)
+    bj = np.array(_BODY_SHARE[:n_lumbar]) * nrng.uniform(*spread, n_lumbar)
     tot = dj.sum() + bj.sum()
     p_deg = float(np.clip((age - 30) / 60, 0, 0.7))
     degen = [float(nrng.uniform(0.5, 0.8)) if nrng.random() < p_deg else 1.0 for _ in range(2)]
@@ -113,8 +119,12 @@ def spine_shape(nrng: np.random.Generator, n_ribs: int, n_lumbar: int, age: floa
                                   "L3": 0.08, "L4": 0.05})
             kind = "wedge" if nrng.random() < 0.65 else "crush"
             fx[name] = (kind, float(nrng.uniform(0.15, 0.40)), float(nrng.uniform(1.2, 1.6)))
+    spur = float(np.clip((age - 40) / 40, 0, 1) * nrng.uniform(0.3, 1.2))
+    growth = (1.0, 1.0) if grng is None else (float(grng.uniform(*family.body_growth)),
+                                              float(grng.uniform(*family.disc_growth)))
     return {"sacral_slope": ss, "disc_wedge": ll * dj / tot, "body_wedge": ll * bj / tot, "degen": degen,
-            "fractures": fx, "spur_severity": float(np.clip((age - 40) / 40, 0, 1) * nrng.uniform(0.3, 1.2))}
+            "fractures": fx, "spur_severity": spur, "level_jitter": family.level_jitter,
+            "body_growth": growth[0], "disc_growth": growth[1]}
 
 
 def build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
@@ -132,7 +142,9 @@ def build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
     disc stays at least 1.5 mm high at its lower edge. ``nrng`` draws the osteophytes."""
     brng = np.random.default_rng(0) if brng is None else brng
     shape = shape or {"sacral_slope": 0.0, "disc_wedge": np.zeros(n_lumbar), "body_wedge": np.zeros(n_lumbar),
-                      "degen": [1.0, 1.0], "fractures": {}, "spur_severity": 0.0}
+                      "degen": [1.0, 1.0], "fractures": {}, "spur_severity": 0.0,
+                      "level_jitter": ANATOMIES["default"].level_jitter, "body_growth": 1.0, "disc_growth": 1.0}
+    grow_body, grow_disc = 3.5 * shape["body_growth"], 2.5 * shape["disc_growth"]
     width = float(np.clip(brng.normal(1.0, 0.05), 0.88, 1.12))   # slender to stocky bodies
     ageing = float(np.clip((age - 35.0) / 55.0, 0.0, 1.0) * brng.uniform(0.1, 0.35))
     # (name, body height, disc height below it, half-width, half-depth, rib, endplate hollow),
@@ -140,7 +152,7 @@ def build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
     specs = []
     for k in range(n_lumbar, 0, -1):
         f = (k - 1) / max(n_lumbar - 1, 1)            # 0 at L1, 1 at the last lumbar
-        specs.append((f"L{k}", 26 + 3.5 * f, 9 + 2.5 * f, 20 + 4.5 * f, 15 + 2 * f, False, 1.6))
+        specs.append((f"L{k}", 26 + grow_body * f, 9 + grow_disc * f, 20 + 4.5 * f, 15 + 2 * f, False, 1.6))
     for k in range(n_ribs, 0, -1):
         f = (k - 1) / max(n_ribs - 1, 1)              # 0 at T1, 1 at the last thoracic
         specs.append((f"T{k}", 17 + 7 * f, 4 + 3.5 * f, 13 + 6.5 * f, 10 + 5 * f, True, 1.0))
@@ -155,7 +167,7 @@ def build_spine(rng, n_ribs: int, n_lumbar: int, s: float, age: float = 50.0,
     extra = 0.0                                       # kyphosis of a fracture below, fading upwards
     tan = lambda deg: np.tan(np.radians(deg))         # noqa: E731
     for j, (name, h, disc, a, b, rib, cup) in enumerate(specs):
-        jit = rng.normal(1.0, 0.035, 3)
+        jit = rng.normal(1.0, shape["level_jitter"], 3)
         d = disc * s * jit[1] * (1.0 - ageing)
         h = h * s * jit[0]
         a, b = a * s * jit[2] * width, b * s * jit[2]

@@ -159,3 +159,23 @@ def test_synth_draws_the_spines_of_the_anatomy_family_asked_for(tmp_path):
     assert main(["synth", "--preset", "tiny", "--n", "2", "--workers", "1", "--anatomy", "varied",
                  "--out", str(out)]) == 0
     assert {case["anatomy"] for case in json.loads((out / "ground_truth.json").read_text())} == {"varied"}
+
+
+def test_kfold_evaluation_of_every_view_a_run_has_is_the_run_s_own(tmp_path):
+    from l3loc.commands.eval import kfold_out_dir
+
+    def run(name, views):
+        for v in views:
+            (tmp_path / name / v / "fold_1").mkdir(parents=True)
+            for f in ("best.pdparams", "config.yaml"):
+                (tmp_path / name / v / "fold_1" / f).write_text("")
+        return tmp_path / name
+
+    one = run("sagittal_only", ["sagittal"])
+    assert kfold_out_dir(one, ["sagittal"], None, None, None) == one / "eval"
+    assert kfold_out_dir(one, ["sagittal"], [1], None, None) == one / "eval" / "sagittal_fold1_cfgdecoder"
+    two = run("both", ["frontal", "sagittal"])
+    assert kfold_out_dir(two, None, None, None, None) == two / "eval"
+    assert kfold_out_dir(two, ["frontal", "sagittal", "fused"], None, None, None) == two / "eval"
+    assert kfold_out_dir(two, ["sagittal"], None, None, None) == two / "eval" / "sagittal_allfolds_cfgdecoder"
+    assert kfold_out_dir(two, None, None, "argmax", 0.3) == two / "eval" / "all_allfolds_argmax_t0.3"

@@ -71,19 +71,28 @@ def run(args) -> int:
         print((out / "summary.md").read_text(encoding="utf-8"))
         print(f"per-case table and montages: {out}")
         return 0 if len(summary) else 1
-    out = Path(args.out) if args.out else exp / "eval"
-    if not args.out and (args.view or folds or args.decoder or args.threshold is not None):
-        # a narrowed run must not replace the full evaluation
-        parts = ["-".join(args.view or ["all"]),
-                 "fold" + "-".join(map(str, folds)) if folds else "allfolds",
-                 args.decoder or "cfgdecoder"]
-        if args.threshold is not None:
-            parts.append(f"t{args.threshold:g}")
-        out = out / "_".join(parts)
-
+    out = Path(args.out) if args.out else kfold_out_dir(exp, args.view, folds, args.decoder,
+                                                          args.threshold)
     summary = evaluate_experiment(exp, views=args.view, folds=folds, decoder=args.decoder,
                                   threshold=args.threshold, out_dir=out, plots=not args.no_plots,
                                   progress=progress_enabled())
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"per-case, per-fold and summary files: {out}")
     return 0 if len(summary) else 1
+
+
+def kfold_out_dir(exp: Path, views, folds, decoder, threshold) -> Path:
+    """Where a k-fold evaluation writes: ``eval/`` (whose decision.json prediction, export and
+    ``--data`` read) for the whole run, a subfolder for a narrowed one, which must not replace
+    it. Naming every view the run has (``--view sagittal`` of a sagittal-only run) narrows
+    nothing."""
+    from l3loc.runs import FUSED, trained_views
+
+    every = set(trained_views(exp)) | ({FUSED} if len(trained_views(exp)) == 2 else set())
+    if not (folds or decoder or threshold is not None or (views and set(views) != every)):
+        return exp / "eval"
+    parts = ["-".join(views or ["all"]), "fold" + "-".join(map(str, folds)) if folds else "allfolds",
+             decoder or "cfgdecoder"]
+    if threshold is not None:
+        parts.append(f"t{threshold:g}")
+    return exp / "eval" / "_".join(parts)

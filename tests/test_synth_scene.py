@@ -41,16 +41,46 @@ def _patch_mean(hu, i, r, c, k=1):
 # --- contrast --------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("phase", ["arterial", "portal", "excretory"])
-def test_contrast_kidneys_are_bright_at_l1_l2_only_with_contrast(phase):
+def test_contrast_kidneys_are_bright_at_their_planned_levels_only_with_contrast(phase):
     plan = _first(replace(BASE, contrast_rate=1.0, phase_rates={phase: 1.0}))
     plain = replace(plan, contrast=False, contrast_phase="none")
     g = geometry(plan)
-    l1 = plan.vertebra("L1")
-    i = _slice(plan, l1.z_centre)
-    for sg in (-1, 1):   # the kidneys' cortex, lateral of the medulla, at L1
-        r, c = _px(plan, float(g.sx(l1.z_centre)) + sg * 75 * plan.scale, float(g.sy(l1.z_centre)) + 8 * plan.scale)
+    # the kidneys' cortex, lateral of the medulla, at each kidney's centre (right: sg = -1)
+    for sg, z in ((-1, plan.landmarks["kidney_right"]), (1, plan.landmarks["kidney_left"])):
+        i = _slice(plan, z)
+        r, c = _px(plan, float(g.sx(z)) + sg * 75 * plan.scale, float(g.sy(z)) + 8 * plan.scale)
         assert _patch_mean(render_volume(plan), i, r, c) > 110
         assert _patch_mean(render_volume(plain), i, r, c) < 90
+
+
+def test_organs_beside_the_lumbar_spine_lie_at_no_fixed_vertebra():
+    """The aortic bifurcation lies in L4's body in about two thirds of the plans and anywhere from
+    upper L3 to L5's centre in the rest; the kidneys scatter about L1, the right one lower or level. The
+    draws come from their own generator: the skeleton and the labels stay those of before."""
+    plans = [plan_case(5, i) for i in range(300)]
+    in_l4, levels = [], []
+    for p in plans:
+        lm, l4 = p.landmarks, p.vertebra(f"L{min(4, p.n_lumbar)}")
+        below = p.vertebra(f"L{min(5, p.n_lumbar)}").z_centre if p.n_lumbar > 4 else p.vertebra("S").z_top
+        assert below - 1e-6 <= lm["aortic_bifurcation"] <= p.vertebra("L2").z_centre
+        assert lm["ivc_confluence"] < lm["aortic_bifurcation"] and lm["kidney_right"] <= lm["kidney_left"]
+        in_l4.append(l4.z_bottom <= lm["aortic_bifurcation"] <= l4.z_top)
+        levels.append(lm["kidney_left"] - p.vertebra("L1").z_centre)
+    assert 0.55 < np.mean(in_l4) < 0.85, np.mean(in_l4)
+    assert 10 < np.std(levels) < 25 and abs(np.median(levels)) < 5
+
+
+def test_contrast_aorta_ends_at_its_bifurcation():
+    plan = _first(replace(BASE, contrast_rate=1.0, phase_rates={"arterial": 1.0}),
+                  lambda p: p.calcification == 0.0
+                  and p.slice_z_mm.min() < p.landmarks["aortic_bifurcation"] - 45)
+    hu = render_volume(plan)
+    g = geometry(plan)
+    s, z_bif = plan.scale, plan.landmarks["aortic_bifurcation"]
+    centre = lambda z: _px(plan, float(g.sx(z)) + 16 * s,   # noqa: E731
+                           float(g.sy(z)) - 0.9 * plan.vertebra("L4").b - 13 * s)
+    assert _patch_mean(hu, _slice(plan, z_bif + 15), *centre(z_bif + 15)) > 200
+    assert _patch_mean(hu, _slice(plan, z_bif - 40), *centre(z_bif - 40)) < 120
 
 
 def test_excretory_phase_fills_the_bladder_and_the_ureters():

@@ -182,6 +182,27 @@ class CasePlan:
         return asdict(self)
 
 
+def _moved_by_levels(verts: list[Vertebra], name: str, t: float) -> float:
+    """z of ``name``'s body centre moved ``t`` vertebrae up (t > 0) or down, between the
+    neighbouring centres (the sacrum's upper plate below the last lumbar vertebra)."""
+    zs = [v.z_centre if v.name != "S" else v.z_top for v in verts]   # cranial first
+    k = [v.name for v in verts].index(name)
+    return float(np.interp(k - t, np.arange(len(zs)), zs))
+
+
+def organ_levels(orng: np.random.Generator, verts: list[Vertebra], n_lumbar: int, s: float) -> dict:
+    """Levels of the organs that lie beside the lumbar spine, which real bodies do not place at
+    one vertebra (so a net cannot name a vertebra by them): the aortic bifurcation at L4 in about
+    two thirds of people, from upper L3 to L5's centre (Chithriki et al. 2002: its level, in vertebrae from
+    L4's centre, has an SD of about 0.45) with the IVC's confluence 10-35 mm lower; the kidneys'
+    centres around L1 (SD half a vertebra), the right one 0-30 mm below the left."""
+    l4 = f"L{min(4, n_lumbar)}"
+    bif = _moved_by_levels(verts, l4, float(np.clip(orng.normal(0.0, 0.45), -1.0, 1.3)))
+    left = _moved_by_levels(verts, "L1", float(np.clip(orng.normal(0.0, 0.5), -1.2, 1.2)))
+    return {"aortic_bifurcation": bif, "ivc_confluence": bif - orng.uniform(10, 35) * s,
+            "kidney_left": left, "kidney_right": left - orng.uniform(0, 30) * s}
+
+
 def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -> CasePlan:
     """Sample one case (cheap: no voxels). Case ``index`` of ``seed`` is always the same case,
     whatever order or worker it is made in (its generator is ``default_rng([seed, index])``).
@@ -213,7 +234,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # what later phantom generations added draws from its own generator (the old draws stay):
     # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
     # arms, hardware and noise correlation, [9] in-plane resolution, [10] the posterior elements
-    # and overlapping slices, [11] the lumbar growth of the anatomy family
+    # and overlapping slices, [11] the lumbar growth of the anatomy family, [12] organ levels
     brng = np.random.default_rng([seed, index, 5])
     r5 = np.random.default_rng([seed, index, 7])
     phase = choice(r5, config.phase_rates) if contrast else "none"
@@ -245,6 +266,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         "symphysis_bottom": z_fh - rng.uniform(35, 50) * s,
         "thigh_end": z_fh - 420 * s,
     }
+    lm.update(organ_levels(np.random.default_rng([seed, index, 12]), verts, n_lumbar, s))
     l3 = by["L3"]
 
     # lateral curve (scoliosis) peaking in the lower thorax; sagittal curves: thoracic kyphosis

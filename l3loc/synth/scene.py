@@ -130,8 +130,7 @@ def soft_tissue(P: Painter, p: CasePlan, g: Geo, rng) -> None:
     urine = _enhanced(p, {"none": 10.0, "arterial": 10.0, "portal": 12.0, "excretory": (300, 1400)}, crng)
     zb = lm["femoral_head"] + 5 * s
     bl_y = lambda z: g.cy(z) - 0.45 * g.b_m(z)
-    for sg, dz in ((-1, -15 * s), (1, 0.0)):
-        zc = l1 + dz
+    for sg, zc in ((-1, lm["kidney_right"]), (1, lm["kidney_left"])):
         kx = lambda z, sg=sg: g.sx(z) + sg * 58 * s
         ky = lambda z: g.sy(z) + 8 * s
         P.ellipse(zc - 55 * s, zc + 55 * s, kx, ky, 24 * s, 30 * s, cortex, taper_mm=50 * s)
@@ -161,11 +160,11 @@ def soft_tissue(P: Painter, p: CasePlan, g: Geo, rng) -> None:
     _keep_draw = rng.choice([8, 12, 250]) if p.contrast else None
     bladder = urine if p.contrast_phase == "excretory" else 10
     P.ellipse(zb - 35 * s, zb + 35 * s, bx, bl_y, 45 * s, 35 * s, bladder, taper_mm=35 * s)
-    # vessels: aorta (ascending, arch, descending to the bifurcation at L4), iliacs, IVC
+    # vessels: aorta (ascending, arch, descending to its bifurcation, mostly at L4), iliacs, IVC
     _keep_draw = rng.uniform(180, 350) if p.contrast else None
     ao_hu = _enhanced(p, {"none": 42 + st.tissue_hu, "arterial": (250, 480), "portal": (150, 230),
                           "excretory": (110, 160)}, crng)
-    z_bif = v[f"L{min(4, p.n_lumbar)}"].z_centre
+    z_bif = lm["aortic_bifurcation"]
     z_arch = v["T4"].z_centre
     ax = lambda z: g.sx(z) + 16 * s
     ay = lambda z: g.sy(z) - v["L2"].b - 12 * s + 0 * z
@@ -184,7 +183,7 @@ def soft_tissue(P: Painter, p: CasePlan, g: Geo, rng) -> None:
     _keep_draw = rng.uniform(100, 140) if p.contrast else None
     ivc = _enhanced(p, {"none": 40 + st.tissue_hu, "arterial": (60, 90), "portal": (110, 150),
                         "excretory": (110, 140)}, crng)
-    P.ellipse(z_bif, dome, lambda z: g.sx(z) - 22 * s, lambda z: g.sy(z) - 30 * s, 11 * s, 9 * s, ivc)
+    P.ellipse(lm["ivc_confluence"], dome, lambda z: g.sx(z) - 22 * s, lambda z: g.sy(z) - 30 * s, 11 * s, 9 * s, ivc)
     if p.calcification > 0:
         _calcified_plaques(P, p, crng, ax, ao_y, 11 * s, z_bif, v["T10"].z_centre if "T10" in v else dome, iliac, 6.5 * s)
 

@@ -233,8 +233,8 @@ def test_rendered_lumbar_spinous_processes_reach_as_far_back_as_planned(monkeypa
 def _with_fracture(monkeypatch, name, kind, loss=0.4, density=1.5):
     shape = spine.spine_shape
 
-    def fixed(nrng, n_ribs, n_lumbar, age, osteo):
-        out = shape(nrng, n_ribs, n_lumbar, age, osteo)
+    def fixed(nrng, n_ribs, n_lumbar, age, osteo, *family):
+        out = shape(nrng, n_ribs, n_lumbar, age, osteo, *family)
         out["fractures"] = {name: (kind, loss, density)}
         return out
     monkeypatch.setattr(anatomy, "spine_shape", fixed)

@@ -88,7 +88,8 @@ def kfold_out_dir(exp: Path, views, folds, decoder, threshold) -> Path:
     nothing."""
     from l3loc.runs import FUSED, trained_views
 
-    every = set(trained_views(exp)) | ({FUSED} if len(trained_views(exp)) == 2 else set())
+    nets = set(trained_views(exp))
+    every = nets | ({FUSED} if len(nets) == 2 else set())
     if not (folds or decoder or threshold is not None or (views and set(views) != every)):
         return exp / "eval"
     parts = ["-".join(views or ["all"]), "fold" + "-".join(map(str, folds)) if folds else "allfolds",

@@ -193,9 +193,9 @@ def _moved_by_levels(verts: list[Vertebra], name: str, t: float) -> float:
 def organ_levels(orng: np.random.Generator, verts: list[Vertebra], n_lumbar: int, s: float) -> dict:
     """Levels of the organs that lie beside the lumbar spine, which real bodies do not place at
     one vertebra (so a net cannot name a vertebra by them): the aortic bifurcation at L4 in about
-    two thirds of people, from upper L3 to L5's centre (Chithriki et al. 2002: its level, in vertebrae from
-    L4's centre, has an SD of about 0.45) with the IVC's confluence 10-35 mm lower; the kidneys'
-    centres around L1 (SD half a vertebra), the right one 0-30 mm below the left."""
+    two thirds of people, from upper L3 to L5's centre (Chithriki et al. 2002; here its level in
+    vertebrae from L4's centre has an SD of 0.45) with the IVC's confluence 10-35 mm lower; the
+    kidneys' centres around L1 (SD half a vertebra), the right one 0-30 mm below the left."""
     l4 = f"L{min(4, n_lumbar)}"
     bif = _moved_by_levels(verts, l4, float(np.clip(orng.normal(0.0, 0.45), -1.0, 1.3)))
     left = _moved_by_levels(verts, "L1", float(np.clip(orng.normal(0.0, 0.5), -1.2, 1.2)))
@@ -369,7 +369,6 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         body_x_mm=body_x, back_y_mm=back_y, vertebrae=verts, landmarks=lm,
         rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
-        tilt_deg=tilt, cropped=cropped, style=config.style, anatomy=config.anatomy, forearms=forearms,
-        screws=screws,
-        noise_zcorr=zcorr, inplane_binning=binning, slice_overlap=overlap,
+        tilt_deg=tilt, cropped=cropped, style=config.style, anatomy=config.anatomy,
+        forearms=forearms, screws=screws, noise_zcorr=zcorr, inplane_binning=binning, slice_overlap=overlap,
     )

@@ -86,9 +86,9 @@ def kfold_out_dir(exp: Path, views, folds, decoder, threshold) -> Path:
     ``--data`` read) for the whole run, a subfolder for a narrowed one, which must not replace
     it. Naming every view the run has (``--view sagittal`` of a sagittal-only run) narrows
     nothing."""
-    from l3loc.runs import FUSED, trained_views
+    from l3loc.runs import FUSED, trained_folds
 
-    nets = set(trained_views(exp))
+    nets = {view for view, _, _ in trained_folds(exp)}   # what evaluation itself can score
     every = nets | ({FUSED} if len(nets) == 2 else set())
     if not (folds or decoder or threshold is not None or (views and set(views) != every)):
         return exp / "eval"

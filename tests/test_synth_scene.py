@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from l3loc.synth.acquisition import bin_inplane, kernel_inplane, reconstruct_coarse, tilt
+from l3loc.synth import anatomy
 from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS, STYLES
 from l3loc.synth.phantom import geometry, render_volume
@@ -53,10 +54,11 @@ def test_contrast_kidneys_are_bright_at_their_planned_levels_only_with_contrast(
         assert _patch_mean(render_volume(plain), i, r, c) < 90
 
 
-def test_organs_beside_the_lumbar_spine_lie_at_no_fixed_vertebra():
+def test_organs_beside_the_lumbar_spine_lie_at_no_fixed_vertebra(monkeypatch):
     """The aortic bifurcation lies in L4's body in about two thirds of the plans and anywhere from
-    upper L3 to L5's centre in the rest; the kidneys scatter about L1, the right one lower or level. The
-    draws come from their own generator: the skeleton and the labels stay those of before."""
+    upper L3 to L5's centre in the rest; the kidneys scatter about L1, the right one lower or
+    level. The draws come from their own generator: the skeleton and the labels stay those of
+    plans drawn without them."""
     plans = [plan_case(5, i) for i in range(300)]
     in_l4, levels = [], []
     for p in plans:
@@ -68,6 +70,10 @@ def test_organs_beside_the_lumbar_spine_lie_at_no_fixed_vertebra():
         levels.append(lm["kidney_left"] - p.vertebra("L1").z_centre)
     assert 0.55 < np.mean(in_l4) < 0.85, np.mean(in_l4)
     assert 10 < np.std(levels) < 25 and abs(np.median(levels)) < 5
+    monkeypatch.setattr(anatomy, "organ_levels", lambda *a: {})
+    for p in plans[:20]:
+        q = plan_case(p.seed, p.index)
+        assert q.vertebrae == p.vertebrae and q.ground_truth() == p.ground_truth()
 
 
 def test_contrast_aorta_ends_at_its_bifurcation():

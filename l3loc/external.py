@@ -52,7 +52,7 @@ from l3loc.errors import InputError
 from l3loc.external_tables import (level_cases, level_columns, level_fields, right_level,
                                    summarize_external, summary_markdown)
 from l3loc.inference import Localiser, load_localiser
-from l3loc.runs import FUSED, available_folds, trained_views
+from l3loc.runs import FUSED, available_folds, model_folds, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import choose_threshold, levels_markdown, summarize_levels
 from l3loc.mip import VIEWS, mip
@@ -124,33 +124,45 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
                     folds: Sequence[int] | None = None) -> list[ExternalModel]:
     """The fold ensemble of every trained view (and fused when both exist), and with
     ``per_fold`` each fold alone, loaded as prediction loads them. ``folds``: only these folds
-    (the ensemble of those a view has; fused: those both views have)."""
+    (the ensemble of those a view has; fused: those both views have). A fold is one a view
+    has as training weights or as an export (an export folder, the shipped model, has only
+    exports); a subset of folds or one fold alone runs the training weights when every fold
+    has them, else the exported models."""
     views = trained_views(exp_dir)
     if not views:
         raise InputError(exp_dir, "no trained or exported folds")
 
-    def trained(view_set) -> list[int]:
-        # the folds with weights (an export folder has none: every fold, no per-fold models)
-        have = set.intersection(*(set(available_folds(exp_dir, v, "best.pdparams")) for v in view_set))
-        return sorted(have if folds is None else have & set(folds))
+    def common(view_set, folds_of) -> set[int]:
+        return set.intersection(*(set(folds_of(exp_dir, v)) for v in view_set))
+
+    def have(view_set) -> list[int]:
+        held = common(view_set, model_folds)
+        return sorted(held if folds is None else held & set(folds))
+
+    def subset_backend(view_set, chosen) -> str:
+        # the training weights (available_folds: best.pdparams) when they are all there, as the
+        # k-fold evaluation scores a fold; else ``backend``, which picks the exported models
+        return "dygraph" if set(chosen) <= common(view_set, available_folds) else backend
 
     fused = len(views) == 2
     if folds is not None:
-        views = [v for v in views if trained([v])]
+        present = "; ".join(f"{v} {','.join(map(str, model_folds(exp_dir, v)))}" for v in views)
+        views = [v for v in views if have([v])]
         if not views:
             raise InputError("--fold", f"no trained view of {exp_dir} has fold(s) "
-                                       f"{','.join(map(str, folds))}")
-        fused = len(views) == 2 and bool(trained(views))
+                                       f"{','.join(map(str, folds))} (it has: {present})")
+        fused = len(views) == 2 and bool(have(views))
     models = []
     for view in views + ([FUSED] if fused else []):
-        chosen = trained([view] if view != FUSED else views)
+        view_set = [view] if view != FUSED else views
+        chosen = have(view_set)
         models.append(ExternalModel(view, "ensemble", load_localiser(
             exp_dir, view, None if folds is None else chosen,
-            backend if folds is None else "dygraph", device, threshold)))
+            backend if folds is None else subset_backend(view_set, chosen), device, threshold)))
         if per_fold:
             for k in chosen:
                 models.append(ExternalModel(view, f"fold {k}", load_localiser(
-                    exp_dir, view, [k], "dygraph", device, threshold)))
+                    exp_dir, view, [k], subset_backend(view_set, [k]), device, threshold)))
     return models
 
 

@@ -149,10 +149,16 @@ def trained_folds(exp_dir: Path, views: Sequence[str] = NET_VIEWS,
     return [(v, k, d) for v in sorted(views) for k, d in fold_dirs(exp_dir, v, WEIGHTS, folds)]
 
 
+def model_folds(root: Path, view: str) -> list[int]:
+    """1-based folds of ``view`` under ``root`` a model can be loaded from, ascending: trained
+    (``best.pdparams``, a run folder) or exported (``model.json``, an export or shipped model)."""
+    return sorted(set(available_folds(root, view, WEIGHTS))
+                  | set(available_folds(root, view, EXPORT_GRAPH)))
+
+
 def trained_views(root: Path) -> list[str]:
     """Views of ``root`` with at least one usable fold (trained or exported)."""
-    return [v for v in NET_VIEWS if available_folds(root, v, WEIGHTS)
-            or available_folds(root, v, EXPORT_GRAPH)]
+    return [v for v in NET_VIEWS if model_folds(root, v)]
 
 
 def read_train_log(path: Path) -> list[dict]:

@@ -228,6 +228,85 @@ def test_rendered_lumbar_spinous_processes_reach_as_far_back_as_planned(monkeypa
         assert abs(back - tip) <= 3.0, (name, back, tip)
 
 
+
+def test_varied_family_moves_the_arch_transition_and_scatters_each_levels_processes():
+    """The arches turn from thoracic to lumbar at the last rib-bearing vertebra in every default
+    spine (an exact count a net could read); the varied family moves the turn a vertebra up or
+    down in half its spines, widens the lumbar pedicles by its own amount per case and scatters
+    each level's pedicles and transverse processes, so L3's are not always the longest. The
+    default family draws none of it (byte-identical to before: every factor exactly 1)."""
+    plain = [plan_case(3, i) for i in range(300)]
+    varied = [plan_case(3, i, replace(PRESETS["default"], anatomy="varied")) for i in range(300)]
+    assert all(p.arch_transition == 0 and p.ground_truth()["arch_transition"] == 0 for p in plain)
+    assert all(v.arch == "" and v.pedicle == 1.0 and v.transverse == 1.0 for p in plain for v in p.vertebrae)
+    shifts = np.array([p.arch_transition for p in varied])
+    share = [np.mean(shifts == k) for k in (-1, 0, 1)]
+    assert 0.15 < share[0] < 0.35 and 0.4 < share[1] < 0.6 and 0.15 < share[2] < 0.35, share
+    for p in varied:
+        last_rib = f"T{p.n_rib_pairs}"
+        moved = {v.name: v.arch for v in p.vertebrae if v.arch}
+        assert moved == {-1: {last_rib: "L"}, 0: {}, 1: {"L1": "T"}}[p.arch_transition], (p.name, moved)
+        assert p.ground_truth()["arch_transition"] == p.arch_transition
+    five = [p for p in varied if p.n_lumbar == 5]
+    tp = np.array([[spine_tp_factor(k) * p.vertebra(f"L{k}").transverse for k in range(1, 5)] for p in five])
+    assert 0.4 < np.mean(tp.argmax(axis=1) == 2) < 0.9
+    last = np.array([p.vertebra("L5").pedicle / p.vertebra("L1").pedicle for p in five])
+    assert last.min() < 0.8 and last.max() > 1.2
+
+
+def spine_tp_factor(k):
+    from l3loc.synth.skeleton import _TP_FACTOR
+    return _TP_FACTOR[k]
+
+
+def test_drawing_the_level_features_changes_nothing_else_in_the_plan(monkeypatch):
+    config = replace(PRESETS["default"], anatomy="varied")
+    drawn = [plan_case(3, i, config) for i in range(20)]
+    monkeypatch.setattr(anatomy, "vary_level_features", lambda *a, **k: 0)
+    bare = [plan_case(3, i, config) for i in range(20)]
+    for a, b in zip(drawn, bare):
+        ga, gb = a.ground_truth(), b.ground_truth()
+        assert gb.pop("arch_transition") == 0 and ga.pop("arch_transition") in (-1, 0, 1) and ga == gb
+        assert [(v.z_top, v.z_bottom, v.a, v.b, v.spinous) for v in a.vertebrae] == \
+            [(v.z_top, v.z_bottom, v.a, v.b, v.spinous) for v in b.vertebrae]
+
+
+def test_rendered_thoracic_arch_on_l1_slopes_down_as_a_thoracic_spinous_process(monkeypatch):
+    """L1 given a thoracic arch (the transition a vertebra lower): its spinous process is a rod
+    sloping down at the plan's angle (in a midline strip, its bone 30 % and 80 % of the way out
+    lies ``0.5 * ls * sin(angle)`` lower at the second, within 2 mm); with its own lumbar arch
+    the process is a horizontal plate (less than half that drop)."""
+    _quiet(monkeypatch)
+    plan = _first(FINE, _pelvic_case)
+    v = plan.vertebra("L1")
+    v.spinous, v.spinous_deg, v.arch_rise, v.spinous_rise = 1.0, 0.0, 0.0, 0.0
+    g, z = geometry(plan), plan.slice_z_mm
+    _, dy, dx = plan.spacing_mm
+    y = (np.arange(plan.shape[1]) - (plan.shape[1] - 1) / 2) * dy
+    x = (np.arange(plan.shape[2]) - (plan.shape[2] - 1) / 2) * dx
+    s, h = plan.scale, v.z_top - v.z_bottom
+    ls = 28.0 * s                                  # the last thoracic one's length (f = 1)
+    ang = np.radians(plan.bone["spinous_t_deg"] * 0.6)
+    root_y = float(g.sy(v.z_centre)) + v.b + 2 * 7.5 * s + 3.5
+    root_z = v.z_centre - 0.1 * h
+    strip = np.abs(x - float(g.sx(v.z_centre))) <= 2
+    band = (z > root_z - ls * np.sin(ang) - 8) & (z < root_z + 8)
+
+    def drop(arch):
+        v.arch = arch
+        hu = render_volume(plan)
+        centres = []
+        for out in (0.3, 0.8):
+            cols = np.abs(y - (root_y + out * ls * np.cos(ang))) <= 1.0
+            bone = hu[band][:, cols][:, :, strip].max(axis=(1, 2)) > 300
+            assert bone.any(), (arch, out)
+            centres.append(z[band][bone].mean())
+        return centres[0] - centres[1]
+    expected = 0.5 * ls * np.sin(ang)
+    thoracic, lumbar = drop("T"), drop("")
+    assert abs(thoracic - expected) <= 2.0, (thoracic, expected)
+    assert abs(lumbar) < 0.5 * expected, (lumbar, expected)
+
 # --- fractures, the ground truth --------------------------------------------------------------
 
 def _with_fracture(monkeypatch, name, kind, loss=0.4, density=1.5):

@@ -91,6 +91,17 @@ class Anatomy:
         wedge_spread: each lumbar disc's and body's share of the lordosis is its mean share times
             a factor in 1 +- ``wedge_spread`` (0.3: the published lower-lumbar bias holds in
             every case; near 1: some spines bend most at L2-L3).
+        arch_transition: where the arches turn from thoracic to lumbar (spinous process,
+            pedicles, canal), as a shift from the last rib-bearing vertebra -> probability: 0 =
+            at it (the last rib-bearing vertebra has a thoracic arch, the next one a lumbar
+            arch), -1 = one vertebra higher (the last rib-bearing one has a lumbar arch), +1 =
+            one lower (the first vertebra without ribs still has a thoracic arch). The facet
+            transition lies at T11-T12 or T12-L1 and spreads over two levels in many spines
+            (Singer et al. 1989; Masharawi et al. 2004): the arches are no exact count.
+        pedicle_growth: (min, max) factor on how much the lumbar pedicles widen from L1 to the
+            last lumbar (1: 7 to 14 mm, the mean of Zindrick et al. 1987).
+        process_jitter: SD of each level's own factor on its pedicle width and transverse
+            process length (L3's processes are the longest in most spines, not in all).
     """
 
     level_jitter: float = 0.035
@@ -99,18 +110,24 @@ class Anatomy:
     sacral_slope_deg: tuple = (30.0, 50.0)
     lordosis_over_slope_deg: tuple = (10.0, 25.0)
     wedge_spread: float = 0.3
+    arch_transition: dict = field(default_factory=lambda: {0: 1.0})
+    pedicle_growth: tuple = (1.0, 1.0)
+    process_jitter: float = 0.0
 
 
 #: Named anatomy families. ``default`` is the mean schedule of the literature with small per-level
 #: scatter: lumbar bodies and discs grow from L1 down in every case and two thirds of the lordosis
 #: lies at L4-S1. ``varied`` spreads each to the ends of what individual spines show (per-level
 #: sizes scattered by 8 %, growth from none to twice the mean, lordosis 20-85 degrees, each
-#: level's share of it 0.1-1.9 times the mean): a held-out family for transfer tests.
+#: level's share of it 0.1-1.9 times the mean; the arches turning lumbar one vertebra above or
+#: below the last rib-bearing one in half the cases, lumbar pedicles widening 0.4-1.6 times the
+#: mean, each level's processes scattered by 12 %): a held-out family for transfer tests.
 ANATOMIES = {
     "default": Anatomy(),
     "varied": Anatomy(level_jitter=0.08, body_growth=(0.0, 2.0), disc_growth=(0.0, 2.0),
                       sacral_slope_deg=(20.0, 55.0), lordosis_over_slope_deg=(0.0, 30.0),
-                      wedge_spread=0.9),
+                      wedge_spread=0.9, arch_transition={-1: 0.25, 0: 0.5, 1: 0.25},
+                      pedicle_growth=(0.4, 1.6), process_jitter=0.12),
 }
 
 

@@ -110,11 +110,16 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         # (scoliosis: the body turns towards the convexity, the spinous process to the concavity)
         sx0, sy0 = float(g.sx(zc)), float(g.sy(zc))
         th = np.radians(np.clip(bone["rot_per_mm"] * x.x, -25, 25))
-        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[region] * s          # canal radius
+        # the arch (canal, pedicles, spinous process) is of its own region unless the family
+        # moved the thoracolumbar transition (x.arch): a borrowed lumbar arch is shaped as the
+        # first lumbar one, a borrowed thoracic arch as the last thoracic one
+        arch = x.arch or region
+        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[arch] * s            # canal radius
         k = int(x.name[1:])
         f = (k - 1) / max(p.n_lumbar - 1, 1) if region == "L" else (k - 1) / max(p.n_rib_pairs - 1, 1)
-        pw = {"C": 2.5, "T": 2.5 + 1.5 * f, "L": 3.5 + 3.5 * f}[region] * s    # pedicle half-width
-        ph = {"C": 3.5, "T": 5.0 + 1.5 * f, "L": 7.5}[region] * s              # pedicle half-height
+        fa = f if arch == region else float(arch == "T")
+        pw = {"C": 2.5, "T": 2.5 + 1.5 * fa, "L": 3.5 + 3.5 * fa}[arch] * s * x.pedicle   # pedicle half-width
+        ph = {"C": 3.5, "T": 5.0 + 1.5 * fa, "L": 7.5}[arch] * s                           # pedicle half-height
         disc_above = chain[i - 1].z_bottom - x.z_top if i else 4.0
         disc_below = x.z_bottom - chain[i + 1].z_top
         ring = x.b + rc + 1.5                                     # canal centre behind the body centre
@@ -149,7 +154,8 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             # and out to the rib's tubercle
             tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
             if region == "L":
-                lt = bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
+                lt = (bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
+                      * x.transverse)
                 x0 = rc + pw
                 tx, ty = _rot(sg * (x0 + 0.5 * lt), x.b + 0.6 * rc, th)
                 lo, hi = sorted((sx0 + tx - 0.5 * lt, sx0 + tx + 0.5 * lt))
@@ -162,18 +168,18 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                        0.7 * cortex, spongy)
         # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
         # (each level's own length, height and place: spine.vary_posterior_elements)
-        if region == "T":
-            ls = (28.0 + 12.0 * np.sin(np.pi * f)) * s * x.spinous
-            ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * f)) + x.spinous_deg)
+        if arch == "T":
+            ls = (28.0 + 12.0 * np.sin(np.pi * fa)) * s * x.spinous
+            ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * fa)) + x.spinous_deg)
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
             P.tube([[sx0 + q0[0], sy0 + q0[1], zc - 0.1 * h], [sx0 + q1[0], sy0 + q1[1], zc - 0.1 * h - ls * np.sin(ang)]],
                    3.2 * s, 0.7 * cortex, spongy)
         else:
-            ls = (bone["spinous_l"] if region == "L" else 18.0 * s) * x.spinous
+            ls = (bone["spinous_l"] if arch == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
             # (from the arch's lower part: level with the lower body and the disc below)
-            lo0, hi0 = ylo - 0.8 * disc_below, ylo + (0.55 if region == "L" else 0.45) * h
+            lo0, hi0 = ylo - 0.8 * disc_below, ylo + (0.55 if arch == "L" else 0.45) * h
             mid = 0.5 * (lo0 + hi0) + lift * qy + x.spinous_rise
             half = 0.5 * x.spinous_height * (hi0 - lo0)
             sp_lo, sp_hi = mid - half, mid + half

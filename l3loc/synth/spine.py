@@ -41,6 +41,10 @@ class Vertebra:
             articular processes lie above their usual place; facet: factor on the articular
             processes' size. Drawn per level by :func:`vary_posterior_elements` (defaults: the
             one shape per region of earlier phantom generations).
+        arch: the region ("T" or "L") whose arch (spinous process, pedicles, canal) the vertebra
+            carries; "" = its own. pedicle, transverse: factors on its pedicles' width and (lumbar)
+            transverse processes' length. Drawn per case by :func:`vary_level_features` from the
+            anatomy family (defaults: the mean schedule, arches turning lumbar below the last rib).
     """
 
     name: str
@@ -65,6 +69,9 @@ class Vertebra:
     spinous_deg: float = 0.0
     arch_rise: float = 0.0
     facet: float = 1.0
+    arch: str = ""
+    pedicle: float = 1.0
+    transverse: float = 1.0
 
     @property
     def z_centre(self) -> float:
@@ -250,6 +257,36 @@ def vary_posterior_elements(prng: np.random.Generator, verts: list[Vertebra], s:
         v.spinous_deg = float(np.clip(prng.normal(0.0, 5.0), -10.0, 10.0))
         v.arch_rise = float(prng.uniform(-3.0, 3.0) * s)
         v.facet = float(np.clip(prng.normal(1.0, 0.15), 0.7, 1.3))
+
+
+def vary_level_features(frng: np.random.Generator, verts: list[Vertebra], family: Anatomy) -> int:
+    """Give each vertebra the per-level features the anatomy ``family`` draws (:class:`Anatomy`):
+    where the arches turn from thoracic to lumbar, how much the lumbar pedicles widen, each
+    level's own pedicle and transverse process factors. The default family draws nothing it
+    uses (every factor stays 1, every arch its own region). Returns the arch transition's shift
+    (0 = below the last rib-bearing vertebra)."""
+    shift = int(choice(frng, family.arch_transition))
+    ribbed = [v for v in verts if v.rib]
+    below = [v for v in verts if v.name[0] == "L"]
+    if shift < 0 and ribbed:
+        for v in ribbed[shift:]:
+            v.arch = "L"
+    elif shift > 0:
+        for v in below[:shift]:
+            v.arch = "T"
+    growth = float(frng.uniform(*family.pedicle_growth))
+    n = len(below)
+    for k, v in enumerate(below):
+        f = k / max(n - 1, 1)
+        # the lumbar pedicle half-width is 3.5 + 3.5 f mm (l3loc.synth.skeleton): this makes it
+        # 3.5 + 3.5 f growth
+        v.pedicle = (1.0 + f * growth) / (1.0 + f)
+    if family.process_jitter > 0:
+        for v in verts:
+            if v.name != "S":
+                v.pedicle *= float(np.clip(frng.normal(1.0, family.process_jitter), 0.6, 1.4))
+                v.transverse = float(np.clip(frng.normal(1.0, family.process_jitter), 0.6, 1.4))
+    return shift
 
 
 def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:

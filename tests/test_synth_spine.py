@@ -14,7 +14,7 @@ from l3loc.synth.painter import Painter
 from l3loc.synth.acquisition import add_noise
 from l3loc.synth.phantom import geometry, render_volume
 from l3loc.synth.scene import METAL_HU, forearm_axes
-from l3loc.synth.skeleton import screw_axes
+from l3loc.synth.skeleton import _TP_FACTOR, screw_axes
 
 # 1 mm slices and pixels on a 256 matrix: the lumbar spine and the sacrum at full detail
 FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
@@ -248,15 +248,10 @@ def test_varied_family_moves_the_arch_transition_and_scatters_each_levels_proces
         assert moved == {-1: {last_rib: "L"}, 0: {}, 1: {"L1": "T"}}[p.arch_transition], (p.name, moved)
         assert p.ground_truth()["arch_transition"] == p.arch_transition
     five = [p for p in varied if p.n_lumbar == 5]
-    tp = np.array([[spine_tp_factor(k) * p.vertebra(f"L{k}").transverse for k in range(1, 5)] for p in five])
+    tp = np.array([[_TP_FACTOR[k] * p.vertebra(f"L{k}").transverse for k in range(1, 5)] for p in five])
     assert 0.4 < np.mean(tp.argmax(axis=1) == 2) < 0.9
     last = np.array([p.vertebra("L5").pedicle / p.vertebra("L1").pedicle for p in five])
     assert last.min() < 0.8 and last.max() > 1.2
-
-
-def spine_tp_factor(k):
-    from l3loc.synth.skeleton import _TP_FACTOR
-    return _TP_FACTOR[k]
 
 
 def test_drawing_the_level_features_changes_nothing_else_in_the_plan(monkeypatch):

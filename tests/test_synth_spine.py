@@ -266,15 +266,16 @@ def test_drawing_the_level_features_changes_nothing_else_in_the_plan(monkeypatch
             [(v.z_top, v.z_bottom, v.a, v.b, v.spinous) for v in b.vertebrae]
 
 
-def test_rendered_thoracic_arch_on_l1_slopes_down_as_a_thoracic_spinous_process(monkeypatch):
-    """L1 given a thoracic arch (the transition a vertebra lower): its spinous process is a rod
-    sloping down at the plan's angle (in a midline strip, its bone 30 % and 80 % of the way out
-    lies ``0.5 * ls * sin(angle)`` lower at the second, within 2 mm); with its own lumbar arch
-    the process is a horizontal plate (less than half that drop)."""
+def _l1_spinous_profile(monkeypatch, arch: str, blend: float = 0.0, outs=(0.3, 0.8)):
+    """Render a pelvic case with L1 given ``arch`` (and ``lumbar_blend``) and plain posterior
+    elements; return, at ``outs`` of a thoracic process's length behind its root, the mean and
+    the extent (mm) of the bone's z in a midline strip, and the plan's (length, slope) of the
+    last thoracic process."""
     _quiet(monkeypatch)
     plan = _first(FINE, _pelvic_case)
     v = plan.vertebra("L1")
     v.spinous, v.spinous_deg, v.arch_rise, v.spinous_rise = 1.0, 0.0, 0.0, 0.0
+    v.arch, v.lumbar_blend = arch, blend
     g, z = geometry(plan), plan.slice_z_mm
     _, dy, dx = plan.spacing_mm
     y = (np.arange(plan.shape[1]) - (plan.shape[1] - 1) / 2) * dy
@@ -286,21 +287,58 @@ def test_rendered_thoracic_arch_on_l1_slopes_down_as_a_thoracic_spinous_process(
     root_z = v.z_centre - 0.1 * h
     strip = np.abs(x - float(g.sx(v.z_centre))) <= 2
     band = (z > root_z - ls * np.sin(ang) - 8) & (z < root_z + 8)
+    hu = render_volume(plan)
+    centres, extents = [], []
+    for out in outs:
+        cols = np.abs(y - (root_y + out * ls * np.cos(ang))) <= 1.0
+        bone = hu[band][:, cols][:, :, strip].max(axis=(1, 2)) > 300
+        assert bone.any(), (arch, blend, out)
+        centres.append(z[band][bone].mean())
+        extents.append(np.ptp(z[band][bone]) + plan.spacing_mm[0])
+    return centres, extents, (ls, ang)
 
-    def drop(arch):
-        v.arch = arch
-        hu = render_volume(plan)
-        centres = []
-        for out in (0.3, 0.8):
-            cols = np.abs(y - (root_y + out * ls * np.cos(ang))) <= 1.0
-            bone = hu[band][:, cols][:, :, strip].max(axis=(1, 2)) > 300
-            assert bone.any(), (arch, out)
-            centres.append(z[band][bone].mean())
-        return centres[0] - centres[1]
+
+def test_rendered_thoracic_arch_on_l1_slopes_down_as_a_thoracic_spinous_process(monkeypatch):
+    """L1 given a thoracic arch (the transition a vertebra lower): its spinous process is a rod
+    sloping down at the plan's angle (in a midline strip, its bone 30 % and 80 % of the way out
+    lies ``0.5 * ls * sin(angle)`` lower at the second, within 2 mm); with its own lumbar arch
+    the process is a horizontal plate (less than half that drop)."""
+    (t0, t1), _, (ls, ang) = _l1_spinous_profile(monkeypatch, "T")
+    (l0, l1), _, _ = _l1_spinous_profile(monkeypatch, "")
     expected = 0.5 * ls * np.sin(ang)
-    thoracic, lumbar = drop("T"), drop("")
-    assert abs(thoracic - expected) <= 2.0, (thoracic, expected)
-    assert abs(lumbar) < 0.5 * expected, (lumbar, expected)
+    assert abs((t0 - t1) - expected) <= 2.0, (t0 - t1, expected)
+    assert abs(l0 - l1) < 0.5 * expected, (l0 - l1, expected)
+
+
+def test_varied_family_grades_the_last_thoracic_arches_into_lumbar_ones():
+    """Real lower thoracic spinous processes shorten, flatten and grow taller towards the
+    transition: the varied family grades the thoracic arches above the first lumbar one over
+    0-2.5 levels (``lumbar_blend`` = 1 - j / (t + 1) on the j-th above it, 0 from t + 1 up),
+    recorded as ``arch_taper``; the default family draws none of it."""
+    plain = [plan_case(3, i) for i in range(100)]
+    assert all(v.lumbar_blend == 0.0 for p in plain for v in p.vertebrae)
+    assert all(p.ground_truth()["arch_taper"] == 0.0 for p in plain)
+    varied = [plan_case(3, i, replace(PRESETS["default"], anatomy="varied")) for i in range(200)]
+    tapers = np.array([p.arch_taper for p in varied])
+    assert tapers.min() >= 0.0 and tapers.max() <= 2.5 and np.ptp(tapers) > 2.0
+    for p in varied:
+        arches = [v.arch or v.name[0] for v in p.vertebrae]
+        first = arches.index("L")
+        above = p.vertebrae[:first][::-1]
+        want = [max(0.0, 1.0 - j / (p.arch_taper + 1.0)) for j in range(1, len(above) + 1)]
+        assert np.allclose([v.lumbar_blend for v in above], want), p.name
+        assert all(v.lumbar_blend == 0.0 for v in p.vertebrae[first:])
+        assert p.ground_truth()["arch_taper"] == round(p.arch_taper, 2)
+
+
+def test_rendered_graded_thoracic_arch_is_flatter_and_taller(monkeypatch):
+    """A thoracic arch 80 % of the way to lumbar: its spinous process drops less than half as
+    much between 30 % and 70 % of the way out as a full thoracic one, and is at least 1.5 times
+    as tall there (the plate it turns into)."""
+    (f0, f1), (_, full_h), _ = _l1_spinous_profile(monkeypatch, "T", 0.0, outs=(0.3, 0.7))
+    (g0, g1), (_, graded_h), _ = _l1_spinous_profile(monkeypatch, "T", 0.8, outs=(0.3, 0.7))
+    assert abs(g0 - g1) < 0.5 * (f0 - f1), (g0 - g1, f0 - f1)
+    assert graded_h >= 1.5 * full_h, (graded_h, full_h)
 
 # --- fractures, the ground truth --------------------------------------------------------------
 

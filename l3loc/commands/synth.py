@@ -24,7 +24,8 @@ a net counts the levels or names a vertebra by the look one family gives each le
   varied   per-level sizes scattered by 8 %, growth from none to twice the mean, lordosis
            20-85 degrees, each level's share of it 0.1-1.9 times the mean; the arches turn
            lumbar a vertebra above or below the last rib in half the cases, lumbar pedicles
-           widen 0.4-1.6 times the mean, each level's processes scattered by 12 %
+           widen 0.4-1.6 times the mean, each level's processes scattered by 12 %,
+           the thoracic arches grade into lumbar ones over 0-2.5 levels above the turn
 
 Writes l3_dataset.npz, ground_truth.json, and optionally preview.png (--preview N), NIfTI
 volumes + DICOM series + annotations.csv (--volumes K, --dicom M). Case i depends only on the

@@ -28,7 +28,7 @@ import numpy as np
 from l3loc.levels import LEVELS
 from l3loc.synth.config import ANATOMIES, PRESETS, SynthConfig, choice
 from l3loc.synth.spine import (Vertebra, bone_sizes, build_spine, lordosis_from_wedges, screw_levels, spine_shape,
-                               vary_level_features, vary_posterior_elements)
+                               taper_arches, vary_level_features, vary_posterior_elements)
 
 
 @dataclass
@@ -71,6 +71,7 @@ class CasePlan:
     style: str = "default"         # STYLES name: how the case is rendered
     anatomy: str = "default"       # ANATOMIES name: the family its spine was drawn from
     arch_transition: int = 0       # where the arches turn lumbar, from below the last rib (Anatomy)
+    arch_taper: float = 0.0        # over how many levels above it the thoracic arches grade lumbar
     # drawn from their own generator ([seed, index, 8]): spine shape, arms, hardware, noise
     forearms: str = "side"         # arms down: "side" (beside the trunk) or "belly" (on the abdomen)
     screws: list = field(default_factory=list)  # vertebrae with pedicle screws ("S" = S1), cranial first
@@ -173,6 +174,7 @@ class CasePlan:
             "calcification": round(self.calcification, 2), "osteoporosis": self.osteoporosis,
             "tilt_deg": round(self.tilt_deg, 1), "cropped": self.cropped, "style": self.style,
             "anatomy": self.anatomy, "arch_transition": self.arch_transition,
+            "arch_taper": round(self.arch_taper, 2),
             "sacral_slope_deg": round(self.vertebra("S").tilt_top, 1),
             "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
             "forearms": self.forearms, "screws": list(self.screws),
@@ -236,7 +238,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
     # arms, hardware and noise correlation, [9] in-plane resolution, [10] the posterior elements
     # and overlapping slices, [11] the lumbar growth of the anatomy family, [12] organ levels,
-    # [13] the family's per-level arches and processes
+    # [13] the family's per-level arches and processes, [14] the taper of the thoracic arches
     brng = np.random.default_rng([seed, index, 5])
     r5 = np.random.default_rng([seed, index, 7])
     phase = choice(r5, config.phase_rates) if contrast else "none"
@@ -249,6 +251,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     verts = build_spine(rng, n_ribs, n_lumbar, s, age, brng, shape, nrng)
     vary_posterior_elements(np.random.default_rng([seed, index, 10]), verts, s)
     arch_shift = vary_level_features(np.random.default_rng([seed, index, 13]), verts, ANATOMIES[config.anatomy])
+    arch_taper = taper_arches(np.random.default_rng([seed, index, 14]), verts, ANATOMIES[config.anatomy])
     by = {v.name: v for v in verts}
     last_rib = by[f"T{n_ribs}"]
     t1, c1 = by["T1"], by["C1"]
@@ -373,6 +376,6 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         rib_ends_deg=[float(e) for e in ends], bone=bone,
         contrast_phase=phase, oral_contrast=oral, calcification=calc, osteoporosis=osteo, dose=dose,
         tilt_deg=tilt, cropped=cropped, style=config.style, anatomy=config.anatomy,
-        arch_transition=arch_shift,
+        arch_transition=arch_shift, arch_taper=arch_taper,
         forearms=forearms, screws=screws, noise_zcorr=zcorr, inplane_binning=binning, slice_overlap=overlap,
     )

@@ -102,6 +102,11 @@ class Anatomy:
             last lumbar (1: 7 to 14 mm, the mean of Zindrick et al. 1987).
         process_jitter: SD of each level's own factor on its pedicle width and transverse
             process length (L3's processes are the longest in most spines, not in all).
+        arch_taper: (min, max) of how many levels above the transition the thoracic arches
+            grade into lumbar ones, drawn per case (0: the last thoracic arch is a full thoracic
+            one, long and sloping). Real lower thoracic spinous processes shorten, flatten and
+            grow taller towards T12, whose process is nearly a lumbar plate (Gray's Anatomy;
+            Masharawi et al. 2004): the change is spread over levels, not one step.
     """
 
     level_jitter: float = 0.035
@@ -113,6 +118,7 @@ class Anatomy:
     arch_transition: dict = field(default_factory=lambda: {0: 1.0})
     pedicle_growth: tuple = (1.0, 1.0)
     process_jitter: float = 0.0
+    arch_taper: tuple = (0.0, 0.0)
 
 
 #: Named anatomy families. ``default`` is the mean schedule of the literature with small per-level
@@ -121,13 +127,14 @@ class Anatomy:
 #: sizes scattered by 8 %, growth from none to twice the mean, lordosis 20-85 degrees, each
 #: level's share of it 0.1-1.9 times the mean; the arches turning lumbar one vertebra above or
 #: below the last rib-bearing one in half the cases, lumbar pedicles widening 0.4-1.6 times the
-#: mean, each level's processes scattered by 12 %): a held-out family for transfer tests.
+#: mean, each level's processes scattered by 12 %, the thoracic arches grading into lumbar ones
+#: over 0-2.5 levels above the transition): a held-out family for transfer tests.
 ANATOMIES = {
     "default": Anatomy(),
     "varied": Anatomy(level_jitter=0.08, body_growth=(0.0, 2.0), disc_growth=(0.0, 2.0),
                       sacral_slope_deg=(20.0, 55.0), lordosis_over_slope_deg=(0.0, 30.0),
                       wedge_spread=0.9, arch_transition={-1: 0.25, 0: 0.5, 1: 0.25},
-                      pedicle_growth=(0.4, 1.6), process_jitter=0.12),
+                      pedicle_growth=(0.4, 1.6), process_jitter=0.12, arch_taper=(0.0, 2.5)),
 }
 
 

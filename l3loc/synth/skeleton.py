@@ -120,6 +120,11 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         fa = f if arch == region else float(arch == "T")
         pw = {"C": 2.5, "T": 2.5 + 1.5 * fa, "L": 3.5 + 3.5 * fa}[arch] * s * x.pedicle   # pedicle half-width
         ph = {"C": 3.5, "T": 5.0 + 1.5 * fa, "L": 7.5}[arch] * s                           # pedicle half-height
+        lb = x.lumbar_blend                   # a thoracic arch graded towards the lumbar one
+        if lb:
+            rc += lb * (9.0 * s - rc)
+            pw += lb * (3.5 * s * x.pedicle - pw)
+            ph += lb * (7.5 * s - ph)
         disc_above = chain[i - 1].z_bottom - x.z_top if i else 4.0
         disc_below = x.z_bottom - chain[i + 1].z_top
         ring = x.b + rc + 1.5                                     # canal centre behind the body centre
@@ -171,10 +176,16 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         if arch == "T":
             ls = (28.0 + 12.0 * np.sin(np.pi * fa)) * s * x.spinous
             ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * fa)) + x.spinous_deg)
+            z0, zr = zc - 0.1 * h, 3.2 * s
+            if lb:  # shorter, flatter and taller, from lower on the arch, as the lumbar plate
+                ls += lb * (bone["spinous_l"] * x.spinous - ls)
+                ang *= 1.0 - lb
+                z0 += lb * (ylo + 0.5 * (0.55 * h - 0.8 * disc_below) - z0)
+                zr += lb * (0.5 * x.spinous_height * (0.55 * h + 0.8 * disc_below) - zr)
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
-            P.tube([[sx0 + q0[0], sy0 + q0[1], zc - 0.1 * h], [sx0 + q1[0], sy0 + q1[1], zc - 0.1 * h - ls * np.sin(ang)]],
-                   3.2 * s, 0.7 * cortex, spongy)
+            P.tube([[sx0 + q0[0], sy0 + q0[1], z0], [sx0 + q1[0], sy0 + q1[1], z0 - ls * np.sin(ang)]],
+                   3.2 * s, 0.7 * cortex, spongy, z_radius_mm=zr)
         else:
             ls = (bone["spinous_l"] if arch == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)

@@ -45,6 +45,9 @@ class Vertebra:
             carries; "" = its own. pedicle, transverse: factors on its pedicles' width and (lumbar)
             transverse processes' length. Drawn per case by :func:`vary_level_features` from the
             anatomy family (defaults: the mean schedule, arches turning lumbar below the last rib).
+        lumbar_blend: 0..1, how far a thoracic arch has turned towards the lumbar shape (its
+            spinous process shorter, flatter and taller, its pedicles and canal wider); drawn per
+            case by :func:`taper_arches` (default 0: a full thoracic arch).
     """
 
     name: str
@@ -72,6 +75,7 @@ class Vertebra:
     arch: str = ""
     pedicle: float = 1.0
     transverse: float = 1.0
+    lumbar_blend: float = 0.0
 
     @property
     def z_centre(self) -> float:
@@ -287,6 +291,24 @@ def vary_level_features(frng: np.random.Generator, verts: list[Vertebra], family
                 v.pedicle *= float(np.clip(frng.normal(1.0, family.process_jitter), 0.6, 1.4))
                 v.transverse = float(np.clip(frng.normal(1.0, family.process_jitter), 0.6, 1.4))
     return shift
+
+
+def taper_arches(trng: np.random.Generator, verts: list[Vertebra], family: Anatomy) -> float:
+    """Grade the thoracic arches above the thoracolumbar transition into lumbar ones over
+    ``t`` levels, ``t`` drawn from ``family.arch_taper``: the j-th thoracic arch above the first
+    lumbar one gets ``lumbar_blend = 1 - j / (t + 1)`` (t = 1: the last thoracic arch half
+    lumbar; t = 2.5: 0.71, 0.43, 0.14 on the last three). Returns ``t`` (0 for the default
+    family, which draws nothing)."""
+    lo, hi = family.arch_taper
+    if hi <= 0:
+        return 0.0
+    t = float(trng.uniform(lo, hi))
+    first_lumbar = next(i for i, v in enumerate(verts) if (v.arch or v.name[0]) == "L")
+    for j, v in enumerate(reversed(verts[:first_lumbar]), start=1):
+        if (v.arch or v.name[0]) != "T":
+            break
+        v.lumbar_blend = max(0.0, 1.0 - j / (t + 1.0))
+    return t
 
 
 def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:

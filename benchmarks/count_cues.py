@@ -9,8 +9,10 @@ up from the sacrum. A net that still places L3 when neither is in the image has 
 itself looks like in its training data, a cue that real spines give far less reliably.
 
 Phantoms (an npz with per-level labels): the positive cases whose image holds T12 but not the
-sacrum; each view's ensemble decodes the level sequence on the image as it is, with every row more
-than 10 mm above L1's centre blanked (no T12, no rib-bearing vertebra: no anchor left), with that
+sacrum; each view's ensemble decodes the level sequence on the image as it is, with every row
+above a cut blanked (no T12, no rib-bearing vertebra: no anchor left; the cut lies 10 mm above
+L1's centre plus a per-case random share of the L1-L2 distance, so that its edge is at no fixed
+level a net could count from), with that
 cut plus the posterior 35 % of the columns blanked (spinous processes, rib heads), with the cut
 plus every column from 5 mm behind the vertebral bodies' back blanked (all posterior elements:
 pedicles, articular processes, laminae; the sagittal canvas is centred on the bodies' back), and
@@ -41,7 +43,7 @@ from l3loc.levels import LEVELS, decode_levels  # noqa: E402
 from l3loc.metrics import RIGHT_LEVEL_MM  # noqa: E402
 from l3loc.runs import trained_views  # noqa: E402
 
-L3, L1, T12, S1 = (LEVELS.index(k) for k in ("L3", "L1", "T12", "S1"))
+L3, L2, L1, T12, S1 = (LEVELS.index(k) for k in ("L3", "L2", "L1", "T12", "S1"))
 TURNS_DEG = (-12.0, 12.0)
 
 
@@ -74,12 +76,12 @@ def phantoms(exp: Path, npz: Path, n_max: int) -> None:
         right = {key: [] for key in ("as is", "cut", "cut, posterior", "cut, bodies", *turns)}
         for i in range(len(data)):
             truth = data.label_rows(i, LEVELS)
-            if not (math.isfinite(truth[L3]) and math.isfinite(truth[T12]) and math.isfinite(truth[L1])
-                    and not math.isfinite(truth[S1])):
+            if not (all(math.isfinite(truth[k]) for k in (L3, L2, L1, T12)) and not math.isfinite(truth[S1])):
                 continue
             image = data[i][0]
             cut = image.copy()
-            cut[:max(int(truth[L1] - 10 / vm.spacing_mm), 0)] = 0
+            edge = truth[L1] - 10 / vm.spacing_mm + np.random.default_rng(i).uniform() * (truth[L2] - truth[L1])
+            cut[:max(int(edge), 0)] = 0
             posterior = cut.copy()
             posterior[:, int(0.65 * image.shape[1]):] = 0
             variants = [("as is", image), ("cut", cut), ("cut, posterior", posterior)]

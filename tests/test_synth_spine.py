@@ -322,7 +322,7 @@ def test_varied_family_grades_the_last_thoracic_arches_into_lumbar_ones():
     tapers = np.array([p.arch_taper for p in varied])
     assert tapers.min() >= 0.0 and tapers.max() <= 2.5 and np.ptp(tapers) > 2.0
     for p in varied:
-        arches = [v.arch or v.name[0] for v in p.vertebrae]
+        arches = [v.arch_region for v in p.vertebrae]
         first = arches.index("L")
         above = p.vertebrae[:first][::-1]
         want = [max(0.0, 1.0 - j / (p.arch_taper + 1.0)) for j in range(1, len(above) + 1)]

@@ -83,6 +83,16 @@ def _spurs(P: Painter, up, lo, g: Geo, a: float, b: float, cortex: float, tex) -
                   tilt=((kl, yl), (ku, yu)) if (kl or ku) else None, texture=tex(_SHELL_AMP))
 
 
+#: canal radius (mm, before the case's scale) of each region's arch
+_CANAL = {"C": 8.0, "T": 7.5, "L": 9.0}
+
+
+def _pedicle(arch: str, fa: float) -> tuple[float, float]:
+    """Pedicle half-width and half-height (mm, before the case's scale) of a region's arch,
+    ``fa`` of the way down its region (thoracic and lumbar pedicles widen caudally)."""
+    return {"C": (2.5, 3.5), "T": (2.5 + 1.5 * fa, 5.0 + 1.5 * fa), "L": (3.5 + 3.5 * fa, 7.5)}[arch]
+
+
 def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, tex) -> None:
     s, bone = g.s, p.bone
     verts = [x for x in p.vertebrae if x.name != "S"]
@@ -113,18 +123,19 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         # the arch (canal, pedicles, spinous process) is of its own region unless the family
         # moved the thoracolumbar transition (x.arch): a borrowed lumbar arch is shaped as the
         # first lumbar one, a borrowed thoracic arch as the last thoracic one
-        arch = x.arch or region
-        rc = {"C": 8.0, "T": 7.5, "L": 9.0}[arch] * s            # canal radius
+        arch = x.arch_region
+        rc = _CANAL[arch] * s                                     # canal radius
         k = int(x.name[1:])
         f = (k - 1) / max(p.n_lumbar - 1, 1) if region == "L" else (k - 1) / max(p.n_rib_pairs - 1, 1)
         fa = f if arch == region else float(arch == "T")
-        pw = {"C": 2.5, "T": 2.5 + 1.5 * fa, "L": 3.5 + 3.5 * fa}[arch] * s * x.pedicle   # pedicle half-width
-        ph = {"C": 3.5, "T": 5.0 + 1.5 * fa, "L": 7.5}[arch] * s                           # pedicle half-height
-        lb = x.lumbar_blend                   # a thoracic arch graded towards the lumbar one
+        pw, ph = (v * s for v in _pedicle(arch, fa))               # pedicle half-width, half-height
+        pw *= x.pedicle
+        lb = x.lumbar_blend                   # a thoracic arch graded towards the first lumbar one
         if lb:
-            rc += lb * (9.0 * s - rc)
-            pw += lb * (3.5 * s * x.pedicle - pw)
-            ph += lb * (7.5 * s - ph)
+            lw, lh = (v * s for v in _pedicle("L", 0.0))
+            rc += lb * (_CANAL["L"] * s - rc)
+            pw += lb * (lw * x.pedicle - pw)
+            ph += lb * (lh - ph)
         disc_above = chain[i - 1].z_bottom - x.z_top if i else 4.0
         disc_below = x.z_bottom - chain[i + 1].z_top
         ring = x.b + rc + 1.5                                     # canal centre behind the body centre
@@ -172,7 +183,9 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                 P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
                        0.7 * cortex, spongy)
         # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
-        # (each level's own length, height and place: spine.vary_posterior_elements)
+        # (each level's own length, height and place: spine.vary_posterior_elements); a lumbar
+        # plate spans the arch's lower part: level with the lower body and the disc below
+        plate_lo, plate_hi = ylo - 0.8 * disc_below, ylo + 0.55 * h
         if arch == "T":
             ls = (28.0 + 12.0 * np.sin(np.pi * fa)) * s * x.spinous
             ang = np.radians(bone["spinous_t_deg"] * (0.6 + 0.4 * np.sin(np.pi * fa)) + x.spinous_deg)
@@ -180,8 +193,8 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             if lb:  # shorter, flatter and taller, from lower on the arch, as the lumbar plate
                 ls += lb * (bone["spinous_l"] * x.spinous - ls)
                 ang *= 1.0 - lb
-                z0 += lb * (ylo + 0.5 * (0.55 * h - 0.8 * disc_below) - z0)
-                zr += lb * (0.5 * x.spinous_height * (0.55 * h + 0.8 * disc_below) - zr)
+                z0 += lb * (0.5 * (plate_lo + plate_hi) - z0)
+                zr += lb * (0.5 * x.spinous_height * (plate_hi - plate_lo) - zr)
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
             P.tube([[sx0 + q0[0], sy0 + q0[1], z0], [sx0 + q1[0], sy0 + q1[1], z0 - ls * np.sin(ang)]],
@@ -189,8 +202,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         else:
             ls = (bone["spinous_l"] if arch == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
-            # (from the arch's lower part: level with the lower body and the disc below)
-            lo0, hi0 = ylo - 0.8 * disc_below, ylo + (0.55 if arch == "L" else 0.45) * h
+            lo0, hi0 = plate_lo, plate_hi if arch == "L" else ylo + 0.45 * h     # (cervical: lower)
             mid = 0.5 * (lo0 + hi0) + lift * qy + x.spinous_rise
             half = 0.5 * x.spinous_height * (hi0 - lo0)
             sp_lo, sp_hi = mid - half, mid + half

@@ -81,6 +81,11 @@ class Vertebra:
     def z_centre(self) -> float:
         return 0.5 * (self.z_top + self.z_bottom)
 
+    @property
+    def arch_region(self) -> str:
+        """The region whose arch the vertebra carries: ``arch``, else its own (C, T, L, S)."""
+        return self.arch or self.name[0]
+
     def heights(self, b: float | None = None) -> tuple[float, float]:
         """(anterior, posterior) body height (mm) at ``b`` mm (default: the half-depth) in front
         of and behind the axis."""
@@ -303,9 +308,9 @@ def taper_arches(trng: np.random.Generator, verts: list[Vertebra], family: Anato
     if hi <= 0:
         return 0.0
     t = float(trng.uniform(lo, hi))
-    first_lumbar = next(i for i, v in enumerate(verts) if (v.arch or v.name[0]) == "L")
+    first_lumbar = next(i for i, v in enumerate(verts) if v.arch_region == "L")
     for j, v in enumerate(reversed(verts[:first_lumbar]), start=1):
-        if (v.arch or v.name[0]) != "T":
+        if v.arch_region != "T":
             break
         v.lumbar_blend = max(0.0, 1.0 - j / (t + 1.0))
     return t

@@ -153,6 +153,7 @@ class Painter:
         self.y = np.asarray(y_mm, dtype=np.float32)
         self.dx = float(abs(self.x[1] - self.x[0]))
         self.dy = float(abs(self.y[1] - self.y[0]))
+        self._offsets = {}   # (radius, z radius) -> sphere voxel offsets
 
     def _slices(self, z_lo: float, z_hi: float) -> tuple[int, int]:
         """Index range [i0, i1) of the slices overlapping [z_lo, z_hi]."""
@@ -259,13 +260,15 @@ class Painter:
                 ang = np.degrees(np.arctan2(v[:, :, None], u[:, None, :]))
                 lo, hi = arc_deg
                 mask &= ((ang - lo) % 360.0) <= ((hi - lo) % 360.0)
-            mask &= ok[:, None, None]
             value = hu if texture is None else \
                 hu * texture.factor_grid(z, self.y[r_lo:r_hi], self.x[c_lo:c_hi])
             sub = self.hu[c0:c1, r_lo:r_hi, c_lo:c_hi]
             if tilt is None:
+                # the slices the shape misses (ok False) get no paint through frac = 0: cheaper
+                # than clearing their mask (a broadcast AND over the whole box)
                 self._blend(sub, mask, value, frac * ok)
                 continue
+            mask[~ok] = False
             yr = self.y[r_lo:r_hi].astype(np.float64)[None, :]
             f = overlap_fraction(z_lo + k_lo * (yr - y_lo), z_hi + k_hi * (yr - y_hi), z[:, None], self.t)
             m = mask & (f > 0)[:, :, None]
@@ -304,22 +307,30 @@ class Painter:
         for g0 in range(0, max(n - 1, 1), _TUBE_GROUP - 1):
             self._spheres(pts[g0:g0 + _TUBE_GROUP], radius_mm, z_radius_mm, hu, core_hu, cortex_mm, texture)
 
+    def _sphere_offsets(self, radius_mm: float, z_radius_mm: float) -> tuple[np.ndarray, ...]:
+        """Voxel offsets (dz, dy, dx) that can reach a spheroid centred within half a voxel of
+        its nearest voxel centre (the cube's corners are left out); a slice reaches it when its
+        profile (half a thickness either side of its centre) does. Cached: a case paints many
+        groups of spheres of a few radii."""
+        key = (radius_mm, z_radius_mm)
+        if key not in self._offsets:
+            kz = int(np.floor((z_radius_mm + 0.5 * self.t) / self.dz + 0.5))
+            ky = int(np.ceil(radius_mm / self.dy))
+            kx = int(np.ceil(radius_mm / self.dx))
+            oz, oy, ox = np.meshgrid(np.arange(-kz, kz + 1), np.arange(-ky, ky + 1), np.arange(-kx, kx + 1), indexing="ij")
+            reach = ((np.maximum(np.abs(oy) - 0.5, 0) * self.dy) ** 2 + (np.maximum(np.abs(ox) - 0.5, 0) * self.dx) ** 2
+                     <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 0.5, 0) * self.dz - 0.5 * self.t <= z_radius_mm)
+            self._offsets[key] = tuple(o[reach].astype(np.int32) for o in (oz, oy, ox))
+        return self._offsets[key]
+
     def _spheres(self, pts, radius_mm, z_radius_mm, hu, core_hu, cortex_mm, texture) -> None:
         i0, i1 = self._slices(pts[:, 2].min() - z_radius_mm, pts[:, 2].max() + z_radius_mm)
         c0, c1 = self._index_range(self.x, pts[:, 0].min() - radius_mm, pts[:, 0].max() + radius_mm)
         r0, r1 = self._index_range(self.y, pts[:, 1].min() - radius_mm, pts[:, 1].max() + radius_mm)
         if i0 >= i1 or c0 >= c1 or r0 >= r1:
             return
-        # all spheres at once: voxel offsets (dz, dy, dx) that can reach a sphere centred within
-        # half a voxel of its nearest voxel centre (the cube's corners are left out); a slice
-        # reaches it when its profile (half a thickness either side of its centre) does
-        kz = int(np.floor((z_radius_mm + 0.5 * self.t) / self.dz + 0.5))
-        ky = int(np.ceil(radius_mm / self.dy))
-        kx = int(np.ceil(radius_mm / self.dx))
-        oz, oy, ox = np.meshgrid(np.arange(-kz, kz + 1), np.arange(-ky, ky + 1), np.arange(-kx, kx + 1), indexing="ij")
-        reach = ((np.maximum(np.abs(oy) - 0.5, 0) * self.dy) ** 2 + (np.maximum(np.abs(ox) - 0.5, 0) * self.dx) ** 2
-                 <= radius_mm ** 2) & (np.maximum(np.abs(oz) - 0.5, 0) * self.dz - 0.5 * self.t <= z_radius_mm)
-        oz, oy, ox = oz[reach].astype(np.int32), oy[reach].astype(np.int32), ox[reach].astype(np.int32)
+        # all spheres at once: each sphere's centre voxel plus the offsets that can reach it
+        oz, oy, ox = self._sphere_offsets(radius_mm, z_radius_mm)
         zi = np.rint((self.z[0] - pts[:, 2]) / self.dz).astype(np.int32)
         yi = np.rint((pts[:, 1] - self.y[0]) / (self.y[1] - self.y[0])).astype(np.int32)
         xi = np.rint((pts[:, 0] - self.x[0]) / (self.x[1] - self.x[0])).astype(np.int32)

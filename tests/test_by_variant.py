@@ -24,3 +24,15 @@ def test_split_counts_each_value_of_the_field_over_the_ensembles_positives():
     assert table.loc[0, ["cases", "right found", "wrong found", "best row at L3"]].tolist() == [1, 1, 0, 1]
     assert table.loc[1, ["cases", "right found", "wrong found", "best row at L3"]].tolist() == [2, 0, 1, 0]
     assert table.loc[1, "median signed mm"] == -32.5 and table.loc[1, "off > 20 mm"] == 2
+
+
+def test_split_bins_a_continuous_field_into_intervals():
+    per_case = pd.DataFrame({
+        "view": ["frontal"] * 4, "folds": ["ensemble"] * 4, "name": ["a", "b", "c", "d"],
+        "negative": [False] * 4, "status": ["found"] * 4, "right_level": [True, True, False, True],
+        "pred_z_mm": [100.0, 100.0, 60.0, 100.0], "true_z_mm": [100.0] * 4})
+    truth = pd.DataFrame({"name": ["a", "b", "c", "d"], "arch_taper": [0.0, 0.7, 1.2, 2.5]})
+    table = by_variant.split(per_case, truth, "arch_taper", bins=[0, 0.8, 1.6, 2.5]).set_index("arch_taper")
+    # the lowest edge belongs to the first interval, the others to the interval they close
+    assert table["cases"].tolist() == [2, 1, 1]
+    assert table["wrong found"].tolist() == [0, 1, 0]

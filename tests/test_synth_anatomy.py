@@ -10,9 +10,10 @@ from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS
 from l3loc.synth.phantom import geometry, render_volume
 
-# 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not)
+# 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not);
+# every scan starts above the dome (the last ribs are in it)
 FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
-               fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0)
+               fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0, low_top_rate=0.0)
 
 
 def _pick(want):

@@ -238,7 +238,8 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     # [seed, index, 5] bone sizes, [7] scene (contrast, bone density, scanner), [8] spine shape,
     # arms, hardware and noise correlation, [9] in-plane resolution, [10] the posterior elements
     # and overlapping slices, [11] the lumbar growth of the anatomy family, [12] organ levels,
-    # [13] the family's per-level arches and processes, [14] the taper of the thoracic arches
+    # [13] the family's per-level arches and processes, [14] the taper of the thoracic arches,
+    # [15] where an abdominal scan starts
     brng = np.random.default_rng([seed, index, 5])
     r5 = np.random.default_rng([seed, index, 7])
     phase = choice(r5, config.phase_rates) if contrast else "none"
@@ -317,8 +318,15 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         # liver/upper-abdomen scans: from above the dome down to anywhere between just below
         # L3 and the top of the sacrum (real protocols stop through the kidneys, at the crests,
         # above the pelvis: a scan without the sacrum must not tell how far below L3 it ends),
-        # or down to the pelvis; the lowest 1-3 rib pairs are always inside
+        # or down to the pelvis
         top = lm["dome"] + rng.uniform(0, 40)
+        # some start lower, anywhere from the dome down to 10 mm above L2 (lumbar-spine and
+        # renal protocols, crops of longer scans: the real example CT starts in T11): where the
+        # scan starts must not tell which vertebra is the first one in it. Its own generator:
+        # every other value of the case stays as it was.
+        trng = np.random.default_rng([seed, index, 15])
+        if trng.random() < config.low_top_rate:
+            top = float(trng.uniform(by["L2"].z_top + 10, top))
         if rng.random() < 0.5:
             bottom = l3.z_bottom - rng.uniform(3, max(l3.z_bottom, 40.0))
         else:

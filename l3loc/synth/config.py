@@ -163,6 +163,9 @@ class SynthConfig:
         osteoporosis_rate: probability, at 80 years (rising linearly from 0 at 45), of
             osteoporotic bone (cancellous 80-150 HU, thinner cortex).
         tilt_rate: probability of a gantry tilt of 5-25 degrees.
+        low_top_rate: probability that an ``abdomen`` scan starts below the usual top (just
+            above the diaphragm's dome): anywhere between there and 10 mm above L2, so the first
+            vertebra of a scan may be any from T8 to L1 and none of the last ribs in it.
         crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
             waist) that cuts the body
             at the sides (IRCAD-like).
@@ -193,6 +196,7 @@ class SynthConfig:
     oral_contrast_rate: float = 0.25
     osteoporosis_rate: float = 0.35
     tilt_rate: float = 0.05
+    low_top_rate: float = 0.5
     crop_rate: float = 0.08
     lowres_rate: float = 0.1
     lowres_mm: tuple = (2.0, 5.0)

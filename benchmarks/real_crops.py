@@ -10,6 +10,13 @@ labels. A cut 48 mm under L3 keeps L4 and the iliac crests and drops L5 and the 
 liver or upper-abdomen scan does (ircad_07 of the real validation set is one); the L3 labels of
 the originals hold unchanged, since only slices are dropped.
 
+``--tops`` cuts the other end instead: the scan starts ``top`` mm over the L3 centre and keeps
+everything below it (``<name>_top<top>.nii.gz``). 60 mm over L3 starts in L1, 100 mm in T12: a
+lumbar-spine or renal protocol, or a crop of a longer scan; the first vertebra in the scan is
+then not one a model may assume from the usual abdominal field of view.
+
+    python benchmarks/real_crops.py --data ../shared/data/real_val --out work/data/real_val_tops --tops 60 100
+
 These are the real validation scans, cut: evaluate on them, never train or choose thresholds on
 them.
 """
@@ -67,11 +74,19 @@ def main() -> int:
     ap.add_argument("--below", type=float, nargs="+", default=[48.0, 70.0],
                     help="mm under the L3 centre to cut at (one crop each)")
     ap.add_argument("--above", type=float, default=195.0, help="mm over the L3 centre to keep")
+    ap.add_argument("--tops", type=float, nargs="+", default=None,
+                    help="instead: mm over the L3 centre where each crop starts (all below kept)")
     args = ap.parse_args()
 
     def crops(ct, r):
         z = ct.geometry.z_mm(range(ct.hu.shape[0]))
-        for below in args.below:
+        for top in args.tops or []:
+            if max(z) < r["l3_z_mm"] + top + 10:
+                yield f"starts {max(z) - r['l3_z_mm']:.0f} mm over L3; no crop at {top:g}"
+                continue
+            hu, z_first = crop_z(ct, min(z), r["l3_z_mm"] + top)
+            yield f"{r['name']}_top{top:g}", hu, ct.spacing_mm, z_first
+        for below in [] if args.tops else args.below:
             if min(z) > r["l3_z_mm"] - below - 10:
                 yield f"ends {r['l3_z_mm'] - min(z):.0f} mm under L3; no crop at {below:g}"
                 continue

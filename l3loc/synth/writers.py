@@ -198,6 +198,10 @@ def generate_dataset(out_dir, n: int, seed: int = 0, preset: str | SynthConfig =
         ctx = get_context("fork" if os.name == "posix" else "spawn")
         with ctx.Pool(workers) as pool:
             records = _collect(pool.imap(_make_case, jobs, chunksize=1), n, progress)
+            # let the workers exit on their own: the context's terminate() sends them SIGTERM,
+            # which Paddle's signal handler (imported with the CLI) reports as a fatal error
+            pool.close()
+            pool.join()
     else:
         records = _collect(map(_make_case, jobs), n, progress)
 

@@ -78,22 +78,25 @@ def main() -> int:
                     help="instead: mm over the L3 centre where each crop starts (all below kept)")
     args = ap.parse_args()
 
-    def crops(ct, r):
+    def under_l3(ct, r):
         z = ct.geometry.z_mm(range(ct.hu.shape[0]))
-        for top in args.tops or []:
-            if max(z) < r["l3_z_mm"] + top + 10:
-                yield f"starts {max(z) - r['l3_z_mm']:.0f} mm over L3; no crop at {top:g}"
-                continue
-            hu, z_first = crop_z(ct, min(z), r["l3_z_mm"] + top)
-            yield f"{r['name']}_top{top:g}", hu, ct.spacing_mm, z_first
-        for below in [] if args.tops else args.below:
+        for below in args.below:
             if min(z) > r["l3_z_mm"] - below - 10:
                 yield f"ends {r['l3_z_mm'] - min(z):.0f} mm under L3; no crop at {below:g}"
                 continue
             hu, z_first = crop_z(ct, r["l3_z_mm"] - below, r["l3_z_mm"] + args.above)
             yield f"{r['name']}_crop{below:g}", hu, ct.spacing_mm, z_first
 
-    write_derived_set(args.data, args.out, crops)
+    def over_l3(ct, r):
+        z = ct.geometry.z_mm(range(ct.hu.shape[0]))
+        for top in args.tops:
+            if max(z) < r["l3_z_mm"] + top + 10:
+                yield f"starts {max(z) - r['l3_z_mm']:.0f} mm over L3; no crop at {top:g}"
+                continue
+            hu, z_first = crop_z(ct, min(z), r["l3_z_mm"] + top)
+            yield f"{r['name']}_top{top:g}", hu, ct.spacing_mm, z_first
+
+    write_derived_set(args.data, args.out, over_l3 if args.tops else under_l3)
     return 0
 
 

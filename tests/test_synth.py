@@ -398,7 +398,6 @@ def test_abdominal_scans_without_the_pelvis_end_anywhere_between_l3_and_the_sacr
     assert (gaps > 0.8 * room).mean() > 0.1                # some stop just above the sacrum
 
 
-
 def test_abdominal_scans_start_anywhere_from_the_dome_down_to_l1_and_nothing_else_moves():
     # a net must not learn which vertebra comes first from where a scan starts: the real example
     # CT starts in T11, the phantoms' abdominal scans all started above the dome (T7-T10)

@@ -19,8 +19,9 @@ from l3loc.synth.skeleton import _TP_FACTOR, screw_axes
 # 1 mm slices and pixels on a 256 matrix: the lumbar spine and the sacrum at full detail, in
 # scans that start above the dome
 FINE = replace(PRESETS["tiny"], thickness_mm={1.0: 1.0}, inplane_mm=(1.0, 1.0), matrix=256,
-               fov_rates={"abdomen": 1.0}, low_top_rate=0.0, scoliosis_rate=0.0, osteoporosis_rate=0.0, tilt_rate=0.0,
-               crop_rate=0.0, metal_rates={"none": 1.0}, contrast_rate=0.0, oral_contrast_rate=0.0)
+               fov_rates={"abdomen": 1.0}, low_top_rate=0.0, scoliosis_rate=0.0, osteoporosis_rate=0.0,
+               tilt_rate=0.0, crop_rate=0.0, metal_rates={"none": 1.0}, contrast_rate=0.0,
+               oral_contrast_rate=0.0)
 
 
 def _first(config, want, seed: int = 0, n: int = 400):

@@ -30,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
+from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume, write_volume  # noqa: E402
 
 LABEL_COLUMNS = ["l3_z_mm", "l3_top_z_mm", "l3_bottom_z_mm"]
@@ -43,11 +45,16 @@ def crop_z(ct, z_lo: float, z_hi: float):
     return ct.hu[keep[0]:keep[-1] + 1], float(z[keep[0]])
 
 
-def write_derived_set(data: Path, out: Path, derive) -> None:
+def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) -> None:
     """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
     it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
     ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
-    regridded, so they hold)."""
+    regridded, so they hold). A non-empty ``out`` is refused before anything is read, unless
+    ``overwrite``: then its scans of the same names are replaced."""
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise InputError(out, "not empty (pass --overwrite to replace its scans)")
+    if not (data / "labels.csv").is_file():
+        raise InputError(data / "labels.csv", "not found")
     table = pd.read_csv(data / "labels.csv")
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -58,12 +65,13 @@ def write_derived_set(data: Path, out: Path, derive) -> None:
                 print(f"{r['name']}: {made}")
                 continue
             name, hu, spacing, z_first = made
-            write_volume(out / f"{name}.nii.gz", hu, spacing, z_first_mm=z_first, overwrite=False)
+            write_volume(out / f"{name}.nii.gz", hu, spacing, z_first_mm=z_first, overwrite=overwrite)
             rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
                          "negative": 0})
             print(f"{name}: {hu.shape[0]} slices of {spacing[0]:g} mm, "
                   f"{z_first - (hu.shape[0] - 1) * spacing[0]:.1f} to {z_first:.1f} mm")
-    pd.DataFrame(rows).to_csv(out / "labels.csv", index=False)
+    with atomic_path(out / "labels.csv", overwrite=overwrite) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
     print(f"wrote {len(rows)} scans and labels.csv to {out}")
 
 
@@ -76,6 +84,7 @@ def main() -> int:
     ap.add_argument("--above", type=float, default=195.0, help="mm over the L3 centre to keep")
     ap.add_argument("--tops", type=float, nargs="+", default=None,
                     help="instead: mm over the L3 centre where each crop starts (all below kept)")
+    ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args()
 
     def under_l3(ct, r):
@@ -96,9 +105,13 @@ def main() -> int:
             hu, z_first = crop_z(ct, min(z), r["l3_z_mm"] + top)
             yield f"{r['name']}_top{top:g}", hu, ct.spacing_mm, z_first
 
-    write_derived_set(args.data, args.out, over_l3 if args.tops else under_l3)
+    write_derived_set(args.data, args.out, over_l3 if args.tops else under_l3, args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except InputError as exc:   # one line naming the file, as the tools do
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

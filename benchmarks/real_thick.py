@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
+from l3loc.errors import InputError  # noqa: E402
 from l3loc.synth.painter import overlap_fraction  # noqa: E402  (the phantoms' slice profile)
 from real_crops import write_derived_set  # noqa: E402
 
@@ -50,6 +51,7 @@ def main() -> int:
     ap.add_argument("--data", type=Path, required=True, help="a folder with labels.csv")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--slice-mm", type=float, default=5.0, help="thickness and spacing of the new slices")
+    ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args()
 
     def thick(ct, r):
@@ -60,9 +62,13 @@ def main() -> int:
                                    args.slice_mm)
         yield f"{r['name']}_thick{args.slice_mm:g}", hu, (args.slice_mm, *ct.spacing_mm[1:]), z_first
 
-    write_derived_set(args.data, args.out, thick)
+    write_derived_set(args.data, args.out, thick, args.overwrite)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except InputError as exc:   # one line naming the file, as the tools do
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

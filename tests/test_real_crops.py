@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from l3loc.errors import InputError
 from l3loc.io.volume import read_volume, write_volume
 
 _spec = importlib.util.spec_from_file_location(
@@ -49,3 +51,15 @@ def test_crops_under_l3_keep_the_top(tmp_path, monkeypatch):
     ct = read_volume(out / "a_crop48.nii.gz")
     z = np.asarray(ct.geometry.z_mm(range(ct.hu.shape[0])))
     assert z.min() == 52.0 and z.max() == 200.0
+
+
+def test_a_non_empty_out_is_refused_in_one_line_unless_overwrite(tmp_path, monkeypatch):
+    data, out = _scan_set(tmp_path), tmp_path / "crops"
+    _run(monkeypatch, "--data", data, "--out", out, "--below", 48)
+    before = (out / "a_crop48.nii.gz").stat().st_mtime_ns
+    monkeypatch.setattr(sys, "argv", ["real_crops.py", "--data", str(data), "--out", str(out)])
+    with pytest.raises(InputError, match="not empty"):
+        real_crops.main()
+    assert (out / "a_crop48.nii.gz").stat().st_mtime_ns == before
+    _run(monkeypatch, "--data", data, "--out", out, "--below", 48, "--overwrite")
+    assert pd.read_csv(out / "labels.csv")["name"].tolist() == ["a_crop48"]

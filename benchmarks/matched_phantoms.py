@@ -30,8 +30,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
-from l3loc.errors import InputError  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.io.volume import read_volume, write_volume  # noqa: E402
+from real_crops import read_labels_for  # noqa: E402
 from real_thick import thick_slices  # noqa: E402
 from side_by_side import matching_phantom  # noqa: E402
 
@@ -61,12 +62,7 @@ def main(argv=None) -> int:
     ap.add_argument("--thick-mm", type=float, default=5.0, help="also write each phantom as slabs this thick")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args(argv)
-    if args.out.is_dir() and any(args.out.iterdir()) and not args.overwrite:
-        raise InputError(args.out, "not empty (pass --overwrite to replace its scans)")
-    if not (args.data / "labels.csv").is_file():
-        raise InputError(args.data / "labels.csv", "not found")
-    table = pd.read_csv(args.data / "labels.csv")
-    args.out.mkdir(parents=True, exist_ok=True)
+    table = read_labels_for(args.data, args.out, args.overwrite)
     rows = []
     for _, r in table[table["negative"] == 0].iterrows():
         ct = read_volume(args.data / r["path"])
@@ -90,8 +86,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as exc:   # one line naming the file, as the tools do
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    script_main(main)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pandas as pd  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume, write_volume  # noqa: E402
 
@@ -45,18 +46,25 @@ def crop_z(ct, z_lo: float, z_hi: float):
     return ct.hu[keep[0]:keep[-1] + 1], float(z[keep[0]])
 
 
-def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) -> None:
-    """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
-    it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
-    ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
-    regridded, so they hold). A non-empty ``out`` is refused before anything is read, unless
-    ``overwrite``: then its scans of the same names are replaced."""
+def read_labels_for(data: Path, out: Path, overwrite: bool) -> pd.DataFrame:
+    """``data/labels.csv``, once ``out`` is known to be writable: a non-empty ``out`` is refused
+    before anything is read unless ``overwrite``; ``out`` is created."""
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(out, "not empty (pass --overwrite to replace its scans)")
     if not (data / "labels.csv").is_file():
         raise InputError(data / "labels.csv", "not found")
     table = pd.read_csv(data / "labels.csv")
     out.mkdir(parents=True, exist_ok=True)
+    return table
+
+
+def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) -> None:
+    """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
+    it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
+    ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
+    regridded, so they hold). A non-empty ``out`` is refused before anything is read, unless
+    ``overwrite``: then its scans of the same names are replaced."""
+    table = read_labels_for(data, out, overwrite)
     rows = []
     for _, r in table[table["negative"] == 0].iterrows():
         ct = read_volume(data / r["path"])
@@ -110,8 +118,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as exc:   # one line naming the file, as the tools do
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    script_main(main)

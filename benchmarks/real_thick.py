@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from l3loc.errors import InputError  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.synth.painter import overlap_fraction  # noqa: E402  (the phantoms' slice profile)
 from real_crops import write_derived_set  # noqa: E402
 
@@ -67,8 +67,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as exc:   # one line naming the file, as the tools do
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    script_main(main)

@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.config import load_config, resolve_config  # noqa: E402
 from l3loc.errors import InputError  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
@@ -179,10 +180,4 @@ def write_figure(path: Path, rows: list) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as exc:   # one line naming the file, as the tools do
-        if "--debug" in sys.argv:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    script_main(main)

@@ -175,13 +175,28 @@ def _run(parse, argv: list[str]) -> int:
               "cohort or training stopped)", file=sys.stderr)
         return 130
     except BaseException as exc:
-        message = user_error(exc)
-        if message is None:
-            raise  # a bug: the traceback is what a report needs
-        if debug:
-            traceback.print_exc()
-        print(f"error: {message}", file=sys.stderr)
-        return 2
+        return _reported(exc, debug)
+
+
+def _reported(exc: BaseException, debug: bool) -> int:
+    """Status 2 after one line for an error that is the user's to fix; a bug is raised again."""
+    message = user_error(exc)
+    if message is None:
+        raise exc  # a bug: the traceback is what a report needs
+    if debug:
+        traceback.print_exception(exc)
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def script_main(main) -> None:
+    """Run a script's ``main()`` (benchmarks/) as the tools run a command: bad input ends with
+    one line naming the file and status 2 (a traceback only with ``--debug``)."""
+    try:
+        status = main()
+    except BaseException as exc:
+        status = _reported(exc, "--debug" in sys.argv)
+    sys.exit(status)
 
 
 def user_error(exc: BaseException) -> str | None:

@@ -1,4 +1,5 @@
 """Synthetic phantoms: ground truth against the rendered anatomy, writers, determinism, rates."""
+import logging
 import math
 from dataclasses import replace
 
@@ -332,8 +333,13 @@ def test_refuses_to_overwrite(tiny_dataset):
 
 # --- determinism and rates -------------------------------------------------------------------
 
-def test_deterministic_per_seed_and_independent_of_workers(tmp_path):
-    a = generate_dataset(tmp_path / "a", 3, seed=11, preset="tiny", workers=1)
+def test_deterministic_per_seed_and_independent_of_workers(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="l3loc"):
+        a = generate_dataset(tmp_path / "a", 3, seed=11, preset="tiny", workers=1)
+    # without a progress bar (a log file), a line at every tenth of the cases
+    lines = [m for m in caplog.messages if " cases in " in m]
+    assert [m.split(" cases in ")[0] for m in lines] == ["[SYNTH] 1/3", "[SYNTH] 2/3"]
+    assert all("min left" in m for m in lines)
     b = generate_dataset(tmp_path / "b", 3, seed=11, preset="tiny", workers=2)
     da, _ = read_l3_npz(a)
     db, _ = read_l3_npz(b)

@@ -27,13 +27,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
-from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.cli import script_main  # noqa: E402
-from l3loc.io.volume import read_volume, write_volume  # noqa: E402
-from real_crops import read_labels_for  # noqa: E402
-from real_thick import thick_slices  # noqa: E402
+from real_crops import write_derived_set  # noqa: E402
+from real_thick import thick_version  # noqa: E402
 from side_by_side import matching_phantom  # noqa: E402
 
 #: How far the phantom's first slice may lie from the real scan's, counted from L3 (mm).
@@ -62,26 +59,17 @@ def main(argv=None) -> int:
     ap.add_argument("--thick-mm", type=float, default=5.0, help="also write each phantom as slabs this thick")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args(argv)
-    table = read_labels_for(args.data, args.out, args.overwrite)
-    rows = []
-    for _, r in table[table["negative"] == 0].iterrows():
-        ct = read_volume(args.data / r["path"])
+
+    def derive(ct, r):
         for plan, hu in matched_phantoms(ct, float(r["l3_z_mm"]), args.n, args.seed):
-            z, spacing, l3 = np.asarray(plan.slice_z_mm, float), plan.acquired_spacing_mm, plan.vertebra("L3")
-            label = {"l3_z_mm": l3.z_centre, "l3_top_z_mm": l3.z_top, "l3_bottom_z_mm": l3.z_bottom, "negative": 0}
+            l3, spacing = plan.vertebra("L3"), plan.acquired_spacing_mm
+            labels = {"l3_z_mm": l3.z_centre, "l3_top_z_mm": l3.z_top, "l3_bottom_z_mm": l3.z_bottom}
             name = f"{r['name']}~{plan.name}_{plan.anatomy}"
-            made = [(name, hu, spacing, float(z[0]))]
+            yield name, hu, spacing, float(plan.slice_z_mm[0]), labels
             if spacing[0] < args.thick_mm:
-                thick, z_first = thick_slices(hu, z, args.thick_mm)
-                made.append((f"{name}_thick{args.thick_mm:g}", thick, (args.thick_mm, *spacing[1:]), z_first))
-            for scan, vol, sp, z_first in made:
-                write_volume(args.out / f"{scan}.nii.gz", vol, sp, z_first_mm=z_first, overwrite=args.overwrite)
-                rows.append({"name": scan, "path": f"{scan}.nii.gz", **label})
-            print(f"{name}: {hu.shape[0]} slices of {spacing[0]:g} mm, starts "
-                  f"{z[0] - l3.z_centre:.0f} mm over L3", flush=True)
-    with atomic_path(args.out / "labels.csv", overwrite=args.overwrite) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False)
-    print(f"wrote {len(rows)} scans and labels.csv to {args.out}")
+                yield (*thick_version(name, hu, spacing, plan.slice_z_mm, args.thick_mm), labels)
+
+    write_derived_set(args.data, args.out, derive, args.overwrite)
     return 0
 
 

@@ -46,25 +46,20 @@ def crop_z(ct, z_lo: float, z_hi: float):
     return ct.hu[keep[0]:keep[-1] + 1], float(z[keep[0]])
 
 
-def read_labels_for(data: Path, out: Path, overwrite: bool) -> pd.DataFrame:
-    """``data/labels.csv``, once ``out`` is known to be writable: a non-empty ``out`` is refused
-    before anything is read unless ``overwrite``; ``out`` is created."""
+def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) -> None:
+    """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
+    it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
+    ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
+    regridded, so they hold); a new scan that is not the original's (a phantom matched to it)
+    comes with its own labels as a fifth item (``LABEL_COLUMNS``' values). A non-empty ``out`` is
+    refused before anything is read, unless ``overwrite``: then its scans of the same names are
+    replaced."""
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise InputError(out, "not empty (pass --overwrite to replace its scans)")
     if not (data / "labels.csv").is_file():
         raise InputError(data / "labels.csv", "not found")
     table = pd.read_csv(data / "labels.csv")
     out.mkdir(parents=True, exist_ok=True)
-    return table
-
-
-def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) -> None:
-    """For each positive scan of ``data/labels.csv``, write what ``derive(ct, label_row)`` makes of
-    it (``(name, hu, spacing_mm, z_first_mm)`` per new scan, or a string saying why none) into
-    ``out`` with a ``labels.csv`` of the original L3 labels (world z: slices are only dropped or
-    regridded, so they hold). A non-empty ``out`` is refused before anything is read, unless
-    ``overwrite``: then its scans of the same names are replaced."""
-    table = read_labels_for(data, out, overwrite)
     rows = []
     for _, r in table[table["negative"] == 0].iterrows():
         ct = read_volume(data / r["path"])
@@ -72,10 +67,10 @@ def write_derived_set(data: Path, out: Path, derive, overwrite: bool = False) ->
             if isinstance(made, str):
                 print(f"{r['name']}: {made}")
                 continue
-            name, hu, spacing, z_first = made
+            name, hu, spacing, z_first, *own = made
+            labels = own[0] if own else {c: r[c] for c in LABEL_COLUMNS}
             write_volume(out / f"{name}.nii.gz", hu, spacing, z_first_mm=z_first, overwrite=overwrite)
-            rows.append({"name": name, "path": f"{name}.nii.gz", **{c: r[c] for c in LABEL_COLUMNS},
-                         "negative": 0})
+            rows.append({"name": name, "path": f"{name}.nii.gz", **labels, "negative": 0})
             print(f"{name}: {hu.shape[0]} slices of {spacing[0]:g} mm, "
                   f"{z_first - (hu.shape[0] - 1) * spacing[0]:.1f} to {z_first:.1f} mm")
     with atomic_path(out / "labels.csv", overwrite=overwrite) as tmp:

@@ -46,6 +46,13 @@ def thick_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> tuple[np.
     return np.round(out).astype(hu.dtype), float(top - slice_mm / 2)
 
 
+def thick_version(name: str, hu: np.ndarray, spacing_mm, z_mm, slice_mm: float) -> tuple:
+    """``(name_thick<mm>, hu, spacing_mm, z_first_mm)`` of a scan made into slabs of ``slice_mm``
+    (``thick_slices``), as ``write_derived_set`` writes it."""
+    thick, z_first = thick_slices(hu, np.asarray(z_mm, dtype=float), slice_mm)
+    return f"{name}_thick{slice_mm:g}", thick, (slice_mm, *spacing_mm[1:]), z_first
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a folder with labels.csv")
@@ -58,9 +65,8 @@ def main() -> int:
         if ct.spacing_mm[0] >= args.slice_mm:
             yield f"already {ct.spacing_mm[0]:.2f} mm slices; skipped"
             return
-        hu, z_first = thick_slices(ct.hu, np.asarray(ct.geometry.z_mm(range(ct.hu.shape[0]))),
-                                   args.slice_mm)
-        yield f"{r['name']}_thick{args.slice_mm:g}", hu, (args.slice_mm, *ct.spacing_mm[1:]), z_first
+        yield thick_version(r["name"], ct.hu, ct.spacing_mm, ct.geometry.z_mm(range(ct.hu.shape[0])),
+                            args.slice_mm)
 
     write_derived_set(args.data, args.out, thick, args.overwrite)
     return 0

@@ -112,11 +112,13 @@ def test_lumbar_transverse_processes_are_longest_at_l3(case):
     for k in range(1, 6):
         v = plan.vertebra(f"L{k}")
         zt = v.z_bottom + 0.55 * (v.z_top - v.z_bottom)
-        i = _index(z, zt)
         # the row band of the processes, behind the body
         yc = g.sy(zt) + v.b + 0.6 * 9 * plan.scale
         rows = np.abs(y - yc) < 2
-        bone = hu[i][rows].max(axis=0) > 300
+        # (thin processes fading to their tips: 30 % of cortical bone, textured, at the tip; in
+        # lordosis a process lies a few mm off its body's 55 % height: the slices within 8 mm)
+        near = np.abs(z - zt) <= 8
+        bone = hu[near][:, rows].max(axis=(0, 1)) > 150
         # walk out from beside the canal to the first gap (the iliac wing lies beyond L5's)
         ends = []
         for sg in (-1, 1):
@@ -127,6 +129,33 @@ def test_lumbar_transverse_processes_are_longest_at_l3(case):
         reach[k] = float(min(ends))
     assert reach[3] == max(reach.values()), reach
     assert reach[3] > reach[1] + 5 and reach[3] > reach[5] + 3, reach
+
+
+def test_lumbar_transverse_processes_fade_to_their_tips_below_the_body_column(case):
+    """A real frontal MIP (TPTBox's L2-L4, 1.5 mm) shows each process at about 0.5 of the body
+    column near its root and 0.35 at its tip: not a uniform bar. L2 and L3 (L4's may reach the
+    iliac wing), both sides; the bone texture makes any one process uneven."""
+    plan, hu, g = case
+    x, z = _grid(plan)[1], plan.slice_z_mm
+    front = hu.max(axis=1).astype(np.float32)
+    fades = []
+    for k in (2, 3):
+        v = plan.vertebra(f"L{k}")
+        near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
+        sx = float(g.sx(v.z_centre))
+        body = float(np.median(front[near][:, np.abs(x - sx) <= 6]))
+        process = front[near].max(axis=0)              # the brightest row of each column
+        for sg in (-1, 1):
+            out = sg * (x - sx)
+            root = (out >= 19) & (out <= 23)
+            c = int(np.flatnonzero(root)[-1 if sg > 0 else 0])
+            while process[c + sg] > 150:                 # out to the tip
+                c += sg
+            tip = (out >= out[c] - 6) & (out <= out[c] - 2)
+            r, t = float(process[root].mean()), float(process[tip].mean())
+            assert 150 < t and r < body, (k, sg, t, r, body)
+            fades.append(t / r)
+    assert np.median(fades) < 0.85, fades
 
 
 def test_pedicles_are_paired_rings_in_the_frontal_mip_at_each_lumbar_level(case):

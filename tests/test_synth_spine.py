@@ -402,10 +402,17 @@ def test_fractured_l3_is_shorter_in_front_denser_and_still_the_truth(monkeypatch
         runs.append((bot - top + 1) * plan.spacing_mm[0])
     exp = [l3.heights(0.7 * l3.b)[0], l3.heights(0.7 * l3.b)[1]]
     assert runs[0] == pytest.approx(exp[0], abs=2.5) and runs[1] == pytest.approx(exp[1], abs=2.5), (runs, exp)
-    # compacted cancellous bone: denser than the body above
-    centre = lambda v: float(np.median(_column(hu, plan, float(g.sx(v.z_centre)), float(g.sy(v.z_centre)))[  # noqa: E731
-        np.abs(z - v.z_centre) < 0.2 * (v.z_top - v.z_bottom)]))
-    assert centre(l3) > 1.25 * centre(l2), (centre(l3), centre(l2))
+    # compacted cancellous bone (1.5 x): denser than the same body intact (the same texture
+    # draws; beside another body the textures' own spread, +-30 %, blurs a 1.5 x), over nine
+    # columns of the core
+    def centre(plan, hu, name):
+        v, g, z = plan.vertebra(name), geometry(plan), plan.slice_z_mm
+        mid = np.abs(z - v.z_centre) < 0.2 * (v.z_top - v.z_bottom)
+        return float(np.mean([np.median(_column(hu, plan, float(g.sx(v.z_centre)) + fx * v.a,
+                                                float(g.sy(v.z_centre)) + fy * v.b)[mid])
+                              for fx in (-0.45, 0.0, 0.45) for fy in (-0.45, 0.0, 0.45)]))
+    dense, before = centre(plan, hu, "L3"), centre(intact, render_volume(intact), "L3")
+    assert dense > 1.3 * before, (dense, before)
 
 
 # --- osteophytes -------------------------------------------------------------------------------

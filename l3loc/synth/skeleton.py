@@ -35,6 +35,10 @@ def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
 
 #: Transverse process length relative to L3's, by lumbar level (the last lumbar one: 0.65).
 _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
+#: Shell of a transverse process at its root and over its outer half, as a fraction of solid
+#: cortical bone (was 0.7 along the whole process, a uniform bar).
+_TP_ROOT = 0.45
+_TP_TIP = 0.3
 
 
 def _plate(v, g: Geo, which: str) -> tuple[float, float]:
@@ -167,21 +171,28 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * fs,
                       4.5 * fs, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
-            # and out to the rib's tubercle
+            # and out to the rib's tubercle. Thin plates of a thin cortex around little marrow:
+            # in a real frontal MIP they read at about 0.5-0.7 of the body column and fade
+            # unevenly from root to tip (measured on a labelled real scan); solid uniform bars
+            # made a bright "ladder" that survived 5 mm slices where real processes do not
             tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
             if region == "L":
                 lt = (bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
                       * x.transverse)
                 x0 = rc + pw
-                tx, ty = _rot(sg * (x0 + 0.5 * lt), x.b + 0.6 * rc, th)
-                lo, hi = sorted((sx0 + tx - 0.5 * lt, sx0 + tx + 0.5 * lt))
-                P.rod("x", tz, sy0 + ty, lo, hi, 4.5 * s, 3.0 * s, 0.7 * cortex, spongy)
+                # (from a sphere's radius out of the pedicle: a cap over it would fill its ring)
+                ends = [_rot(sg * (x0 + max(f * lt, 3.0 * s)), x.b + 0.6 * rc, th) for f in (0.0, 0.45, 1.0)]
+                pts = [[sx0 + ex, sy0 + ey, tz] for ex, ey in ends]
+                P.tube(pts[:2], 3.0 * s, _TP_ROOT * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
+                       z_radius_mm=4.5 * s)
+                P.tube(pts[1:], 2.2 * s, _TP_TIP * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
+                       z_radius_mm=3.2 * s)
             else:
                 lt = (15.0 if region == "T" else 8.0) * s
                 b0 = _rot(sg * (rc + pw), ring - 2.0, th)
                 b1 = _rot(sg * (rc + pw + lt), ring + 0.5 * lt, th)
                 P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
-                       0.7 * cortex, spongy)
+                       _TP_ROOT * cortex, spongy, texture=tex(_SHELL_AMP))
         # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
         # (each level's own length, height and place: spine.vary_posterior_elements); a lumbar
         # plate spans the arch's lower part: level with the lower body and the disc below

@@ -11,7 +11,7 @@ from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS
 from l3loc.synth.painter import Painter
 from l3loc.synth.phantom import geometry, render_volume
-from l3loc.synth.skeleton import pelvis_legs
+from l3loc.synth.skeleton import pelvis_legs, spine
 
 # 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not);
 # every scan starts above the dome (the last ribs are in it)
@@ -115,7 +115,7 @@ def test_lumbar_transverse_processes_are_longest_at_l3(case):
         # the row band of the processes, behind the body
         yc = g.sy(zt) + v.b + 0.6 * 9 * plan.scale
         rows = np.abs(y - yc) < 2
-        # (thin processes fading to their tips: 30 % of cortical bone, textured, at the tip; in
+        # (thin processes fading to their tips: 35 % of cortical bone, textured, at the tip; in
         # lordosis a process lies a few mm off its body's 55 % height: the slices within 8 mm)
         near = np.abs(z - zt) <= 8
         bone = hu[near][:, rows].max(axis=(0, 1)) > 150
@@ -131,31 +131,34 @@ def test_lumbar_transverse_processes_are_longest_at_l3(case):
     assert reach[3] > reach[1] + 5 and reach[3] > reach[5] + 3, reach
 
 
-def test_lumbar_transverse_processes_fade_to_their_tips_below_the_body_column(case):
-    """A real frontal MIP (TPTBox's L2-L4, 1.5 mm) shows each process at about 0.5 of the body
-    column near its root and 0.35 at its tip: not a uniform bar. L2 and L3 (L4's may reach the
-    iliac wing), both sides; the bone texture makes any one process uneven."""
-    plan, hu, g = case
-    x, z = _grid(plan)[1], plan.slice_z_mm
-    front = hu.max(axis=1).astype(np.float32)
-    fades = []
-    for k in (2, 3):
-        v = plan.vertebra(f"L{k}")
-        near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
-        sx = float(g.sx(v.z_centre))
-        body = float(np.median(front[near][:, np.abs(x - sx) <= 6]))
-        process = front[near].max(axis=0)              # the brightest row of each column
-        for sg in (-1, 1):
-            out = sg * (x - sx)
-            root = (out >= 19) & (out <= 23)
-            c = int(np.flatnonzero(root)[-1 if sg > 0 else 0])
-            while process[c + sg] > 150:                 # out to the tip
-                c += sg
-            tip = (out >= out[c] - 6) & (out <= out[c] - 2)
-            r, t = float(process[root].mean()), float(process[tip].mean())
-            assert 150 < t and r < body, (k, sg, t, r, body)
-            fades.append(t / r)
-    assert np.median(fades) < 0.85, fades
+def test_lumbar_transverse_processes_fade_to_their_tips():
+    """A real frontal MIP (TPTBox's L3, 1.5 mm; benchmarks/transverse_processes.py) shows the
+    process falling from about the body column's value near its root to half of it at its tip:
+    not a uniform bar. The spine painted alone (no kidney or rib beside it) without texture:
+    over its outer third a process reads below 0.85 of its inner half, at L2-L4 of 3 cases."""
+    cases = (p for p in (plan_case(0, i, FINE) for i in range(200)) if p.n_lumbar == 5)
+    for plan in islice(cases, 3):
+        hu = np.full(plan.shape, -1000, dtype=np.int16)
+        y, x = _grid(plan)
+        g, z = geometry(plan), plan.slice_z_mm
+        spine(Painter(hu, z, plan.slice_thickness_mm, x, y), plan, g, cortex=1000.0, spongy=300.0,
+              rng=np.random.default_rng(0), tex=lambda amp: None)
+        front = hu.max(axis=1).astype(np.float32)
+        for k in (2, 3, 4):
+            v = plan.vertebra(f"L{k}")
+            near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
+            sx = float(g.sx(v.z_centre))
+            process = front[near].max(axis=0)              # the brightest row of each column
+            for sg in (-1, 1):
+                out = sg * (x - sx)
+                c = _index(x, sx + sg * 22)
+                while process[c + sg] > 0:                 # out to the tip
+                    c += sg
+                reach = out[c]
+                inner = (out >= 22) & (out <= 22 + 0.5 * (reach - 22))
+                outer = (out >= reach - (reach - 22) / 3) & (out <= reach)
+                assert reach > 30 and process[outer].mean() < 0.85 * process[inner].mean(), \
+                    (plan.index, k, sg, reach, process[outer].mean(), process[inner].mean())
 
 
 def test_pedicles_are_paired_rings_in_the_frontal_mip_at_each_lumbar_level(case):

@@ -35,10 +35,12 @@ def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
 
 #: Transverse process length relative to L3's, by lumbar level (the last lumbar one: 0.65).
 _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
-#: Shell of a transverse process at its root and over its outer half, as a fraction of solid
-#: cortical bone (was 0.7 along the whole process, a uniform bar).
-_TP_ROOT = 0.45
-_TP_TIP = 0.3
+#: Shell of a transverse process over its inner two thirds and its outer third, as a fraction of
+#: solid cortical bone, around little marrow (was 0.7 along the whole process: a uniform bar).
+#: Measured against TPTBox's labelled L3 (1.5 mm, benchmarks/transverse_processes.py): the frontal
+#: MIP of the process falls from about the body column's value at 26 mm out to 0.53 of it at 42.
+_TP_ROOT = 0.5
+_TP_TIP = 0.35
 
 
 def _plate(v, g: Geo, which: str) -> tuple[float, float]:
@@ -172,16 +174,15 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                       4.5 * fs, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
             # and out to the rib's tubercle. Thin plates of a thin cortex around little marrow:
-            # in a real frontal MIP they read at about 0.5-0.7 of the body column and fade
-            # unevenly from root to tip (measured on a labelled real scan); solid uniform bars
-            # made a bright "ladder" that survived 5 mm slices where real processes do not
+            # in a real frontal MIP a lumbar one fades, unevenly, from about the body column's
+            # value near its root to half of it at its tip; uniform bright bars made a "ladder"
             tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
             if region == "L":
                 lt = (bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
                       * x.transverse)
                 x0 = rc + pw
                 # (from a sphere's radius out of the pedicle: a cap over it would fill its ring)
-                ends = [_rot(sg * (x0 + max(f * lt, 3.0 * s)), x.b + 0.6 * rc, th) for f in (0.0, 0.45, 1.0)]
+                ends = [_rot(sg * (x0 + max(f * lt, 3.0 * s)), x.b + 0.6 * rc, th) for f in (0.0, 0.65, 1.0)]
                 pts = [[sx0 + ex, sy0 + ey, tz] for ex, ey in ends]
                 P.tube(pts[:2], 3.0 * s, _TP_ROOT * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
                        z_radius_mm=4.5 * s)

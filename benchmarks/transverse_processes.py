@@ -1,0 +1,148 @@
+"""Lumbar transverse processes in the frontal MIP: a labelled real scan against phantoms of its
+slice thickness and pixel size. How bright is each process near its root and at its tip, against
+its body's column? (Uniform bright bars in the phantoms made a "ladder" real spines do not show.)
+
+    python benchmarks/transverse_processes.py --real ../shared/data/real/tptbox_l3_crop --n 20
+
+``--real`` is a folder with ``ct.nii.gz`` and a vertebra label map (``seg-vert_msk.nii.gz`` or
+``spine_labels_verse_convention.nii.gz``; VerSe numbers, 20 = L1 ... 24 = L5). Per lumbar level
+L2-L4: the body column (median of the MIP within 6 mm of the spine's centre) and, every 4 mm
+from 22 to 42 mm out, the brightest row of the level (the process) over both sides, as a
+fraction of the body column. The real
+scan's MIP is of its labelled vertebra alone (no neighbour or kidney counts); the phantoms' MIP
+is of the whole volume over the slices within 8 mm of the process's height. Evaluation only.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import SimpleITK as sitk  # noqa: E402
+
+from l3loc.cli import script_main  # noqa: E402
+from l3loc.errors import InputError  # noqa: E402
+from l3loc.synth.anatomy import plan_case  # noqa: E402
+from l3loc.synth.config import PRESETS  # noqa: E402
+from l3loc.synth.phantom import geometry, render_volume  # noqa: E402
+
+LEVELS = ("L2", "L3", "L4")
+#: VerSe label of each lumbar level.
+VERSE = {"L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24}
+LABEL_FILES = ("seg-vert_msk.nii.gz", "spine_labels_verse_convention.nii.gz")
+#: Distances out from the spine's centre (mm): L3's process reaches 40-48 mm.
+DISTANCES_MM = (22, 26, 30, 34, 38, 42)
+
+
+def process_profile(front_rows: np.ndarray, out_mm: np.ndarray) -> dict:
+    """The body column and, at each of ``DISTANCES_MM`` out from the spine's centre, the brightest
+    row (the process) averaged over both sides, from the frontal MIP over a level's rows
+    (``[rows, columns]``); ``out_mm`` is each column's signed distance from the centre."""
+    process = front_rows.max(axis=0)
+    res = {"body": float(np.median(front_rows[:, np.abs(out_mm) <= 6]))}
+    for d in DISTANCES_MM:
+        sides = [process[np.argmin(np.abs(out_mm - sg * d))] for sg in (-1, 1)
+                 if np.abs(out_mm - sg * d).min() <= 1.0]
+        if len(sides) < 2:
+            raise InputError(None, f"the image does not reach {d} mm either side of the spine")
+        res[d] = float(np.mean(sides))
+    return res
+
+
+def _rows(res: dict, source: str, level: str) -> list[dict]:
+    return [{"source": source, "level": level, **res}]
+
+
+def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
+    """Per level and side, the real scan's figures; and its slice thickness and pixel (mm)."""
+    labels = next((folder / f for f in LABEL_FILES if (folder / f).exists()), None)
+    if labels is None or not (folder / "ct.nii.gz").exists():
+        raise InputError(folder, f"needs ct.nii.gz and a vertebra label map ({' or '.join(LABEL_FILES)})")
+    # x left-right, y front to back, z along the body, whatever the file's own orientation
+    img = sitk.DICOMOrient(sitk.ReadImage(str(folder / "ct.nii.gz")), "LPI")
+    lab = sitk.GetArrayFromImage(sitk.DICOMOrient(sitk.ReadImage(str(labels)), "LPI"))
+    hu = sitk.GetArrayFromImage(img).astype(np.float32)
+    if lab.shape != hu.shape:
+        raise InputError(labels, f"label map {lab.shape} is not on the CT's grid {hu.shape}")
+    px, _, thick = img.GetSpacing()
+    out = []
+    for level in LEVELS:
+        mask = lab == VERSE[level]
+        if not mask.any():
+            continue
+        zz, yy, xx = np.nonzero(mask)
+        cx = float(np.median(xx[yy <= np.percentile(yy, 40)]))         # the body: its front part
+        front = np.where(mask, hu, -1000.0).max(axis=1)                 # the vertebra alone
+        rows = np.flatnonzero(mask.any(axis=(1, 2)))
+        try:
+            out += _rows(process_profile(front[rows], (np.arange(hu.shape[2]) - cx) * px), "real", level)
+        except InputError as exc:
+            raise InputError(folder / "ct.nii.gz", f"{level}: {exc.problem}") from None
+    if not out:
+        raise InputError(labels, f"no label of {', '.join(LEVELS)} ({', '.join(str(VERSE[v]) for v in LEVELS)})")
+    return out, float(thick), float(px)
+
+
+def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) -> list[dict]:
+    """The same figures on ``n`` phantoms with L3 in view (every other one of the ``varied``
+    family), on the real scan's slices and pixels."""
+    cfg = replace(PRESETS["default"], thickness_mm={round(thickness_mm, 3): 1.0}, inplane_mm=(pixel_mm, pixel_mm),
+                  matrix=int(round(300 / pixel_mm)), fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0)
+    out, i = [], 0
+    while len({r["source"] for r in out}) < n:
+        plan = plan_case(seed, i, replace(cfg, anatomy="varied" if len(out) // len(LEVELS) % 2 else "default"))
+        i += 1
+        if not all(plan.slice_z_mm[-1] < plan.vertebra(v).z_bottom and plan.vertebra(v).z_top < plan.slice_z_mm[0]
+                   for v in LEVELS) or plan.tilt_deg:
+            continue
+        hu, g, z = render_volume(plan), geometry(plan), np.asarray(plan.slice_z_mm)
+        x = (np.arange(hu.shape[2]) - (hu.shape[2] - 1) / 2) * plan.acquired_spacing_mm[2]
+        front = hu.max(axis=1).astype(np.float32)
+        for level in LEVELS:
+            v = plan.vertebra(level)
+            near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
+            out += _rows(process_profile(front[near], x - float(g.sx(v.z_centre))), f"{plan.name}_{plan.anatomy}", level)
+    return out
+
+
+def summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Per level: the body column (HU) and the process at each distance as a fraction of it, the
+    real scan's and the phantoms' median [p10, p90]."""
+    rows = []
+    for level, d in table.groupby("level"):
+        real, ph = d[d["source"] == "real"], d[d["source"] != "real"]
+        for c in ("body", *DISTANCES_MM):
+            v_real = real[c] if c == "body" else real[c] / real["body"]
+            v_ph = ph[c] if c == "body" else ph[c] / ph["body"]
+            fmt = "{:.0f}" if c == "body" else "{:.2f}"
+            q = v_ph.quantile([0.1, 0.5, 0.9]).to_numpy()
+            rows.append({"level": level, "figure": "body column HU" if c == "body" else f"process at {c} mm / body",
+                         "real": fmt.format(v_real.mean()) if len(real) else "-",
+                         "phantoms": f"{fmt.format(q[1])} [{fmt.format(q[0])}, {fmt.format(q[2])}]"})
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--real", type=Path, required=True, help="a folder with ct.nii.gz and a vertebra label map")
+    ap.add_argument("--n", type=int, default=20, help="phantoms")
+    ap.add_argument("--seed", type=int, default=100)
+    ap.add_argument("--csv", type=Path, default=None, help="also write every process's figures here")
+    args = ap.parse_args(argv)
+    real, thick, px = real_profiles(args.real)
+    table = pd.DataFrame(real + phantom_profiles(args.n, args.seed, thick, px))
+    if args.csv is not None:
+        table.to_csv(args.csv, index=False)
+    print(f"{args.real} ({thick:g} mm slices, {px:g} mm pixels) against {args.n} phantoms of its acquisition")
+    print(summary(table).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    script_main(main)

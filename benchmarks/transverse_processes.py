@@ -80,10 +80,15 @@ def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
         cx = float(np.median(xx[yy <= np.percentile(yy, 40)]))         # the body: its front part
         front = np.where(mask, hu, -1000.0).max(axis=1)                 # the vertebra alone
         rows = np.flatnonzero(mask.any(axis=(1, 2)))
+        x = (np.arange(hu.shape[2]) - cx) * px
         try:
-            out += _rows(process_profile(front[rows], (np.arange(hu.shape[2]) - cx) * px), "real", level)
+            res = process_profile(front[rows], x)
         except InputError as exc:
             raise InputError(folder / "ct.nii.gz", f"{level}: {exc.problem}") from None
+        # no figure beyond the label's reach on either side (a crop may cut the process)
+        drawn = x[mask.any(axis=(0, 1))]
+        res.update({d: np.nan for d in DISTANCES_MM if not (drawn.min() <= -d and drawn.max() >= d)})
+        out += _rows(res, "real", level)
     if not out:
         raise InputError(labels, f"no label of {', '.join(LEVELS)} ({', '.join(str(VERSE[v]) for v in LEVELS)})")
     return out, float(thick), float(px)
@@ -96,6 +101,8 @@ def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) ->
                   matrix=int(round(300 / pixel_mm)), fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0)
     out, i = [], 0
     while len({r["source"] for r in out}) < n:
+        if i > 50 * n:
+            raise InputError(None, f"fewer than {n} of {i} phantoms of this acquisition hold L2-L4")
         plan = plan_case(seed, i, replace(cfg, anatomy="varied" if len(out) // len(LEVELS) % 2 else "default"))
         i += 1
         if not all(plan.slice_z_mm[-1] < plan.vertebra(v).z_bottom and plan.vertebra(v).z_top < plan.slice_z_mm[0]
@@ -123,7 +130,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             fmt = "{:.0f}" if c == "body" else "{:.2f}"
             q = v_ph.quantile([0.1, 0.5, 0.9]).to_numpy()
             rows.append({"level": level, "figure": "body column HU" if c == "body" else f"process at {c} mm / body",
-                         "real": fmt.format(v_real.mean()) if len(real) else "-",
+                         "real": fmt.format(v_real.mean()) if len(real) and v_real.notna().all() else "-",
                          "phantoms": f"{fmt.format(q[1])} [{fmt.format(q[0])}, {fmt.format(q[2])}]"})
     return pd.DataFrame(rows)
 

@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import SimpleITK as sitk  # noqa: E402
 
+from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.cli import script_main  # noqa: E402
 from l3loc.errors import InputError  # noqa: E402
 from l3loc.synth.anatomy import plan_case  # noqa: E402
@@ -55,12 +56,8 @@ def process_profile(front_rows: np.ndarray, out_mm: np.ndarray) -> dict:
     return res
 
 
-def _rows(res: dict, source: str, level: str) -> list[dict]:
-    return [{"source": source, "level": level, **res}]
-
-
 def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
-    """Per level and side, the real scan's figures; and its slice thickness and pixel (mm)."""
+    """Per level, the real scan's figures; and its slice thickness and pixel (mm)."""
     labels = next((folder / f for f in LABEL_FILES if (folder / f).exists()), None)
     if labels is None or not (folder / "ct.nii.gz").exists():
         raise InputError(folder, f"needs ct.nii.gz and a vertebra label map ({' or '.join(LABEL_FILES)})")
@@ -76,7 +73,7 @@ def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
         mask = lab == VERSE[level]
         if not mask.any():
             continue
-        zz, yy, xx = np.nonzero(mask)
+        _, yy, xx = np.nonzero(mask)
         cx = float(np.median(xx[yy <= np.percentile(yy, 40)]))         # the body: its front part
         front = np.where(mask, hu, -1000.0).max(axis=1)                 # the vertebra alone
         rows = np.flatnonzero(mask.any(axis=(1, 2)))
@@ -88,7 +85,7 @@ def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
         # no figure beyond the label's reach on either side (a crop may cut the process)
         drawn = x[mask.any(axis=(0, 1))]
         res.update({d: np.nan for d in DISTANCES_MM if not (drawn.min() <= -d and drawn.max() >= d)})
-        out += _rows(res, "real", level)
+        out.append({"source": "real", "level": level, **res})
     if not out:
         raise InputError(labels, f"no label of {', '.join(LEVELS)} ({', '.join(str(VERSE[v]) for v in LEVELS)})")
     return out, float(thick), float(px)
@@ -98,7 +95,8 @@ def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) ->
     """The same figures on ``n`` phantoms with L3 in view (every other one of the ``varied``
     family), on the real scan's slices and pixels."""
     cfg = replace(PRESETS["default"], thickness_mm={round(thickness_mm, 3): 1.0}, inplane_mm=(pixel_mm, pixel_mm),
-                  matrix=int(round(300 / pixel_mm)), fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0)
+                  matrix=int(round(300 / pixel_mm)), fov_rates={"abdomen": 1.0}, scoliosis_rate=0.0,
+                  lowres_rate=0.0)   # (a binned reconstruction would not be of the real scan's pixels)
     out, i = [], 0
     while len({r["source"] for r in out}) < n:
         if i > 50 * n:
@@ -114,7 +112,8 @@ def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) ->
         for level in LEVELS:
             v = plan.vertebra(level)
             near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
-            out += _rows(process_profile(front[near], x - float(g.sx(v.z_centre))), f"{plan.name}_{plan.anatomy}", level)
+            res = process_profile(front[near], x - float(g.sx(v.z_centre)))
+            out.append({"source": f"{plan.name}_{plan.anatomy}", "level": level, **res})
     return out
 
 
@@ -140,12 +139,13 @@ def main(argv=None) -> int:
     ap.add_argument("--real", type=Path, required=True, help="a folder with ct.nii.gz and a vertebra label map")
     ap.add_argument("--n", type=int, default=20, help="phantoms")
     ap.add_argument("--seed", type=int, default=100)
-    ap.add_argument("--csv", type=Path, default=None, help="also write every process's figures here")
+    ap.add_argument("--csv", type=Path, default=None, help="also write every process's figures here (a new file)")
     args = ap.parse_args(argv)
     real, thick, px = real_profiles(args.real)
     table = pd.DataFrame(real + phantom_profiles(args.n, args.seed, thick, px))
     if args.csv is not None:
-        table.to_csv(args.csv, index=False)
+        with atomic_path(args.csv, overwrite=False) as tmp:
+            table.to_csv(tmp, index=False)
     print(f"{args.real} ({thick:g} mm slices, {px:g} mm pixels) against {args.n} phantoms of its acquisition")
     print(summary(table).to_string(index=False))
     return 0

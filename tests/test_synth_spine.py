@@ -373,7 +373,7 @@ def test_fractured_l3_is_shorter_in_front_denser_and_still_the_truth(monkeypatch
     intact = _first(FINE, _pelvic_case)
     _with_fracture(monkeypatch, "L3", kind)
     plan = plan_case(intact.seed, intact.index, FINE)
-    l3, l2 = plan.vertebra("L3"), plan.vertebra("L2")
+    l3 = plan.vertebra("L3")
     # 40 % of the front lost; the back keeps all (wedge) or loses 20 % (crush)
     h0 = intact.vertebra("L3").z_top - intact.vertebra("L3").z_bottom
     assert (l3.z_top - l3.z_bottom) / h0 == pytest.approx(0.8 if kind == "wedge" else 0.7)
@@ -383,7 +383,7 @@ def test_fractured_l3_is_shorter_in_front_denser_and_still_the_truth(monkeypatch
     # the levels above come down by the height lost, the L3 centre by half of it
     assert plan.vertebra("L1").z_centre == pytest.approx(intact.vertebra("L1").z_centre - (h0 - (l3.z_top - l3.z_bottom)))
     hu = render_volume(plan)
-    g, z = geometry(plan), plan.slice_z_mm
+    g = geometry(plan)
     # L3 is still the third vertebra below the last rib, and its row is its centre
     gt = plan.ground_truth()
     assert gt["fractures"] == {"L3": kind}

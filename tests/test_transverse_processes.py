@@ -54,6 +54,8 @@ def test_real_scan_with_labels_against_one_phantom(tmp_path, capsys):
     real = t[t["source"] == "real"].iloc[0]
     assert real["level"] == "L3" and real["30"] / real["body"] == pytest.approx(0.5)
     assert (t["source"] != "real").sum() == 3                    # one phantom, L2-L4
+    with pytest.raises(FileExistsError):                          # an existing table is kept
+        tp.main(["--real", str(tmp_path), "--n", "1", "--csv", str(tmp_path / "t.csv")])
 
 
 def test_a_folder_without_a_label_map_is_named(tmp_path):

@@ -253,7 +253,9 @@ def test_low_resolution_scan_is_the_smoothed_binned_render_and_thin_bone_fades()
     assert gt["inplane_binning"] == 4
     assert gt["l3_slice"] == fine.ground_truth()["l3_slice"]      # the slices are untouched
 
-    # partial volume: the lowest ribs' brightest pixels in a frontal MIP fall against the spine's
+    # partial volume: the lowest ribs' brightest pixels in a frontal MIP fall against the spine
+    # column (its median: the column's brightest pixels are the solid arches' texture maxima,
+    # which binning averages away as well)
     g = geometry(plan)
     z = plan.slice_z_mm
     ribs = (z < plan.vertebra("T11").z_top) & (z > plan.vertebra("T12").z_bottom)
@@ -265,7 +267,7 @@ def test_low_resolution_scan_is_the_smoothed_binned_render_and_thin_bone_fades()
         front = vol.max(axis=1)
         beside = (np.abs(x - sx) >= 40) & (np.abs(x - sx) <= 130)
         return (np.percentile(front[ribs][:, beside], 99)
-                / np.percentile(front[spine][:, np.abs(x - sx) <= 20], 99))
+                / np.median(front[spine][:, np.abs(x - sx) <= 20]))
 
     assert rib_over_spine(hu, 4.0) < 0.85 * rib_over_spine(hu_fine, 1.0)
 

@@ -35,12 +35,12 @@ def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
 
 #: Transverse process length relative to L3's, by lumbar level (the last lumbar one: 0.65).
 _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
-#: Shell of a transverse process over its inner two thirds and its outer third, as a fraction of
-#: solid cortical bone, around little marrow (was 0.7 along the whole process: a uniform bar).
-#: Measured against TPTBox's labelled L3 (1.5 mm, benchmarks/transverse_processes.py): the frontal
-#: MIP of the process falls from about the body column's value at 26 mm out to 0.53 of it at 42.
-_TP_ROOT = 0.5
-_TP_TIP = 0.35
+#: The arch (laminae, articular processes, spinous processes) as a fraction of solid cortical
+#: bone: thick cortical plates and columns, not thin shells. Measured on TPTBox's labelled L3 and
+#: L4 (1.5 mm, benchmarks/lumbar_frontal_mip.py): behind the body's back wall the frontal MIP
+#: reads about 1100 HU within 12 mm of the midline, three times the body's 300; arches painted at
+#: 0.5-0.6 read 400-540, about the body's value, in phantoms of the same acquisition.
+_ARCH = 1.0
 
 
 def _plate(v, g: Geo, which: str) -> tuple[float, float]:
@@ -155,7 +155,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
         zl = lift * ring + x.arch_rise                            # the arch's rise
         P.ellipse(ylo - disc_below - 0.1 * h_below + zl, yhi - 0.35 * h + zl, cx, cy, rc + 5 * s, rc + 4.5 * s,
-                  0.5 * cortex, inner=0.72,
+                  _ARCH * cortex, inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
@@ -169,13 +169,13 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
             fs = x.facet * s
             P.ellipse(yhi - 0.1 * h + zl, yhi + 0.35 * disc_above + zl, sx0 + ax, sy0 + ay, 4.0 * fs, 5.0 * fs,
-                      0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      _ARCH * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * fs,
-                      4.5 * fs, 0.5 * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      4.5 * fs, _ARCH * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
-            # and out to the rib's tubercle. Thin plates of a thin cortex around little marrow:
-            # in a real frontal MIP a lumbar one fades, unevenly, from about the body column's
-            # value near its root to half of it at its tip; uniform bright bars made a "ladder"
+            # and out to the rib's tubercle. Thin plates of a thin cortex around little marrow,
+            # their shell drawn per case (spine.bone_sizes): real ones range from bright bars to
+            # the tip to a fade to about half near the tip
             tz = ylo + 0.55 * h + lift * (x.b + 0.6 * rc)
             if region == "L":
                 lt = (bone["tp_l3"] * (_TP_FACTOR[k] if k < p.n_lumbar else 0.65) * float(rng.normal(1, 0.04))
@@ -184,16 +184,16 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                 # (from a sphere's radius out of the pedicle: a cap over it would fill its ring)
                 ends = [_rot(sg * (x0 + max(f * lt, 3.0 * s)), x.b + 0.6 * rc, th) for f in (0.0, 0.65, 1.0)]
                 pts = [[sx0 + ex, sy0 + ey, tz] for ex, ey in ends]
-                P.tube(pts[:2], 3.0 * s, _TP_ROOT * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
+                P.tube(pts[:2], 3.0 * s, bone["tp_root"] * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
                        z_radius_mm=4.5 * s)
-                P.tube(pts[1:], 2.2 * s, _TP_TIP * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
+                P.tube(pts[1:], 2.2 * s, bone["tp_root"] * bone["tp_tip"] * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
                        z_radius_mm=3.2 * s)
             else:
                 lt = (15.0 if region == "T" else 8.0) * s
                 b0 = _rot(sg * (rc + pw), ring - 2.0, th)
                 b1 = _rot(sg * (rc + pw + lt), ring + 0.5 * lt, th)
                 P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
-                       _TP_ROOT * cortex, spongy, texture=tex(_SHELL_AMP))
+                       bone["tp_root"] * cortex, spongy, texture=tex(_SHELL_AMP))
         # spinous process: lumbar ones broad and horizontal, thoracic ones long and sloping down
         # (each level's own length, height and place: spine.vary_posterior_elements); a lumbar
         # plate spans the arch's lower part: level with the lower body and the disc below
@@ -210,7 +210,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
             P.tube([[sx0 + q0[0], sy0 + q0[1], z0], [sx0 + q1[0], sy0 + q1[1], z0 - ls * np.sin(ang)]],
-                   3.2 * s, 0.7 * cortex, spongy, z_radius_mm=zr)
+                   3.2 * s, _ARCH * cortex, spongy, z_radius_mm=zr)
         else:
             ls = (bone["spinous_l"] if arch == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
@@ -218,7 +218,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             mid = 0.5 * (lo0 + hi0) + lift * qy + x.spinous_rise
             half = 0.5 * x.spinous_height * (hi0 - lo0)
             sp_lo, sp_hi = mid - half, mid + half
-            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, 0.6 * cortex, texture=tex(_SHELL_AMP))
+            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, _ARCH * cortex, texture=tex(_SHELL_AMP))
             P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))
     # discs between consecutive bodies (and L-last / S1), with the hollow of each endplate: a

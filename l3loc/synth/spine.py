@@ -340,6 +340,13 @@ def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
         "wing_mm": float(brng.uniform(70, 84) * s),
         # costal cartilage: fraction calcified (rises with age, varies a lot)
         "cartilage_calc": float(np.clip((age - 30) / 60 * brng.uniform(0.3, 1.3), 0, 1)),
+        # transverse processes' shell, a fraction of solid cortical bone, over their inner two
+        # thirds ("root") and, as a fraction of that, over their outer third ("tip"). Real ones
+        # vary: TPTBox's L3 fades from about its body column's value to half of it (root 0.5,
+        # tip 0.7: benchmarks/lumbar_frontal_mip.py), others stay bright bars to the tip; one
+        # look (or the old uniform bars, 0.7 and 1) taught the nets to count levels by it
+        "tp_root": float(brng.uniform(0.4, 0.75)),
+        "tp_tip": float(brng.uniform(0.55, 1.0)),
     }
 
 

@@ -1,16 +1,27 @@
-"""Lumbar transverse processes in the frontal MIP: a labelled real scan against phantoms of its
-slice thickness and pixel size. How bright is each process near its root and at its tip, against
-its body's column? (Uniform bright bars in the phantoms made a "ladder" real spines do not show.)
+"""Lumbar vertebrae in the frontal MIP: a labelled real scan against phantoms of its slice
+thickness and pixel size. How bright is the vertebral body, and the arch behind it (laminae,
+articular and spinous processes), over the body's middle rows? How bright is each transverse
+process near its root and at its tip, against its body's column? (Uniform bright process bars made
+a "ladder" real spines do not show; arches painted as thin shells read as dim as the body, where a
+real arch reads three times brighter.)
 
-    python benchmarks/transverse_processes.py --real ../shared/data/real/tptbox_l3_crop --n 20
+    python benchmarks/lumbar_frontal_mip.py --real ../shared/data/real/tptbox_l3_crop --n 20
 
 ``--real`` is a folder with ``ct.nii.gz`` and a vertebra label map (``seg-vert_msk.nii.gz`` or
 ``spine_labels_verse_convention.nii.gz``; VerSe numbers, 20 = L1 ... 24 = L5). Per lumbar level
-L2-L4: the body column (median of the MIP within 6 mm of the spine's centre) and, every 4 mm
-from 22 to 42 mm out, the brightest row of the level (the process) over both sides, as a
-fraction of the body column. The real
-scan's MIP is of its labelled vertebra alone (no neighbour or kidney counts); the phantoms' MIP
-is of the whole volume over the slices within 8 mm of the process's height. Evaluation only.
+L2-L4:
+
+- the body and the arch: over the body's middle rows (20-80 % of its height), the median within
+  12 mm of the midline of the MIP of what lies in front of the body's back wall and of what lies
+  behind it (the real scan: the labelled vertebra, split where its midline meets the canal; the
+  phantoms: the whole volume, split at the body's planned depth);
+- the body column (median of the MIP within 6 mm of the spine's centre) and, every 4 mm from 22
+  to 42 mm out, the brightest row of the level (the process) over both sides, as a fraction of
+  the body column. The real scan's MIP is of its labelled vertebra alone (no neighbour or kidney
+  counts); the phantoms' MIP is of the whole volume over the slices within 8 mm of the process's
+  height.
+
+Evaluation only.
 """
 from __future__ import annotations
 
@@ -39,6 +50,13 @@ VERSE = {"L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24}
 LABEL_FILES = ("seg-vert_msk.nii.gz", "spine_labels_verse_convention.nii.gz")
 #: Distances out from the spine's centre (mm): L3's process reaches 40-48 mm.
 DISTANCES_MM = (22, 26, 30, 34, 38, 42)
+#: Half-width (mm) of the midline strip where the body and the arch are read.
+ARCH_STRIP_MM = 12
+
+
+def _strip_median(front_rows: np.ndarray, out_mm: np.ndarray) -> float:
+    """Median of a MIP's rows within ``ARCH_STRIP_MM`` of the midline (-1000: nothing there)."""
+    return float(np.median(front_rows[:, np.abs(out_mm) <= ARCH_STRIP_MM]))
 
 
 def process_profile(front_rows: np.ndarray, out_mm: np.ndarray) -> dict:
@@ -82,6 +100,7 @@ def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
             res = process_profile(front[rows], x)
         except InputError as exc:
             raise InputError(folder / "ct.nii.gz", f"{level}: {exc.problem}") from None
+        res.update(body_and_arch(mask, hu, int(round(cx)), x))
         # no figure beyond the label's reach on either side (a crop may cut the process)
         drawn = x[mask.any(axis=(0, 1))]
         res.update({d: np.nan for d in DISTANCES_MM if not (drawn.min() <= -d and drawn.max() >= d)})
@@ -89,6 +108,24 @@ def real_profiles(folder: Path) -> tuple[list[dict], float, float]:
     if not out:
         raise InputError(labels, f"no label of {', '.join(LEVELS)} ({', '.join(str(VERSE[v]) for v in LEVELS)})")
     return out, float(thick), float(px)
+
+
+def body_and_arch(mask: np.ndarray, hu: np.ndarray, cx: int, out_mm: np.ndarray) -> dict:
+    """The body and the arch of one labelled vertebra (``mask``, ``hu``: [z, y front to back,
+    x]): its middle rows are 20-80 % of the body's height, the body's back wall the last labelled
+    voxel before the canal's gap on the midline (NaN without a gap: the label map holds the body
+    alone)."""
+    zz, yy, _ = np.nonzero(mask[:, :, cx - 1:cx + 2])
+    ys = np.unique(yy)
+    gap = np.flatnonzero(np.diff(ys) > 1)
+    if not len(gap):
+        return {"front": np.nan, "arch": np.nan}
+    back = ys[gap[0]]
+    lo, hi = np.percentile(zz[yy <= back], [20, 80]).astype(int)
+    y = np.arange(hu.shape[1])[None, :, None]
+    rows = slice(lo, hi + 1)
+    return {"front": _strip_median(np.where(mask & (y <= back), hu, -1000.0).max(axis=1)[rows], out_mm),
+            "arch": _strip_median(np.where(mask & (y > back), hu, -1000.0).max(axis=1)[rows], out_mm)}
 
 
 def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) -> list[dict]:
@@ -107,28 +144,40 @@ def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) ->
                    for v in LEVELS) or plan.tilt_deg:
             continue
         hu, g, z = render_volume(plan), geometry(plan), np.asarray(plan.slice_z_mm)
-        x = (np.arange(hu.shape[2]) - (hu.shape[2] - 1) / 2) * plan.acquired_spacing_mm[2]
+        dz, dy, dx = plan.acquired_spacing_mm
+        x = (np.arange(hu.shape[2]) - (hu.shape[2] - 1) / 2) * dx
+        y = (np.arange(hu.shape[1]) - (hu.shape[1] - 1) / 2) * dy
         front = hu.max(axis=1).astype(np.float32)
         for level in LEVELS:
             v = plan.vertebra(level)
             near = np.abs(z - (v.z_bottom + 0.55 * (v.z_top - v.z_bottom))) <= 8
-            res = process_profile(front[near], x - float(g.sx(v.z_centre)))
+            out_mm = x - float(g.sx(v.z_centre))
+            res = process_profile(front[near], out_mm)
+            mid = (z > v.z_bottom + 0.2 * (v.z_top - v.z_bottom)) & (z < v.z_bottom + 0.8 * (v.z_top - v.z_bottom))
+            behind = (y - float(g.sy(v.z_centre)))[None, :, None]       # mm behind the body's axis
+            part = lambda sel: _strip_median(np.where(sel, hu[mid], -1000).max(axis=1), out_mm)  # noqa: E731
+            res.update(front=part(np.abs(behind) <= v.b), arch=part((behind > v.b + 1.5) & (behind < v.b + 45)))
             out.append({"source": f"{plan.name}_{plan.anatomy}", "level": level, **res})
     return out
 
 
 def summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Per level: the body column (HU) and the process at each distance as a fraction of it, the
-    real scan's and the phantoms' median [p10, p90]."""
+    """Per level: the body and the arch (HU, and their ratio), the body column (HU) and the
+    process at each distance as a fraction of it, the real scan's and the phantoms' median [p10,
+    p90]."""
     rows = []
     for level, d in table.groupby("level"):
         real, ph = d[d["source"] == "real"], d[d["source"] != "real"]
-        for c in ("body", *DISTANCES_MM):
-            v_real = real[c] if c == "body" else real[c] / real["body"]
-            v_ph = ph[c] if c == "body" else ph[c] / ph["body"]
-            fmt = "{:.0f}" if c == "body" else "{:.2f}"
+        figures = {"front": ("body (in front of its back wall) HU", lambda t: t["front"]),
+                   "arch": ("arch (behind it) HU", lambda t: t["arch"]),
+                   "arch/front": ("arch / body", lambda t: t["arch"] / t["front"]),
+                   "body": ("body column HU", lambda t: t["body"]),
+                   **{c: (f"process at {c} mm / body", lambda t, c=c: t[c] / t["body"]) for c in DISTANCES_MM}}
+        for c, (name, of) in figures.items():
+            v_real, v_ph = of(real), of(ph)
+            fmt = "{:.0f}" if name.endswith("HU") else "{:.2f}"
             q = v_ph.quantile([0.1, 0.5, 0.9]).to_numpy()
-            rows.append({"level": level, "figure": "body column HU" if c == "body" else f"process at {c} mm / body",
+            rows.append({"level": level, "figure": name,
                          "real": fmt.format(v_real.mean()) if len(real) and v_real.notna().all() else "-",
                          "phantoms": f"{fmt.format(q[1])} [{fmt.format(q[0])}, {fmt.format(q[2])}]"})
     return pd.DataFrame(rows)

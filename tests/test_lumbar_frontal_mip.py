@@ -1,5 +1,5 @@
-"""benchmarks/transverse_processes.py: the frontal MIP of lumbar transverse processes, a labelled
-real scan against phantoms of its acquisition."""
+"""benchmarks/lumbar_frontal_mip.py: the frontal MIP of lumbar vertebrae (body, arch, transverse
+processes), a labelled real scan against phantoms of its acquisition."""
 import importlib.util
 from pathlib import Path
 
@@ -9,8 +9,8 @@ import SimpleITK as sitk
 
 from l3loc.errors import InputError
 
-_path = Path(__file__).resolve().parents[1] / "benchmarks" / "transverse_processes.py"
-_spec = importlib.util.spec_from_file_location("transverse_processes", _path)
+_path = Path(__file__).resolve().parents[1] / "benchmarks" / "lumbar_frontal_mip.py"
+_spec = importlib.util.spec_from_file_location("lumbar_frontal_mip", _path)
 tp = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tp)
 
@@ -29,6 +29,25 @@ def test_profile_reads_the_body_column_and_the_process_at_each_distance():
         tp.process_profile(img[:, :90], out[:90])
 
 
+def test_body_and_arch_split_at_the_canal():
+    # [z, y front to back, x] 1 mm: a body (y 0-29, 300 HU) and, behind a canal gap (y 30-44),
+    # an arch (y 45-54, 1100 HU) within 8 mm of the midline
+    hu = np.full((20, 60, 41), -100.0)
+    mask = np.zeros(hu.shape, bool)
+    out = np.arange(41) - 20.0
+    mask[:, :30, np.abs(out) <= 15] = True
+    hu[mask] = 300.0
+    arch = np.zeros_like(mask)
+    arch[:, 45:55, np.abs(out) <= 8] = True
+    mask |= arch
+    hu[arch] = 1100.0
+    res = tp.body_and_arch(mask, hu, 20, out)
+    assert res == {"front": 300.0, "arch": 1100.0}
+    body_only = mask.copy()
+    body_only[:, 30:] = False
+    assert np.isnan(tp.body_and_arch(body_only, hu, 20, out)["arch"])     # no canal: no split
+
+
 def _write(path, arr, spacing=1.5):
     img = sitk.GetImageFromArray(arr)
     img.SetSpacing((spacing,) * 3)
@@ -44,6 +63,8 @@ def test_real_scan_with_labels_against_one_phantom(tmp_path, capsys):
     hu[10:30, 5:20, np.abs(xs) <= 12] = 700
     lab[18:24, 20:24, np.abs(xs) <= 45] = 22
     hu[18:24, 20:24, (np.abs(xs) > 12) & (np.abs(xs) <= 45)] = 350
+    lab[12:28, 25:28, np.abs(xs) <= 12] = 22                     # behind the canal: the arch
+    hu[12:28, 25:28, np.abs(xs) <= 12] = 1000
     _write(tmp_path / "ct.nii.gz", hu)
     _write(tmp_path / "seg-vert_msk.nii.gz", lab)
     assert tp.main(["--real", str(tmp_path), "--n", "1", "--csv", str(tmp_path / "t.csv")]) == 0
@@ -52,7 +73,10 @@ def test_real_scan_with_labels_against_one_phantom(tmp_path, capsys):
     import pandas as pd
     t = pd.read_csv(tmp_path / "t.csv")
     real = t[t["source"] == "real"].iloc[0]
-    assert real["level"] == "L3" and real["30"] / real["body"] == pytest.approx(0.5)
+    # (the column is the MIP through body and arch: the arch's 1000)
+    assert real["level"] == "L3" and real["body"] == 1000 and real["30"] / real["body"] == pytest.approx(0.35)
+    assert (real["front"], real["arch"]) == (700, 1000)
+    assert "arch / body" in shown
     assert (t["source"] != "real").sum() == 3                    # one phantom, L2-L4
     with pytest.raises(FileExistsError):                          # an existing table is kept
         tp.main(["--real", str(tmp_path), "--n", "1", "--csv", str(tmp_path / "t.csv")])

@@ -38,8 +38,8 @@ _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
 #: The arch (laminae, articular processes, spinous processes) as a fraction of solid cortical
 #: bone: thick cortical plates and columns, not thin shells. Measured on TPTBox's labelled L3 and
 #: L4 (1.5 mm, benchmarks/lumbar_frontal_mip.py): behind the body's back wall the frontal MIP
-#: reads about 1100 HU within 12 mm of the midline, three times the body's 300; arches painted at
-#: 0.5-0.6 read 400-540, about the body's value, in phantoms of the same acquisition.
+#: reads about 1100 HU within 12 mm of the midline, nearly four times the body's 280-310; arches
+#: painted at 0.5-0.6 read 420-520, about the body's value, in phantoms of the same acquisition.
 _ARCH = 1.0
 
 
@@ -184,10 +184,10 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                 # (from a sphere's radius out of the pedicle: a cap over it would fill its ring)
                 ends = [_rot(sg * (x0 + max(f * lt, 3.0 * s)), x.b + 0.6 * rc, th) for f in (0.0, 0.65, 1.0)]
                 pts = [[sx0 + ex, sy0 + ey, tz] for ex, ey in ends]
-                P.tube(pts[:2], 3.0 * s, bone["tp_root"] * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
-                       z_radius_mm=4.5 * s)
-                P.tube(pts[1:], 2.2 * s, bone["tp_root"] * bone["tp_tip"] * cortex, 0.6 * spongy, cortex_mm=1.0, texture=tex(_SHELL_AMP),
-                       z_radius_mm=3.2 * s)
+                P.tube(pts[:2], 3.0 * s, bone["tp_root"] * cortex, 0.6 * spongy, cortex_mm=1.0,
+                       texture=tex(_SHELL_AMP), z_radius_mm=4.5 * s)
+                P.tube(pts[1:], 2.2 * s, bone["tp_root"] * bone["tp_tip"] * cortex, 0.6 * spongy, cortex_mm=1.0,
+                       texture=tex(_SHELL_AMP), z_radius_mm=3.2 * s)
             else:
                 lt = (15.0 if region == "T" else 8.0) * s
                 b0 = _rot(sg * (rc + pw), ring - 2.0, th)

@@ -3,7 +3,7 @@ thickness and pixel size. How bright is the vertebral body, and the arch behind 
 articular and spinous processes), over the body's middle rows? How bright is each transverse
 process near its root and at its tip, against its body's column? (Uniform bright process bars made
 a "ladder" real spines do not show; arches painted as thin shells read as dim as the body, where a
-real arch reads three times brighter.)
+real arch reads nearly four times brighter.)
 
     python benchmarks/lumbar_frontal_mip.py --real ../shared/data/real/tptbox_l3_crop --n 20
 

@@ -144,7 +144,7 @@ def phantom_profiles(n: int, seed: int, thickness_mm: float, pixel_mm: float) ->
                    for v in LEVELS) or plan.tilt_deg:
             continue
         hu, g, z = render_volume(plan), geometry(plan), np.asarray(plan.slice_z_mm)
-        dz, dy, dx = plan.acquired_spacing_mm
+        _, dy, dx = plan.acquired_spacing_mm
         x = (np.arange(hu.shape[2]) - (hu.shape[2] - 1) / 2) * dx
         y = (np.arange(hu.shape[1]) - (hu.shape[1] - 1) / 2) * dy
         front = hu.max(axis=1).astype(np.float32)
@@ -168,12 +168,12 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for level, d in table.groupby("level"):
         real, ph = d[d["source"] == "real"], d[d["source"] != "real"]
-        figures = {"front": ("body (in front of its back wall) HU", lambda t: t["front"]),
-                   "arch": ("arch (behind it) HU", lambda t: t["arch"]),
-                   "arch/front": ("arch / body", lambda t: t["arch"] / t["front"]),
-                   "body": ("body column HU", lambda t: t["body"]),
-                   **{c: (f"process at {c} mm / body", lambda t, c=c: t[c] / t["body"]) for c in DISTANCES_MM}}
-        for c, (name, of) in figures.items():
+        figures = [("body (in front of its back wall) HU", lambda t: t["front"]),
+                   ("arch (behind it) HU", lambda t: t["arch"]),
+                   ("arch / body", lambda t: t["arch"] / t["front"]),
+                   ("body column HU", lambda t: t["body"]),
+                   *((f"process at {c} mm / body", lambda t, c=c: t[c] / t["body"]) for c in DISTANCES_MM)]
+        for name, of in figures:
             v_real, v_ph = of(real), of(ph)
             fmt = "{:.0f}" if name.endswith("HU") else "{:.2f}"
             q = v_ph.quantile([0.1, 0.5, 0.9]).to_numpy()

@@ -47,14 +47,15 @@ def _grid(plan):
 
 def _spines_alone(n=3):
     """The first ``n`` five-lumbar cases' spines painted alone (no kidney or rib beside them),
-    untextured, cortical bone 1000 HU, cancellous 300: (plan, hu)."""
+    untextured, cortical bone 1000 HU, cancellous 300: (plan, hu, geometry, y mm, x mm)."""
     cases = (p for p in (plan_case(0, i, FINE) for i in range(200)) if p.n_lumbar == 5)
     for plan in islice(cases, n):
         hu = np.full(plan.shape, -1000, dtype=np.int16)
         y, x = _grid(plan)
-        spine(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, geometry(plan), cortex=1000.0,
+        g = geometry(plan)
+        spine(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, g, cortex=1000.0,
               spongy=300.0, rng=np.random.default_rng(0), tex=lambda amp: None)
-        yield plan, hu
+        yield plan, hu, g, y, x
 
 
 def test_iliac_crest_lies_between_the_top_of_l4_and_the_l4_l5_disc_in_every_plan():
@@ -150,9 +151,8 @@ def test_lumbar_transverse_processes_read_as_their_case_draws_them():
     painted alone (no kidney or rib beside it) without texture, L2-L4 both sides of 3 cases: the
     inner half reads the root's shell (within 10 %), the outer third that times the tip's (within
     0.1); and over 60 plans the looks span both ends."""
-    for plan, hu in _spines_alone():
-        y, x = _grid(plan)
-        g, z = geometry(plan), plan.slice_z_mm
+    for plan, hu, g, y, x in _spines_alone():
+        z = plan.slice_z_mm
         front = hu.max(axis=1).astype(np.float32)
         for k in (2, 3, 4):
             v = plan.vertebra(f"L{k}")
@@ -185,9 +185,8 @@ def test_lumbar_arch_reads_brighter_than_its_body_in_the_frontal_mip():
     a row of the interlaminar window reads the canal, and a tilted body moves its arch up or
     down) at least twice the body (the arch painted at half of cortical bone, as before, read
     1.25 times)."""
-    for plan, hu in _spines_alone():
-        y, x = _grid(plan)
-        g, z = geometry(plan), plan.slice_z_mm
+    for plan, hu, g, y, x in _spines_alone():
+        z = plan.slice_z_mm
         for k in (2, 3, 4):
             v = plan.vertebra(f"L{k}")
             h = v.z_top - v.z_bottom

@@ -176,6 +176,9 @@ class CasePlan:
             "anatomy": self.anatomy, "arch_transition": self.arch_transition,
             "arch_taper": round(self.arch_taper, 2),
             "sacral_slope_deg": round(self.vertebra("S").tilt_top, 1),
+            # the posterior elements' look as the case drew it (spine.bone_sizes)
+            "arch_of_cortex": round(self.bone["arch"], 2), "tp_root_of_cortex": round(self.bone["tp_root"], 2),
+            "tp_tip_of_root": round(self.bone["tp_tip"], 2),
             "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
             "forearms": self.forearms, "screws": list(self.screws),
             "inplane_binning": self.inplane_binning,

@@ -35,12 +35,6 @@ def _rot(dx: float, dy: float, th: float) -> tuple[float, float]:
 
 #: Transverse process length relative to L3's, by lumbar level (the last lumbar one: 0.65).
 _TP_FACTOR = {1: 0.55, 2: 0.8, 3: 1.0, 4: 0.85, 5: 0.75, 6: 0.7}
-#: The arch (laminae, articular processes, spinous processes) as a fraction of solid cortical
-#: bone: thick cortical plates and columns, not thin shells. Measured on TPTBox's labelled L3 and
-#: L4 (1.5 mm, benchmarks/lumbar_frontal_mip.py): behind the body's back wall the frontal MIP
-#: reads about 1100 HU within 12 mm of the midline, nearly four times the body's 280-310; arches
-#: painted at 0.5-0.6 read 420-520, about the body's value, in phantoms of the same acquisition.
-_ARCH = 1.0
 
 
 def _plate(v, g: Geo, which: str) -> tuple[float, float]:
@@ -101,6 +95,7 @@ def _pedicle(arch: str, fa: float) -> tuple[float, float]:
 
 def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, tex) -> None:
     s, bone = g.s, p.bone
+    arch_hu = bone["arch"] * cortex      # laminae, articular and spinous processes (spine.bone_sizes)
     verts = [x for x in p.vertebrae if x.name != "S"]
     chain = verts + [p.vertebra("S")]
     for i, x in enumerate(verts):
@@ -155,7 +150,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
         h_below = chain[i + 1].z_top - chain[i + 1].z_bottom
         zl = lift * ring + x.arch_rise                            # the arch's rise
         P.ellipse(ylo - disc_below - 0.1 * h_below + zl, yhi - 0.35 * h + zl, cx, cy, rc + 5 * s, rc + 4.5 * s,
-                  _ARCH * cortex, inner=0.72,
+                  arch_hu, inner=0.72,
                   arc_deg=(10.0, 170.0), texture=tex(_SHELL_AMP))
         for sg in (-1, 1):
             # pedicle: an open rod from the back of the body to the canal's side: end-on in a
@@ -169,9 +164,9 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             ax, ay = _rot(sg * (rc + 2.0 * s), ring + 1.0 * s, th)
             fs = x.facet * s
             P.ellipse(yhi - 0.1 * h + zl, yhi + 0.35 * disc_above + zl, sx0 + ax, sy0 + ay, 4.0 * fs, 5.0 * fs,
-                      _ARCH * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      arch_hu, taper_mm=2.0, texture=tex(_SHELL_AMP))
             P.ellipse(ylo - 0.35 * disc_below + zl, ylo + 0.35 * h + zl, sx0 + ax, sy0 + ay + 2.0 * s, 3.5 * fs,
-                      4.5 * fs, _ARCH * cortex, taper_mm=2.0, texture=tex(_SHELL_AMP))
+                      4.5 * fs, arch_hu, taper_mm=2.0, texture=tex(_SHELL_AMP))
             # transverse processes: lumbar ones straight out, longest at L3; thoracic ones back
             # and out to the rib's tubercle. Thin plates of a thin cortex around little marrow,
             # their shell drawn per case (spine.bone_sizes): real ones range from bright bars to
@@ -210,7 +205,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             q0 = _rot(0.0, ring + rc + 2.0, th)
             q1 = _rot(0.0, ring + rc + 2.0 + ls * np.cos(ang), th)
             P.tube([[sx0 + q0[0], sy0 + q0[1], z0], [sx0 + q1[0], sy0 + q1[1], z0 - ls * np.sin(ang)]],
-                   3.2 * s, _ARCH * cortex, spongy, z_radius_mm=zr)
+                   3.2 * s, arch_hu, spongy, z_radius_mm=zr)
         else:
             ls = (bone["spinous_l"] if arch == "L" else 18.0 * s) * x.spinous
             qx, qy = _rot(0.0, ring + rc + 3.0 + 0.5 * ls, th)
@@ -218,7 +213,7 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
             mid = 0.5 * (lo0 + hi0) + lift * qy + x.spinous_rise
             half = 0.5 * x.spinous_height * (hi0 - lo0)
             sp_lo, sp_hi = mid - half, mid + half
-            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, _ARCH * cortex, texture=tex(_SHELL_AMP))
+            P.ellipse(sp_lo, sp_hi, sx0 + qx, sy0 + qy, 3.0 * s, 0.5 * ls, arch_hu, texture=tex(_SHELL_AMP))
             P.ellipse(sp_lo + 1.5, sp_hi - 1.5, sx0 + qx, sy0 + qy, 1.8 * s, 0.5 * ls - 1.5,
                       spongy, texture=tex(_SPONGY_AMP))
     # discs between consecutive bodies (and L-last / S1), with the hollow of each endplate: a

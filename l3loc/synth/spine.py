@@ -347,6 +347,13 @@ def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
         # look (or the old uniform bars, 0.7 and 1) taught the nets to count levels by it
         "tp_root": float(brng.uniform(0.4, 0.75)),
         "tp_tip": float(brng.uniform(0.55, 1.0)),
+        # the arch (laminae, articular and spinous processes), a fraction of solid cortical bone.
+        # TPTBox's L2-L4 read about 1100 HU behind the body, nearly four times the body
+        # (benchmarks/lumbar_frontal_mip.py): thick cortical plates, painted at about 1.0; the
+        # phantoms once painted them at 0.5-0.7. Nets lean on one brightness: fine-tuned on solid
+        # arches (generation 21), they found 17 dim-arched generation-1 cases at a wrong level
+        # where the nets before had 1; so it varies per case over both looks
+        "arch": float(brng.uniform(0.55, 1.1)),
     }
 
 

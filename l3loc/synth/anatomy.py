@@ -363,7 +363,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         fov_mm = px * config.matrix
         back_y = float(min(back_y, fov_mm / 2 - 10))
     noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * overlap * dose)), 4, 90))
-    bone = bone_sizes(brng, s, age)
+    bone = bone_sizes(brng, s, age, config.arch_of_cortex)
     bone["sacral_slope_deg"] = by["S"].tilt_top
     # arms down: the forearms beside the trunk or resting on the abdomen (hands on the belly)
     forearms = "belly" if arms == "down" and nrng.random() < 0.35 else "side"

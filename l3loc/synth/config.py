@@ -173,6 +173,10 @@ class SynthConfig:
         lowres_rate: probability of a low-resolution reconstruction (PET/CT attenuation CT,
             downsampled archives): in-plane pixels of ``lowres_mm`` (min, max) mm, each the mean
             of the rendered pixels it covers.
+        arch_of_cortex: (min, max) brightness of the vertebral arches (laminae, articular and
+            spinous processes) as a fraction of solid cortical bone, drawn per case
+            (``spine.bone_sizes``); one value (min = max) makes a dataset whose plans are those of
+            the same seed with every arch at that brightness (a paired test).
         style: a name in :data:`STYLES` (rendering family; does not change the cases).
         anatomy: a name in :data:`ANATOMIES` (the spines' family; does not change the scans).
     """
@@ -201,6 +205,7 @@ class SynthConfig:
     crop_rate: float = 0.08
     lowres_rate: float = 0.1
     lowres_mm: tuple = (2.0, 5.0)
+    arch_of_cortex: tuple = (0.55, 1.1)
     style: str = "default"
     anatomy: str = "default"
 

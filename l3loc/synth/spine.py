@@ -316,7 +316,7 @@ def taper_arches(trng: np.random.Generator, verts: list[Vertebra], family: Anato
     return t
 
 
-def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
+def bone_sizes(brng: np.random.Generator, s: float, age: float, arch: tuple) -> dict:
     """Per-case sizes of the bony parts a bone MIP shows, from published adult ranges (mm)."""
     return {
         # transverse process of L3 beyond the pedicle (the longest; L1 and L5 are shorter)
@@ -352,8 +352,9 @@ def bone_sizes(brng: np.random.Generator, s: float, age: float) -> dict:
         # (benchmarks/lumbar_frontal_mip.py): thick cortical plates, painted at about 1.0; the
         # phantoms once painted them at 0.5-0.7. Nets lean on one brightness: fine-tuned on solid
         # arches (generation 21), they found 17 dim-arched generation-1 cases at a wrong level
-        # where the nets before had 1; so it varies per case over both looks
-        "arch": float(brng.uniform(0.55, 1.1)),
+        # where the nets before had 1; so it varies per case over both looks (``arch``: the
+        # range, SynthConfig.arch_of_cortex)
+        "arch": float(brng.uniform(*arch)),
     }
 
 

@@ -41,10 +41,12 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--overwrite", action="store_true", help="replace the datasets of non-empty folders")
     args = ap.parse_args()
-    for arch in args.arch:
-        if not 0.0 < arch <= 2.0:
-            raise ValueError(f"--arch {arch}: a fraction of cortical bone must lie in (0, 2]")
-        generate_dataset(args.out / f"arch_{arch:g}", args.n, seed=args.seed, preset=with_arch(args.preset, arch),
+    try:                                      # every value checked before any dataset is written
+        configs = {arch: with_arch(args.preset, arch) for arch in args.arch}
+    except ValueError as exc:
+        ap.error(f"--arch: {exc}")
+    for arch, config in configs.items():
+        generate_dataset(args.out / f"arch_{arch:g}", args.n, seed=args.seed, preset=config,
                          workers=args.workers, overwrite=args.overwrite, progress=True)
     return 0
 

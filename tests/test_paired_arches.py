@@ -1,12 +1,15 @@
 """benchmarks/paired_arches.py: the same plans with every arch at one brightness."""
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from l3loc.io.npz import read_l3_npz
 from l3loc.synth.anatomy import plan_case
+from l3loc.synth.config import PRESETS
 
 _spec = importlib.util.spec_from_file_location(
     "paired_arches", Path(__file__).resolve().parents[1] / "benchmarks" / "paired_arches.py")
@@ -21,6 +24,12 @@ def test_one_arch_value_keeps_every_other_draw_of_the_plans():
         assert dim.pop("arch_of_cortex") == 0.55
         assert 0.55 <= drawn.pop("arch_of_cortex") <= 1.1
         assert dim == drawn
+
+
+def test_an_arch_range_must_be_positive_and_ordered():
+    for bad in ((0.0, 0.5), (1.1, 0.55)):
+        with pytest.raises(ValueError, match="arch_of_cortex"):
+            dataclasses.replace(PRESETS["default"], arch_of_cortex=bad)
 
 
 def test_writes_one_folder_per_value_whose_phantoms_differ_in_the_arches_alone(tmp_path, monkeypatch):

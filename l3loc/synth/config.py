@@ -214,6 +214,9 @@ class SynthConfig:
             raise ValueError(f"unknown style {self.style!r}; known: {sorted(STYLES)}")
         if self.anatomy not in ANATOMIES:
             raise ValueError(f"unknown anatomy {self.anatomy!r}; known: {sorted(ANATOMIES)}")
+        lo, hi = self.arch_of_cortex
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"arch_of_cortex {self.arch_of_cortex}: want 0 < min <= max (fractions of cortical bone)")
 
 
 #: Named configurations: ``default`` and ``demo`` are realistic; ``tiny`` is 2.5-3.2 mm pixels on a

@@ -317,7 +317,8 @@ def taper_arches(trng: np.random.Generator, verts: list[Vertebra], family: Anato
 
 
 def bone_sizes(brng: np.random.Generator, s: float, age: float, arch: tuple) -> dict:
-    """Per-case sizes of the bony parts a bone MIP shows, from published adult ranges (mm)."""
+    """Per-case sizes of the bony parts a bone MIP shows, from published adult ranges (mm), and
+    the looks of the posterior elements (fractions of cortical bone; ``arch``: the arch's range)."""
     return {
         # transverse process of L3 beyond the pedicle (the longest; L1 and L5 are shorter)
         "tp_l3": float(brng.uniform(26, 34) * s),

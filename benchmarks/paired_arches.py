@@ -33,8 +33,8 @@ def with_arch(preset: str, arch: float):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, required=True, help="one folder arch_<value>/ per --arch value in it")
-    ap.add_argument("--arch", type=float, nargs="+", default=[0.55, 1.1],
-                    help="arch brightness(es), fractions of solid cortical bone")
+    ap.add_argument("--arch", type=float, nargs="+", default=list(PRESETS["default"].arch_of_cortex),
+                    help="arch brightness(es), fractions of solid cortical bone (default: the ends of the drawn range)")
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--seed", type=int, default=21)
     ap.add_argument("--preset", default="default", choices=sorted(PRESETS))

@@ -22,7 +22,8 @@ def test_one_arch_value_keeps_every_other_draw_of_the_plans():
         drawn = plan_case(5, i).ground_truth()
         dim = plan_case(5, i, paired_arches.with_arch("default", 0.55)).ground_truth()
         assert dim.pop("arch_of_cortex") == 0.55
-        assert 0.55 <= drawn.pop("arch_of_cortex") <= 1.1
+        lo, hi = PRESETS["default"].arch_of_cortex
+        assert lo <= drawn.pop("arch_of_cortex") <= hi
         assert dim == drawn
 
 

@@ -11,7 +11,7 @@ from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS
 from l3loc.synth.painter import Painter
 from l3loc.synth.phantom import geometry, render_volume
-from l3loc.synth.skeleton import pelvis_legs, spine
+from l3loc.synth.skeleton import chest_wall, pelvis_legs, spine
 
 # 1 mm slices, 1 mm pixels on a 256 matrix (the spine and the pelvis fit; the flanks may not);
 # every scan starts above the dome (the last ribs are in it)
@@ -101,7 +101,7 @@ def test_last_rib_pair_is_attached_to_the_last_thoracic_vertebra(case):
 
 
 def test_last_ribs_slope_down_from_the_back(case):
-    """In a frontal view of a real scan the 12th rib leaves the spine 20-40 degrees below the
+    """In a frontal view of a real scan the 12th rib leaves the spine 20-50 degrees below the
     horizontal (the lumbar transverse processes stand level): 60-70 mm out from the spine the
     lowest rib's bone lies at least 15 mm below the T12 body's centre (level ribs: 2-9 mm)."""
     plan, hu, g = case
@@ -312,3 +312,62 @@ def test_lowest_rib_shafts_are_taller_along_z_than_a_round_rib(case):
         run = np.where(sl, run + 1, 0)
         longest = np.maximum(longest, run)
     assert longest.max() * plan.spacing_mm[0] >= 10, longest.max()
+
+
+def _chest_wall_alone(plan):
+    """The plan's ribs, sternum and shoulder girdle painted alone, untextured (cortical bone
+    1000 HU, cancellous 300), and the grid's y, x (mm)."""
+    hu = np.full(plan.shape, -1000, dtype=np.int16)
+    y, x = _grid(plan)
+    chest_wall(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, geometry(plan),
+               cortex=1000.0, spongy=300.0, tex=lambda amp: None)
+    return hu, y, x
+
+
+def test_a_short_last_rib_is_a_stub_that_ends_its_drawn_length_beyond_the_tubercle():
+    """A very short 12th rib (real ones: a stub a little past the transverse process, as in
+    ircad_07) ends ``short_rib_mm`` of bone beyond its tubercle whatever the chest's width: the
+    same case painted with a 5 and a 30 mm stub differs only along the longer stub's outer part,
+    which reaches at most 30 mm (plus its radius) out in the frontal view (less: the rib also
+    runs backwards), well past the 5 mm stub, and descends outwards at the lowest ribs' slope."""
+    plan = _pick(lambda p: p.n_rib_pairs == 12 and p.slice_z_mm[0] > p.vertebra("T11").z_top)
+    plan = replace(plan, short_12th_rib=True)
+    t12 = plan.vertebra("T12")
+    sx = float(geometry(plan).sx(t12.z_centre))
+    tubercle_x = t12.a + 14 * plan.scale
+    vols = {}
+    for mm in (5.0, 30.0):
+        vols[mm], y, x = _chest_wall_alone(replace(plan, bone={**plan.bone, "short_rib_mm": mm}))
+    k, _, c = np.nonzero((vols[30.0] > 200) & ~(vols[5.0] > 200))
+    out = np.abs(x[c] - sx) - tubercle_x                       # mm beyond the tubercle
+    r = plan.bone["rib_r"]
+    assert 5 + r + 5 < out.max() <= 30 + r + 2, out.max()
+    for side in (x[c] < sx, x[c] > sx):
+        assert side.any()                                     # a stub on each side
+    z = plan.slice_z_mm[k]
+    far, near = out > 0.7 * out.max(), out < 0.3 * out.max()
+    drop = z[near].mean() - z[far].mean()
+    run = out[far].mean() - out[near].mean()
+    assert drop > 0.5 * np.tan(np.radians(plan.bone["low_rib_deg"])) * run, (drop, run)
+
+
+def test_the_lowest_ribs_descend_at_their_cases_drawn_angle():
+    """The last rib pair leaves the spine 20-50 degrees below the horizontal, drawn per case
+    (real frontal views; one fixed slope let nets tell the last rib from a transverse process
+    by its angle): the same case at 50 degrees reaches, 60-70 mm out from the spine, at least
+    15 mm lower than at 20; over 60 plans the draws span 20-50."""
+    plan = _pick(lambda p: p.n_rib_pairs == 12 and not p.short_12th_rib
+                 and p.slice_z_mm[0] > p.vertebra("T11").z_top)
+    t12 = plan.vertebra("T12")
+    sx = float(geometry(plan).sx(t12.z_centre))
+    lowest = {}
+    for deg in (20.0, 50.0):
+        hu, y, x = _chest_wall_alone(replace(plan, bone={**plan.bone, "low_rib_deg": deg}))
+        front = hu.max(axis=1)
+        z = plan.slice_z_mm
+        out = (np.abs(x - sx) >= 60) & (np.abs(x - sx) <= 70)
+        rows = np.flatnonzero((z <= t12.z_centre + 10) & (front[:, out].max(axis=1) > 300))
+        lowest[deg] = z[rows].min()
+    assert lowest[20.0] - lowest[50.0] >= 15, lowest
+    draws = [plan_case(0, i).bone["low_rib_deg"] for i in range(60)]
+    assert 20 <= min(draws) < 26 and 44 < max(draws) <= 50

@@ -58,7 +58,8 @@ class CasePlan:
     back_y_mm: float        # y of the skin of the back (the patient lies on the table there)
     vertebrae: list = field(default_factory=list)
     landmarks: dict = field(default_factory=dict)   # body-frame z of named levels
-    rib_ends_deg: list = field(default_factory=list)  # bony rib extent per rib pair (top -> bottom)
+    rib_ends_deg: list = field(default_factory=list)  # bony rib extent per rib pair (top -> bottom;
+    #                                                   0: a stub, bone["short_rib_mm"] long)
     bone: dict = field(default_factory=dict)          # per-case sizes of bony parts (bone_sizes)
     # drawn from their own generator ([seed, index, 7]) so that adding them changed no other value
     contrast_phase: str = "none"   # CONTRAST_PHASES; "none" exactly when not contrast
@@ -179,6 +180,9 @@ class CasePlan:
             # the posterior elements' look as the case drew it (spine.bone_sizes)
             "arch_of_cortex": round(self.bone["arch"], 2), "tp_root_of_cortex": round(self.bone["tp_root"], 2),
             "tp_tip_of_root": round(self.bone["tp_tip"], 2),
+            # the lowest ribs' look: their descent from the tubercle, and a stub's length
+            "low_rib_deg": round(self.bone["low_rib_deg"], 1),
+            "short_rib_mm": round(self.bone["short_rib_mm"], 1) if self.short_12th_rib else None,
             "fractures": {v.name: v.fracture for v in self.vertebrae if v.fracture != "none"},
             "forearms": self.forearms, "screws": list(self.screws),
             "inplane_binning": self.inplane_binning,
@@ -292,13 +296,19 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     lordosis_from_wedges([by[f"L{k}"] for k in range(1, n_lumbar + 1)], by["S"])
 
     # the bony extent of each rib pair, degrees around the chest from the back: upper ribs reach
-    # the front, 11th/12th are floating and short; a "short 12th rib" barely passes the
-    # transverse process
-    ends = []
+    # the front, 11th/12th are floating and short. A "short 12th rib" is a stub that barely
+    # passes the transverse process: its length beyond the tubercle is drawn in mm (a few
+    # degrees of a wide chest are 50-90 mm in a frontal view; ircad_07's stubs end about 25 mm
+    # out), its angle left to the skeleton, which knows the chest's width there
+    ends, short_rib_mm = [], 0.0
     for k in range(1, n_ribs + 1):
         from_bottom = n_ribs - k
         if from_bottom == 0:
-            ends.append(rng.uniform(28, 40) if short_rib else rng.uniform(60, 100))
+            if short_rib:
+                short_rib_mm = float(rng.uniform(5, 30))
+                ends.append(0.0)
+            else:
+                ends.append(rng.uniform(60, 100))
         elif from_bottom == 1:
             ends.append(rng.uniform(95, 125))
         elif k == 1:
@@ -365,6 +375,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     noise = float(np.clip(noise_25 * np.sqrt(2.5 / (thick * overlap * dose)), 4, 90))
     bone = bone_sizes(brng, s, age, config.arch_of_cortex)
     bone["sacral_slope_deg"] = by["S"].tilt_top
+    bone["short_rib_mm"] = short_rib_mm
     # arms down: the forearms beside the trunk or resting on the abdomen (hands on the belly)
     forearms = "belly" if arms == "down" and nrng.random() < 0.35 else "side"
     screws = screw_levels(nrng, verts, n_ribs) if metal == "spine_rods" else []

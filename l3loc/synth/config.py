@@ -146,7 +146,8 @@ class SynthConfig:
         fov_rates: field-of-view type -> probability.
         lumbar_rates: number of lumbar vertebrae (4, 5, 6) -> probability.
         rib_rates: number of rib pairs (11, 12, 13) -> probability.
-        short_rib_rate: probability that the last rib pair is very short (10-25 mm of bone).
+        short_rib_rate: probability that the last rib pair is a stub (5-30 mm of bone beyond the
+            tubercle, slimmer than the ribs above; ``bone["short_rib_mm"]``).
         contrast_rate: probability of intravenous contrast (bright aorta, kidneys, heart).
         metal_rates: metal type -> probability.
         arms_raised_rate: probability of arms above the head (otherwise beside the body).
@@ -185,7 +186,7 @@ class SynthConfig:
         "head_to_thigh": 0.15, "chest_abdomen_pelvis": 0.40, "abdomen": 0.30, "chest_only": 0.15})
     lumbar_rates: dict = field(default_factory=lambda: {4: 0.04, 5: 0.90, 6: 0.06})
     rib_rates: dict = field(default_factory=lambda: {11: 0.04, 12: 0.91, 13: 0.05})
-    short_rib_rate: float = 0.08
+    short_rib_rate: float = 0.15
     contrast_rate: float = 0.5
     metal_rates: dict = field(default_factory=lambda: {
         "none": 0.92, "spine_rods": 0.02, "hip_prosthesis": 0.03, "clips": 0.03})

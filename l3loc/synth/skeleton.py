@@ -237,10 +237,10 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
     P.ellipse(bottom, top, g.sx, canal_y, 8 * s, 7 * s, 15)
 
 
-def _low_rib_slope(k: int, n: int) -> float:
-    """Extra descent (mm per mm out from the tubercle) of rib k of n: tan(25 deg) for the last
+def _low_rib_slope(k: int, n: int, last_deg: float) -> float:
+    """Extra descent (mm per mm out from the tubercle) of rib k of n: tan(last_deg) for the last
     pair, two thirds and one third of it for the two above, none higher up."""
-    return float(np.tan(np.radians(25.0)) * np.clip((k - (n - 3)) / 3.0, 0.0, 1.0))
+    return float(np.tan(np.radians(last_deg)) * np.clip((k - (n - 3)) / 3.0, 0.0, 1.0))
 
 
 def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, tex) -> None:
@@ -255,27 +255,38 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
     for k in range(1, n + 1):
         vt = v[f"T{k}"]
         z0 = vt.z_centre
-        th_end = p.rib_ends_deg[k - 1]
+        # a very short last pair is a slim stub that ends short_rib_mm beyond the tubercle,
+        # pointing where a longer rib would run, whatever the chest's width
+        stub_mm = p.bone["short_rib_mm"] if k == n and p.short_12th_rib else None
+        th_end = 23.0 if stub_mm is not None else p.rib_ends_deg[k - 1]
         # a rib runs from its head on the body back and out to the transverse process, then
         # out, forwards and down: its front end lies 2-4 vertebrae below its head, lower ribs
         # descending more. The upper ribs run nearly level behind the chest before they bend
         # down; the lowest three pairs slope down from the back already (in a frontal view of a
-        # real scan the 11th and 12th ribs leave the spine at 20-40 degrees below the
+        # real scan the 11th and 12th ribs leave the spine at 20-50 degrees below the
         # horizontal, where the lumbar transverse processes stand level)
         drop = (55 + 60 * k / n) * s
         th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
         frac = (th - 22.0) / (180.0 - 22.0)
         tubercle_x = vt.a + 14 * s                       # out from the spine's centre
         out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - tubercle_x, 0.0)
-        zr = z0 + 4 * s - drop * frac ** 1.5 - _low_rib_slope(k, n) * out_mm
+        slope = _low_rib_slope(k, n, p.bone["low_rib_deg"])
+        zr = z0 + 4 * s - drop * frac ** 1.5 - slope * out_mm
         r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
         rz = p.bone["rib_half_height"]
+        if stub_mm is not None:
+            r, rz = 0.7 * r, 0.6 * rz
         sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
             head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
             tubercle = [sx0 + sg * tubercle_x, sy0 + vt.b + 16 * s, z0 + 3 * s]
             arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                    for t, z in zip(th, zr)]
+            if stub_mm is not None:
+                out = np.subtract(arc[0], tubercle)
+                end = np.add(tubercle, out * min(stub_mm / max(np.hypot(out[0], out[1]), 1e-6), 1.0))
+                end[2] = tubercle[2] - slope * stub_mm
+                arc = [end.tolist()]
             # a thin cortex (0.5-1 mm: a voxel sees about half of solid bone) around marrow; in
             # front of the side the rib is thinner and flatter (a frontal view sees its front
             # part dimmer). Measured on the network's input (benchmarks/phantom_vs_real.py), the
@@ -290,7 +301,7 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
-                zc = (z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 - _low_rib_slope(k, n) * out_mm[-1]
+                zc = (z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 - slope * out_mm[-1]
                       + (tc - th_end) * 0.25 * s * (k > 5))
                 cpts = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                         for t, z in zip(tc, zc)]

@@ -356,6 +356,12 @@ def bone_sizes(brng: np.random.Generator, s: float, age: float, arch: tuple) -> 
         # where the nets before had 1; so it varies per case over both looks (``arch``: the
         # range, SynthConfig.arch_of_cortex)
         "arch": float(brng.uniform(*arch)),
+        # the lowest rib pair's extra descent below the horizontal out from the tubercle, as a
+        # frontal view sees it leave the spine (the two pairs above get 2/3 and 1/3 of it): real
+        # scans show 20-50 degrees (ircad_07's 11th ribs about 45); one slope for every case
+        # (25 degrees up to generation 22) let nets tell the last rib from a transverse process
+        # by its angle
+        "low_rib_deg": float(brng.uniform(20, 50)),
     }
 
 

@@ -3,6 +3,7 @@ model lose a real scan at 5 mm because of the slices or because of how the real 
 
     python benchmarks/matched_phantoms.py --data ../shared/data/real_val --out work/data/matched --n 10
     python tools/eval.py --experiment l3loc/shipped/<model> --data work/data/matched --out work/matched
+    python benchmarks/matched_phantoms.py --data ../shared/data/real_val --out work/data/matched_stub --set short_rib_rate=1
 
 For each positive scan of ``<data>/labels.csv``, ``--n`` phantoms (seeds ``--seed``, ``--seed`` + 1,
 ...; every other one of the ``varied`` anatomy family) of its slice thickness, pixel size and
@@ -14,7 +15,9 @@ written as NIfTI (``<real>~<phantom>.nii.gz``) and, when its slices are thinner 
 ``labels.csv`` of the phantoms' own L3 (centre and body extent, the phantom's z). Evaluation only.
 
 If a model's result on the phantoms does not change with the thickening while the real scan's
-does, the phantoms keep a cue at thick slices that the real spine does not have.
+does, the phantoms keep a cue at thick slices that the real spine does not have. ``--set`` gives
+every phantom a SynthConfig value (``short_rib_rate=1``: every last rib pair a stub, as
+ircad_07's) to test one such cue.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import numpy as np  # noqa: E402
 
 from l3loc.cli import script_main  # noqa: E402
+from l3loc.synth.config import PRESETS  # noqa: E402
 from real_crops import write_derived_set  # noqa: E402
 from real_thick import thick_version  # noqa: E402
 from side_by_side import matching_phantom  # noqa: E402
@@ -37,8 +41,9 @@ from side_by_side import matching_phantom  # noqa: E402
 START_TOLERANCE_MM = 30.0
 
 
-def matched_phantoms(ct, l3_z_mm: float, n: int, seed: int):
-    """``n`` (plan, hu) of ``ct``'s acquisition whose scans start as far over L3 as ``ct``'s."""
+def matched_phantoms(ct, l3_z_mm: float, n: int, seed: int, overrides: dict | None = None):
+    """``n`` (plan, hu) of ``ct``'s acquisition whose scans start as far over L3 as ``ct``'s
+    (``overrides``: SynthConfig fields, e.g. ``{"short_rib_rate": 1.0}``)."""
     start = float(np.max(ct.geometry.z_mm(range(ct.hu.shape[0])))) - l3_z_mm
 
     def want(p):
@@ -47,7 +52,21 @@ def matched_phantoms(ct, l3_z_mm: float, n: int, seed: int):
 
     for k in range(n):
         anatomy = "varied" if k % 2 else "default"
-        yield matching_phantom(ct, True, "default", seed + k, overrides={"anatomy": anatomy}, want=want)
+        yield matching_phantom(ct, True, "default", seed + k, overrides={**(overrides or {}), "anatomy": anatomy},
+                               want=want)
+
+
+def config_overrides(items: list[str]) -> dict:
+    """``["short_rib_rate=1", ...]`` -> ``{"short_rib_rate": 1.0}``: numeric SynthConfig fields
+    only (a ValueError names the bad item)."""
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        current = getattr(PRESETS["default"], key, None)
+        if not value or isinstance(current, bool) or not isinstance(current, (int, float)):
+            raise ValueError(f"--set {item}: want FIELD=NUMBER with FIELD a numeric SynthConfig field")
+        out[key] = type(current)(float(value)) if isinstance(current, int) else float(value)
+    return out
 
 
 def main(argv=None) -> int:
@@ -57,11 +76,17 @@ def main(argv=None) -> int:
     ap.add_argument("--n", type=int, default=10, help="phantoms per real scan")
     ap.add_argument("--seed", type=int, default=100, help="seed of the first phantom")
     ap.add_argument("--thick-mm", type=float, default=5.0, help="also write each phantom as slabs this thick")
+    ap.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
+                    help="numeric SynthConfig fields for every phantom, e.g. short_rib_rate=1 (every last rib a stub)")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args(argv)
+    try:
+        overrides = config_overrides(args.set)
+    except ValueError as e:
+        ap.error(str(e))
 
     def derive(ct, r):
-        for plan, hu in matched_phantoms(ct, float(r["l3_z_mm"]), args.n, args.seed):
+        for plan, hu in matched_phantoms(ct, float(r["l3_z_mm"]), args.n, args.seed, overrides):
             l3, spacing = plan.vertebra("L3"), plan.acquired_spacing_mm
             labels = {"l3_z_mm": l3.z_centre, "l3_top_z_mm": l3.z_top, "l3_bottom_z_mm": l3.z_bottom}
             name = f"{r['name']}~{plan.name}_{plan.anatomy}"

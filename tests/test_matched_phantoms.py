@@ -42,3 +42,16 @@ def test_phantoms_match_the_scan_and_carry_their_own_l3(tmp_path):
         assert ct.hu.max() > 400                                      # bone was rendered
     with pytest.raises(InputError, match="not empty"):
         matched_phantoms.main(["--data", str(data), "--out", str(out), "--n", "1"])
+
+
+def test_set_gives_every_phantom_a_config_value_and_refuses_what_is_not_a_number(tmp_path):
+    assert matched_phantoms.config_overrides(["short_rib_rate=1", "matrix=256"]) == {"short_rib_rate": 1.0, "matrix": 256}
+    for bad in (["short_rib_rate"], ["no_such_field=1"], ["style=smooth"], ["short_rib_rate=x"]):
+        with pytest.raises(ValueError):
+            matched_phantoms.config_overrides(bad)
+    with pytest.raises(SystemExit):
+        matched_phantoms.main(["--data", str(tmp_path), "--out", str(tmp_path / "o"), "--set", "style=1"])
+    write_volume(tmp_path / "a.nii.gz", np.zeros((120, 32, 32), np.int16), (2.5, 4.0, 4.0), z_first_mm=200.0)
+    ct = read_volume(tmp_path / "a.nii.gz")
+    plans = [p for p, _ in matched_phantoms.matched_phantoms(ct, 100.0, 2, 100, {"short_rib_rate": 1.0})]
+    assert all(p.short_12th_rib and 5 <= p.bone["short_rib_mm"] <= 30 for p in plans)

@@ -14,8 +14,8 @@ is marked red.
 
 ``--features-out PATH`` also draws the first real scan next to phantoms of its acquisition that
 show one structure each (``FEATURES``: a steep lumbosacral junction, a compression fracture,
-osteophytes bridging a disc, pedicle screws and rods, forearms on the belly), to check that each
-is visible and plausible as the net sees it.
+osteophytes bridging a disc, pedicle screws and rods, forearms on the belly, a stub last rib
+below steep lowest ribs), to check that each is visible and plausible as the net sees it.
 
     python benchmarks/side_by_side.py --features-out benchmarks/side_by_side_features.png
 """
@@ -55,6 +55,7 @@ FEATURES = (
     ("pedicle screws and rods", {"metal_rates": {"spine_rods": 1.0}}, lambda p: True),
     ("forearms on the belly", {"arms_raised_rate": 0.0},
      lambda p: any(abs(w[0] - p.body_x_mm) < 38 for _, w in forearm_axes(p, geometry(p)))),
+    ("a stub last rib, steep lowest ribs", {"short_rib_rate": 1.0}, lambda p: p.bone["low_rib_deg"] >= 40),
 )
 
 

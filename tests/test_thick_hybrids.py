@@ -1,0 +1,78 @@
+"""benchmarks/thick_hybrids.py: the thin scan with one part (slices over a height above L3, or the
+spine's column) replaced by its thick slabs, on the thin scan's own slices."""
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from l3loc.errors import InputError
+from l3loc.io.volume import read_volume, write_volume
+
+_spec = importlib.util.spec_from_file_location(
+    "thick_hybrids", Path(__file__).resolve().parents[1] / "benchmarks" / "thick_hybrids.py")
+thick_hybrids = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(thick_hybrids)
+
+
+def _scan():
+    """1 mm slices from z 100 down; every 4th slice bright in a 'spine' column at x 20-24 (of 40,
+    2 mm pixels) and in a 'rib' column at x 2-3."""
+    hu = np.full((60, 8, 40), -100, np.int16)
+    hu[::4, :, 20:25] = 1000
+    hu[::4, :, 2:4] = 800
+    return hu, 100.0 - np.arange(60.0)
+
+
+def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
+    hu, z = _scan()
+    up = thick_hybrids.thick_on_thin_slices(hu, z, 5.0)
+    assert up.shape == hu.shape
+    # slab 0 holds slices 0-4 (z 100.5 .. 95.5): two bright ones of five in the spine column
+    assert up[0, 0, 22] == up[4, 0, 22] == round((2 * 1000 - 3 * 100) / 5)
+    # 60 slices = 12 whole slabs; each slice's value is one of its slab's
+    thick, _ = thick_hybrids.thick_slices(hu, z, 5.0)
+    assert all((up[i] == thick[i // 5]).all() for i in range(60))
+
+
+def test_hybrids_thicken_only_their_part():
+    hu, z = _scan()
+    out = dict(thick_hybrids.hybrids(hu, z, 2.0, l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=8.0))
+    assert list(out) == ["thin", "thick", "thick_above20", "thick_below20", "thick_spine", "thick_sides"]
+    thick = out["thick"]
+    assert not (thick == hu).all()
+    above = z > 80.0
+    np.testing.assert_array_equal(out["thick_above20"][above], thick[above])
+    np.testing.assert_array_equal(out["thick_above20"][~above], hu[~above])
+    np.testing.assert_array_equal(out["thick_below20"][above], hu[above])
+    np.testing.assert_array_equal(out["thick_below20"][~above], thick[~above])
+    # the spine's column is found at x 20-24 (the brightest band: its middle within a column)
+    x = thick_hybrids.spine_column_mm(hu, 2.0)
+    assert abs(x[22]) <= 2.0
+    spine = np.abs(x) <= 8
+    np.testing.assert_array_equal(out["thick_spine"][:, :, spine], thick[:, :, spine])
+    np.testing.assert_array_equal(out["thick_spine"][:, :, ~spine], hu[:, :, ~spine])
+    np.testing.assert_array_equal(out["thick_sides"][:, :, 2], thick[:, :, 2])     # the rib column
+    np.testing.assert_array_equal(out["thick_sides"][:, :, 22], hu[:, :, 22])
+
+
+def test_written_variants_keep_the_grid_and_labels_and_thick_scans_are_skipped(tmp_path):
+    hu, z = _scan()
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_volume(data / "a.nii.gz", hu, (1.0, 2.0, 2.0), z_first_mm=100.0)
+    write_volume(data / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
+    pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
+                   "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(data / "labels.csv", index=False)
+    assert thick_hybrids.main(["--data", str(data), "--out", str(out), "--above-l3", "20"]) == 0
+    labels = pd.read_csv(out / "labels.csv")
+    assert labels["name"].tolist() == [f"a~{s}" for s in ("thin", "thick", "thick_above20", "thick_below20",
+                                                           "thick_spine", "thick_sides")]
+    assert (labels["l3_z_mm"] == 60.0).all()
+    for _, r in labels.iterrows():
+        ct = read_volume(out / r["path"])
+        assert ct.hu.shape == hu.shape and ct.spacing_mm == pytest.approx((1.0, 2.0, 2.0))
+        assert ct.geometry.z_mm(range(1))[0] == pytest.approx(100.0)
+    with pytest.raises(InputError, match="not empty"):
+        thick_hybrids.main(["--data", str(data), "--out", str(out)])

@@ -12,8 +12,9 @@ scan's own slices (so every variant has the same grid and only the slab averagin
   (``real_thick.thick_slices``, the slabs of ``benchmarks/real_thick.py``);
 - ``<name>~thick_above<h>`` / ``~thick_below<h>`` for each ``--above-l3`` h: only the slices more /
   less than h mm over the labelled L3 centre thick;
-- ``<name>~thick_spine`` / ``~thick_sides``: only the columns within / beyond ``--spine-mm`` of the
-  spine's left-right centre (the brightest band of the frontal bone MIP) thick.
+- ``<name>~thick_spine<w>`` / ``~thick_sides<w>`` for each ``--spine-mm`` w: only the columns within /
+  beyond w mm of the spine's left-right centre (the brightest band of the frontal bone MIP) thick.
+  A cue near a boundary makes the split flip with it: use several widths.
 
 A variant whose level moves like the whole thick scan's holds the part that loses it. Evaluation
 only: labels.csv carries the original L3 labels (the slices' z do not change).
@@ -54,7 +55,7 @@ def spine_column_mm(hu: np.ndarray, col_mm: float) -> np.ndarray:
 
 
 def hybrids(hu: np.ndarray, z_mm: np.ndarray, col_mm: float, l3_z_mm: float, slice_mm: float,
-            above_l3: list[float], spine_mm: float):
+            above_l3: list[float], spine_mm: list[float]):
     """(suffix, hu) of every variant (module docstring)."""
     thick = thick_on_thin_slices(hu, z_mm, slice_mm)
     yield "thin", hu
@@ -63,9 +64,11 @@ def hybrids(hu: np.ndarray, z_mm: np.ndarray, col_mm: float, l3_z_mm: float, sli
         above = (z_mm > l3_z_mm + h)[:, None, None]
         yield f"thick_above{h:g}", np.where(above, thick, hu)
         yield f"thick_below{h:g}", np.where(above, hu, thick)
-    spine = (np.abs(spine_column_mm(hu, col_mm)) <= spine_mm)[None, None, :]
-    yield "thick_spine", np.where(spine, thick, hu)
-    yield "thick_sides", np.where(spine, hu, thick)
+    x = np.abs(spine_column_mm(hu, col_mm))
+    for w in spine_mm:
+        spine = (x <= w)[None, None, :]
+        yield f"thick_spine{w:g}", np.where(spine, thick, hu)
+        yield f"thick_sides{w:g}", np.where(spine, hu, thick)
 
 
 def main(argv=None) -> int:
@@ -75,7 +78,8 @@ def main(argv=None) -> int:
     ap.add_argument("--slice-mm", type=float, default=5.0, help="thickness of the slabs")
     ap.add_argument("--above-l3", type=float, nargs="*", default=[86.0],
                     help="mm over the L3 centre where the thick part starts / stops (one pair each)")
-    ap.add_argument("--spine-mm", type=float, default=30.0, help="half-width of the spine's column")
+    ap.add_argument("--spine-mm", type=float, nargs="*", default=[30.0],
+                    help="half-widths of the spine's column (one pair of variants each)")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args(argv)
 

@@ -38,8 +38,8 @@ def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
 
 def test_hybrids_thicken_only_their_part():
     hu, z = _scan()
-    out = dict(thick_hybrids.hybrids(hu, z, 2.0, l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=8.0))
-    assert list(out) == ["thin", "thick", "thick_above20", "thick_below20", "thick_spine", "thick_sides"]
+    out = dict(thick_hybrids.hybrids(hu, z, 2.0, l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=[8.0]))
+    assert list(out) == ["thin", "thick", "thick_above20", "thick_below20", "thick_spine8", "thick_sides8"]
     thick = out["thick"]
     assert not (thick == hu).all()
     above = z > 80.0
@@ -51,10 +51,10 @@ def test_hybrids_thicken_only_their_part():
     x = thick_hybrids.spine_column_mm(hu, 2.0)
     assert abs(x[22]) <= 2.0
     spine = np.abs(x) <= 8
-    np.testing.assert_array_equal(out["thick_spine"][:, :, spine], thick[:, :, spine])
-    np.testing.assert_array_equal(out["thick_spine"][:, :, ~spine], hu[:, :, ~spine])
-    np.testing.assert_array_equal(out["thick_sides"][:, :, 2], thick[:, :, 2])     # the rib column
-    np.testing.assert_array_equal(out["thick_sides"][:, :, 22], hu[:, :, 22])
+    np.testing.assert_array_equal(out["thick_spine8"][:, :, spine], thick[:, :, spine])
+    np.testing.assert_array_equal(out["thick_spine8"][:, :, ~spine], hu[:, :, ~spine])
+    np.testing.assert_array_equal(out["thick_sides8"][:, :, 2], thick[:, :, 2])     # the rib column
+    np.testing.assert_array_equal(out["thick_sides8"][:, :, 22], hu[:, :, 22])
 
 
 def test_written_variants_keep_the_grid_and_labels_and_thick_scans_are_skipped(tmp_path):
@@ -65,10 +65,11 @@ def test_written_variants_keep_the_grid_and_labels_and_thick_scans_are_skipped(t
     write_volume(data / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
     pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
                    "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(data / "labels.csv", index=False)
-    assert thick_hybrids.main(["--data", str(data), "--out", str(out), "--above-l3", "20"]) == 0
+    assert thick_hybrids.main(["--data", str(data), "--out", str(out), "--above-l3", "20", "--spine-mm", "8", "16"]) == 0
     labels = pd.read_csv(out / "labels.csv")
     assert labels["name"].tolist() == [f"a~{s}" for s in ("thin", "thick", "thick_above20", "thick_below20",
-                                                           "thick_spine", "thick_sides")]
+                                                           "thick_spine8", "thick_sides8", "thick_spine16",
+                                                           "thick_sides16")]
     assert (labels["l3_z_mm"] == 60.0).all()
     for _, r in labels.iterrows():
         ct = read_volume(out / r["path"])

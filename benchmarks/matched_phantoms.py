@@ -65,7 +65,10 @@ def config_overrides(items: list[str]) -> dict:
         current = getattr(PRESETS["default"], key, None)
         if not value or isinstance(current, bool) or not isinstance(current, (int, float)):
             raise ValueError(f"--set {item}: want FIELD=NUMBER with FIELD a numeric SynthConfig field")
-        out[key] = type(current)(float(value)) if isinstance(current, int) else float(value)
+        number = float(value)
+        if isinstance(current, int) and not number.is_integer():
+            raise ValueError(f"--set {item}: {key} takes a whole number")
+        out[key] = int(number) if isinstance(current, int) else number
     return out
 
 

@@ -46,7 +46,7 @@ def test_phantoms_match_the_scan_and_carry_their_own_l3(tmp_path):
 
 def test_set_gives_every_phantom_a_config_value_and_refuses_what_is_not_a_number(tmp_path):
     assert matched_phantoms.config_overrides(["short_rib_rate=1", "matrix=256"]) == {"short_rib_rate": 1.0, "matrix": 256}
-    for bad in (["short_rib_rate"], ["no_such_field=1"], ["style=smooth"], ["short_rib_rate=x"]):
+    for bad in (["short_rib_rate"], ["no_such_field=1"], ["style=smooth"], ["short_rib_rate=x"], ["matrix=256.5"]):
         with pytest.raises(ValueError):
             matched_phantoms.config_overrides(bad)
     with pytest.raises(SystemExit):

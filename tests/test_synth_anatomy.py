@@ -45,17 +45,23 @@ def _grid(plan):
     return (np.arange(rows) - (rows - 1) / 2) * dy, (np.arange(cols) - (cols - 1) / 2) * dx
 
 
+def _painted_alone(part, plan, **kwargs):
+    """One part of the skeleton (``skeleton.spine``, ``chest_wall``, ``pelvis_legs``) painted
+    alone on the plan's grid, untextured, cortical bone 1000 HU, cancellous 300: (hu, y mm, x mm)."""
+    hu = np.full(plan.shape, -1000, dtype=np.int16)
+    y, x = _grid(plan)
+    part(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, geometry(plan), cortex=1000.0,
+         spongy=300.0, tex=lambda amp: None, **kwargs)
+    return hu, y, x
+
+
 def _spines_alone(n=3):
-    """The first ``n`` five-lumbar cases' spines painted alone (no kidney or rib beside them),
-    untextured, cortical bone 1000 HU, cancellous 300: (plan, hu, geometry, y mm, x mm)."""
+    """The first ``n`` five-lumbar cases' spines painted alone (no kidney or rib beside them):
+    (plan, hu, geometry, y mm, x mm)."""
     cases = (p for p in (plan_case(0, i, FINE) for i in range(200)) if p.n_lumbar == 5)
     for plan in islice(cases, n):
-        hu = np.full(plan.shape, -1000, dtype=np.int16)
-        y, x = _grid(plan)
-        g = geometry(plan)
-        spine(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, g, cortex=1000.0,
-              spongy=300.0, rng=np.random.default_rng(0), tex=lambda amp: None)
-        yield plan, hu, g, y, x
+        hu, y, x = _painted_alone(spine, plan, rng=np.random.default_rng(0))
+        yield plan, hu, geometry(plan), y, x
 
 
 def test_iliac_crest_lies_between_the_top_of_l4_and_the_l4_l5_disc_in_every_plan():
@@ -71,10 +77,7 @@ def test_rendered_iliac_crest_top_lies_at_l4_to_the_l4_l5_disc():
     cases = (p for p in (plan_case(0, i, FINE) for i in range(200))
              if p.n_lumbar == 5 and p.slice_z_mm[-1] < p.landmarks["femoral_head"])
     for plan in islice(cases, 5):
-        hu = np.full(plan.shape, -1000, dtype=np.int16)
-        y, x = _grid(plan)
-        P = Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y)
-        pelvis_legs(P, plan, geometry(plan), cortex=1000.0, spongy=300.0, tex=lambda amp: None)
+        hu, _, _ = _painted_alone(pelvis_legs, plan)
         z = plan.slice_z_mm[np.flatnonzero((hu > 400).any(axis=(1, 2)))[0]]
         l4, l5 = plan.vertebra("L4"), plan.vertebra("L5")
         assert 0.5 * (l4.z_bottom + l5.z_top) - 2 <= z <= l4.z_top + 2, (plan.index, z, l4.z_top, l4.z_bottom)
@@ -314,16 +317,6 @@ def test_lowest_rib_shafts_are_taller_along_z_than_a_round_rib(case):
     assert longest.max() * plan.spacing_mm[0] >= 10, longest.max()
 
 
-def _chest_wall_alone(plan):
-    """The plan's ribs, sternum and shoulder girdle painted alone, untextured (cortical bone
-    1000 HU, cancellous 300), and the grid's y, x (mm)."""
-    hu = np.full(plan.shape, -1000, dtype=np.int16)
-    y, x = _grid(plan)
-    chest_wall(Painter(hu, plan.slice_z_mm, plan.slice_thickness_mm, x, y), plan, geometry(plan),
-               cortex=1000.0, spongy=300.0, tex=lambda amp: None)
-    return hu, y, x
-
-
 def test_a_short_last_rib_is_a_stub_that_ends_its_drawn_length_beyond_the_tubercle():
     """A very short 12th rib (real ones: a stub a little past the transverse process, as in
     ircad_07) ends ``short_rib_mm`` of bone beyond its tubercle whatever the chest's width: the
@@ -337,7 +330,7 @@ def test_a_short_last_rib_is_a_stub_that_ends_its_drawn_length_beyond_the_tuberc
     tubercle_x = t12.a + 14 * plan.scale
     vols = {}
     for mm in (5.0, 30.0):
-        vols[mm], y, x = _chest_wall_alone(replace(plan, bone={**plan.bone, "short_rib_mm": mm}))
+        vols[mm], y, x = _painted_alone(chest_wall, replace(plan, bone={**plan.bone, "short_rib_mm": mm}))
     k, _, c = np.nonzero((vols[30.0] > 200) & ~(vols[5.0] > 200))
     out = np.abs(x[c] - sx) - tubercle_x                       # mm beyond the tubercle
     r = plan.bone["rib_r"]
@@ -362,7 +355,7 @@ def test_the_lowest_ribs_descend_at_their_cases_drawn_angle():
     sx = float(geometry(plan).sx(t12.z_centre))
     lowest = {}
     for deg in (20.0, 50.0):
-        hu, y, x = _chest_wall_alone(replace(plan, bone={**plan.bone, "low_rib_deg": deg}))
+        hu, y, x = _painted_alone(chest_wall, replace(plan, bone={**plan.bone, "low_rib_deg": deg}))
         front = hu.max(axis=1)
         z = plan.slice_z_mm
         out = (np.abs(x - sx) >= 60) & (np.abs(x - sx) <= 70)

@@ -13,7 +13,8 @@ scan's own slices (so every variant has the same grid and only the slab averagin
 - ``<name>~thick_above<h>`` / ``~thick_below<h>`` for each ``--above-l3`` h: only the slices more /
   less than h mm over the labelled L3 centre thick;
 - ``<name>~thick_spine<w>`` / ``~thick_sides<w>`` for each ``--spine-mm`` w: only the columns within /
-  beyond w mm of the spine's left-right centre (the brightest band of the frontal bone MIP) thick.
+  beyond w mm of the spine's left-right centre (``mip.spine_lr_centre_px``, the centre the
+  sagittal slab is taken around) thick.
   A cue near a boundary makes the split flip with it: use several widths.
 
 A variant whose level moves like the whole thick scan's holds the part that loses it. Evaluation
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import numpy as np  # noqa: E402
 
 from l3loc.cli import script_main  # noqa: E402
+from l3loc.mip import spine_lr_centre_px  # noqa: E402
 from real_crops import write_derived_set  # noqa: E402
 from real_thick import thick_slices  # noqa: E402
 
@@ -44,17 +46,7 @@ def thick_on_thin_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> n
     return thick[np.argmin(np.abs(z_mm[:, None] - centres[None, :]), axis=1)]
 
 
-def spine_column_mm(hu: np.ndarray, col_mm: float) -> np.ndarray:
-    """Each column's left-right distance (mm) from the spine's centre: the middle of the 20 mm
-    band of brightest mean frontal bone MIP (window [100, 1500] HU; the middle of the plateau
-    when a narrower bright column fits the band in several places)."""
-    front = np.clip(hu, 100, 1500).max(axis=1).astype(np.float32).mean(axis=0)
-    band = np.convolve(front, np.ones(max(1, int(round(20.0 / col_mm)))), "same")
-    best = np.flatnonzero(band >= band.max() - 1e-3 * abs(band.max()))
-    return (np.arange(hu.shape[2]) - 0.5 * (best[0] + best[-1])) * col_mm
-
-
-def hybrids(hu: np.ndarray, z_mm: np.ndarray, col_mm: float, l3_z_mm: float, slice_mm: float,
+def hybrids(hu: np.ndarray, z_mm: np.ndarray, spacing_mm: tuple, l3_z_mm: float, slice_mm: float,
             above_l3: list[float], spine_mm: list[float]):
     """(suffix, hu) of every variant (module docstring)."""
     thick = thick_on_thin_slices(hu, z_mm, slice_mm)
@@ -64,7 +56,7 @@ def hybrids(hu: np.ndarray, z_mm: np.ndarray, col_mm: float, l3_z_mm: float, sli
         above = (z_mm > l3_z_mm + h)[:, None, None]
         yield f"thick_above{h:g}", np.where(above, thick, hu)
         yield f"thick_below{h:g}", np.where(above, hu, thick)
-    x = np.abs(spine_column_mm(hu, col_mm))
+    x = np.abs(np.arange(hu.shape[2]) - spine_lr_centre_px(hu, spacing_mm)) * spacing_mm[2]
     for w in spine_mm:
         spine = (x <= w)[None, None, :]
         yield f"thick_spine{w:g}", np.where(spine, thick, hu)
@@ -88,7 +80,7 @@ def main(argv=None) -> int:
         if ct.spacing_mm[0] >= args.slice_mm:
             yield f"slices of {ct.spacing_mm[0]:g} mm: not thinner than {args.slice_mm:g}, skipped"
             return
-        for suffix, hu in hybrids(ct.hu, z, ct.spacing_mm[2], float(r["l3_z_mm"]), args.slice_mm,
+        for suffix, hu in hybrids(ct.hu, z, ct.spacing_mm, float(r["l3_z_mm"]), args.slice_mm,
                                   args.above_l3, args.spine_mm):
             yield f"{r['name']}~{suffix}", np.ascontiguousarray(hu), ct.spacing_mm, float(z[0])
 

@@ -17,11 +17,13 @@ _spec.loader.exec_module(thick_hybrids)
 
 
 def _scan():
-    """1 mm slices from z 100 down; every 4th slice bright in a 'spine' column at x 20-24 (of 40,
-    2 mm pixels) and in a 'rib' column at x 2-3."""
-    hu = np.full((60, 8, 40), -100, np.int16)
-    hu[::4, :, 20:25] = 1000
+    """1 mm slices from z 100 down, 2 mm pixels, soft tissue across; every 4th slice bright in a
+    'spine' column at x 18-22 (its centre 20 of 41) and in a pair of 'rib' columns at x 2-3 and
+    37-38."""
+    hu = np.full((60, 8, 41), -100, np.int16)
+    hu[::4, :, 18:23] = 1000
     hu[::4, :, 2:4] = 800
+    hu[::4, :, 37:39] = 800
     return hu, 100.0 - np.arange(60.0)
 
 
@@ -30,7 +32,7 @@ def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
     up = thick_hybrids.thick_on_thin_slices(hu, z, 5.0)
     assert up.shape == hu.shape
     # slab 0 holds slices 0-4 (z 100.5 .. 95.5): two bright ones of five in the spine column
-    assert up[0, 0, 22] == up[4, 0, 22] == round((2 * 1000 - 3 * 100) / 5)
+    assert up[0, 0, 20] == up[4, 0, 20] == round((2 * 1000 - 3 * 100) / 5)
     # 60 slices = 12 whole slabs; each slice's value is one of its slab's
     thick, _ = thick_hybrids.thick_slices(hu, z, 5.0)
     assert all((up[i] == thick[i // 5]).all() for i in range(60))
@@ -38,7 +40,7 @@ def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
 
 def test_hybrids_thicken_only_their_part():
     hu, z = _scan()
-    out = dict(thick_hybrids.hybrids(hu, z, 2.0, l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=[8.0]))
+    out = dict(thick_hybrids.hybrids(hu, z, (1.0, 2.0, 2.0), l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=[8.0]))
     assert list(out) == ["thin", "thick", "thick_above20", "thick_below20", "thick_spine8", "thick_sides8"]
     thick = out["thick"]
     assert not (thick == hu).all()
@@ -47,14 +49,12 @@ def test_hybrids_thicken_only_their_part():
     np.testing.assert_array_equal(out["thick_above20"][~above], hu[~above])
     np.testing.assert_array_equal(out["thick_below20"][above], hu[above])
     np.testing.assert_array_equal(out["thick_below20"][~above], thick[~above])
-    # the spine's column is found at x 20-24 (the brightest band: its middle within a column)
-    x = thick_hybrids.spine_column_mm(hu, 2.0)
-    assert abs(x[22]) <= 2.0
-    spine = np.abs(x) <= 8
+    # the spine's column: +-8 mm = 4 columns either side of its centre, column 20
+    spine = np.abs(np.arange(41) - 20) <= 4
     np.testing.assert_array_equal(out["thick_spine8"][:, :, spine], thick[:, :, spine])
     np.testing.assert_array_equal(out["thick_spine8"][:, :, ~spine], hu[:, :, ~spine])
     np.testing.assert_array_equal(out["thick_sides8"][:, :, 2], thick[:, :, 2])     # the rib column
-    np.testing.assert_array_equal(out["thick_sides8"][:, :, 22], hu[:, :, 22])
+    np.testing.assert_array_equal(out["thick_sides8"][:, :, 20], hu[:, :, 20])
 
 
 def test_written_variants_keep_the_grid_and_labels_and_thick_scans_are_skipped(tmp_path):

@@ -1,6 +1,7 @@
 """Synthetic bone anatomy, checked where it is rendered: iliac crest level, rib attachment,
 transverse process lengths, pedicle rings in the frontal view, the arch bridging the discs in a
-sagittal view, rib brightness against the spine, the rib shafts' flat sections."""
+sagittal view, rib brightness against the spine, the rib shafts' flat sections, the lowest ribs'
+necks, the last thoracic transverse processes."""
 from dataclasses import replace
 from itertools import islice
 
@@ -89,13 +90,14 @@ def test_last_rib_pair_is_attached_to_the_last_thoracic_vertebra(case):
     z = plan.slice_z_mm
 
     def at_costovertebral_joint(v):
-        """Max HU near where a rib's head meets the body (both sides)."""
-        i = _index(z, v.z_centre)
+        """HU where a rib's head meets the body, the lower side's: beside the body's upper half
+        (the lowest ribs' heads sit on it, higher ones at the centre)."""
+        rows = np.flatnonzero((z >= v.z_centre - 1) & (z <= v.z_top))
         out = []
         for sg in (-1, 1):
             c = _index(x, g.sx(v.z_centre) + sg * (v.a + 3))
             r = _index(y, g.sy(v.z_centre) + 0.4 * v.b)
-            out.append(hu[i, r - 1:r + 2, c - 1:c + 2].min())
+            out.append(max(hu[i, r - 1:r + 2, c - 1:c + 2].min() for i in rows))
         return min(out)
 
     assert at_costovertebral_joint(plan.vertebra("T12")) > 250     # rib heads on both sides
@@ -364,3 +366,59 @@ def test_the_lowest_ribs_descend_at_their_cases_drawn_angle():
     assert lowest[20.0] - lowest[50.0] >= 15, lowest
     draws = [plan_case(0, i).bone["low_rib_deg"] for i in range(60)]
     assert 20 <= min(draws) < 26 and 44 < max(draws) <= 50
+
+
+def _rib_z_in_column(front, z, x, sx, out_mm, z_lo, z_hi):
+    """Mean z of bone (> 200 HU) in the frontal MIP's columns ``out_mm`` (lo, hi) from the spine's
+    centre, both sides, between ``z_lo`` and ``z_hi``: (left, right)."""
+    rows = (z >= z_lo) & (z <= z_hi)
+    sides = []
+    for sg in (-1, 1):
+        cols = (sg * (x - sx) >= out_mm[0]) & (sg * (x - sx) <= out_mm[1])
+        k, _ = np.nonzero(front[rows][:, cols] > 200)
+        sides.append(float(z[rows][k].mean()))
+    return sides
+
+
+def test_the_lowest_ribs_leave_the_spine_descending_and_the_upper_ones_level():
+    """A real frontal view shows the 11th and 12th ribs sloping down from where they meet the
+    spine (their heads sit on the upper half of their own body), not running level out to a
+    transverse process first: in the chest wall painted alone, at 45 degrees, the 12th rib's
+    bone 13-17 mm beyond its body's edge lies at least 6 mm below where it leaves the body
+    (1-5 mm out), which is above the body's centre; a mid-thoracic rib's neck does not descend."""
+    chest = replace(FINE, fov_rates={"chest_abdomen_pelvis": 1.0})
+    plan = next(p for p in (plan_case(0, i, chest) for i in range(50))
+                if p.n_rib_pairs == 12 and not p.short_12th_rib and p.slice_z_mm[0] > p.vertebra("T6").z_top)
+    plan = replace(plan, bone={**plan.bone, "low_rib_deg": 45.0})
+    hu, y, x = _painted_alone(chest_wall, plan)
+    front, z = hu.max(axis=1), plan.slice_z_mm
+    g = geometry(plan)
+    t12, t6 = plan.vertebra("T12"), plan.vertebra("T6")
+    sx = float(g.sx(t12.z_centre))
+    window = (t12.z_centre - 25, t12.z_top + 8)
+    near = _rib_z_in_column(front, z, x, sx, (t12.a + 1, t12.a + 5), *window)
+    far = _rib_z_in_column(front, z, x, sx, (t12.a + 13, t12.a + 17), *window)
+    for n, f in zip(near, far):
+        assert t12.z_centre < n <= t12.z_top, (n, t12.z_centre, t12.z_top)
+        assert n - f >= 6, (n, f)
+    sx = float(g.sx(t6.z_centre))
+    window = (t6.z_centre - 10, t6.z_top + 5)
+    near = _rib_z_in_column(front, z, x, sx, (t6.a + 1, t6.a + 5), *window)
+    far = _rib_z_in_column(front, z, x, sx, (t6.a + 9, t6.a + 13), *window)
+    for n, f in zip(near, far):
+        assert f >= n - 0.5, (n, f)
+
+
+def test_the_last_two_thoracic_transverse_processes_are_short():
+    """T11's and T12's transverse processes are short (T12's a tubercle; the 11th and 12th ribs
+    do not reach them): in the spine painted alone, bone at T12's transverse-process level
+    reaches at least 6 mm less far beyond the body's edge than at T10's."""
+    for plan, hu, g, y, x in _spines_alone(2):
+        front, z = hu.max(axis=1), plan.slice_z_mm
+        reach = {}
+        for name in ("T10", "T12"):
+            v = plan.vertebra(name)
+            rows = (z >= v.z_centre) & (z <= v.z_centre + 0.3 * (v.z_top - v.z_bottom))
+            k, c = np.nonzero(front[rows] > 200)
+            reach[name] = float(np.abs(x[c] - g.sx(v.z_centre)).max()) - v.a
+        assert reach["T10"] - reach["T12"] >= 6, reach

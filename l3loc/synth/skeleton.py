@@ -184,7 +184,11 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
                 P.tube(pts[1:], 2.2 * s, bone["tp_root"] * bone["tp_tip"] * cortex, 0.6 * spongy, cortex_mm=1.0,
                        texture=tex(_SHELL_AMP), z_radius_mm=3.2 * s)
             else:
-                lt = (15.0 if region == "T" else 8.0) * s
+                # the last two thoracic ones are short (the 11th and 12th ribs do not reach them;
+                # T12's is a rudimentary tubercle): a frontal view sees the lowest ribs leave the
+                # spine without a bar of bone level beside them
+                lt = (15.0 * (0.4 if k == p.n_rib_pairs else 0.7 if k == p.n_rib_pairs - 1 else 1.0)
+                      if region == "T" else 8.0) * s
                 b0 = _rot(sg * (rc + pw), ring - 2.0, th)
                 b1 = _rot(sg * (rc + pw + lt), ring + 0.5 * lt, th)
                 P.tube([[sx0 + b0[0], sy0 + b0[1], tz], [sx0 + b1[0], sy0 + b1[1], tz + 2.0]], 3.5 * s,
@@ -237,10 +241,10 @@ def spine(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, rng, te
     P.ellipse(bottom, top, g.sx, canal_y, 8 * s, 7 * s, 15)
 
 
-def _low_rib_slope(k: int, n: int, last_deg: float) -> float:
-    """Extra descent (mm per mm out from the tubercle) of rib k of n: tan(last_deg) for the last
-    pair, two thirds and one third of it for the two above, none higher up."""
-    return float(np.tan(np.radians(last_deg)) * np.clip((k - (n - 3)) / 3.0, 0.0, 1.0))
+def _low_rib_weight(k: int, n: int) -> float:
+    """How much rib k of n is one of the lowest, descending ribs: 1 for the last pair, two
+    thirds and one third for the two above, 0 higher up."""
+    return float(np.clip((k - (n - 3)) / 3.0, 0.0, 1.0))
 
 
 def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, tex) -> None:
@@ -262,24 +266,28 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
         # a rib runs from its head on the body back and out to the transverse process, then
         # out, forwards and down: its front end lies 2-4 vertebrae below its head, lower ribs
         # descending more. The upper ribs run nearly level behind the chest before they bend
-        # down; the lowest three pairs slope down from the back already (in a frontal view of a
-        # real scan the 11th and 12th ribs leave the spine at 20-50 degrees below the
-        # horizontal, where the lumbar transverse processes stand level)
+        # down; the lowest three pairs slope down from the spine already, neck included: their
+        # heads sit on the upper half of their own body and, in a frontal view of a real scan,
+        # the 11th and 12th ribs leave the spine at 20-50 degrees below the horizontal, where
+        # the lumbar transverse processes stand level
         drop = (55 + 60 * k / n) * s
         th = np.linspace(22.0, th_end, max(int(th_end / 6), 4))
         frac = (th - 22.0) / (180.0 - 22.0)
-        tubercle_x = vt.a + 14 * s                       # out from the spine's centre
+        head_x, tubercle_x = vt.a + 3, vt.a + 14 * s     # out from the spine's centre
         out_mm = np.maximum(a_c(z0) * np.sin(np.radians(th)) - tubercle_x, 0.0)
-        slope = _low_rib_slope(k, n, p.bone["low_rib_deg"])
-        zr = z0 + 4 * s - drop * frac ** 1.5 - slope * out_mm
+        low = _low_rib_weight(k, n)
+        slope = float(np.tan(np.radians(p.bone["low_rib_deg"]))) * low   # mm down per mm out
+        head_z = z0 + 0.25 * (vt.z_top - vt.z_bottom) * low
+        tubercle_z = head_z + 3 * s * (1 - low) - slope * (tubercle_x - head_x)
+        zr = tubercle_z + 1 * s - drop * frac ** 1.5 - slope * out_mm
         r = p.bone["rib_r"] * (1.15 if k == 1 else 1.0)
         rz = p.bone["rib_half_height"]
         if stub_mm is not None:
             r, rz = 0.7 * r, 0.6 * rz
         sx0, sy0 = float(g.sx(z0)), float(g.sy(z0))
         for sg in (-1, 1):
-            head = [sx0 + sg * (vt.a + 3), sy0 + 0.4 * vt.b, z0]
-            tubercle = [sx0 + sg * tubercle_x, sy0 + vt.b + 16 * s, z0 + 3 * s]
+            head = [sx0 + sg * head_x, sy0 + 0.4 * vt.b, head_z]
+            tubercle = [sx0 + sg * tubercle_x, sy0 + vt.b + 16 * s, tubercle_z]
             arc = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                    for t, z in zip(th, zr)]
             if stub_mm is not None:
@@ -301,7 +309,7 @@ def chest_wall(P: Painter, p: CasePlan, g: Geo, cortex: float, spongy: float, te
             if k <= min(10, n - 2):   # costal cartilage to the sternum (1-7) or the costal margin
                 t_end = 176.0 if k <= 7 else 165.0
                 tc = np.linspace(th_end, t_end, 6)
-                zc = (z0 + 4 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 - slope * out_mm[-1]
+                zc = (tubercle_z + 1 * s - drop * ((tc - 22.0) / 158.0) ** 1.5 - slope * out_mm[-1]
                       + (tc - th_end) * 0.25 * s * (k > 5))
                 cpts = [[float(bx + sg * a_c(z) * np.sin(np.radians(t))), float(g.cy(z) + b_c(z) * np.cos(np.radians(t))), float(z)]
                         for t, z in zip(tc, zc)]

@@ -2,6 +2,7 @@
 
     python benchmarks/real_thick.py --data ../shared/data/real_val --out work/data/real_val_thick5
     python tools/eval.py --experiment <run> --data work/data/real_val_thick5
+    python benchmarks/real_thick.py --data ../shared/data/real_val --out work/data/real_val_resliced5 --on-thin-slices
 
 Many cohorts hold only the thick (5 mm) series a radiologist reads. For each positive scan of the
 annotation CSV (``labels.csv``) thinner than ``--slice-mm``, writes ``<name>_thick<mm>.nii.gz``:
@@ -10,6 +11,11 @@ weighted by their overlap with it (a box slice profile, as the phantoms' painter
 thick reconstruction of the same acquisition approximates; a partial slab at the bottom is
 dropped), at the slab's centre z, with a ``labels.csv`` of the same L3 labels (world z: only the
 slice grid changes).
+
+``--on-thin-slices`` keeps the thin grid and gives each thin slice its slab's mean instead
+(``<name>_resliced<mm>.nii.gz``): a thick series re-sliced to thin spacing, as some archives and
+viewers store one; the slabs are the same, only the sampling differs (a 5 mm file resampled by
+the preprocessing interpolates between slab centres, this one steps).
 
 These are the real validation scans, resampled: evaluate on them, never train or choose
 thresholds on them.
@@ -46,6 +52,15 @@ def thick_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> tuple[np.
     return np.round(out).astype(hu.dtype), float(top - slice_mm / 2)
 
 
+def thick_on_thin_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> np.ndarray:
+    """``hu`` with each slice replaced by its ``slice_mm`` slab's mean (the slab whose centre is
+    nearest; slices below the last whole slab take the last one): a thick series re-sliced on the
+    thin grid."""
+    thick, z_first = thick_slices(hu, z_mm, slice_mm)
+    centres = z_first - slice_mm * np.arange(thick.shape[0])
+    return thick[np.argmin(np.abs(z_mm[:, None] - centres[None, :]), axis=1)]
+
+
 def thick_version(name: str, hu: np.ndarray, spacing_mm, z_mm, slice_mm: float) -> tuple:
     """``(name_thick<mm>, hu, spacing_mm, z_first_mm)`` of a scan made into slabs of ``slice_mm``
     (``thick_slices``), as ``write_derived_set`` writes it."""
@@ -53,20 +68,26 @@ def thick_version(name: str, hu: np.ndarray, spacing_mm, z_mm, slice_mm: float) 
     return f"{name}_thick{slice_mm:g}", thick, (slice_mm, *spacing_mm[1:]), z_first
 
 
-def main() -> int:
+def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, required=True, help="a folder with labels.csv")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--slice-mm", type=float, default=5.0, help="thickness and spacing of the new slices")
+    ap.add_argument("--on-thin-slices", action="store_true",
+                    help="keep the thin slices, each holding its slab's mean (<name>_resliced<mm>)")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
 
     def thick(ct, r):
         if ct.spacing_mm[0] >= args.slice_mm:
             yield f"already {ct.spacing_mm[0]:.2f} mm slices; skipped"
             return
-        yield thick_version(r["name"], ct.hu, ct.spacing_mm, ct.geometry.z_mm(range(ct.hu.shape[0])),
-                            args.slice_mm)
+        z = np.asarray(ct.geometry.z_mm(range(ct.hu.shape[0])), dtype=float)
+        if args.on_thin_slices:
+            yield (f"{r['name']}_resliced{args.slice_mm:g}", thick_on_thin_slices(ct.hu, z, args.slice_mm),
+                   ct.spacing_mm, float(z[0]))
+        else:
+            yield thick_version(r["name"], ct.hu, ct.spacing_mm, z, args.slice_mm)
 
     write_derived_set(args.data, args.out, thick, args.overwrite)
     return 0

@@ -9,7 +9,7 @@ scan's own slices (so every variant has the same grid and only the slab averagin
 
 - ``<name>~thin``: the scan as it is;
 - ``<name>~thick``: every thin slice replaced by the mean of its ``--slice-mm`` slab
-  (``real_thick.thick_slices``, the slabs of ``benchmarks/real_thick.py``);
+  (``real_thick.thick_on_thin_slices``, the slabs of ``benchmarks/real_thick.py``);
 - ``<name>~thick_above<h>`` / ``~thick_below<h>`` for each ``--above-l3`` h: only the slices more /
   less than h mm over the labelled L3 centre thick;
 - ``<name>~thick_spine<w>`` / ``~thick_sides<w>`` for each ``--spine-mm`` w: only the columns within /
@@ -35,15 +35,7 @@ import numpy as np  # noqa: E402
 from l3loc.cli import script_main  # noqa: E402
 from l3loc.mip import spine_lr_centre_px  # noqa: E402
 from real_crops import write_derived_set  # noqa: E402
-from real_thick import thick_slices  # noqa: E402
-
-
-def thick_on_thin_slices(hu: np.ndarray, z_mm: np.ndarray, slice_mm: float) -> np.ndarray:
-    """``hu`` with each slice replaced by its ``slice_mm`` slab's mean (the slab whose centre is
-    nearest; slices below the last whole slab take the last one)."""
-    thick, z_first = thick_slices(hu, z_mm, slice_mm)
-    centres = z_first - slice_mm * np.arange(thick.shape[0])
-    return thick[np.argmin(np.abs(z_mm[:, None] - centres[None, :]), axis=1)]
+from real_thick import thick_on_thin_slices  # noqa: E402
 
 
 def hybrids(hu: np.ndarray, z_mm: np.ndarray, spacing_mm: tuple, l3_z_mm: float, slice_mm: float,

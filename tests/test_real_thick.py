@@ -1,10 +1,11 @@
 """benchmarks/real_thick.py: a thick slice is the mean of the thin slices weighted by their
 overlap with its slab, at the slab's centre z, and the written scan keeps the world z of the
-labels."""
+labels; re-sliced on the thin grid, each thin slice holds its slab's mean."""
 import importlib.util
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from l3loc.io.volume import read_volume, write_volume
@@ -38,3 +39,38 @@ def test_written_thick_scan_keeps_world_z(tmp_path):
     k = int(np.argmax(out.hu[:, 0, 0]))
     assert abs(float(out.geometry.z_mm(k)) - 75.0) <= 2.5  # the slab holding z 75
     assert out.hu[k, 0, 0] == 250                           # one bright slice of four in the slab
+
+
+def _striped():
+    """1 mm slices from z 100 down, every 4th slice bright in a column: (hu, z)."""
+    hu = np.full((60, 8, 41), -100, np.int16)
+    hu[::4, :, 18:23] = 1000
+    return hu, 100.0 - np.arange(60.0)
+
+
+def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
+    hu, z = _striped()
+    up = real_thick.thick_on_thin_slices(hu, z, 5.0)
+    assert up.shape == hu.shape
+    # slab 0 holds slices 0-4 (z 100.5 .. 95.5): two bright ones of five in the column
+    assert up[0, 0, 20] == up[4, 0, 20] == round((2 * 1000 - 3 * 100) / 5)
+    # 60 slices = 12 whole slabs; each slice's value is one of its slab's
+    thick, _ = real_thick.thick_slices(hu, z, 5.0)
+    assert all((up[i] == thick[i // 5]).all() for i in range(60))
+
+
+def test_resliced_scans_keep_the_thin_grid_and_labels_and_thick_scans_are_skipped(tmp_path):
+    hu, z = _striped()
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    write_volume(data / "a.nii.gz", hu, (1.0, 2.0, 2.0), z_first_mm=100.0)
+    write_volume(data / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
+    pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
+                   "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(data / "labels.csv", index=False)
+    assert real_thick.main(["--data", str(data), "--out", str(out), "--on-thin-slices"]) == 0
+    labels = pd.read_csv(out / "labels.csv")
+    assert labels["name"].tolist() == ["a_resliced5"] and labels["l3_z_mm"].tolist() == [60.0]
+    ct = read_volume(out / "a_resliced5.nii.gz")
+    assert ct.hu.shape == hu.shape and ct.spacing_mm == pytest.approx((1.0, 2.0, 2.0))
+    assert ct.geometry.z_mm(range(1))[0] == pytest.approx(100.0)
+    assert (ct.hu == real_thick.thick_on_thin_slices(hu, z, 5.0)).all()

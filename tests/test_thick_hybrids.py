@@ -27,17 +27,6 @@ def _scan():
     return hu, 100.0 - np.arange(60.0)
 
 
-def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
-    hu, z = _scan()
-    up = thick_hybrids.thick_on_thin_slices(hu, z, 5.0)
-    assert up.shape == hu.shape
-    # slab 0 holds slices 0-4 (z 100.5 .. 95.5): two bright ones of five in the spine column
-    assert up[0, 0, 20] == up[4, 0, 20] == round((2 * 1000 - 3 * 100) / 5)
-    # 60 slices = 12 whole slabs; each slice's value is one of its slab's
-    thick, _ = thick_hybrids.thick_slices(hu, z, 5.0)
-    assert all((up[i] == thick[i // 5]).all() for i in range(60))
-
-
 def test_hybrids_thicken_only_their_part():
     hu, z = _scan()
     out = dict(thick_hybrids.hybrids(hu, z, (1.0, 2.0, 2.0), l3_z_mm=60.0, slice_mm=5.0, above_l3=[20.0], spine_mm=[8.0]))

@@ -4,7 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+
+from l3loc.io.volume import write_volume
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -156,3 +159,15 @@ def not_ct_scans(tmp_path_factory, example_ct) -> dict[Path, str]:
     write_dicom_series(folder / "pet_dicom", ct.hu[40:60], sp, z0, modality="PT")
     scans[folder / "pet_dicom"] = "DICOM modality PT: a PET series"
     return scans
+
+
+def thin_and_thick_set(folder: Path, hu: np.ndarray) -> Path:
+    """``folder`` holding ``hu`` as a 1 mm scan ``a`` and every 5th slice as a 5 mm scan ``b``
+    (2 mm pixels, top slice at z 100), both labelled L3 at z 60, in a ``labels.csv``: the input
+    of the benchmarks that derive sets from real scans."""
+    folder.mkdir()
+    write_volume(folder / "a.nii.gz", hu, (1.0, 2.0, 2.0), z_first_mm=100.0)
+    write_volume(folder / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
+    pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
+                   "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(folder / "labels.csv", index=False)
+    return folder

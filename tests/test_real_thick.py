@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from l3loc.io.volume import read_volume, write_volume
+from conftest import thin_and_thick_set
 
 _spec = importlib.util.spec_from_file_location(
     "real_thick", Path(__file__).resolve().parents[1] / "benchmarks" / "real_thick.py")
@@ -61,12 +62,7 @@ def test_thick_on_thin_slices_gives_each_slice_its_slabs_mean():
 
 def test_resliced_scans_keep_the_thin_grid_and_labels_and_thick_scans_are_skipped(tmp_path):
     hu, z = _striped()
-    data, out = tmp_path / "data", tmp_path / "out"
-    data.mkdir()
-    write_volume(data / "a.nii.gz", hu, (1.0, 2.0, 2.0), z_first_mm=100.0)
-    write_volume(data / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
-    pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
-                   "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(data / "labels.csv", index=False)
+    data, out = thin_and_thick_set(tmp_path / "data", hu), tmp_path / "out"
     assert real_thick.main(["--data", str(data), "--out", str(out), "--on-thin-slices"]) == 0
     labels = pd.read_csv(out / "labels.csv")
     assert labels["name"].tolist() == ["a_resliced5"] and labels["l3_z_mm"].tolist() == [60.0]

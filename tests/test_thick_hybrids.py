@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from l3loc.errors import InputError
-from l3loc.io.volume import read_volume, write_volume
+from l3loc.io.volume import read_volume
+from conftest import thin_and_thick_set
 
 _spec = importlib.util.spec_from_file_location(
     "thick_hybrids", Path(__file__).resolve().parents[1] / "benchmarks" / "thick_hybrids.py")
@@ -48,12 +49,7 @@ def test_hybrids_thicken_only_their_part():
 
 def test_written_variants_keep_the_grid_and_labels_and_thick_scans_are_skipped(tmp_path):
     hu, z = _scan()
-    data, out = tmp_path / "data", tmp_path / "out"
-    data.mkdir()
-    write_volume(data / "a.nii.gz", hu, (1.0, 2.0, 2.0), z_first_mm=100.0)
-    write_volume(data / "b.nii.gz", hu[::5], (5.0, 2.0, 2.0), z_first_mm=100.0)
-    pd.DataFrame([{"name": n, "path": f"{n}.nii.gz", "l3_z_mm": 60.0, "l3_top_z_mm": 70.0,
-                   "l3_bottom_z_mm": 50.0, "negative": 0} for n in ("a", "b")]).to_csv(data / "labels.csv", index=False)
+    data, out = thin_and_thick_set(tmp_path / "data", hu), tmp_path / "out"
     assert thick_hybrids.main(["--data", str(data), "--out", str(out), "--above-l3", "20", "--spine-mm", "8", "16"]) == 0
     labels = pd.read_csv(out / "labels.csv")
     assert labels["name"].tolist() == [f"a~{s}" for s in ("thin", "thick", "thick_above20", "thick_below20",

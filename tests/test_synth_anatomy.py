@@ -90,8 +90,8 @@ def test_last_rib_pair_is_attached_to_the_last_thoracic_vertebra(case):
     z = plan.slice_z_mm
 
     def at_costovertebral_joint(v):
-        """HU where a rib's head meets the body, the lower side's: beside the body's upper half
-        (the lowest ribs' heads sit on it, higher ones at the centre)."""
+        """HU where a rib's head meets the body, the lower of the two sides: the best spot beside
+        the body's upper half (the lowest ribs' heads sit there, higher ones at its centre)."""
         rows = np.flatnonzero((z >= v.z_centre - 1) & (z <= v.z_top))
         out = []
         for sg in (-1, 1):

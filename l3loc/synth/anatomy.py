@@ -333,13 +333,15 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         # above the pelvis: a scan without the sacrum must not tell how far below L3 it ends),
         # or down to the pelvis
         top = lm["dome"] + rng.uniform(0, 40)
-        # some start lower, anywhere from the dome down to 10 mm above L2 (lumbar-spine and
-        # renal protocols, crops of longer scans: the real example CT starts in T11): where the
-        # scan starts must not tell which vertebra is the first one in it. Its own generator:
-        # every other value of the case stays as it was.
+        # some start lower, anywhere from the dome down to 10 mm above L3 (lumbar-spine and
+        # renal protocols, crops of longer scans: the real example CT starts in T11, lumbar
+        # protocols in L1 or L2): where the scan starts must not tell which vertebra is the
+        # first one in it. Down to L2 since generation 25 (10 mm above L2 before: a real scan
+        # cut 60 mm over L3, starting in L1's lower half, was read a vertebra low, its first
+        # vertebra taken for L1). Its own generator: every other value of the case stays.
         trng = np.random.default_rng([seed, index, 15])
         if trng.random() < config.low_top_rate:
-            top = float(trng.uniform(by["L2"].z_top + 10, top))
+            top = float(trng.uniform(by["L3"].z_top + 10, top))
         if rng.random() < 0.5:
             bottom = l3.z_bottom - rng.uniform(3, max(l3.z_bottom, 40.0))
         else:

@@ -165,8 +165,8 @@ class SynthConfig:
             osteoporotic bone (cancellous 80-150 HU, thinner cortex).
         tilt_rate: probability of a gantry tilt of 5-25 degrees.
         low_top_rate: probability that an ``abdomen`` scan starts below the usual top (just
-            above the diaphragm's dome): anywhere between there and 10 mm above L2, so the first
-            vertebra of a scan may be any from T8 to L1, with the last ribs partly or wholly
+            above the diaphragm's dome): anywhere between there and 10 mm above L3, so the first
+            vertebra of a scan may be any from T8 to L2, with the last ribs partly or wholly
             above it.
         crop_rate: probability of a tight abdominal field of view (280-380 mm, at most 92 % of the
             waist) that cuts the body

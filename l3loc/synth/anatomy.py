@@ -337,8 +337,9 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         # renal protocols, crops of longer scans: the real example CT starts in T11, lumbar
         # protocols in L1 or L2): where the scan starts must not tell which vertebra is the
         # first one in it. Down to L2 since generation 25 (10 mm above L2 before: a real scan
-        # cut 60 mm over L3, starting in L1's lower half, was read a vertebra low, its first
-        # vertebra taken for L1). Its own generator: every other value of the case stays.
+        # cut 60 mm over L3, starting near the L1/L2 disc at the edge of that range, was read a
+        # vertebra low, its first whole vertebra taken for L1). Its own generator: every other
+        # value of the case stays.
         trng = np.random.default_rng([seed, index, 15])
         if trng.random() < config.low_top_rate:
             top = float(trng.uniform(by["L3"].z_top + 10, top))

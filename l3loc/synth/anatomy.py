@@ -265,7 +265,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
     t1, c1 = by["T1"], by["C1"]
     z_fh = -rng.uniform(85, 105) * s                    # femoral head centres
     pen = by[f"L{n_lumbar - 1}"]                      # the last lumbar vertebra but one
-    crest_lo = 0.5 * (pen.z_bottom + by[f"L{n_lumbar}"].z_top)
+    crest_lo = by[f"L{n_lumbar}"].z_centre
     crest_hi = pen.z_centre + 0.3 * (pen.z_top - pen.z_bottom)
     lm = {
         "vertex": c1.z_top + rng.uniform(95, 115) * s,
@@ -273,8 +273,12 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         "lung_apex": t1.z_top + rng.uniform(15, 35) * s,
         "dome": by[f"T{max(n_ribs - 3, 1)}"].z_centre + rng.uniform(-15, 15),
         "last_rib_mid": last_rib.z_centre,
-        # the top of the iliac crests: from the L4/L5 disc to the upper half of L4 (counted from
-        # the sacrum: the pelvis goes with the sacrum, so with 6 lumbar vertebrae it lies at L5)
+        # the top of the iliac crests: from the middle of L5 to the upper half of L4 (counted from
+        # the sacrum: the pelvis goes with the sacrum, so with 6 lumbar vertebrae it lies at L5-L6).
+        # Down to L5 since generation 26 (the L4/L5 disc before): AP radiographs put the
+        # intercristal line anywhere from L4's upper third to L5's middle third, lower in women
+        # and the young; on a real whole-body scan with its crests at L5's top a model trained on
+        # the old range placed L4 there). One uniform draw as before: every other value stays.
         "iliac_crest": crest_lo + (crest_hi - crest_lo) * rng.uniform(0, 1),
         "femoral_head": z_fh,
         "symphysis_bottom": z_fh - rng.uniform(35, 50) * s,

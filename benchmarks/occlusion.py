@@ -1,0 +1,121 @@
+"""Which rows of a real scan make a model count where it does: erase the bone of one band of rows
+at a time and watch each fold's L3 move.
+
+    python benchmarks/occlusion.py --model l3loc/shipped/ft26-frontal-1 \
+        --scan ../shared/data/real/totalseg_example_ct/ct.nii.gz --l3-z 316.3 \
+        --out work/occlusion_totalseg.csv
+
+For every band of ``--band-mm`` rows (every ``--step-mm``, over the whole scan) a copy of the
+scan has its bone (> ``--bone-hu``) within ``--half-width-mm`` of the spine set to soft tissue
+(30 HU): what a frontal net on a +-38 mm band sees of those rows is gone, the rest of the scan
+stays. Each fold alone and the ensemble predict on the copy (the model's own decoder and
+threshold, :func:`l3loc.localisation.localise`; L3's best row whatever the status, as
+``l3loc eval --data`` scores it). One CSV row per band and fold: the band's centre
+relative to L3 (mm, superior positive), status, confidence and the predicted L3 relative to the
+truth. A fold whose L3 jumps by a vertebra when one band goes counts from that band.
+
+``--beyond-mm D`` instead erases, in one copy, all bone more than D mm beside the spine under
+L3's lower endplate (the iliac wings and crests; the frontal nets' side mask keeps +-38 mm).
+
+The spine's column: the brightest smoothed column of the frontal MIP within 40 mm of L3, in the
+middle half of the image. Evaluation only.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.inference import load_localiser  # noqa: E402
+from l3loc.io.volume import read_volume  # noqa: E402
+from l3loc.localisation import localise  # noqa: E402
+
+SOFT_TISSUE_HU = 30
+
+
+def spine_column(hu: np.ndarray, z: np.ndarray, l3_z: float, col_mm: float) -> float:
+    """The spine's column (mm from the first column) near L3."""
+    near = np.abs(z - l3_z) < 40
+    profile = hu[near].max(axis=1).astype(np.float32).mean(axis=0)
+    profile = np.convolve(profile, np.ones(5) / 5, mode="same")
+    n = profile.size
+    mid = np.arange(n // 4, 3 * n // 4)
+    return float(mid[np.argmax(profile[mid])] * col_mm)
+
+
+def erase(hu: np.ndarray, rows: np.ndarray, cols: np.ndarray, bone_hu: float) -> np.ndarray:
+    """A copy of ``hu`` whose bone in ``rows`` x ``cols`` (boolean masks) is soft tissue."""
+    out = hu.copy()
+    block = out[rows][:, :, cols]
+    block[block > bone_hu] = SOFT_TISSUE_HU
+    sub = out[rows]
+    sub[:, :, cols] = block
+    out[rows] = sub
+    return out
+
+
+def predict_all(ct, localisers: dict) -> list[dict]:
+    """Per localiser: status, confidence and L3's row, the best one whatever the status (as
+    ``l3loc eval --data`` scores it)."""
+    out = []
+    for name, loc in localisers.items():
+        _, decision, geom = localise(ct, loc)
+        out.append(dict(folds=name, status=decision.status, confidence=decision.confidence,
+                        l3_z_mm=float(geom.z_mm(decision.row))))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="a shipped-model, export or run folder")
+    ap.add_argument("--scan", required=True)
+    ap.add_argument("--l3-z", type=float, required=True, help="world z (mm) of L3's centre")
+    ap.add_argument("--l3-bottom", type=float, help="world z of L3's lower endplate (--beyond-mm)")
+    ap.add_argument("--out", required=True, help="CSV")
+    ap.add_argument("--band-mm", type=float, default=15.0)
+    ap.add_argument("--step-mm", type=float, default=7.5)
+    ap.add_argument("--half-width-mm", type=float, default=60.0)
+    ap.add_argument("--beyond-mm", type=float, help="erase bone beyond this distance under L3 instead")
+    ap.add_argument("--bone-hu", type=float, default=150.0)
+    args = ap.parse_args(argv)
+
+    ct = read_volume(args.scan)
+    g = ct.geometry
+    z = g.z_first_mm - np.arange(g.n_slices) * g.slice_spacing_mm
+    col_mm = ct.spacing_mm[2]
+    x = np.arange(ct.hu.shape[2]) * col_mm
+    cx = spine_column(ct.hu, z, args.l3_z, col_mm)
+    folds = load_localiser(args.model, view="frontal").views["frontal"].folds
+    localisers = {"ensemble": load_localiser(args.model, view="frontal")}
+    localisers.update({f"fold {k}": load_localiser(args.model, view="frontal", folds=[k]) for k in folds})
+
+    rows = [dict(band_centre_mm=np.nan, **r) for r in predict_all(ct, localisers)]   # untouched
+    if args.beyond_mm is not None:
+        if args.l3_bottom is None:
+            ap.error("--beyond-mm needs --l3-bottom")
+        hu = erase(ct.hu, z < args.l3_bottom - 5, np.abs(x - cx) > args.beyond_mm, args.bone_hu)
+        rows += [dict(band_centre_mm=-np.inf, **r) for r in predict_all(replace(ct, hu=hu), localisers)]
+    else:
+        near = np.abs(x - cx) <= args.half_width_mm
+        for zc in np.arange(z.max() - args.band_mm / 2, z.min(), -args.step_mm):
+            band = np.abs(z - zc) <= args.band_mm / 2
+            hu = erase(ct.hu, band, near, args.bone_hu)
+            rows += [dict(band_centre_mm=zc - args.l3_z, **r) for r in predict_all(replace(ct, hu=hu), localisers)]
+    table = pd.DataFrame(rows)
+    table["l3_offset_mm"] = table["l3_z_mm"] - args.l3_z
+    with atomic_path(args.out, overwrite=False) as tmp:
+        table.to_csv(tmp, index=False, float_format="%.2f")
+    print(f"spine column {cx:.0f} mm; {len(table)} rows -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

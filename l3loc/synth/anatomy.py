@@ -277,8 +277,7 @@ def plan_case(seed: int, index: int, config: SynthConfig = PRESETS["default"]) -
         # the sacrum: the pelvis goes with the sacrum, so with 6 lumbar vertebrae it lies at L5-L6).
         # Down to L5 since generation 26 (the L4/L5 disc before): AP radiographs put the
         # intercristal line anywhere from L4's upper third to L5's middle third, lower in women
-        # and the young; on a real whole-body scan with its crests at L5's top a model trained on
-        # the old range placed L4 there). One uniform draw as before: every other value stays.
+        # and the young. One uniform draw as before: every other value stays.
         "iliac_crest": crest_lo + (crest_hi - crest_lo) * rng.uniform(0, 1),
         "femoral_head": z_fh,
         "symphysis_bottom": z_fh - rng.uniform(35, 50) * s,

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.inference import load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
@@ -83,4 +84,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    script_main(main)

@@ -14,8 +14,9 @@ threshold, :func:`l3loc.localisation.localise`; L3's best row whatever the statu
 relative to L3 (mm, superior positive), status, confidence and the predicted L3 relative to the
 truth. A fold whose L3 jumps by a vertebra when one band goes counts from that band.
 
-``--beyond-mm D`` instead erases, in one copy, all bone more than D mm beside the spine under
-L3's lower endplate (the iliac wings and crests; the frontal nets' side mask keeps +-38 mm).
+``--beyond-mm D`` instead erases, in one copy, all bone more than D mm beside the spine from 5 mm
+under L3's lower endplate down (the iliac wings and crests; the frontal nets' side mask keeps
++-38 mm).
 
 The spine's column: the brightest smoothed column of the frontal MIP within 40 mm of L3, in the
 middle half of the image. Evaluation only.
@@ -34,6 +35,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
+from l3loc.cli import script_main  # noqa: E402
 from l3loc.inference import load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
@@ -118,4 +120,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    script_main(main)

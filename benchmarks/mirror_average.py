@@ -8,8 +8,8 @@ For every scan of every ``--data`` folder (``labels.csv`` as ``l3loc eval --data
 model predicts twice: as shipped, and with each confidence map replaced by the mean of the map of
 the image and the mirrored map of the mirrored image (the frontal band is symmetric about the
 canvas centre, so the same columns are scored). Same decoder and threshold. One CSV row per scan
-and variant: status, confidence, the best row's signed error, right level (inside L3's body
-+-5 mm, as evaluation counts it); the totals are printed. Evaluation only: nothing in prediction
+and variant: status, confidence, the best row's signed error, right level (as evaluation counts
+it, :func:`l3loc.external_tables.right_level`); the totals are printed. Evaluation only: nothing in prediction
 mirrors.
 """
 from __future__ import annotations
@@ -28,9 +28,10 @@ from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.cli import script_main  # noqa: E402
 from l3loc.inference import load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
+from l3loc.external_tables import right_level  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
-
-RIGHT_LEVEL_MARGIN_MM = 5.0
+from l3loc.predict import localisation_record  # noqa: E402
+from l3loc.scan_inputs import list_inputs  # noqa: E402
 
 
 class MirrorAveraged:
@@ -58,18 +59,19 @@ def main(argv=None) -> int:
     mirrored.views["frontal"].maps = MirrorAveraged(mirrored.views["frontal"].maps)
     rows = []
     for folder in map(Path, args.data):
-        for _, lab in pd.read_csv(folder / "labels.csv").iterrows():
-            path = Path(lab["path"]) if Path(lab["path"]).is_absolute() else folder / lab["path"]
-            ct = read_volume(path)
-            negative = bool(lab["negative"])
+        for scan in list_inputs([folder / "labels.csv"]):
+            truth = scan.truth
+            negative = bool(truth["negative"])
+            ct = read_volume(scan.path, series_uid=scan.series_uid)
             for variant, loc in (("as shipped", plain), ("mirror-averaged", mirrored)):
-                _, decision, geom = localise(ct, loc)
+                outputs, decision, geom = localise(ct, loc)
                 z = float(geom.z_mm(decision.row))
-                right = (not negative and lab["l3_bottom_z_mm"] - RIGHT_LEVEL_MARGIN_MM <= z
-                         <= lab["l3_top_z_mm"] + RIGHT_LEVEL_MARGIN_MM)
-                rows.append(dict(set=folder.name, name=lab["name"], variant=variant, negative=negative,
+                # the truth in world z, from l3_z_mm or l3_slice, as evaluation reads it
+                true_z = localisation_record(ct, loc, outputs, decision, geom, truth=truth)["true_z_mm"]
+                rows.append(dict(set=folder.name, name=scan.name, variant=variant, negative=negative,
                                  status=decision.status, confidence=decision.confidence,
-                                 error_mm=np.nan if negative else z - lab["l3_z_mm"], right_level=right))
+                                 error_mm=z - true_z, right_level=(not negative) and right_level(
+                                     z, true_z, truth.get("l3_top_z_mm", np.nan), truth.get("l3_bottom_z_mm", np.nan))))
     table = pd.DataFrame(rows)
     with atomic_path(args.out, overwrite=False) as tmp:
         table.to_csv(tmp, index=False, float_format="%.3f")

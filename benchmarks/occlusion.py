@@ -18,8 +18,8 @@ truth. A fold whose L3 jumps by a vertebra when one band goes counts from that b
 under L3's lower endplate down (the iliac wings and crests; the frontal nets' side mask keeps
 +-38 mm).
 
-The spine's column: the brightest smoothed column of the frontal MIP within 40 mm of L3, in the
-middle half of the image. Evaluation only.
+The spine's column is :func:`l3loc.mip.spine_lr_centre_px` (the sagittal slab's centre). Evaluation
+only.
 """
 from __future__ import annotations
 
@@ -39,18 +39,9 @@ from l3loc.cli import script_main  # noqa: E402
 from l3loc.inference import load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
+from l3loc.mip import spine_lr_centre_px  # noqa: E402
 
 SOFT_TISSUE_HU = 30
-
-
-def spine_column(hu: np.ndarray, z: np.ndarray, l3_z: float, col_mm: float) -> float:
-    """The spine's column (mm from the first column) near L3."""
-    near = np.abs(z - l3_z) < 40
-    profile = hu[near].max(axis=1).astype(np.float32).mean(axis=0)
-    profile = np.convolve(profile, np.ones(5) / 5, mode="same")
-    n = profile.size
-    mid = np.arange(n // 4, 3 * n // 4)
-    return float(mid[np.argmax(profile[mid])] * col_mm)
 
 
 def erase(hu: np.ndarray, rows: np.ndarray, cols: np.ndarray, bone_hu: float) -> np.ndarray:
@@ -90,11 +81,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     ct = read_volume(args.scan)
-    g = ct.geometry
-    z = g.z_first_mm - np.arange(g.n_slices) * g.slice_spacing_mm
+    z = ct.geometry.z_mm(np.arange(ct.geometry.n_slices))
     col_mm = ct.spacing_mm[2]
     x = np.arange(ct.hu.shape[2]) * col_mm
-    cx = spine_column(ct.hu, z, args.l3_z, col_mm)
+    cx = spine_lr_centre_px(ct.hu, ct.spacing_mm) * col_mm
     folds = load_localiser(args.model, view="frontal").views["frontal"].folds
     localisers = {"ensemble": load_localiser(args.model, view="frontal")}
     localisers.update({f"fold {k}": load_localiser(args.model, view="frontal", folds=[k]) for k in folds})

@@ -36,11 +36,6 @@ def test_erase_turns_only_the_bone_of_its_rows_and_columns_to_soft_tissue():
     assert (hu[:, :, 18:23] == 1000).all()                              # the input is not touched
 
 
-def test_spine_column_is_the_brightest_column_in_the_middle_half():
-    hu, z = _scan()
-    assert occlusion.spine_column(hu, z, l3_z=60.0, col_mm=2.0) == pytest.approx(40.0)
-
-
 def test_main_writes_one_row_per_band_and_fold_and_refuses_to_overwrite(tmp_path):
     hu, _ = _scan()
     img = sitk.GetImageFromArray(hu)

@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 
 from l3loc.atomic import atomic_path  # noqa: E402
 from l3loc.cli import script_main  # noqa: E402
-from l3loc.inference import load_localiser  # noqa: E402
+from l3loc.inference import FoldMeanMaps, load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.external_tables import right_level  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
@@ -34,7 +34,7 @@ from l3loc.predict import localisation_record  # noqa: E402
 from l3loc.scan_inputs import list_inputs  # noqa: E402
 
 
-class MirrorAveraged:
+class MirrorAveraged(FoldMeanMaps):
     """A map model whose map is the mean of ``maps``'s on the image and, mirrored back, on the
     left-right mirrored image."""
 
@@ -42,9 +42,9 @@ class MirrorAveraged:
         self.maps = maps
         self.backend = f"{getattr(maps, 'backend', '')}+mirror"
 
-    def confidence_map(self, image: np.ndarray) -> np.ndarray:
-        mirrored = self.maps.confidence_map(np.ascontiguousarray(image[:, ::-1]))[..., ::-1]
-        return 0.5 * (self.maps.confidence_map(image) + mirrored)
+    def fold_maps(self, image: np.ndarray) -> list[np.ndarray]:
+        mirrored = self.maps.fold_maps(np.ascontiguousarray(image[:, ::-1]))
+        return [0.5 * (m + r[..., ::-1]) for m, r in zip(self.maps.fold_maps(image), mirrored)]
 
 
 def main(argv=None) -> int:

@@ -293,8 +293,9 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
         for i in tqdm(range(len(first)), desc=f"{m.view} {m.folds}", disable=not progress,
                       leave=False):
             # prediction's own decision from the maps (the level sequence for level channels)
-            per_view, d = decide_maps({v: vm.maps.confidence_map(data[v][i][0])
-                                       for v, vm in views.items()}, m.localiser)
+            fold_maps = {v: vm.maps.fold_maps(data[v][i][0]) for v, vm in views.items()}
+            per_view, d = decide_maps({v: np.mean(f, axis=0) for v, f in fold_maps.items()},
+                                      m.localiser, fold_maps)
             profiles = [p for p, _ in per_view.values()]
             profile = profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
             geom = first.geometry(i)
@@ -336,7 +337,7 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
                 ch = p.decision.channel
                 out[idx] = decide_l3(p.decision.sequence, ch.row, vm.spacing_mm, threshold,
                                      l3_channel_confidence=ch.confidence,
-                                     views=p.decision.views)[0]
+                                     views=p.decision.views, folds=p.decision.folds)[0]
                 continue
             out[idx] = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
                                 ev["min_separation_mm"], subpixel=ev["decoder"] == "profile").status

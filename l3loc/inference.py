@@ -49,27 +49,41 @@ BACKENDS = ("auto", "dygraph", "predictor")
 class MapModel(Protocol):
     """Anything that turns a processed full-height image into a confidence map."""
 
+    def fold_maps(self, image: np.ndarray) -> list[np.ndarray]:
+        """``image`` float32 [H, W] in [0, 1] -> one probability map per net (fold), each float32
+        [H, W], or [levels, H, W] for a model with one channel per level (``label.levels``)."""
+
     def confidence_map(self, image: np.ndarray) -> np.ndarray:
-        """``image`` float32 [H, W] in [0, 1] -> probabilities float32 [H, W], or
-        [levels, H, W] for a model with one channel per level (``label.levels``)."""
+        """The mean of :meth:`fold_maps`: the ensemble's map."""
+
+
+class FoldMeanMaps:
+    """``confidence_map`` as the mean of ``fold_maps`` (the ensemble; see the module docstring)."""
+
+    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+        return np.mean(self.fold_maps(image), axis=0)
 
 
 @dataclass
-class FunctionMaps:
-    """A map model from a function ``image [H, W] -> prob [H, W]`` (tests, baselines)."""
+class FunctionMaps(FoldMeanMaps):
+    """A map model from functions ``image [H, W] -> prob [H, W]``, one per "fold" (tests,
+    baselines)."""
 
-    fn: Callable[[np.ndarray], np.ndarray]
+    fn: Callable[[np.ndarray], np.ndarray] | Sequence[Callable[[np.ndarray], np.ndarray]]
     backend: str = "function"
 
-    def confidence_map(self, image: np.ndarray) -> np.ndarray:
-        prob = np.asarray(self.fn(image), dtype=np.float32)
-        if prob.shape[-2:] != image.shape or prob.ndim not in (2, 3):
-            raise ValueError(f"map function returned shape {prob.shape} for an image {image.shape}")
-        return prob
+    def fold_maps(self, image: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for fn in (self.fn if isinstance(self.fn, Sequence) else [self.fn]):
+            prob = np.asarray(fn(image), dtype=np.float32)
+            if prob.shape[-2:] != image.shape or prob.ndim not in (2, 3):
+                raise ValueError(f"map function returned shape {prob.shape} for an image {image.shape}")
+            out.append(prob)
+        return out
 
 
-class DygraphMaps:
-    """The average sigmoid map of one or more trained nets, run eagerly (the fallback path).
+class DygraphMaps(FoldMeanMaps):
+    """The sigmoid maps of one or more trained nets, run eagerly (the fallback path).
 
     Args:
         nets: paddle Layers (already in eval mode) mapping [1, 1, H, W] -> logits [1, 1, H, W];
@@ -81,17 +95,17 @@ class DygraphMaps:
     def __init__(self, nets: Sequence):
         self.nets = list(nets)
 
-    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+    def fold_maps(self, image: np.ndarray) -> list[np.ndarray]:
         import paddle
 
         from l3loc.validation import predict_map
 
         with paddle.no_grad():
-            return np.mean([predict_map(net, image) for net in self.nets], axis=0)
+            return [predict_map(net, image) for net in self.nets]
 
 
-class PredictorMaps:
-    """The average map of exported inference models run with ``paddle.inference``.
+class PredictorMaps(FoldMeanMaps):
+    """The maps of exported inference models run with ``paddle.inference``.
 
     The exported graphs end in a sigmoid (see :func:`l3loc.export.export_fold`), so their output
     is already a probability map. Opening an export from someone else runs no code: ``model.json``
@@ -129,18 +143,19 @@ class PredictorMaps:
             config.disable_glog_info()
             self.predictors.append(inference.create_predictor(config))
 
-    def confidence_map(self, image: np.ndarray) -> np.ndarray:
+    def fold_maps(self, image: np.ndarray) -> list[np.ndarray]:
         padded = pad_rows_to_multiple(np.asarray(image, dtype=np.float32), self.stride)
         x = np.ascontiguousarray(padded[None, None])
-        total = 0.0
+        out = []
         for predictor in self.predictors:
             handle = predictor.get_input_handle(predictor.get_input_names()[0])
             handle.reshape(list(x.shape))
             handle.copy_from_cpu(x)
             predictor.run()
-            total = total + predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()[0]
-        maps = total[:, : image.shape[0]] / len(self.predictors)   # [levels, H, W]
-        return maps[0] if maps.shape[0] == 1 else maps
+            maps = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()[0]
+            maps = maps[:, : image.shape[0]]                      # [levels, H, W]
+            out.append(maps[0] if maps.shape[0] == 1 else maps)
+        return out
 
 
 @dataclass
@@ -209,11 +224,13 @@ class Localiser:
         return ",".join(sorted({getattr(v.maps, "backend", "?") for v in self.views.values()}))
 
 
-def function_localiser(fn: Callable[[np.ndarray], np.ndarray], cfg: dict,
+def function_localiser(fn: Callable[[np.ndarray], np.ndarray] | Sequence[Callable], cfg: dict,
                        views: Sequence[str] = ("frontal", "sagittal"),
                        threshold: float | None = None) -> Localiser:
-    """A Localiser whose every view's map is ``fn(image)``; the seam for stub models in tests."""
-    vm = {v: ViewModel(v, FunctionMaps(fn), cfg) for v in views}
+    """A Localiser whose every view's map is ``fn(image)`` (a list of functions: one "fold"
+    each, numbered from 1); the seam for stub models in tests."""
+    folds = tuple(range(1, len(fn) + 1)) if isinstance(fn, Sequence) else ()
+    vm = {v: ViewModel(v, FunctionMaps(fn), cfg, folds) for v in views}
     thr = float(cfg["eval"]["threshold"] if threshold is None else threshold)
     return Localiser(vm, thr, source="function", threshold_source="argument")
 

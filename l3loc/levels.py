@@ -269,9 +269,23 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
                          best_scale, tuple(anomalies), tuple(missed))
 
 
+#: how far (mm) another reading of L3 may lie from the decision's and still be the same vertebra
+#: (less than half a vertebra's height)
+MAX_DISAGREEMENT_MM = 15.0
+
+
+def _other_vertebra_claims(claims, row: float, spacing_mm: float, threshold: float,
+                           max_disagreement_mm: float) -> list:
+    """The claims ((who, row, confidence), at or above ``threshold``) on another vertebra than
+    ``row``."""
+    return [c for c in claims if c[2] >= threshold
+            and abs(c[1] - row) * spacing_mm > max_disagreement_mm]
+
+
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
-              max_disagreement_mm: float = 15.0, l3_channel_confidence: float = 0.0,
-              views: Sequence[tuple[str, float, float]] = ()) -> tuple[str, float, str]:
+              max_disagreement_mm: float = MAX_DISAGREEMENT_MM, l3_channel_confidence: float = 0.0,
+              views: Sequence[tuple[str, float, float]] = (),
+              folds: Sequence[tuple[str, float, float]] = ()) -> tuple[str, float, str]:
     """L3 from the sequence: (status, row, reason).
 
     ``ambiguous`` (reason given) when the sequence is not a normal spine (``seq.anomalies``:
@@ -282,7 +296,11 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
     more than ``max_disagreement_mm`` from the decision's L3, on another vertebra (the views'
     mean leans to whichever view is surer, and a phantom-trained net can be sure and wrong: on
     real CT the sagittal view has named L2 "L3" where the frontal view counted right; a view
-    below the threshold claims nothing and has no say), or when the sequence has no L3 at or
+    below the threshold claims nothing and has no say), or when a fold of the ensemble claims
+    L3 on another vertebra the same way (``folds``: each fold's name, e.g. "fold 2", and the L3
+    row and confidence of its own sequence; the mean of the folds' maps can peak a vertebra
+    from where any fold puts L3, and folds fine-tuned apart have counted differently on real
+    CT), or when the sequence has no L3 at or
     above ``threshold`` while the L3 channel's peak is (``l3_channel_confidence``: a confident
     L3 that no consistent sequence holds, e.g. L2 and L3 swapped; the row is then the
     channel's); ``not_found`` when neither has L3 at or above ``threshold``; else ``found``.
@@ -300,10 +318,10 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
         reasons.append(f"the L3 channel peaks {(l3_channel_row - row) * spacing_mm:+.0f} mm from "
                        "the sequence's L3")
-    for name, own_row, own_conf in views:
-        if own_conf >= threshold and abs(own_row - row) * spacing_mm > max_disagreement_mm:
-            reasons.append(f"the {name} view on its own puts L3 "
-                           f"{(own_row - row) * spacing_mm:+.0f} mm from it")
+    claims = [(f"the {name} view", r, c) for name, r, c in views] + list(folds)
+    for who, own_row, _ in _other_vertebra_claims(claims, row, spacing_mm, threshold,
+                                                  max_disagreement_mm):
+        reasons.append(f"{who} on its own puts L3 {(own_row - row) * spacing_mm:+.0f} mm from it")
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
 
 
@@ -317,28 +335,41 @@ class LevelDecision(Decision):
     reason: str = ""
     channel: Decision | None = None
     views: tuple = ()
+    folds: tuple = ()
 
 
 def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decision,
                    spacing_mm: float, smooth_mm: float, threshold: float,
-                   view_profiles: Mapping[str, np.ndarray] | None = None) -> LevelDecision:
+                   view_profiles: Mapping[str, np.ndarray] | None = None,
+                   fold_profiles: Mapping[str, np.ndarray] | None = None) -> LevelDecision:
     """What prediction decides for a model with level channels: :func:`decode_levels` on the
-    raw row profiles [len(levels), H] (the views' mean for two views), L3 from the sequence
-    (:func:`decide_l3`, against the L3 channel's decision ``channel`` and, for two views, the
-    L3 row and confidence of each view's own sequence decoded on ``view_profiles`` (view name ->
-    its raw level profiles), kept in ``views``). The L3 channel's own peak is the second
-    candidate when the two disagree. Row and confidence are the channel's when the sequence has
-    no L3."""
+    raw row profiles [len(levels), H] (the views' mean for two views, of the folds' mean maps),
+    L3 from the sequence (:func:`decide_l3`, against the L3 channel's decision ``channel``, for
+    two views the L3 row and confidence of each view's own sequence decoded on
+    ``view_profiles`` (view name -> its raw level profiles), kept in ``views``, and for an
+    ensemble each fold's own, decoded on ``fold_profiles`` (e.g. "fold 2" -> that fold's raw
+    level profiles, the views' mean), kept in ``folds``). The L3 channel's own peak is the
+    second candidate when the two disagree. Row and confidence are the channel's when the
+    sequence has no L3."""
     seq = decode_levels(profiles, levels, spacing_mm, smooth_mm)
-    own = {name: decode_levels(p, levels, spacing_mm, smooth_mm)
-           for name, p in (view_profiles or {}).items()}
-    views = tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")]))
-                  for name, v in own.items())
+
+    def own_l3(named_profiles):
+        own = ((name, decode_levels(p, levels, spacing_mm, smooth_mm))
+               for name, p in (named_profiles or {}).items())
+        return tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")])) for name, v in own)
+
+    views, folds = own_l3(view_profiles), own_l3(fold_profiles)
     status, row, reason = decide_l3(seq, channel.row, spacing_mm, threshold,
-                                    l3_channel_confidence=channel.confidence, views=views)
+                                    l3_channel_confidence=channel.confidence, views=views,
+                                    folds=folds)
     in_seq = math.isfinite(seq.row("L3"))
-    disagree = in_seq and "L3 channel" in reason
+    second = (math.nan, 0.0)
+    if in_seq and "L3 channel" in reason:
+        second = (channel.row, channel.confidence)
+    elif in_seq and status == "ambiguous":   # the surest view or fold that counts differently
+        others = _other_vertebra_claims(views + folds, row, spacing_mm, threshold, MAX_DISAGREEMENT_MM)
+        if others:
+            second = max(others, key=lambda c: c[2])[1:]
     return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
                          float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
-                         channel.row if disagree else math.nan,
-                         channel.confidence if disagree else 0.0, seq, reason, channel, views)
+                         *second, seq, reason, channel, views, folds)

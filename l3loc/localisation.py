@@ -40,20 +40,23 @@ def model_levels(localiser: Localiser) -> tuple[str, ...]:
     return found.pop()
 
 
-def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
+def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
+                ) -> tuple[dict, Decision]:
     """From each view's confidence map(s) to the decision, as prediction makes it.
 
     Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
     decoded profiles). A model with one channel per level (``label.levels``) then decodes the
     level sequence on the views' mean raw row profiles and takes L3 from it
     (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
-    spine, the L3 channel disagrees, or a view whose own sequence claims L3 puts it on another
-    vertebra).
+    spine, the L3 channel disagrees, or a view or a fold whose own sequence claims L3 puts it
+    on another vertebra).
 
     Args:
         maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
             [levels, H, W]); the views' processed rows are the same slices.
         localiser: whose view models made the maps.
+        fold_maps: view -> the view model's ``fold_maps`` of the same image (whose mean is
+            ``maps[view]``), for the folds' own claims; omitted or one fold: none.
 
     Returns:
         (view -> (decoded L3 profile, its Decision), the final Decision: fused when two views, a
@@ -81,8 +84,23 @@ def decide_maps(maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels,
                                   decision, float(cfg["preprocess"]["spacing_mm"]),
                                   cfg["eval"]["smooth_mm"], localiser.threshold,
-                                  view_profiles=level_profiles if len(level_profiles) > 1 else None)
+                                  view_profiles=level_profiles if len(level_profiles) > 1 else None,
+                                  fold_profiles=_fold_level_profiles(fold_maps, localiser))
     return per_view, decision
+
+
+def _fold_level_profiles(fold_maps: dict | None, localiser: Localiser) -> dict | None:
+    """Each fold's raw level profiles, the views' mean ("fold K" -> [levels, H]), when the maps
+    come from an ensemble of two or more folds (the views' folds must be the same ones)."""
+    if not fold_maps:
+        return None
+    folds = {tuple(localiser.views[v].folds) for v in fold_maps}
+    names = folds.pop() if len(folds) == 1 else ()
+    if len(names) < 2 or any(len(m) != len(names) for m in fold_maps.values()):
+        return None
+    return {f"fold {k}": np.mean([[row_profile(m, localiser.views[v].col_range) for m in maps[i]]
+                                  for v, maps in fold_maps.items()], axis=0)
+            for i, k in enumerate(names)}
 
 
 def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None
@@ -99,13 +117,14 @@ def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None
         model with level channels), the geometry of the processed rows, shared by the views).
     """
     view_maps = {} if view_maps is None else view_maps
-    cases, maps = {}, {}
+    cases, maps, fold_maps = {}, {}, {}
     for view, vm in localiser.views.items():
         key = (view, tuple(vm.folds), getattr(vm.maps, "backend", ""))
         if key not in view_maps:
             case = preprocess_volume(ct, view, cfg=vm.preprocess)
-            view_maps[key] = (case, vm.maps.confidence_map(case.image))
-        cases[view], maps[view] = view_maps[key]
-    per_view, decision = decide_maps(maps, localiser)
+            folds = vm.maps.fold_maps(case.image)
+            view_maps[key] = (case, np.mean(folds, axis=0), folds)
+        cases[view], maps[view], fold_maps[view] = view_maps[key]
+    per_view, decision = decide_maps(maps, localiser, fold_maps)
     outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in maps}
     return outputs, decision, next(iter(outputs.values())).geometry

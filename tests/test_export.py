@@ -46,6 +46,9 @@ def test_predictor_matches_dygraph_maps_and_rows(exported, tmp_path):
         image = rng.random((height, 32)).astype(np.float32)
         np.testing.assert_allclose(fast.views["sagittal"].maps.confidence_map(image),
                                    slow.views["sagittal"].maps.confidence_map(image), atol=1e-5)
+        # fold by fold too (each fold's own claim on L3 is checked against the ensemble's)
+        np.testing.assert_allclose(fast.views["sagittal"].maps.fold_maps(image),
+                                   slow.views["sagittal"].maps.fold_maps(image), atol=1e-5)
     ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(l3=30), SPACING, Z_FIRST))
     a, b = predict_volume(ct, fast), predict_volume(ct, slow)
     for key in ("frontal_row", "sagittal_row", "status", "l3_slice"):

@@ -214,13 +214,13 @@ def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatc
     from l3loc.predict import predict_volume
 
     calls = []
-    original = DygraphMaps.confidence_map
+    original = DygraphMaps.fold_maps
 
     def counted(self, image):
         calls.append(image.shape)
         return original(self, image)
 
-    monkeypatch.setattr(DygraphMaps, "confidence_map", counted)
+    monkeypatch.setattr(DygraphMaps, "fold_maps", counted)
     evaluate_external(trained_run, real_set, per_fold=True, out_dir=tmp_path / "a", plots=False)
     assert len(calls) == 2 * 2   # two readable scans (the broken one is an error row) x 2 views
     # the same figures as each model localising on its own, as `l3loc predict` does

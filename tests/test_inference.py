@@ -41,6 +41,9 @@ def test_ensemble_is_the_mean_of_the_folds_sigmoid_maps(tmp_path):
     assert prob.shape == (38, 32)
     np.testing.assert_allclose(prob, expected, atol=1e-6)
     assert not np.allclose(predict_map(maps.nets[0], image), predict_map(maps.nets[1], image))
+    folds = maps.fold_maps(image)   # each fold's own map, in the order of the folds
+    assert loc.views["sagittal"].folds == (1, 2) and len(folds) == 2
+    np.testing.assert_allclose(folds[1], predict_map(maps.nets[1], image), atol=1e-6)
     one = load_localiser(tmp_path, "sagittal", folds=[2], backend="dygraph")
     np.testing.assert_allclose(one.views["sagittal"].maps.confidence_map(image),
                                predict_map(maps.nets[1], image), atol=1e-6)

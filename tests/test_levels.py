@@ -105,15 +105,20 @@ def test_l3_channel_disagreeing_with_the_sequence_is_ambiguous():
     assert status == "ambiguous" and "L3 channel peaks" in reason
 
 
+def _right_and_one_vertebra_high():
+    """Level rows, their perfect profiles, the profiles of every level one vertebra higher (L3
+    on the real L2), and an L3 channel decision at the right L3."""
+    _, rows = _plan_rows(5)
+    return (rows, _profiles(rows), _profiles(rows - (rows[3] - rows[2])),
+            Decision("found", rows[3], 0.9, math.nan, 0.0))
+
+
 def test_a_view_claiming_l3_on_another_vertebra_makes_the_decision_ambiguous():
     """The sagittal view's own sequence one level high (its L3 on the real L2), the frontal
     view's right. When the views' mean leans to the sagittal one, the frontal view's own claim
     contradicts it: ambiguous. A view below the threshold claims nothing; views that agree
     stay found."""
-    _, rows = _plan_rows(5)
-    frontal = _profiles(rows)
-    sagittal = _profiles(rows - (rows[3] - rows[2]))     # every level one vertebra higher
-    channel = Decision("found", rows[3], 0.9, math.nan, 0.0)
+    rows, frontal, sagittal, channel = _right_and_one_vertebra_high()
     agree = level_decision(frontal, LEVELS, channel, SPACING, 2.0, 0.3,
                            view_profiles={"frontal": frontal, "sagittal": frontal})
     assert agree.status == "found" and agree.reason == ""
@@ -137,6 +142,28 @@ def test_a_view_claiming_l3_on_another_vertebra_makes_the_decision_ambiguous():
     assert status((rows[3], 0.9), (rows[2], 0.6)) == "ambiguous"
     assert status((rows[3], 0.9), (rows[3] + 10, 0.9)) == "found"    # the same vertebra
     assert status((math.nan, 0.0), (rows[3], 0.9)) == "found"
+
+
+def test_a_fold_claiming_l3_on_another_vertebra_makes_the_ensemble_ambiguous():
+    """The mean of two folds' maps decodes L3 where the surer fold puts it; the other fold's own
+    sequence, at or above the threshold, claims the vertebra above: ambiguous, naming the fold.
+    A fold under the threshold, or folds that agree, leave the ensemble found."""
+    rows, right, high, channel = _right_and_one_vertebra_high()
+    agree = level_decision(right, LEVELS, channel, SPACING, 2.0, 0.3,
+                           fold_profiles={"fold 1": right, "fold 2": right})
+    assert agree.status == "found" and agree.reason == ""
+    assert [name for name, _, _ in agree.folds] == ["fold 1", "fold 2"]
+    d = level_decision(0.6 * right + 0.4 * high, LEVELS, channel, SPACING, 2.0, 0.3,
+                       fold_profiles={"fold 1": right, "fold 2": high})
+    assert abs(d.row - rows[3]) < 1
+    assert d.status == "ambiguous" and "fold 2 on its own puts L3 -" in d.reason, d.reason
+    assert abs(d.second_row - rows[2]) < 1 and d.second_confidence > 0.5   # the fold's L3
+    weak = level_decision(right, LEVELS, channel, SPACING, 2.0, 0.3,
+                          fold_profiles={"fold 1": right, "fold 2": 0.2 * high})
+    assert weak.status == "found"
+    # the recorded claims decide again under another threshold as they did
+    assert decide_l3(d.sequence, rows[3], SPACING, 0.3, folds=d.folds)[0] == "ambiguous"
+    assert decide_l3(d.sequence, rows[3], SPACING, 0.3)[0] == "found"
 
 
 def test_a_sequence_survives_a_weak_spurious_peak():

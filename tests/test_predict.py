@@ -268,6 +268,32 @@ def test_predict_tool_end_to_end(tmp_path, trained_run):
     assert (tmp_path / "out" / "scan one" / "l3_axial.nii.gz").is_file()
 
 
+def test_an_ensemble_whose_folds_count_differently_is_ambiguous_not_found_on_a_level(tmp_path):
+    """Two "folds" of one model: fold 1 puts every level right, fold 2, a little less sure, one
+    vertebra higher. Their mean decodes fold 1's L3, but fold 2 claims another vertebra on its
+    own: prediction says ambiguous and names the fold; with fold 1 twice, found."""
+    from l3loc.labels import level_targets
+    from l3loc.levels import LEVELS, nominal_distance_mm
+
+    rows = np.array([40 + nominal_distance_mm("T12", k) / 2.0 for k in LEVELS])
+    high = rows - (rows[3] - rows[2])
+    hu = phantom(n=200, l3=int(round(rows[3])))
+    cfg = stub_cfg()
+    cfg["label"]["levels"] = list(LEVELS)
+
+    def fold(level_rows, peak):
+        return lambda image: peak * level_targets(image.shape[0], image.shape[1], level_rows, 4.0, 2.0)
+
+    (scan,) = list_inputs([write_scan("nii.gz", tmp_path, hu)])
+    split = function_localiser([fold(rows, 1.0), fold(high, 0.7)], cfg, threshold=0.3)
+    rec = predict_scan(scan, split, tmp_path / "split")
+    assert rec["status"] == "ambiguous" and "fold 2 on its own puts L3 -" in rec["message"], rec
+    assert rec["l3_z_mm"] == pytest.approx(Z_FIRST - 2.0 * rows[3], abs=0.5)
+    assert rec["second_z_mm"] == pytest.approx(Z_FIRST - 2.0 * rows[2], abs=0.5)   # fold 2's L3
+    same = function_localiser([fold(rows, 1.0), fold(rows, 0.7)], cfg, threshold=0.3)
+    assert predict_scan(scan, same, tmp_path / "same")["status"] == "found"
+
+
 def test_every_level_reported_and_level_l1_extracts_the_l1_slice(tmp_path):
     from l3loc.labels import level_targets
     from l3loc.levels import LEVELS, nominal_distance_mm

@@ -90,11 +90,12 @@ def parse_folds(values: list[str] | None) -> list[int] | None:
 
 
 #: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.
-COMMANDS = ("predict", "train", "eval", "export", "synth", "merge", "inspect", "preprocess")
+COMMANDS = ("predict", "train", "eval", "export", "synth", "merge", "average", "inspect",
+            "preprocess")
 #: ``tools/<script>.py`` -> the command it runs (the scripts keep their historical names).
 TOOLS = {"predict": "predict", "train": "train", "eval": "eval", "export": "export",
-         "make_synthetic": "synth", "merge_datasets": "merge", "inspect_data": "inspect",
-         "preprocess": "preprocess"}
+         "make_synthetic": "synth", "merge_datasets": "merge", "average_weights": "average",
+         "inspect_data": "inspect", "preprocess": "preprocess"}
 
 
 def _command_module(name: str):

@@ -10,7 +10,9 @@ dynamic programme grows with the number of candidates). Timed, per scan and view
 
 - ``single L3``: ``decide_maps`` of a single-L3 model (row profile, decode, classify);
 - ``sequence``: ``decide_maps`` of a model with the 7 level channels (the same, plus the
-  7 row profiles and ``decode_levels`` + ``decide_l3``).
+  7 row profiles and ``decode_levels`` + ``decide_l3``);
+- ``sequence, 3 folds' claims``: the same for a 3-fold ensemble, whose folds' own sequences are
+  decoded too (each fold's claim on L3 is checked against the ensemble's).
 
 Prints the median and the 10th/90th percentiles of ``--repeats`` runs of each, interleaved.
 The network's time is not included (see bench_predict.py): the ratio here is the decoder's
@@ -50,13 +52,15 @@ def main() -> None:
     single = function_localiser(lambda im: maps[LEVELS.index("L3")], cfg, views=("sagittal",))
     cfg_levels = load_config("cpu_fast", [f"label.levels=[{','.join(LEVELS)}]"])
     multi = function_localiser(lambda im: maps, cfg_levels, views=("sagittal",))
-    inputs = {"single L3": (single, {"sagittal": maps[LEVELS.index("L3")]}),
-              "sequence": (multi, {"sagittal": maps})}
+    folds = function_localiser([lambda im: maps] * 3, cfg_levels, views=("sagittal",))
+    inputs = {"single L3": (single, {"sagittal": maps[LEVELS.index("L3")]}, None),
+              "sequence": (multi, {"sagittal": maps}, None),
+              "sequence, 3 folds' claims": (folds, {"sagittal": maps}, {"sagittal": [maps] * 3})}
     times = {k: [] for k in inputs}
     for _ in range(args.repeats):
-        for name, (loc, m) in inputs.items():
+        for name, (loc, m, fold_maps) in inputs.items():
             t0 = time.perf_counter()
-            decide_maps(m, loc)
+            decide_maps(m, loc, fold_maps)
             times[name].append(time.perf_counter() - t0)
     print(f"{args.rows} rows x {width} columns at {spacing:g} mm, {args.repeats} runs each")
     print("| decoder | median ms | p10 ms | p90 ms |")
@@ -66,11 +70,13 @@ def main() -> None:
         print(f"| {name} | {np.median(t):.2f} | {np.percentile(t, 10):.2f} | "
               f"{np.percentile(t, 90):.2f} |")
     ratio = np.median(times["sequence"]) / np.median(times["single L3"])
+    fold_ratio = np.median(times["sequence, 3 folds' claims"]) / np.median(times["sequence"])
     _, decision = decide_maps(inputs["sequence"][1], multi)   # the work timed is a right answer
     errors = np.abs(decision.sequence.rows - rows) * spacing
     print(f"sequence: {decision.status}, largest level error {np.nanmax(errors):.2f} mm, "
           f"{int(np.isfinite(decision.sequence.rows).sum())} of {len(LEVELS)} levels")
-    print(f"sequence / single L3 (medians): {ratio:.2f}x")
+    print(f"sequence / single L3 (medians): {ratio:.2f}x; with 3 folds' claims / sequence: "
+          f"{fold_ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -282,6 +282,12 @@ def _other_vertebra_claims(claims, row: float, spacing_mm: float, threshold: flo
             and abs(c[1] - row) * spacing_mm > max_disagreement_mm]
 
 
+def _offset(rows: float, spacing_mm: float) -> str:
+    """A row offset in words a reader of a scan uses: "30 mm higher" (cranial: processed row 0
+    is the scan's top) or "30 mm lower"."""
+    return f"{abs(rows) * spacing_mm:.0f} mm {'higher' if rows < 0 else 'lower'}"
+
+
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
               max_disagreement_mm: float = MAX_DISAGREEMENT_MM, l3_channel_confidence: float = 0.0,
               views: Sequence[tuple[str, float, float]] = (),
@@ -316,12 +322,12 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
         return "not_found", row, "" if math.isfinite(row) else "no L3 in a consistent sequence"
     reasons = list(seq.anomalies)
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
-        reasons.append(f"the L3 channel peaks {(l3_channel_row - row) * spacing_mm:+.0f} mm from "
+        reasons.append(f"the L3 channel peaks {_offset(l3_channel_row - row, spacing_mm)} than "
                        "the sequence's L3")
     claims = [(f"the {name} view", r, c) for name, r, c in views] + list(folds)
     for who, own_row, _ in _other_vertebra_claims(claims, row, spacing_mm, threshold,
                                                   max_disagreement_mm):
-        reasons.append(f"{who} on its own puts L3 {(own_row - row) * spacing_mm:+.0f} mm from it")
+        reasons.append(f"{who} on its own puts L3 {_offset(own_row - row, spacing_mm)}")
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
 
 

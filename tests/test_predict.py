@@ -269,7 +269,7 @@ def test_predict_tool_end_to_end(tmp_path, trained_run):
     assert (tmp_path / "out" / "scan one" / "l3_axial.nii.gz").is_file()
 
 
-def test_an_ensemble_whose_folds_count_differently_is_ambiguous_not_found_on_a_level(tmp_path):
+def test_an_ensemble_whose_folds_count_differently_is_ambiguous_not_found_on_a_level(tmp_path, monkeypatch):
     """Two "folds" of one model: fold 1 puts every level right, fold 2, a little less sure, one
     vertebra higher. Their mean decodes fold 1's L3, but fold 2 claims another vertebra on its
     own: prediction says ambiguous and names the fold; with fold 1 twice, found."""
@@ -285,9 +285,16 @@ def test_an_ensemble_whose_folds_count_differently_is_ambiguous_not_found_on_a_l
     def fold(level_rows, peak):
         return lambda image: peak * level_targets(image.shape[0], image.shape[1], level_rows, 4.0, 2.0)
 
+    import l3loc.scan_outputs
+
+    titles = []
+    drawn = l3loc.scan_outputs.write_qc_png
+    monkeypatch.setattr(l3loc.scan_outputs, "write_qc_png",
+                        lambda path, title, *a, **k: titles.append(title) or drawn(path, title, *a, **k))
     (scan,) = list_inputs([write_scan("nii.gz", tmp_path, hu)])
     split = function_localiser([fold(rows, 1.0), fold(high, 0.7)], cfg, threshold=0.3)
     rec = predict_scan(scan, split, tmp_path / "split")
+    assert titles[-1].endswith("\n" + rec["message"])   # the QC picture says why, too
     assert rec["status"] == "ambiguous", rec
     assert re.fullmatch(r"fold 2 on its own puts L3 3\d mm higher", rec["message"]), rec["message"]
     assert rec["l3_z_mm"] == pytest.approx(Z_FIRST - 2.0 * rows[3], abs=0.5)

@@ -22,7 +22,7 @@ Rows are processed rows; ``CaseGeometry`` maps them back to native rows, file sl
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -56,6 +56,9 @@ class Decision:
         confidence: profile value at ``row``'s peak.
         second_row: the highest other peak at least ``min_separation_mm`` away (NaN if none).
         second_confidence: its profile value (0.0 if none).
+        reason: why the status is ``ambiguous`` beyond a second peak (empty otherwise).
+        folds: each fold's own L3 claim of an ensemble, ``(name, row, confidence)``
+            (:func:`with_fold_claims`), kept so the decision can be made again at another threshold.
     """
 
     status: str
@@ -63,6 +66,8 @@ class Decision:
     confidence: float
     second_row: float
     second_confidence: float
+    reason: str = ""
+    folds: tuple = ()
 
 
 def row_profile(prob_map: np.ndarray, col_range: tuple[float, float] | None) -> np.ndarray:
@@ -213,3 +218,44 @@ def classify(profile: np.ndarray, spacing_mm: float, threshold: float,
     else:
         status = "found"
     return Decision(status, refine(best), confidence, second_row, second_conf)
+
+
+#: how far (mm) another reading of L3 may lie from the decision's and still be the same vertebra
+#: (less than half a vertebra's height)
+MAX_DISAGREEMENT_MM = 15.0
+
+
+def offset_words(rows: float, spacing_mm: float) -> str:
+    """A row offset in words a reader of a scan uses: "30 mm higher" (cranial: processed row 0
+    is the scan's top) or "30 mm lower"."""
+    return f"{abs(rows) * spacing_mm:.0f} mm {'higher' if rows < 0 else 'lower'}"
+
+
+def other_vertebra_claims(claims: Sequence[tuple[str, float, float]], row: float,
+                          spacing_mm: float, threshold: float,
+                          max_disagreement_mm: float = MAX_DISAGREEMENT_MM) -> list:
+    """The claims ``(who, row, confidence)`` at or above ``threshold`` that put L3 on another
+    vertebra than ``row`` (more than ``max_disagreement_mm`` away)."""
+    return [c for c in claims if c[2] >= threshold
+            and abs(c[1] - row) * spacing_mm > max_disagreement_mm]
+
+
+def claim_reasons(claims: Sequence[tuple[str, float, float]], row: float, spacing_mm: float) -> list[str]:
+    """One reason per claim: "fold 3 on its own puts L3 30 mm higher"."""
+    return [f"{who} on its own puts L3 {offset_words(r - row, spacing_mm)}" for who, r, _ in claims]
+
+
+def with_fold_claims(decision: Decision, folds: Sequence[tuple[str, float, float]],
+                     spacing_mm: float, threshold: float) -> Decision:
+    """A single-L3 ensemble's decision checked against its folds' own peaks (``folds``: name,
+    row and confidence of each fold's decoded profile): a ``found`` whose L3 a fold at or above
+    ``threshold`` puts on another vertebra becomes ``ambiguous``, the surest such fold's row the
+    second candidate (as :func:`l3loc.levels.decide_l3` does for a model with level channels)."""
+    folds = tuple(folds)
+    others = other_vertebra_claims(folds, decision.row, spacing_mm, threshold)
+    if decision.status != "found" or not others:
+        return replace(decision, folds=folds)
+    _, second_row, second_conf = max(others, key=lambda c: c[2])
+    return replace(decision, status="ambiguous", second_row=second_row,
+                   second_confidence=second_conf, folds=folds,
+                   reason="; ".join(claim_reasons(others, decision.row, spacing_mm)))

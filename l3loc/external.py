@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from l3loc.atomic import write_table, write_text
-from l3loc.decode import classify, fuse_profiles
+from l3loc.decode import classify, fuse_profiles, with_fold_claims
 from l3loc.errors import InputError
 from l3loc.external_tables import (level_cases, level_columns, level_fields, right_level,
                                    summarize_external, summary_markdown)
@@ -339,8 +339,9 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
                                      l3_channel_confidence=ch.confidence,
                                      views=p.decision.views, folds=p.decision.folds)[0]
                 continue
-            out[idx] = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
-                                ev["min_separation_mm"], subpixel=ev["decoder"] == "profile").status
+            d = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
+                         ev["min_separation_mm"], subpixel=ev["decoder"] == "profile")
+            out[idx] = with_fold_claims(d, p.decision.folds, vm.spacing_mm, threshold).status
     return pd.Series(out, dtype=object)
 
 

@@ -38,7 +38,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from l3loc.decode import Decision
+from l3loc.decode import (MAX_DISAGREEMENT_MM, Decision, claim_reasons, offset_words,
+                          other_vertebra_claims)
 
 #: The levels, cranial first.
 LEVELS = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -269,25 +270,6 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
                          best_scale, tuple(anomalies), tuple(missed))
 
 
-#: how far (mm) another reading of L3 may lie from the decision's and still be the same vertebra
-#: (less than half a vertebra's height)
-MAX_DISAGREEMENT_MM = 15.0
-
-
-def _other_vertebra_claims(claims, row: float, spacing_mm: float, threshold: float,
-                           max_disagreement_mm: float) -> list:
-    """The claims ((who, row, confidence), at or above ``threshold``) on another vertebra than
-    ``row``."""
-    return [c for c in claims if c[2] >= threshold
-            and abs(c[1] - row) * spacing_mm > max_disagreement_mm]
-
-
-def _offset(rows: float, spacing_mm: float) -> str:
-    """A row offset in words a reader of a scan uses: "30 mm higher" (cranial: processed row 0
-    is the scan's top) or "30 mm lower"."""
-    return f"{abs(rows) * spacing_mm:.0f} mm {'higher' if rows < 0 else 'lower'}"
-
-
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
               max_disagreement_mm: float = MAX_DISAGREEMENT_MM, l3_channel_confidence: float = 0.0,
               views: Sequence[tuple[str, float, float]] = (),
@@ -322,12 +304,11 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
         return "not_found", row, "" if math.isfinite(row) else "no L3 in a consistent sequence"
     reasons = list(seq.anomalies)
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
-        reasons.append(f"the L3 channel peaks {_offset(l3_channel_row - row, spacing_mm)} than "
+        reasons.append(f"the L3 channel peaks {offset_words(l3_channel_row - row, spacing_mm)} than "
                        "the sequence's L3")
     claims = [(f"the {name} view", r, c) for name, r, c in views] + list(folds)
-    for who, own_row, _ in _other_vertebra_claims(claims, row, spacing_mm, threshold,
-                                                  max_disagreement_mm):
-        reasons.append(f"{who} on its own puts L3 {_offset(own_row - row, spacing_mm)}")
+    reasons += claim_reasons(other_vertebra_claims(claims, row, spacing_mm, threshold,
+                                                   max_disagreement_mm), row, spacing_mm)
     return ("ambiguous" if reasons else "found"), row, "; ".join(reasons)
 
 
@@ -338,10 +319,8 @@ class LevelDecision(Decision):
     channel's own decision (what a single-L3 decoder would have said, for comparison)."""
 
     sequence: LevelSequence | None = None
-    reason: str = ""
     channel: Decision | None = None
     views: tuple = ()
-    folds: tuple = ()
 
 
 def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decision,
@@ -373,9 +352,10 @@ def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decisio
     if in_seq and "L3 channel" in reason:
         second = (channel.row, channel.confidence)
     elif in_seq and status == "ambiguous":   # the surest view or fold that counts differently
-        others = _other_vertebra_claims(views + folds, row, spacing_mm, threshold, MAX_DISAGREEMENT_MM)
+        others = other_vertebra_claims(views + folds, row, spacing_mm, threshold)
         if others:
             second = max(others, key=lambda c: c[2])[1:]
     return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
                          float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
-                         *second, seq, reason, channel, views, folds)
+                         *second, reason=reason, folds=folds, sequence=seq, channel=channel,
+                         views=views)

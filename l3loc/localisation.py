@@ -8,7 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from l3loc.case_geometry import CaseGeometry
-from l3loc.decode import Decision, classify, decode_profile, fuse_profiles, row_profile
+from l3loc.decode import (Decision, classify, decode_profile, fuse_profiles, row_profile,
+                          with_fold_claims)
 from l3loc.inference import Localiser
 from l3loc.io.geometry import CTVolume
 from l3loc.levels import level_decision
@@ -49,7 +50,8 @@ def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
     level sequence on the views' mean raw row profiles and takes L3 from it
     (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
     spine, the L3 channel disagrees, or a view or a fold whose own sequence claims L3 puts it
-    on another vertebra).
+    on another vertebra). A single-L3 ensemble is checked against its folds' own peaks the same
+    way (``l3loc.decode.with_fold_claims``).
 
     Args:
         maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
@@ -63,6 +65,29 @@ def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
         ``LevelDecision`` for a model with level channels).
     """
     levels = model_levels(localiser)
+    per_view, decision, level_profiles = _l3_channel(maps, localiser, levels)
+    cfg = localiser.views[next(iter(per_view))].cfg
+    spacing_mm = float(cfg["preprocess"]["spacing_mm"])
+    folds = {f"fold {k}": _l3_channel({v: m[i] for v, m in fold_maps.items()}, localiser, levels)
+             for i, k in enumerate(_ensemble_folds(fold_maps, localiser))}
+    if len(levels) > 1:
+        decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels,
+                                  decision, spacing_mm, cfg["eval"]["smooth_mm"], localiser.threshold,
+                                  view_profiles=level_profiles if len(level_profiles) > 1 else None,
+                                  fold_profiles={name: np.mean(list(f[2].values()), axis=0)
+                                                 for name, f in folds.items()} or None)
+    elif folds:
+        decision = with_fold_claims(decision, [(name, f[1].row, f[1].confidence)
+                                               for name, f in folds.items()],
+                                    spacing_mm, localiser.threshold)
+    return per_view, decision
+
+
+def _l3_channel(maps: dict, localiser: Localiser, levels: tuple[str, ...]
+                ) -> tuple[dict, Decision, dict]:
+    """The L3 channel's decision from each view's map(s), fused over the views: (view -> (its
+    decoded L3 profile, its Decision), the fused Decision, view -> its raw level profiles
+    [levels, H])."""
     per_view, level_profiles = {}, {}
     for view, prob in maps.items():
         vm = localiser.views[view]
@@ -72,35 +97,25 @@ def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
         per_view[view] = (dec.profile, _classify(dec.profile, vm.cfg, localiser.threshold))
         level_profiles[view] = np.stack([row_profile(m, vm.col_range) for m in stack])
     views = list(per_view)
-    cfg = localiser.views[views[0]].cfg
     if len(views) == 1:
-        decision = per_view[views[0]][1]
-    else:
-        if len({localiser.views[v].spacing_mm for v in views}) != 1:
-            raise ValueError("views trained at different pixel sizes cannot be fused")
-        decision = _classify(fuse_profiles([per_view[v][0] for v in views]), cfg,
-                             localiser.threshold)
-    if len(levels) > 1:
-        decision = level_decision(np.mean(list(level_profiles.values()), axis=0), levels,
-                                  decision, float(cfg["preprocess"]["spacing_mm"]),
-                                  cfg["eval"]["smooth_mm"], localiser.threshold,
-                                  view_profiles=level_profiles if len(level_profiles) > 1 else None,
-                                  fold_profiles=_fold_level_profiles(fold_maps, localiser))
-    return per_view, decision
+        return per_view, per_view[views[0]][1], level_profiles
+    if len({localiser.views[v].spacing_mm for v in views}) != 1:
+        raise ValueError("views trained at different pixel sizes cannot be fused")
+    fused = _classify(fuse_profiles([per_view[v][0] for v in views]),
+                      localiser.views[views[0]].cfg, localiser.threshold)
+    return per_view, fused, level_profiles
 
 
-def _fold_level_profiles(fold_maps: dict | None, localiser: Localiser) -> dict | None:
-    """Each fold's raw level profiles, the views' mean ("fold K" -> [levels, H]), when the maps
-    come from an ensemble of two or more folds (the views' folds must be the same ones)."""
+def _ensemble_folds(fold_maps: dict | None, localiser: Localiser) -> tuple[int, ...]:
+    """The folds whose own claims are checked: every view's, when the maps come from an ensemble
+    of two or more folds that the views share (else none)."""
     if not fold_maps:
-        return None
+        return ()
     folds = {tuple(localiser.views[v].folds) for v in fold_maps}
     names = folds.pop() if len(folds) == 1 else ()
     if len(names) < 2 or any(len(m) != len(names) for m in fold_maps.values()):
-        return None
-    return {f"fold {k}": np.mean([[row_profile(m, localiser.views[v].col_range) for m in maps[i]]
-                                  for v, maps in fold_maps.items()], axis=0)
-            for i, k in enumerate(names)}
+        return ()
+    return names
 
 
 def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None

@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from l3loc.decode import classify, decode, decode_profile, fuse_profiles, row_profile
+from l3loc.decode import (Decision, classify, decode, decode_profile, fuse_profiles, row_profile,
+                          with_fold_claims)
 from l3loc.labels import band_target
 
 
@@ -116,3 +117,16 @@ def test_classify_row_equals_decode_row():
     for decoder, subpixel in (("argmax", False), ("profile", True)):
         dec = decode_profile(raw, decoder, 1.0, 2.0)
         assert classify(dec.profile, 1.0, 0.5, subpixel=subpixel).row == dec.row
+
+
+def test_fold_claims_make_a_found_ambiguous_only_when_sure_and_a_vertebra_away():
+    found = Decision("found", 100.0, 0.6, float("nan"), 0.0)
+    folds = [("fold 1", 100.5, 0.7), ("fold 2", 80.0, 0.4), ("fold 3", 94.0, 0.9)]
+    d = with_fold_claims(found, folds, 2.0, 0.3)       # fold 2: 40 mm higher at 0.4
+    assert (d.status, d.second_row, d.second_confidence) == ("ambiguous", 80.0, 0.4)
+    assert d.reason == "fold 2 on its own puts L3 40 mm higher" and d.folds == tuple(folds)
+    # fold 3 lies 12 mm away: the same vertebra; at a threshold over 0.4 fold 2 claims nothing
+    assert with_fold_claims(found, folds, 2.0, 0.5).status == "found"
+    # a not_found stays not_found whatever its folds say
+    assert with_fold_claims(Decision("not_found", 100.0, 0.1, float("nan"), 0.0), folds, 2.0,
+                            0.3).status == "not_found"

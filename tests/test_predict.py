@@ -303,6 +303,31 @@ def test_an_ensemble_whose_folds_count_differently_is_ambiguous_not_found_on_a_l
     assert predict_scan(scan, same, tmp_path / "same")["status"] == "found"
 
 
+def test_a_single_l3_ensemble_whose_fold_peaks_on_another_vertebra_is_ambiguous(tmp_path):
+    """The same for a single-L3 model: fold 2's own peak lies 40 mm higher at 0.7, over the
+    threshold; the ensemble's L3 (fold 1's) is kept, fold 2's row is the second candidate."""
+    l3 = 100
+    hu = phantom(n=200, l3=l3)
+    cfg = stub_cfg()
+
+    def band(row, peak):
+        def fn(image):
+            out = np.zeros(image.shape, np.float32)
+            out[row - 2: row + 3] = peak
+            return out
+        return fn
+
+    (scan,) = list_inputs([write_scan("nii.gz", tmp_path, hu)])
+    ensemble = function_localiser([band(l3, 1.0), band(l3 - 20, 0.7)], cfg, threshold=0.3)
+    rec = predict_scan(scan, ensemble, tmp_path / "split")
+    assert rec["status"] == "ambiguous", rec
+    assert rec["message"] == "fold 2 on its own puts L3 40 mm higher"
+    assert rec["l3_z_mm"] == pytest.approx(Z_FIRST - 2.0 * l3, abs=0.5)
+    assert rec["second_z_mm"] == pytest.approx(Z_FIRST - 2.0 * (l3 - 20), abs=0.5)
+    weak = function_localiser([band(l3, 1.0), band(l3 - 20, 0.2)], cfg, threshold=0.3)
+    assert predict_scan(scan, weak, tmp_path / "weak")["status"] == "found"   # no claim under 0.3
+
+
 def test_every_level_reported_and_level_l1_extracts_the_l1_slice(tmp_path):
     from l3loc.labels import level_targets
     from l3loc.levels import LEVELS, nominal_distance_mm

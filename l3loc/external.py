@@ -307,7 +307,7 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
                    "second_confidence": d.second_confidence if d.status == "ambiguous" else math.nan,
                    "true_slice": math.nan if negative else float(geom.file_index(label)),
                    "true_z_mm": math.nan if negative else float(geom.z_mm(label)),
-                   "message": getattr(d, "reason", "")}
+                   "message": d.reason}
             true_rows = {} if first.level_rows_px is None else dict(zip(LEVELS, first.level_rows_px[i]))
             levels = level_fields(d, geom, {k: float(geom.z_mm(r)) for k, r in true_rows.items()
                                             if k != "L3" and math.isfinite(r)})

@@ -109,7 +109,7 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
     """The record (and with ``folder``, the files) of one localised volume: what
     :func:`predict_volume` returns, from :func:`localise`'s output."""
     name = name or default_name(ct.path)
-    seq, reason = getattr(decision, "sequence", None), getattr(decision, "reason", "")
+    seq, reason = getattr(decision, "sequence", None), decision.reason
     n = ct.geometry.n_slices
     rec: dict = {"status": decision.status, "message": reason,
                  "view": FUSED if len(outputs) == 2 else next(iter(outputs)),

@@ -89,7 +89,7 @@ def write_pictures(folder: Path, name: str, ct: CTVolume, outputs: dict, decisio
     z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
     where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
     title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"
-    if getattr(decision, "reason", ""):   # why a level model abstains, on the picture one checks
+    if decision.reason:   # why the row is ambiguous (or has no L3), on the picture one checks
         title += "\n" + textwrap.fill(decision.reason, 80)
     write_qc_png(folder / "qc.png", title, {v: (*m, (z_top, z_bottom)) for v, m in mips.items()},
                  profiles, z_rows, threshold, l3_z, second_z, levels_z_mm=levels_z)

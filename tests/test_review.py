@@ -190,7 +190,7 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
         go_to("a")
         assert js("return window.l3loc.line()") == 22
         keys(Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_DOWN, Keys.ARROW_UP, Keys.ARROW_DOWN)
-        assert js("return window.l3loc.line()") == 19
+        wait.until(lambda b: js("return window.l3loc.line()") == 19)   # events land async under load
         keys("c", "faint, check", Keys.ENTER)          # a note (its comma must survive the CSV)
         keys("a")                                      # accept the moved line: corrected
         # b: click the frontal MIP on canonical slice 25 (picture row 25 of 70)
@@ -199,13 +199,13 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
         h = panel.rect["height"]
         ActionChains(browser).move_to_element_with_offset(
             panel, 0, round((25 + 0.5) * h / 70 - h / 2)).click().perform()
-        assert js("return window.l3loc.line()") == 70 - 1 - 25
+        wait.until(lambda b: js("return window.l3loc.line()") == 70 - 1 - 25)
         keys("a")
         go_to("c")                                     # not found, and indeed no L3: n
         keys("n")
         go_to("d")                                     # ambiguous: the prediction accepted as is
         keys(Keys.ENTER)
-        assert "reviewed 4 / 4" in browser.find_element(By.ID, "counter").text
+        wait.until(lambda b: "reviewed 4 / 4" in b.find_element(By.ID, "counter").text)
         # decisions survive a reload (local storage)
         browser.refresh()
         wait.until(lambda b: "reviewed 4 / 4" in b.find_element(By.ID, "counter").text)

@@ -312,3 +312,19 @@ def load_config(path=None, opts: list[str] | None = None) -> dict:
 def save_config(cfg: dict, path, overwrite: bool = True) -> None:
     """Write the resolved config as YAML (atomically) so a run folder documents itself."""
     write_text(path, yaml.safe_dump(cfg, sort_keys=False), overwrite=overwrite)
+
+
+#: the sections nets must share to be combined, as maps (a fold ensemble) or as weights (an average)
+NET_SECTIONS = ("preprocess", "model", "label")
+
+
+def load_shared_config(paths, first: str, why: str) -> dict:
+    """The resolved config of the nets whose ``config.yaml`` files are ``paths``: they must agree
+    on :data:`NET_SECTIONS` (else InputError naming the file, "'model' differs from <first>'s;
+    <why>")."""
+    cfgs = [load_config(p) for p in paths]
+    for path, cfg in zip(paths[1:], cfgs[1:]):
+        for section in NET_SECTIONS:
+            if cfg[section] != cfgs[0][section]:
+                raise InputError(path, f"'{section}' differs from {first}'s; {why}")
+    return cfgs[0]

@@ -239,16 +239,11 @@ def function_localiser(fn: Callable[[np.ndarray], np.ndarray] | Sequence[Callabl
 
 def _fold_configs(root: Path, view: str, folds: Sequence[int]) -> dict:
     """The resolved config shared by the folds (preprocessing and model must agree)."""
-    from l3loc.config import load_config
+    from l3loc.config import load_shared_config
 
-    cfgs = [load_config(Path(root) / view / f"fold_{k}" / "config.yaml") for k in folds]
-    for k, c in zip(folds[1:], cfgs[1:]):
-        for section in ("preprocess", "model", "label"):
-            if c[section] != cfgs[0][section]:
-                raise InputError(Path(root) / view / f"fold_{k}" / "config.yaml",
-                                 f"'{section}' differs from fold {folds[0]}'s; folds of one "
-                                 "ensemble must share preprocessing and network")
-    return cfgs[0]
+    return load_shared_config([Path(root) / view / f"fold_{k}" / "config.yaml" for k in folds],
+                              f"fold {folds[0]}", "folds of one ensemble must share preprocessing "
+                              "and network")
 
 
 def load_fold_net(fold_dir: Path, cfg: dict):

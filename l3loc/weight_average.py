@@ -23,15 +23,13 @@ from typing import Sequence
 
 import numpy as np
 
-from l3loc.atomic import atomic_path
-from l3loc.config import load_config, save_config
+from l3loc.atomic import atomic_path, write_text
+from l3loc.config import load_shared_config, save_config
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.runs import WEIGHTS, available_folds, sha256
 
 AVERAGED_FROM = "averaged_from.json"
-#: config sections that must agree for weights to average into one net of the same preprocessing
-SHARED_SECTIONS = ("preprocess", "model", "label")
 
 
 def average_state_dicts(states: Sequence[dict], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -43,7 +41,7 @@ def average_state_dicts(states: Sequence[dict], names: Sequence[str]) -> dict[st
             raise InputError(name, f"holds other parameters than {names[0]}: not the same network")
     out = {}
     for key in keys:
-        arrays = [np.asarray(s[key].numpy() if hasattr(s[key], "numpy") else s[key]) for s in states]
+        arrays = [s[key].numpy() for s in states]   # load_checkpoint gives Paddle tensors
         if len({a.shape for a in arrays}) != 1:
             raise InputError(names[0], f"parameter {key} has shapes {[a.shape for a in arrays]} "
                                        "across the rounds: not the same network")
@@ -74,22 +72,18 @@ def average_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = F
             raise InputError(target, "exists; pass --overwrite to replace it")
     for k in folds:
         dirs = [r / view / f"fold_{k}" for r in runs]
-        cfgs = [load_config(d / "config.yaml") for d in dirs]
-        for d, c in zip(dirs[1:], cfgs[1:]):
-            for section in SHARED_SECTIONS:
-                if c[section] != cfgs[0][section]:
-                    raise InputError(d / "config.yaml", f"'{section}' differs from {dirs[0]}'s: "
-                                     "only rounds of the same network and preprocessing average")
+        cfg = load_shared_config([d / "config.yaml" for d in dirs], str(dirs[0]),
+                                 "only rounds of the same network and preprocessing average")
         weights = [d / WEIGHTS for d in dirs]
         mean = average_state_dicts([load_checkpoint(w) for w in weights], [str(w) for w in weights])
         fold_out = out / view / f"fold_{k}"
         fold_out.mkdir(parents=True, exist_ok=True)
         with atomic_path(fold_out / WEIGHTS) as tmp:
             paddle.save({key: paddle.to_tensor(a) for key, a in mean.items()}, str(tmp))
-        save_config(cfgs[0], fold_out / "config.yaml")
-        with atomic_path(fold_out / AVERAGED_FROM) as tmp:
-            tmp.write_text(json.dumps({"rounds": [str(w) for w in weights],
-                                       "sha256": [sha256(w) for w in weights]}, indent=1))
+        save_config(cfg, fold_out / "config.yaml")
+        write_text(fold_out / AVERAGED_FROM, json.dumps({"rounds": [str(w) for w in weights],
+                                                        "sha256": [sha256(w) for w in weights]},
+                                                       indent=1))
     splits = runs[0] / "splits.json"
     if splits.is_file():
         with atomic_path(out / "splits.json") as tmp:

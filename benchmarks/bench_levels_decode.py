@@ -53,14 +53,14 @@ def main() -> None:
     cfg_levels = load_config("cpu_fast", [f"label.levels=[{','.join(LEVELS)}]"])
     multi = function_localiser(lambda im: maps, cfg_levels, views=("sagittal",))
     folds = function_localiser([lambda im: maps] * 3, cfg_levels, views=("sagittal",))
-    inputs = {"single L3": (single, {"sagittal": maps[LEVELS.index("L3")]}, None),
-              "sequence": (multi, {"sagittal": maps}, None),
-              "sequence, 3 folds' claims": (folds, {"sagittal": maps}, {"sagittal": [maps] * 3})}
+    inputs = {"single L3": (single, {"sagittal": [maps[LEVELS.index("L3")]]}),
+              "sequence": (multi, {"sagittal": [maps]}),
+              "sequence, 3 folds' claims": (folds, {"sagittal": [maps] * 3})}
     times = {k: [] for k in inputs}
     for _ in range(args.repeats):
-        for name, (loc, m, fold_maps) in inputs.items():
+        for name, (loc, fold_maps) in inputs.items():
             t0 = time.perf_counter()
-            decide_maps(m, loc, fold_maps)
+            decide_maps(fold_maps, loc)
             times[name].append(time.perf_counter() - t0)
     print(f"{args.rows} rows x {width} columns at {spacing:g} mm, {args.repeats} runs each")
     print("| decoder | median ms | p10 ms | p90 ms |")

@@ -255,7 +255,13 @@ def with_fold_claims(decision: Decision, folds: Sequence[tuple[str, float, float
     others = other_vertebra_claims(folds, decision.row, spacing_mm, threshold)
     if decision.status != "found" or not others:
         return replace(decision, folds=folds)
-    _, second_row, second_conf = max(others, key=lambda c: c[2])
+    second_row, second_conf = surest(others)
     return replace(decision, status="ambiguous", second_row=second_row,
                    second_confidence=second_conf, folds=folds,
                    reason="; ".join(claim_reasons(others, decision.row, spacing_mm)))
+
+
+def surest(claims: Sequence[tuple[str, float, float]]) -> tuple[float, float]:
+    """(row, confidence) of the surest of ``claims`` (non-empty): the second candidate of a row
+    made ambiguous by claims on another vertebra."""
+    return max(claims, key=lambda c: c[2])[1:]

@@ -293,9 +293,8 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
         for i in tqdm(range(len(first)), desc=f"{m.view} {m.folds}", disable=not progress,
                       leave=False):
             # prediction's own decision from the maps (the level sequence for level channels)
-            fold_maps = {v: vm.maps.fold_maps(data[v][i][0]) for v, vm in views.items()}
-            per_view, d = decide_maps({v: np.mean(f, axis=0) for v, f in fold_maps.items()},
-                                      m.localiser, fold_maps)
+            per_view, d = decide_maps({v: vm.maps.fold_maps(data[v][i][0])
+                                       for v, vm in views.items()}, m.localiser)
             profiles = [p for p, _ in per_view.values()]
             profile = profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
             geom = first.geometry(i)

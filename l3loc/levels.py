@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from l3loc.decode import (MAX_DISAGREEMENT_MM, Decision, claim_reasons, offset_words,
-                          other_vertebra_claims)
+                          other_vertebra_claims, surest)
 
 #: The levels, cranial first.
 LEVELS = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -354,7 +354,7 @@ def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decisio
     elif in_seq and status == "ambiguous":   # the surest view or fold that counts differently
         others = other_vertebra_claims(views + folds, row, spacing_mm, threshold)
         if others:
-            second = max(others, key=lambda c: c[2])[1:]
+            second = surest(others)
     return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
                          float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
                          *second, reason=reason, folds=folds, sequence=seq, channel=channel,

@@ -41,8 +41,7 @@ def model_levels(localiser: Localiser) -> tuple[str, ...]:
     return found.pop()
 
 
-def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
-                ) -> tuple[dict, Decision]:
+def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
     """From each view's confidence map(s) to the decision, as prediction makes it.
 
     Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
@@ -54,17 +53,17 @@ def decide_maps(maps: dict, localiser: Localiser, fold_maps: dict | None = None
     way (``l3loc.decode.with_fold_claims``).
 
     Args:
-        maps: view -> the view model's ``confidence_map`` of its processed image ([H, W], or
-            [levels, H, W]); the views' processed rows are the same slices.
+        fold_maps: view -> the view model's ``fold_maps`` of its processed image (one map per
+            net, [H, W] or [levels, H, W]; their mean is the ensemble's map, each one a fold's own
+            claim when there are two or more); the views' processed rows are the same slices.
         localiser: whose view models made the maps.
-        fold_maps: view -> the view model's ``fold_maps`` of the same image (whose mean is
-            ``maps[view]``), for the folds' own claims; omitted or one fold: none.
 
     Returns:
         (view -> (decoded L3 profile, its Decision), the final Decision: fused when two views, a
         ``LevelDecision`` for a model with level channels).
     """
     levels = model_levels(localiser)
+    maps = {v: np.mean(m, axis=0) for v, m in fold_maps.items()}
     per_view, decision, level_profiles = _l3_channel(maps, localiser, levels)
     cfg = localiser.views[next(iter(per_view))].cfg
     spacing_mm = float(cfg["preprocess"]["spacing_mm"])
@@ -106,11 +105,9 @@ def _l3_channel(maps: dict, localiser: Localiser, levels: tuple[str, ...]
     return per_view, fused, level_profiles
 
 
-def _ensemble_folds(fold_maps: dict | None, localiser: Localiser) -> tuple[int, ...]:
+def _ensemble_folds(fold_maps: dict, localiser: Localiser) -> tuple[int, ...]:
     """The folds whose own claims are checked: every view's, when the maps come from an ensemble
     of two or more folds that the views share (else none)."""
-    if not fold_maps:
-        return ()
     folds = {tuple(localiser.views[v].folds) for v in fold_maps}
     names = folds.pop() if len(folds) == 1 else ()
     if len(names) < 2 or any(len(m) != len(names) for m in fold_maps.values()):
@@ -132,14 +129,13 @@ def localise(ct: CTVolume, localiser: Localiser, view_maps: dict | None = None
         model with level channels), the geometry of the processed rows, shared by the views).
     """
     view_maps = {} if view_maps is None else view_maps
-    cases, maps, fold_maps = {}, {}, {}
+    cases, fold_maps = {}, {}
     for view, vm in localiser.views.items():
         key = (view, tuple(vm.folds), getattr(vm.maps, "backend", ""))
         if key not in view_maps:
             case = preprocess_volume(ct, view, cfg=vm.preprocess)
-            folds = vm.maps.fold_maps(case.image)
-            view_maps[key] = (case, np.mean(folds, axis=0), folds)
-        cases[view], maps[view], fold_maps[view] = view_maps[key]
-    per_view, decision = decide_maps(maps, localiser, fold_maps)
-    outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in maps}
+            view_maps[key] = (case, vm.maps.fold_maps(case.image))
+        cases[view], fold_maps[view] = view_maps[key]
+    per_view, decision = decide_maps(fold_maps, localiser)
+    outputs = {v: ViewOutput(cases[v].geometry, cases[v].native_hu, *per_view[v]) for v in fold_maps}
     return outputs, decision, next(iter(outputs.values())).geometry

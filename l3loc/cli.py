@@ -63,6 +63,14 @@ def add_device_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
 
 
+def add_runs_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the commands that combine runs into one (``average``, ``ensemble``)."""
+    parser.add_argument("runs", nargs="+", help="run folders (two or more), e.g. work/ft26")
+    parser.add_argument("--out", required=True, help="output run folder")
+    parser.add_argument("--view", default="frontal", choices=("frontal", "sagittal"))
+    parser.add_argument("--overwrite", action="store_true", help="replace existing folds")
+
+
 def add_fold_argument(parser: argparse.ArgumentParser, default: str = "every trained fold") -> None:
     """``--fold``, the same in every command: ``K``, ``K,L,...`` or ``all``; repeatable
     (``--fold 1 --fold 3`` = ``--fold 1,3``). :func:`parse_folds` reads it."""
@@ -90,11 +98,12 @@ def parse_folds(values: list[str] | None) -> list[int] | None:
 
 
 #: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.
-COMMANDS = ("predict", "train", "eval", "export", "synth", "merge", "average", "inspect",
-            "preprocess")
+COMMANDS = ("predict", "train", "eval", "export", "synth", "merge", "average", "ensemble",
+            "calibrate", "inspect", "preprocess")
 #: ``tools/<script>.py`` -> the command it runs (the scripts keep their historical names).
 TOOLS = {"predict": "predict", "train": "train", "eval": "eval", "export": "export",
          "make_synthetic": "synth", "merge_datasets": "merge", "average_weights": "average",
+         "ensemble_runs": "ensemble", "calibrate": "calibrate",
          "inspect_data": "inspect", "preprocess": "preprocess"}
 
 

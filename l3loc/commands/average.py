@@ -11,10 +11,9 @@ from pathlib import Path
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("runs", nargs="+", help="run folders (two or more), e.g. work/ft26")
-    parser.add_argument("--out", required=True, help="output run folder")
-    parser.add_argument("--view", default="frontal", choices=("frontal", "sagittal"))
-    parser.add_argument("--overwrite", action="store_true", help="replace existing folds")
+    from l3loc.cli import add_runs_arguments
+
+    add_runs_arguments(parser)
 
 
 def run(args) -> int:

@@ -1,0 +1,123 @@
+"""run_ensemble and calibration: folds of runs trained apart pooled into one ensemble that loads
+and predicts like any run, and its not_found threshold chosen on fresh labelled data with the
+ensemble's own confidences (the rule of every run), recorded where prediction and export read it."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import MARKER_SPACING, marker_phantom
+from l3loc.calibration import calibrate
+from l3loc.cli import main
+from l3loc.config import load_config, save_config
+from l3loc.errors import InputError
+from l3loc.inference import load_localiser
+from l3loc.io.npz import L3Dataset, write_l3_npz
+from l3loc.metrics import choose_threshold
+from l3loc.mip import mip
+from l3loc.run_ensemble import ENSEMBLED_FROM, ensemble_runs
+from l3loc.runs import read_decision, sha256
+
+
+def frontal_run(trained_run, dest):
+    """A run folder holding only the trained marker run's frontal fold (sagittal left out)."""
+    shutil.copytree(trained_run / "frontal", dest / "frontal")
+    return dest
+
+
+def test_pooled_folds_are_the_runs_folds_in_order_and_load_as_one_ensemble(trained_run, tmp_path):
+    a, b = frontal_run(trained_run, tmp_path / "a"), frontal_run(trained_run, tmp_path / "b")
+    shutil.copytree(a / "frontal" / "fold_1", b / "frontal" / "fold_3")   # b: folds 1 and 3
+    sources = ensemble_runs([a, b], tmp_path / "pool", "frontal")
+    assert sources == [a / "frontal" / "fold_1", b / "frontal" / "fold_1", b / "frontal" / "fold_3"]
+    record = json.loads((tmp_path / "pool" / ENSEMBLED_FROM).read_text())
+    assert [f["from"] for f in record["folds"]] == [str(s) for s in sources]
+    for n, src in enumerate(sources, start=1):
+        fold = tmp_path / "pool" / "frontal" / f"fold_{n}"
+        assert sha256(fold / "best.pdparams") == sha256(src / "best.pdparams") == \
+            record["folds"][n - 1]["sha256"]
+    loc = load_localiser(tmp_path / "pool", "frontal", backend="dygraph")
+    assert loc.views["frontal"].folds == (1, 2, 3)
+    assert not (tmp_path / "pool" / "splits.json").exists()   # no k-fold of its own
+
+
+def test_pooling_refuses_other_networks_one_run_missing_views_and_existing_folds(trained_run, tmp_path):
+    a = frontal_run(trained_run, tmp_path / "a")
+    other = frontal_run(trained_run, tmp_path / "other")
+    cfg = load_config(other / "frontal" / "fold_1" / "config.yaml")
+    cfg["model"]["base_channels"] = 16
+    save_config(cfg, other / "frontal" / "fold_1" / "config.yaml")
+    with pytest.raises(InputError, match="'model' differs"):
+        ensemble_runs([a, other], tmp_path / "pool", "frontal")
+    with pytest.raises(InputError, match="two or more"):
+        ensemble_runs([a], tmp_path / "pool", "frontal")
+    with pytest.raises(InputError, match="no trained sagittal fold"):
+        ensemble_runs([a, a], tmp_path / "pool", "sagittal")
+    assert main(["ensemble", "--out", str(tmp_path / "pool"), str(a), str(a)]) == 0
+    assert main(["ensemble", "--out", str(tmp_path / "pool"), str(a), str(a)]) != 0   # exists
+    assert main(["ensemble", "--out", str(tmp_path / "pool"), "--overwrite", str(a), str(a)]) == 0
+
+
+@pytest.fixture
+def calibration_npz(tmp_path):
+    """Fresh marker phantoms: 6 with the marker (positive), 4 without (negative)."""
+    rng = np.random.default_rng(11)
+    names, fr, sg, rows, neg = [], [], [], [], []
+    for i in range(10):
+        n = int(rng.integers(50, 80))
+        l3 = int(rng.integers(8, n - 8))
+        negative = i >= 6
+        hu = marker_phantom(n=n, l3=l3, seed=50 + i, markers=() if negative else None)
+        names.append(f"cal{i}")
+        fr.append(mip(hu, "frontal", MARKER_SPACING).astype(np.int16))
+        sg.append(mip(hu, "sagittal", MARKER_SPACING).astype(np.int16))
+        rows.append(np.nan if negative else float(l3))
+        neg.append(negative)
+    path = tmp_path / "cal" / "l3_dataset.npz"
+    path.parent.mkdir()
+    write_l3_npz(path, L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * 10),
+                                 {"a1": np.array(rows)}, negative=np.array(neg)))
+    return path
+
+
+def test_calibration_chooses_the_threshold_on_the_ensembles_own_confidences(trained_run, tmp_path,
+                                                                            calibration_npz):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    decision = calibrate(run, calibration_npz)
+    cases = pd.read_csv(run / "calibration_cal" / "per_case.csv")
+    for view in ("frontal", "sagittal", "fused"):
+        rows = cases[(cases["view"] == view) & (cases["folds"] == "ensemble")]
+        expected, chosen = choose_threshold(rows["confidence"], rows["negative"], np.nan)
+        entry = decision["views"][view]
+        assert chosen and entry["threshold"] == pytest.approx(expected, abs=1e-4)   # CSV: 4 decimals
+        assert entry["calibration"]["positives"] == 6 and entry["calibration"]["negatives"] == 4
+        assert "calibrated on the ensemble's own confidences on cal" in entry["threshold_method"]
+    # prediction reads it
+    loc = load_localiser(run, "frontal", backend="dygraph")
+    assert loc.threshold == pytest.approx(decision["views"]["frontal"]["threshold"])
+    assert loc.threshold_source == "eval/decision.json"
+    # a second calibration does not silently replace the first
+    before = (run / "eval" / "decision.json").read_text()
+    with pytest.raises(InputError, match="already holds thresholds"):
+        calibrate(run, calibration_npz)
+    assert (run / "eval" / "decision.json").read_text() == before
+    again = calibrate(run, calibration_npz, overwrite=True)
+    assert again["views"]["frontal"]["calibration"]["replaced_threshold"] == pytest.approx(
+        decision["views"]["frontal"]["threshold"])
+    assert read_decision(run)["views"]["frontal"]["threshold"] == pytest.approx(
+        decision["views"]["frontal"]["threshold"])
+
+
+def test_calibration_needs_positive_and_negative_cases(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    with pytest.raises(InputError, match="a threshold needs both"):
+        calibrate(run, trained_run.parents[1] / "d.npz")   # positives only
+    assert not (run / "eval" / "decision.json").exists()
+    with pytest.raises(InputError, match="no trained fold"):
+        calibrate(tmp_path, trained_run.parents[1] / "d.npz")

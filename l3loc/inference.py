@@ -341,7 +341,8 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
             threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
             thr_source = "config eval.threshold"
             notes.append(f"no eval/decision.json in {root}: threshold {threshold:g} is the config's "
-                         "eval.threshold (evaluate the run's folds first)")
+                         "eval.threshold (evaluate the run's folds first: `l3loc eval`, or "
+                         "`l3loc calibrate` for a pooled ensemble)")
             log.warning("[PREDICT] %s", notes[-1])
     return Localiser(loaded, float(threshold), source=str(root), threshold_source=thr_source,
                      notes=notes, device=device, weights=weights)

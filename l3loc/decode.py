@@ -16,12 +16,14 @@ their row profiles can be fused row by row (``fuse_profiles``) and decoded like 
 
 ``classify`` turns a decoded profile into a decision: ``not_found`` when the peak is below a
 threshold (L3 not in the scan), ``ambiguous`` when a second peak of similar height lies at least
-one vertebra away (both candidates are reported), else ``found``.
+one vertebra away (both candidates are reported) or when the peak lies at the scan's end
+(:func:`scan_end`), else ``found``.
 
 Rows are processed rows; ``CaseGeometry`` maps them back to native rows, file slices and z.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Sequence
 
@@ -33,6 +35,11 @@ from l3loc.preprocess import side_mask_cols
 
 DECODERS = ("argmax", "profile")
 STATUSES = ("found", "not_found", "ambiguous")
+
+#: how far (mm) another reading of L3 may lie from the decision's and still be the same vertebra
+#: (less than half a vertebra's height); also how near the scan's end an L3 row is never found
+#: (about half an L3 body: :func:`scan_end`)
+MAX_DISAGREEMENT_MM = 15.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +66,8 @@ class Decision:
         reason: why the status is ``ambiguous`` beyond a second peak (empty otherwise).
         folds: each fold's own L3 claim of an ensemble, ``(name, row, confidence)``
             (:func:`with_fold_claims`), kept so the decision can be made again at another threshold.
+        scan_end: ``upper`` or ``lower`` when ``row`` lies at that end of the scan
+            (:func:`scan_end`; such a row is never ``found``), else empty.
     """
 
     status: str
@@ -68,6 +77,7 @@ class Decision:
     second_confidence: float
     reason: str = ""
     folds: tuple = ()
+    scan_end: str = ""
 
 
 def row_profile(prob_map: np.ndarray, col_range: tuple[float, float] | None) -> np.ndarray:
@@ -211,18 +221,43 @@ def classify(profile: np.ndarray, spacing_mm: float, threshold: float,
         second_row, second_conf = refine(second), float(profile[second])
     else:
         second_row, second_conf = float("nan"), 0.0
+    row = refine(best)
+    end, reason = scan_end(row, len(profile), spacing_mm), ""
     if confidence < threshold:
         status = "not_found"
+    elif end:
+        status, reason = "ambiguous", scan_end_reason(end)
     elif second_conf >= ambiguity_ratio * confidence:
         status = "ambiguous"
     else:
         status = "found"
-    return Decision(status, refine(best), confidence, second_row, second_conf)
+    return Decision(status, row, confidence, second_row, second_conf, reason=reason, scan_end=end)
 
 
-#: how far (mm) another reading of L3 may lie from the decision's and still be the same vertebra
-#: (less than half a vertebra's height)
-MAX_DISAGREEMENT_MM = 15.0
+def scan_end(row: float, n_rows: int, spacing_mm: float,
+             margin_mm: float = MAX_DISAGREEMENT_MM) -> str:
+    """``upper`` or ``lower`` when processed ``row`` lies within ``margin_mm`` of the scan's first
+    or last processed row (row 0 is the scan's top), else empty.
+
+    An L3 centre that close to the end is not a whole body in the scan: the body is cut, or the
+    scan ends before L3 and the peak is the last vertebra it shows. The most confident negative
+    phantoms are of the second kind (chest-only scans peaking within 10 mm of their lower end,
+    benchmarks/README.md, twenty-fifth session), as is a real chest CT that stops at L1 or L2.
+    """
+    if not math.isfinite(row):
+        return ""
+    if row * spacing_mm < margin_mm:
+        return "upper"
+    if (n_rows - 1 - row) * spacing_mm < margin_mm:
+        return "lower"
+    return ""
+
+
+def scan_end_reason(end: str) -> str:
+    """Why a row at the scan's ``end`` (:func:`scan_end`) is ``ambiguous``."""
+    before = "stops above" if end == "lower" else "starts below"
+    return (f"L3 lies within {MAX_DISAGREEMENT_MM:.0f} mm of the scan's {end} end: its body is cut "
+            f"there, or the scan {before} L3")
 
 
 def offset_words(rows: float, spacing_mm: float) -> str:

@@ -22,7 +22,8 @@ The held-out profiles and the model seam (``model_loader``) are :mod:`l3loc.fold
 
 Thresholds: per view, the ``not_found`` threshold on the peak confidence of the run (what
 prediction uses) is chosen on the pooled held-out predictions of all evaluated folds
-(``l3loc.metrics.choose_threshold``), unless one is given; with no negative case there is
+(``l3loc.metrics.choose_threshold``; a peak at the scan's end, never ``found``, counts as
+below any threshold: ``l3loc.decode.scan_end``), unless one is given; with no negative case there is
 nothing to choose from and ``eval.threshold`` of the config is used. The figures of the table
 are cross-fitted: fold K's cases are scored with the threshold chosen on the other folds, so no
 case helps choose the threshold it is scored with (see :func:`decide_view`).
@@ -39,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from l3loc.atomic import write_table, write_text
-from l3loc.decode import DECODERS, Decision, classify, decode_profile
+from l3loc.decode import DECODERS, Decision, classify, decode_profile, scan_end
 from l3loc.errors import InputError
 from l3loc.eval_report import (plot_cumulative, plot_per_fold, plot_training_curves, plot_worst_cases,
                                summary_markdown)
@@ -85,7 +86,9 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
     fallback = float(results[0].cfg["eval"]["threshold"])
 
     def chosen_on(folds: Sequence[int]) -> tuple[float, bool]:
-        conf = [d.confidence for i in folds for d in decoded[i]]
+        # a peak at the scan's end is never found, whatever the threshold (decode.scan_end)
+        conf = [0.0 if scan_end(d.row, len(d.profile), results[i].spacing_mm) else d.confidence
+                for i in folds for d in decoded[i]]
         negative = [not math.isfinite(x) for i in folds for x in results[i].label_rows]
         return choose_threshold(conf, negative, fallback)
 

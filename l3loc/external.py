@@ -318,6 +318,14 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
     return rows, extra
 
 
+def _threshold_confidence(cases: pd.DataFrame, extra: dict, view: str) -> np.ndarray:
+    """The ensemble rows' confidences as a threshold sees them: 0 where the decision's row lies
+    at the scan's end (never ``found`` at any threshold: ``l3loc.decode.scan_end``)."""
+    at_end = [bool(getattr(getattr(extra.get((view, name)), "decision", None), "scan_end", ""))
+              for name in cases["name"]]
+    return np.where(at_end, 0.0, cases["confidence"].to_numpy(dtype=float))
+
+
 def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[ExternalModel],
                   threshold: float) -> pd.Series:
     """Statuses of the ensemble rows under another threshold (same profiles)."""
@@ -336,7 +344,8 @@ def _reclassified(per_case: pd.DataFrame, extra: dict, models: Sequence[External
                 ch = p.decision.channel
                 out[idx] = decide_l3(p.decision.sequence, ch.row, vm.spacing_mm, threshold,
                                      l3_channel_confidence=ch.confidence,
-                                     views=p.decision.views, folds=p.decision.folds)[0]
+                                     views=p.decision.views, folds=p.decision.folds,
+                                     n_rows=len(p.profile))[0]
                 continue
             d = classify(p.profile, vm.spacing_mm, threshold, ev["ambiguity_ratio"],
                          ev["min_separation_mm"], subpixel=ev["decoder"] == "profile")
@@ -386,7 +395,7 @@ def evaluate_external(exp_dir: str | Path, data: str | Path, per_fold: bool = Fa
         opt_thr = math.nan
         if m.folds == "ensemble":
             ok = cases[cases["status"] != "error"]
-            opt_thr, chosen = choose_threshold(ok["confidence"].to_numpy(dtype=float),
+            opt_thr, chosen = choose_threshold(_threshold_confidence(ok, extra, m.view),
                                                ok["negative"].to_numpy(dtype=bool), math.nan)
             if chosen:
                 opt = cases.copy()

@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from l3loc.decode import (MAX_DISAGREEMENT_MM, Decision, claim_reasons, offset_words,
-                          other_vertebra_claims, surest)
+                          other_vertebra_claims, scan_end, scan_end_reason, surest)
 
 #: The levels, cranial first.
 LEVELS = ("T12", "L1", "L2", "L3", "L4", "L5", "S1")
@@ -273,7 +273,8 @@ def decode_levels(profiles: np.ndarray, levels: Sequence[str], spacing_mm: float
 def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, threshold: float,
               max_disagreement_mm: float = MAX_DISAGREEMENT_MM, l3_channel_confidence: float = 0.0,
               views: Sequence[tuple[str, float, float]] = (),
-              folds: Sequence[tuple[str, float, float]] = ()) -> tuple[str, float, str]:
+              folds: Sequence[tuple[str, float, float]] = (), n_rows: int = 0
+              ) -> tuple[str, float, str]:
     """L3 from the sequence: (status, row, reason).
 
     ``ambiguous`` (reason given) when the sequence is not a normal spine (``seq.anomalies``:
@@ -288,7 +289,8 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
     L3 on another vertebra the same way (``folds``: each fold's name, e.g. "fold 2", and the L3
     row and confidence of its own sequence; the mean of the folds' maps can peak a vertebra
     from where any fold puts L3, and folds fine-tuned apart have counted differently on real
-    CT), or when the sequence has no L3 at or
+    CT), or when L3 lies at the scan's end (``n_rows``: the profiles' length, 0 = unknown;
+    :func:`l3loc.decode.scan_end`), or when the sequence has no L3 at or
     above ``threshold`` while the L3 channel's peak is (``l3_channel_confidence``: a confident
     L3 that no consistent sequence holds, e.g. L2 and L3 swapped; the row is then the
     channel's); ``not_found`` when neither has L3 at or above ``threshold``; else ``found``.
@@ -302,7 +304,8 @@ def decide_l3(seq: LevelSequence, l3_channel_row: float, spacing_mm: float, thre
                 *seq.anomalies, f"the L3 channel's peak ({l3_channel_confidence:.2f}) fits no "
                 "consistent sequence"])
         return "not_found", row, "" if math.isfinite(row) else "no L3 in a consistent sequence"
-    reasons = list(seq.anomalies)
+    end = scan_end(row, n_rows, spacing_mm) if n_rows else ""
+    reasons = list(seq.anomalies) + ([scan_end_reason(end)] if end else [])
     if math.isfinite(l3_channel_row) and abs(l3_channel_row - row) * spacing_mm > max_disagreement_mm:
         reasons.append(f"the L3 channel peaks {offset_words(l3_channel_row - row, spacing_mm)} than "
                        "the sequence's L3")
@@ -344,9 +347,10 @@ def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decisio
         return tuple((name, v.row("L3"), float(v.confidence[v.levels.index("L3")])) for name, v in own)
 
     views, folds = own_l3(view_profiles), own_l3(fold_profiles)
+    n_rows = int(np.shape(profiles)[-1])
     status, row, reason = decide_l3(seq, channel.row, spacing_mm, threshold,
                                     l3_channel_confidence=channel.confidence, views=views,
-                                    folds=folds)
+                                    folds=folds, n_rows=n_rows)
     in_seq = math.isfinite(seq.row("L3"))
     second = (math.nan, 0.0)
     if in_seq and "L3 channel" in reason:
@@ -355,7 +359,8 @@ def level_decision(profiles: np.ndarray, levels: Sequence[str], channel: Decisio
         others = other_vertebra_claims(views + folds, row, spacing_mm, threshold)
         if others:
             second = surest(others)
-    return LevelDecision(status, seq.row("L3") if in_seq else channel.row,
+    l3_row = seq.row("L3") if in_seq else channel.row
+    return LevelDecision(status, l3_row,
                          float(seq.confidence[seq.levels.index("L3")]) if in_seq else channel.confidence,
-                         *second, reason=reason, folds=folds, sequence=seq, channel=channel,
-                         views=views)
+                         *second, reason=reason, folds=folds, scan_end=scan_end(l3_row, n_rows, spacing_mm),
+                         sequence=seq, channel=channel, views=views)

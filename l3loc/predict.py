@@ -15,8 +15,8 @@ and ``out/results.csv``, ``out/index.html`` (the review page, sorted for review)
 The record: ``status`` is ``found``, ``not_found`` (peak confidence below the threshold: L3 is
 probably not in the scan), ``ambiguous`` (a second candidate of similar confidence at least a
 vertebra away, or a view or fold of the model that on its own puts L3 on another vertebra, or
-levels that do not read as a normal spine; both candidates are reported and ``message`` says
-why) or ``error`` (``message`` says why). ``l3_slice`` is the
+levels that do not read as a normal spine, or L3 at the scan's first or last 15 mm; the
+candidates are reported and ``message`` says why) or ``error`` (``message`` says why). ``l3_slice`` is the
 nearest slice in the file's own indexing (0-based along its superior-inferior voxel axis, as a
 viewer shows it; for a DICOM series, the index in the series as SimpleITK sorts it, and
 ``l3_slice.dcm`` is that file), ``l3_slice_exact`` the fractional position, ``l3_z_mm`` the world

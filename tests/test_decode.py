@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from l3loc.decode import (Decision, classify, decode, decode_profile, fuse_profiles, row_profile,
+from l3loc.decode import (Decision, classify, decode, decode_profile, fuse_profiles, row_profile, scan_end,
                           with_fold_claims)
 from l3loc.labels import band_target
 
@@ -130,3 +130,25 @@ def test_fold_claims_make_a_found_ambiguous_only_when_sure_and_a_vertebra_away()
     # a not_found stays not_found whatever its folds say
     assert with_fold_claims(Decision("not_found", 100.0, 0.1, float("nan"), 0.0), folds, 2.0,
                             0.3).status == "not_found"
+
+
+def test_a_peak_at_the_scans_end_is_never_found():
+    """An L3 row within 15 mm of the first or last row is not a whole body in the scan (cut, or
+    the scan stops before L3, like the most confident negative phantoms): ambiguous with the
+    reason at or above the threshold, not_found below; 15 mm in is found again."""
+    spacing = 2.0
+
+    def peak(row):
+        return np.exp(-0.5 * ((np.arange(100) - row) / 2.0) ** 2)
+
+    for row, end in ((3.0, "upper"), (96.0, "lower"), (92.6, "lower")):
+        profile = peak(row)
+        d = classify(profile, spacing, 0.5)
+        assert (d.status, d.scan_end) == ("ambiguous", end)
+        assert f"within 15 mm of the scan's {end} end" in d.reason
+        assert d.row == pytest.approx(row, abs=0.1)
+        assert classify(0.3 * profile, spacing, 0.5).status == "not_found"
+    for row in (7.6, 91.4):   # just over 15 mm from the first row, from the last
+        d = classify(peak(row), spacing, 0.5)
+        assert (d.status, d.scan_end, d.reason) == ("found", "", "")
+    assert scan_end(math.nan, 100, spacing) == ""

@@ -191,3 +191,17 @@ def test_a_silent_channel_between_found_levels_is_missed_not_transitional():
     _, rows4 = _plan_rows(4)
     seq4 = decode_levels(_profiles(rows4), LEVELS, SPACING)
     assert seq4.missed == () and any("4 lumbar" in a for a in seq4.anomalies), seq4
+
+
+def test_l3_at_the_scans_end_is_ambiguous_in_the_sequence_too():
+    _, rows = _plan_rows(5)
+    height = int(rows[3]) + 8                          # the scan stops 8 mm under L3's centre
+    cut = np.where(np.arange(len(LEVELS)) <= 3, rows, np.nan)
+    seq = decode_levels(_profiles(cut, height=height), LEVELS, SPACING)
+    status, row, reason = decide_l3(seq, rows[3], SPACING, 0.5, n_rows=height)
+    assert status == "ambiguous" and row == pytest.approx(rows[3], abs=1.0)
+    assert "scan's lower end" in reason
+    assert decide_l3(seq, rows[3], SPACING, 0.5)[0] == "found"    # length unknown: no check
+    d = level_decision(_profiles(cut, height=height), LEVELS, Decision("found", rows[3], 0.9,
+                       math.nan, 0.0), SPACING, 2.0, 0.5)
+    assert (d.status, d.scan_end) == ("ambiguous", "lower")

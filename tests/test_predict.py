@@ -114,6 +114,19 @@ def test_two_markers_a_vertebra_apart_are_ambiguous_with_both_candidates(stub, t
     assert sorted([rec["l3_z_mm"], rec["second_z_mm"]]) == pytest.approx([20.0, 60.0], abs=1e-6)
 
 
+def test_a_scan_that_stops_at_l3_says_so_and_finds_nothing(stub, tmp_path):
+    """60 slices of 2 mm, the marker 4 mm from the last slice: L3's body would be cut (or this is
+    the last vertebra of a scan that stops above L3), so the answer is ambiguous, with why."""
+    ct = read_volume(write_volume(tmp_path / "cut.nii.gz", phantom(n=60, l3=57), SPACING, Z_FIRST))
+    rec = predict_volume(ct, stub)
+    assert rec["status"] == "ambiguous"
+    assert "within 15 mm of the scan's lower end" in rec["message"]
+    assert rec["l3_z_mm"] == pytest.approx(ct.geometry.z_mm(57), abs=1e-6)   # the marker's row
+    inside = predict_volume(read_volume(write_volume(tmp_path / "in.nii.gz", phantom(n=60, l3=50),
+                                                     SPACING, Z_FIRST)), stub)
+    assert inside["status"] == "found" and inside["message"] == ""
+
+
 def test_the_qc_mip_is_the_one_the_net_was_given(tmp_path):
     ct = read_volume(write_volume(tmp_path / "a.nii.gz", phantom(), SPACING, Z_FIRST))
     pp = PreprocessConfig(spacing_mm=2.0, canvas=(32, 32))

@@ -79,6 +79,8 @@ def calibration_npz(tmp_path):
     path.parent.mkdir()
     write_l3_npz(path, L3Dataset(names, fr, sg, np.array([[4.0, 4.0, 2.0]] * 10),
                                  {"a1": np.array(rows)}, negative=np.array(neg)))
+    (path.parent / "length_mm.json").write_text(json.dumps(
+        {n: (len(f) - 1) * MARKER_SPACING[0] for n, f in zip(names, fr)}))
     return path
 
 
@@ -91,7 +93,11 @@ def test_calibration_chooses_the_threshold_on_the_ensembles_own_confidences(trai
     cases = pd.read_csv(run / "calibration_cal" / "per_case.csv")
     for view in ("frontal", "sagittal", "fused"):
         rows = cases[(cases["view"] == view) & (cases["folds"] == "ensemble")]
-        expected, chosen = choose_threshold(rows["confidence"], rows["negative"], np.nan)
+        # npz z = -row * 2 mm: a peak within 15 mm of either end is never found (scan_end)
+        length = rows["name"].map(json.loads((calibration_npz.parent / "length_mm.json").read_text()))
+        at_end = np.minimum(-rows["pred_z_mm"], length + rows["pred_z_mm"]) < 15.0
+        expected, chosen = choose_threshold(np.where(at_end, 0.0, rows["confidence"]),
+                                            rows["negative"], np.nan)
         entry = decision["views"][view]
         assert chosen and entry["threshold"] == pytest.approx(expected, abs=1e-4)   # CSV: 4 decimals
         assert entry["calibration"]["positives"] == 6 and entry["calibration"]["negatives"] == 4

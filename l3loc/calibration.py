@@ -15,6 +15,8 @@ or above it and negatives below it, ties to the lowest).
 Writes the threshold of every view evaluated into the run's ``eval/decision.json`` (what
 prediction and ``l3loc export`` read), with the method, the dataset and its counts, and the
 threshold it replaces; the evaluation itself goes to ``<experiment>/calibration_<dataset name>/``.
+A later k-fold ``l3loc eval`` of the run refuses to replace calibrated thresholds without
+``--overwrite``.
 Never calibrate on the data a model is judged on (the real validation set): the threshold would
 be chosen on the very cases it is scored on.
 """

@@ -48,8 +48,8 @@ from l3loc.fold_profiles import FoldProfiles, ModelLoader, fold_profiles, fuse_f
 from l3loc.levels import level_decision
 from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
                            levels_markdown, summarize, summarize_levels)
-from l3loc.runs import (DECISION_VIEWS, FUSED, NET_VIEWS, epochs_done, read_splits, trained_folds,
-                        weight_hashes, write_decision)
+from l3loc.runs import (DECISION, DECISION_VIEWS, FUSED, NET_VIEWS, epochs_done, read_decision,
+                        read_splits, trained_folds, weight_hashes, write_decision)
 
 log = logging.getLogger("l3loc")
 
@@ -173,8 +173,8 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
                         threshold: float | None = None, out_dir: str | Path | None = None,
                         model_loader: ModelLoader | None = None, plots: bool = True,
                         smooth_mm: float | None = None, ambiguity_ratio: float | None = None,
-                        min_separation_mm: float | None = None, progress: bool = False
-                        ) -> pd.DataFrame:
+                        min_separation_mm: float | None = None, progress: bool = False,
+                        overwrite: bool = False) -> pd.DataFrame:
     """Evaluate the trained folds of an experiment and write the result files.
 
     Args:
@@ -190,6 +190,8 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         smooth_mm, ambiguity_ratio, min_separation_mm: decoder and decision parameters;
             None = the folds' ``eval`` config section.
         progress: tqdm bars.
+        overwrite: replace thresholds that ``l3loc calibrate`` wrote into ``out_dir``'s
+            decision (refused otherwise: a re-evaluation would silently undo a calibration).
 
     Returns:
         The summary: one row per view (``l3loc.metrics.SUMMARY_COLUMNS`` plus view, decoder,
@@ -197,10 +199,16 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
 
     Raises:
         InputError: no splits, no trained fold matching the request, fused asked without both
-            nets, unknown view or decoder.
+            nets, unknown view or decoder, a calibrated decision and ``overwrite`` off.
     """
     exp_dir = Path(exp_dir)
     out_dir = Path(out_dir) if out_dir is not None else exp_dir / "eval"
+    calibrated = [v for v, e in ((read_decision(exp_dir) or {}).get("views") or {}).items()
+                  if "calibration" in e] if out_dir == exp_dir / "eval" else []
+    if calibrated and not overwrite:
+        raise InputError(out_dir / DECISION, f"holds thresholds chosen by l3loc calibrate "
+                                             f"({', '.join(calibrated)}); pass --overwrite to "
+                                             "replace them with the k-fold's")
     bad = [v for v in (views or []) if v not in EVAL_VIEWS]
     if bad:
         raise InputError("--view", f"unknown view(s) {bad}: expected {EVAL_VIEWS}")

@@ -118,6 +118,21 @@ def test_calibration_chooses_the_threshold_on_the_ensembles_own_confidences(trai
         decision["views"]["frontal"]["threshold"])
 
 
+def test_a_k_fold_evaluation_does_not_silently_undo_a_calibration(trained_run, tmp_path,
+                                                                  calibration_npz):
+    from l3loc.evaluate import evaluate_experiment
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    shutil.rmtree(run / "eval", ignore_errors=True)
+    calibrated = calibrate(run, calibration_npz)["views"]["frontal"]["threshold"]
+    with pytest.raises(InputError, match="chosen by l3loc calibrate"):
+        evaluate_experiment(run, plots=False)
+    assert read_decision(run)["views"]["frontal"]["threshold"] == calibrated
+    evaluate_experiment(run, plots=False, overwrite=True)
+    assert "calibration" not in read_decision(run)["views"]["frontal"]
+
+
 def test_calibration_needs_positive_and_negative_cases(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -38,7 +38,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--per-fold", action="store_true",
                         help="with --data: also score each fold alone (default: the ensemble)")
     parser.add_argument("--overwrite", action="store_true",
-                        help="with --data: replace an earlier evaluation in the output folder")
+                        help="with --data: replace an earlier evaluation in the output folder; "
+                             "k-fold: replace thresholds set by l3loc calibrate")
     parser.add_argument("--work-dir", default="work", help="folder of the experiments")
     parser.add_argument("--out", help="output folder (default: <experiment>/eval)")
     parser.add_argument("--no-plots", action="store_true", help="CSV and Markdown only")
@@ -75,7 +76,7 @@ def run(args) -> int:
                                                           args.threshold)
     summary = evaluate_experiment(exp, views=args.view, folds=folds, decoder=args.decoder,
                                   threshold=args.threshold, out_dir=out, plots=not args.no_plots,
-                                  progress=progress_enabled())
+                                  progress=progress_enabled(), overwrite=args.overwrite)
     print((out / "summary.md").read_text(encoding="utf-8"))
     print(f"per-case, per-fold and summary files: {out}")
     return 0 if len(summary) else 1

@@ -36,11 +36,14 @@ ENSEMBLED_FROM = "ensembled_from.json"
 def ensemble_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = False) -> list[Path]:
     """Copy every trained ``view`` fold of ``runs`` into ``out/<view>/fold_1..N``; returns the
     source fold folders in the order pooled. Refuses fewer than two runs, a run without a trained
-    ``view`` fold, folds that differ in preprocessing, network or labels, and an output that
-    already holds ``view`` folds (unless ``overwrite``)."""
+    ``view`` fold, folds that differ in preprocessing, network or labels, an output that is one
+    of the runs, and an output that already holds ``view`` folds (unless ``overwrite``)."""
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise InputError("runs", "give two or more run folders to pool")
+    if any(run.resolve() == out.resolve() for run in runs):
+        raise InputError(out, "is one of the pooled runs: write the pool to a folder of its own "
+                              "(its folds would be replaced by copies of themselves and the others)")
     sources = []
     for run in runs:
         folds = available_folds(run, view)

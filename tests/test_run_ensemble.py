@@ -55,6 +55,10 @@ def test_pooling_refuses_other_networks_one_run_missing_views_and_existing_folds
         ensemble_runs([a], tmp_path / "pool", "frontal")
     with pytest.raises(InputError, match="no trained sagittal fold"):
         ensemble_runs([a, a], tmp_path / "pool", "sagittal")
+    before = sha256(a / "frontal" / "fold_1" / "best.pdparams")
+    with pytest.raises(InputError, match="is one of the pooled runs"):
+        ensemble_runs([a, frontal_run(trained_run, tmp_path / "b")], a, "frontal", overwrite=True)
+    assert sha256(a / "frontal" / "fold_1" / "best.pdparams") == before   # nothing lost
     assert main(["ensemble", "--out", str(tmp_path / "pool"), str(a), str(a)]) == 0
     assert main(["ensemble", "--out", str(tmp_path / "pool"), str(a), str(a)]) != 0   # exists
     assert main(["ensemble", "--out", str(tmp_path / "pool"), "--overwrite", str(a), str(a)]) == 0

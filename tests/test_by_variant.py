@@ -36,3 +36,23 @@ def test_split_bins_a_continuous_field_into_intervals():
     # the lowest edge belongs to the first interval, the others to the interval they close
     assert table["cases"].tolist() == [2, 1, 1]
     assert table["wrong found"].tolist() == [0, 1, 0]
+
+
+def test_a_k_fold_evaluation_of_merged_phantoms_is_matched_to_its_sources_and_judged_by_the_l3_body():
+    # k-fold rows: names carry the merge's prefixes, z counted from the scan's first row
+    per_case = pd.DataFrame({
+        "view": ["frontal"] * 4, "fold": [1, 1, 2, 2],
+        "name": ["mix_a_synth_s1_00000", "mix_b_synth_s2_00000", "mix_b_synth_s2_00001", "other_x"],
+        "negative": [False, False, True, False], "status": ["found", "found", "not_found", "found"],
+        "true_z_mm": [-100.0, -200.0, float("nan"), -50.0], "pred_z_mm": [-112.0, -203.0, float("nan"), -50.0]})
+    a = pd.DataFrame({"name": ["synth_s1_00000"], "l3_z_mm": [300.0], "tilt_deg": [20.0],
+                      "vertebrae_z_mm": [{"L3": (314.0, 286.0)}]})
+    b = pd.DataFrame({"name": ["synth_s2_00000", "synth_s2_00001"], "l3_z_mm": [50.0, float("nan")],
+                      "tilt_deg": [0.0, 0.0], "vertebrae_z_mm": [{"L3": (64.0, 36.0)}, {}]})
+    truth = pd.concat([a.assign(key="a_" + a["name"]), b.assign(key="b_" + b["name"])], ignore_index=True)
+    cases = by_variant.kfold_cases(per_case, truth)
+    assert cases["name"].tolist() == ["synth_s1_00000", "synth_s2_00000", "synth_s2_00001"]   # other_x: no source
+    assert cases["pred_z_mm"].iloc[0] == 288.0 and cases["right_level"].tolist() == [True, True, False]
+    table = by_variant.split(cases, truth, "tilt_deg").set_index("tilt_deg")
+    assert table.loc[20.0, ["cases", "right found", "median signed mm", "within 10 mm"]].tolist() == [1, 1, -12.0, 0]
+    assert table.loc[0.0, ["cases", "right found", "median signed mm", "within 10 mm"]].tolist() == [1, 1, -3.0, 1]

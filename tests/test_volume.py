@@ -114,8 +114,9 @@ def test_oblique_direction_warns_and_uses_z_step(tmp_path):
     # rotate j and k about x by 10 degrees
     image.SetDirection((1, 0, 0, 0, math.cos(tilt), -math.sin(tilt), 0, math.sin(tilt), math.cos(tilt)))
     sitk.WriteImage(image, str(tmp_path / "tilt.nii"))
-    with pytest.warns(UserWarning, match="tilted 10.00"):
+    with pytest.warns(UserWarning, match="tilted 10.00") as caught:
         vol = read_volume(tmp_path / "tilt.nii")
+    assert "about 6 mm" in str(caught[0].message)          # what the tilt may cost, quoted
     assert vol.geometry.file_si_axis == 2 and vol.geometry.file_si_reversed
     assert vol.geometry.slice_spacing_mm == pytest.approx(2 * math.cos(tilt), abs=1e-5)
     # slice 0 is file k = 5; its centre (j = 2) sits at z = 2*sin*1 + 5*2*cos

@@ -35,6 +35,10 @@ MANY_SLICES = 2000
 #: Axes tilted by more than this (degrees) count as oblique: at 250 mm from the centre of a slice a
 #: 0.1° tilt moves z by 0.44 mm, under half of a 1 mm slice.
 OBLIQUE_TOLERANCE_DEG = 0.1
+#: On phantoms with a gantry tilt the frontal nets' L3 moves with the tilt (they read the arches
+#: and processes 20-60 mm behind the body): +12 mm median at 15-30 degrees (benchmarks/README.md,
+#: twenty-sixth session); what the warning of a tilted scan quotes.
+TILT_ERROR_MM_PER_DEG = 0.6
 
 # Canonical axis m points along world (LPS) axis _CANON_WORLD_AXIS[m] in direction _CANON_SIGN[m]:
 # slices → -z (inferior), rows → +y (posterior), columns → +x (left).
@@ -176,7 +180,11 @@ def to_canonical(image: sitk.Image, path: Path):
     if oblique_deg > OBLIQUE_TOLERANCE_DEG:
         warnings.warn(f"{path}: the voxel axes are tilted {oblique_deg:.2f}° from the patient axes "
                       "(oblique or gantry-tilted scan); slices are taken along the axis closest to "
-                      "superior–inferior and z at each slice centre", stacklevel=3)
+                      "superior–inferior and z at each slice centre, not de-sheared: the vertebral "
+                      "arches behind the body move with the tilt, and on tilted phantoms the L3 "
+                      f"found lies up to {TILT_ERROR_MM_PER_DEG:g} mm per degree (here about "
+                      f"{TILT_ERROR_MM_PER_DEG * oblique_deg:.0f} mm) from the body's centre: "
+                      "check the slice", stacklevel=3)
     si = file_axis[0]
     n_slices = size[si]
     if n_slices > MANY_SLICES:

@@ -61,6 +61,11 @@ def _stat_record(path: Path) -> list:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
+#: How scans are read, part of a scan list's key: 2 = gantry-tilted and oblique scans resampled
+#: onto axis-aligned slices (l3loc.io.deshear); their MIPs cached before that were sheared.
+SCAN_READER = 2
+
+
 def _source_kind(source: Path) -> str:
     if not source.exists():
         raise InputError(source, "dataset source not found")
@@ -83,6 +88,7 @@ def cache_key(source: str | os.PathLike, cfg: PreprocessConfig, view: str,
         from l3loc.io.annotations import read_annotations
 
         payload["scans"] = [_stat_record(Path(p)) for p in read_annotations(source)["path"]]
+        payload["scan_reader"] = SCAN_READER
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     return digest[:16]
 

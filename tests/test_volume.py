@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import struct
 import warnings
 from pathlib import Path
@@ -105,22 +104,6 @@ def test_describe_volume_mentions_geometry(real_data):
     assert "PIR" in text and "47 slices x 73 rows x 73 cols" in text
     assert "file j=0, z -34.20 mm" in text and "file j=46, z -103.20 mm" in text
     assert "min -1030" in text and "max 1961" in text
-
-
-def test_oblique_direction_warns_and_uses_z_step(tmp_path):
-    tilt = math.radians(10.0)
-    image = sitk.GetImageFromArray(_phantom((6, 5, 4)))   # size (i, j, k) = (4, 5, 6)
-    image.SetSpacing((1.0, 1.0, 2.0))
-    # rotate j and k about x by 10 degrees
-    image.SetDirection((1, 0, 0, 0, math.cos(tilt), -math.sin(tilt), 0, math.sin(tilt), math.cos(tilt)))
-    sitk.WriteImage(image, str(tmp_path / "tilt.nii"))
-    with pytest.warns(UserWarning, match="tilted 10.00") as caught:
-        vol = read_volume(tmp_path / "tilt.nii")
-    assert "about 6 mm" in str(caught[0].message)          # what the tilt may cost, quoted
-    assert vol.geometry.file_si_axis == 2 and vol.geometry.file_si_reversed
-    assert vol.geometry.slice_spacing_mm == pytest.approx(2 * math.cos(tilt), abs=1e-5)
-    # slice 0 is file k = 5; its centre (j = 2) sits at z = 2*sin*1 + 5*2*cos
-    assert vol.geometry.z_mm(0) == pytest.approx(2 * math.sin(tilt) + 10 * math.cos(tilt), abs=1e-4)
 
 
 # ------------------------------------------------------------------------------ bad inputs

@@ -68,6 +68,9 @@ def read_dicom_series(path: Path, series_uid: str | None):
     _check_dicom_positions(path, names)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
+    # the true step from slice to slice (ImagePositionPatient), not the slice normal: a
+    # gantry-tilted series is a sheared grid, which l3loc.io.deshear resamples
+    reader.ForceOrthogonalDirectionOff()
     try:
         image = reader.Execute()
     except RuntimeError as e:
@@ -127,7 +130,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
                        rescale_slope: float = 1.0, rescale_intercept: float = -1024.0,
                        patient_name: str = "L3LOC^SYNTHETIC", origin_xy_mm: Sequence[float] = (0.0, 0.0),
                        study_uid: str | None = None, series_description: str = "l3loc synthetic CT",
-                       modality: str = "CT", slice_thickness_mm: float | None = None) -> list[Path]:
+                       modality: str = "CT", slice_thickness_mm: float | None = None,
+                       gantry_tilt_deg: float = 0.0, tilt_pivot_y_mm: float = 0.0) -> list[Path]:
     """Write a canonical array as one axial CT series, one file per slice.
 
     Stored values are ``round((hu - rescale_intercept) / rescale_slope)`` as signed 16-bit, so
@@ -154,6 +158,13 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
             ``l3loc.io.ct_checks`` must refuse.
         slice_thickness_mm: SliceThickness; the slice spacing if None (contiguous slices; more
             than the spacing for an overlapping reconstruction).
+        gantry_tilt_deg: the array was acquired with the gantry tilted by this much (as
+            ``l3loc.synth.acquisition.tilt`` makes it): row y of slice c lies at height
+            ``z_c - (y - tilt_pivot_y_mm) tan(tilt)``. The files then say so, as a scanner's do:
+            ImageOrientationPatient leans its columns by the tilt, the pixel spacing between
+            rows is the row spacing / cos(tilt), ImagePositionPatient follows the table, and
+            GantryDetectorTilt (0018,1120) holds the angle. 0 = untilted.
+        tilt_pivot_y_mm: the LPS y (mm) at which a tilted slice lies at its own z_c.
 
     Returns:
         The written files in canonical slice order.
@@ -175,21 +186,27 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
         raise FileExistsError(f"{folder}: {clashes[0]} exists (refusing to overwrite)")
 
     sp_s, sp_r, sp_c = spacing
+    lean = math.tan(math.radians(gantry_tilt_deg))
+    cos_t, sin_t = math.cos(math.radians(gantry_tilt_deg)), math.sin(math.radians(gantry_tilt_deg))
     date, clock = time.strftime("%Y%m%d"), time.strftime("%H%M%S")
     series_tags = {
         "0008|0016": _CT_IMAGE_STORAGE, "0008|0060": modality, "0008|0020": date, "0008|0030": clock,
         "0008|0021": date, "0008|0031": clock, "0008|103e": series_description,
         "0010|0010": patient_name, "0010|0020": patient_name.replace("^", "_"),
         "0020|000d": study_uid, "0020|000e": series_uid, "0020|0010": "1", "0020|0011": "1",
-        "0020|0037": "1\\0\\0\\0\\1\\0", "0018|0050": repr(float(slice_thickness_mm or sp_s)), "0018|0088": repr(sp_s),
+        "0020|0037": f"1\\0\\0\\0\\{cos_t!r}\\{-sin_t!r}" if gantry_tilt_deg else "1\\0\\0\\0\\1\\0",
+        "0018|1120": repr(float(gantry_tilt_deg)),
+        "0018|0050": repr(float(slice_thickness_mm or sp_s)), "0018|0088": repr(sp_s),
         "0028|1053": repr(float(rescale_slope)), "0028|1052": repr(float(rescale_intercept)),
         "0028|1054": "HU",
         # signed 16-bit storage; GDCM converts the float HU through the inverse rescale
         "0028|0100": "16", "0028|0101": "16", "0028|0102": "15", "0028|0103": "1",
     }
     with _kept_locale():
-        return _write_dicom_slices(folder, hu, names, series_uid, series_tags, z_first_mm, sp_s,
-                                   sp_r, sp_c, origin_xy_mm)
+        # a tilted slice's first row (y of origin_xy_mm) lies above or below its z_c
+        z_shift = -(float(origin_xy_mm[1]) - tilt_pivot_y_mm) * lean
+        return _write_dicom_slices(folder, hu, names, series_uid, series_tags, z_first_mm + z_shift,
+                                   sp_s, sp_r / cos_t, sp_c, origin_xy_mm)
 
 
 @contextlib.contextmanager

@@ -11,9 +11,10 @@ and the z of the same point in RAS coincide: ``z_mm`` here is both, +z = superio
 
 Axis matching uses the direction matrix directly (each file voxel axis is assigned to the world
 axis it is most aligned with); it agrees with ``sitk.DICOMOrient(image, "LPI")``, whose letters
-name the direction each axis points *to* (checked in ``tests/test_geometry.py``). For an oblique
-direction (e.g. gantry tilt) the slice axis is the one most aligned with world z, z is taken at the
-centre of each slice, and a warning says by how many degrees the axes are tilted.
+name the direction each axis points *to* (checked in ``tests/test_geometry.py``). An oblique or
+gantry-tilted file is first resampled onto axis-aligned slices (``l3loc.io.deshear``); should an
+oblique direction reach :func:`to_canonical`, the slice axis is the one most aligned with world z
+and z is taken at the centre of each slice.
 """
 from __future__ import annotations
 
@@ -32,13 +33,10 @@ from l3loc.errors import InputError
 #: A whole-body CT at 0.5 mm has ~4000 slices; beyond this the scan is probably not what the user
 #: meant (or will need a lot of memory), so we warn but go on.
 MANY_SLICES = 2000
-#: Axes tilted by more than this (degrees) count as oblique: at 250 mm from the centre of a slice a
-#: 0.1° tilt moves z by 0.44 mm, under half of a 1 mm slice.
+#: Axes tilted by more than this (degrees) count as oblique, and the volume is resampled onto
+#: axis-aligned slices (``l3loc.io.deshear``): at 250 mm from the centre of a slice a 0.1° tilt
+#: moves z by 0.44 mm, under half of a 1 mm slice.
 OBLIQUE_TOLERANCE_DEG = 0.1
-#: On phantoms with a gantry tilt the frontal nets' L3 moves with the tilt (they read the arches
-#: and processes 20-60 mm behind the body): +12 mm median at 15-30 degrees (benchmarks/README.md,
-#: twenty-sixth session); what the warning of a tilted scan quotes.
-TILT_ERROR_MM_PER_DEG = 0.6
 
 # Canonical axis m points along world (LPS) axis _CANON_WORLD_AXIS[m] in direction _CANON_SIGN[m]:
 # slices → -z (inferior), rows → +y (posterior), columns → +x (left).
@@ -59,6 +57,11 @@ class VolumeGeometry:
         z_first_mm: world z of canonical slice 0 (the most superior slice), at the slice centre.
         slice_spacing_mm: world-z distance between consecutive slices (> 0); equals the voxel
             spacing along the slice axis unless the direction matrix is oblique.
+        file_index_line: ``(first, step)`` for a volume resampled onto axis-aligned slices
+            (a gantry-tilted or oblique file, ``l3loc.io.deshear``): canonical slice ``c`` is then
+            the file's slice ``first + step * c`` (fractional), the one through the spine at that
+            height; None (every other volume): canonical slices are the file's, in order or
+            reversed.
     """
 
     n_slices: int
@@ -66,6 +69,7 @@ class VolumeGeometry:
     file_si_reversed: bool
     z_first_mm: float
     slice_spacing_mm: float
+    file_index_line: tuple[float, float] | None = None
 
     def __post_init__(self):
         if int(self.n_slices) != self.n_slices or self.n_slices < 1:
@@ -76,14 +80,25 @@ class VolumeGeometry:
             raise ValueError(f"slice_spacing_mm must be finite and > 0, got {self.slice_spacing_mm!r}")
         if not math.isfinite(self.z_first_mm):
             raise ValueError(f"z_first_mm must be finite, got {self.z_first_mm!r}")
+        if self.file_index_line is not None:
+            first, step = self.file_index_line
+            if not (math.isfinite(first) and math.isfinite(step) and step != 0):
+                raise ValueError(f"file_index_line must be two finite numbers with a step != 0, "
+                                 f"got {self.file_index_line!r}")
 
     def file_index(self, c):
         """Canonical slice index (float or array) → the file's index along its SI voxel axis."""
         c = np.asarray(c, dtype=np.float64)
+        if self.file_index_line is not None:
+            first, step = self.file_index_line
+            return _scalar_or_array(first + step * c)
         return _scalar_or_array((self.n_slices - 1) - c if self.file_si_reversed else c)
 
     def canonical_index(self, file_idx):
         """The file's index along its SI voxel axis (float or array) → canonical slice index."""
+        if self.file_index_line is not None:
+            first, step = self.file_index_line
+            return _scalar_or_array((np.asarray(file_idx, dtype=np.float64) - first) / step)
         # the map is its own inverse (identity or a flip)
         return self.file_index(file_idx)
 
@@ -102,20 +117,27 @@ class VolumeGeometry:
         return self.file_index(self.canonical_from_z(z_mm))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (plain Python numbers); inverse of :meth:`from_dict`."""
-        return {"n_slices": int(self.n_slices), "file_si_axis": int(self.file_si_axis),
-                "file_si_reversed": bool(self.file_si_reversed),
-                "z_first_mm": float(self.z_first_mm), "slice_spacing_mm": float(self.slice_spacing_mm)}
+        """JSON-able dict (plain Python numbers); inverse of :meth:`from_dict`. ``file_index_line``
+        only appears when set."""
+        d = {"n_slices": int(self.n_slices), "file_si_axis": int(self.file_si_axis),
+             "file_si_reversed": bool(self.file_si_reversed),
+             "z_first_mm": float(self.z_first_mm), "slice_spacing_mm": float(self.slice_spacing_mm)}
+        if self.file_index_line is not None:
+            d["file_index_line"] = [float(v) for v in self.file_index_line]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VolumeGeometry":
         """Rebuild from :meth:`to_dict` output; missing or unknown keys raise ValueError."""
         expected = {"n_slices", "file_si_axis", "file_si_reversed", "z_first_mm", "slice_spacing_mm"}
-        if set(d) != expected:
-            raise ValueError(f"geometry dict needs exactly the keys {sorted(expected)}, got {sorted(d)}")
+        if not expected <= set(d) <= expected | {"file_index_line"}:
+            raise ValueError(f"geometry dict needs exactly the keys {sorted(expected)} (and "
+                             f"optionally file_index_line), got {sorted(d)}")
+        line = d.get("file_index_line")
         return cls(n_slices=int(d["n_slices"]), file_si_axis=int(d["file_si_axis"]),
                    file_si_reversed=bool(d["file_si_reversed"]), z_first_mm=float(d["z_first_mm"]),
-                   slice_spacing_mm=float(d["slice_spacing_mm"]))
+                   slice_spacing_mm=float(d["slice_spacing_mm"]),
+                   file_index_line=None if line is None else (float(line[0]), float(line[1])))
 
 
 def _scalar_or_array(x: np.ndarray):
@@ -137,8 +159,9 @@ class CTVolume:
             ``series_uid`` (DICOM, else None), ``dicom_files`` (DICOM: one file per canonical
             slice, in canonical order; empty when the series is not stacked along the SI axis),
             ``other_series_uids``, ``modality`` and ``image_type`` (DICOM only),
-            ``oblique_deg``, ``file_size_ijk``, ``origin_lps_mm``,
-            ``direction``.
+            ``oblique_deg`` (the file's tilt), ``file_size_ijk``, ``origin_lps_mm``,
+            ``direction`` (of the grid ``hu`` lies on), ``desheared`` (True when a tilted
+            file was resampled onto axis-aligned slices, ``l3loc.io.deshear``).
     """
 
     hu: np.ndarray
@@ -177,14 +200,6 @@ def to_canonical(image: sitk.Image, path: Path):
     spacing = image.GetSpacing()
     direction = image.GetDirection()
     file_axis, flip, oblique_deg = axis_assignment(direction)
-    if oblique_deg > OBLIQUE_TOLERANCE_DEG:
-        warnings.warn(f"{path}: the voxel axes are tilted {oblique_deg:.2f}° from the patient axes "
-                      "(oblique or gantry-tilted scan); slices are taken along the axis closest to "
-                      "superior–inferior and z at each slice centre, not de-sheared: the vertebral "
-                      "arches behind the body move with the tilt, and on tilted phantoms the L3 "
-                      f"found lies up to {TILT_ERROR_MM_PER_DEG:g} mm per degree (here about "
-                      f"{TILT_ERROR_MM_PER_DEG * oblique_deg:.0f} mm) from the body's centre: "
-                      "check the slice", stacklevel=3)
     si = file_axis[0]
     n_slices = size[si]
     if n_slices > MANY_SLICES:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -18,7 +19,9 @@ import SimpleITK as sitk
 from l3loc.atomic import atomic_path
 from l3loc.errors import InputError
 from l3loc.io.dicom import dicom_kind, read_dicom_series
-from l3loc.io.geometry import OBLIQUE_TOLERANCE_DEG, CTVolume, check_canonical, to_canonical
+from l3loc.io.deshear import FileGrid, axis_aligned, through_the_spine
+from l3loc.io.geometry import (OBLIQUE_TOLERANCE_DEG, CTVolume, axis_assignment, check_canonical,
+                               to_canonical)
 from l3loc.io.headers import check_file_header, itk_problem
 
 #: File name endings read as single-file volumes (DICOM is read from a folder or a ``.dcm`` file).
@@ -81,10 +84,26 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
             raise InputError(path, itk_problem(e)) from None
         files_k = []
     image = _as_3d_scalar(image, path)
+    file_grid, file_orientation = None, None
+    oblique_deg = axis_assignment(image.GetDirection())[2]
+    if oblique_deg > OBLIQUE_TOLERANCE_DEG:
+        warnings.warn(f"{path}: the slices are tilted {oblique_deg:.2f}° from the patient axes "
+                      "(gantry-tilted or oblique scan): resampled onto axis-aligned slices before "
+                      "the projections (de-sheared); a slice number names the file's slice through "
+                      "the spine at that height", stacklevel=2)
+        file_grid = FileGrid.of(image)
+        file_orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+            image.GetDirection())
+        image = axis_aligned(image)
     hu, spacing_mm, geometry, orient = to_canonical(image, path)
     meta.update(orient)
+    if file_grid is not None:
+        hu, geometry = through_the_spine(hu, spacing_mm, geometry, image, file_grid)
+        meta.update(oblique_deg=float(oblique_deg), orientation=file_orientation, desheared=True)
     if files_k and geometry.file_si_axis == 2:
-        meta["dicom_files"] = [files_k[int(geometry.file_index(c))] for c in range(geometry.n_slices)]
+        last = len(files_k) - 1
+        meta["dicom_files"] = [files_k[min(max(int(round(float(geometry.file_index(c)))), 0), last)]
+                               for c in range(geometry.n_slices)]
     return CTVolume(hu=hu, spacing_mm=spacing_mm, geometry=geometry, path=str(path), meta=meta)
 
 
@@ -164,7 +183,7 @@ def describe_volume(vol: CTVolume) -> str:
     axis = "ijk"[g.file_si_axis]
     direction = "increases superiorly, reversed" if g.file_si_reversed else "increases inferiorly"
     oblique = vol.meta.get("oblique_deg", 0.0)
-    tilt = f"  (oblique {oblique:.2f}°)" if oblique > OBLIQUE_TOLERANCE_DEG else ""
+    tilt = f"  (tilted {oblique:.2f}°, resampled onto axis-aligned slices)" if vol.meta.get("desheared") else ""
     lines = [
         f"path          {vol.path}",
         f"format        {vol.meta.get('format')}  orientation {vol.meta.get('orientation')}{tilt}",

@@ -99,6 +99,13 @@ def _bone_table(seed: int = 20240613, scales: tuple = ((0.9, 0.6), (4.0, 0.8))) 
     return Texture.make(np.random.default_rng(seed), scales_cells=scales)
 
 
+def tilt_pivot_y_mm(plan: CasePlan, g=None) -> float:
+    """The y (mm, the volume's centre row = 0, +posterior) about which a gantry-tilted case's
+    slices lean: the L3 body's centre, where the ground truth holds."""
+    g = geometry(plan) if g is None else g
+    return float(g.sy(plan.vertebra("L3").z_centre))
+
+
 def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarray:
     """Render a case.
 
@@ -163,8 +170,7 @@ def render_volume(plan: CasePlan, buffer: np.ndarray | None = None) -> np.ndarra
     row_back = g.back_y / dy + (rows - 1) / 2
     kernel_inplane(hu, (int(row_front) - 2, int(row_back) + 3), (int(col_c) - half, int(col_c) + half + 2), kernel)
     if plan.tilt_deg:
-        l3 = plan.vertebra("L3")
-        tilt(hu, plan.tilt_deg, plan.spacing_mm[0], y_mm, float(g.sy(l3.z_centre)))
+        tilt(hu, plan.tilt_deg, plan.spacing_mm[0], y_mm, tilt_pivot_y_mm(plan, g))
     # kernels trade noise for sharpness: a sharp kernel's noise is stronger and finer
     noise_f, grain_f = {"soft": (0.7, 1.5), "standard": (1.0, 1.0), "sharp": (1.5, 0.6)}[kernel]
     add_noise(hu, plan.noise_hu * st.noise_scale * noise_f, rng, st.grain_px * grain_f, plan.noise_zcorr)

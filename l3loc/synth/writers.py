@@ -7,8 +7,11 @@ Output folder layout::
     l3_dataset.npz        images_f, images_s (int16 HU), ydata {annotator_1, annotator_2},
                           names, spacings, negative, plus ground truth arrays (see EXTRA_KEYS)
     ground_truth.json     per case: CasePlan.ground_truth() (+ the file slice index when written)
-    volumes/<name>.nii.gz first ``n_volumes`` cases (read_volume returns them unchanged)
-    dicom/<name>/         the first ``n_dicom`` of those also as DICOM series
+    volumes/<name>.nii.gz first ``n_volumes`` cases (read_volume returns them unchanged; a
+                          gantry-tilted case's NIfTI holds its tilted slices stacked upright,
+                          as a converter that cannot store a shear leaves them)
+    dicom/<name>/         the first ``n_dicom`` of those also as DICOM series (a tilted case's
+                          with its tilt in ImageOrientationPatient: read de-sheared)
     annotations.csv       path, l3_z_mm, negative, the other levels' z (t12_z_mm, l1_z_mm, ...;
                           empty where absent) and transitional for every volume and series
     preview.png           frontal + sagittal MIPs of the first ``n_preview`` cases with the L3 line
@@ -30,7 +33,7 @@ from l3loc.levels import LEVELS, column_name
 from l3loc.mip import mip
 from l3loc.synth.anatomy import plan_case
 from l3loc.synth.config import PRESETS, SynthConfig
-from l3loc.synth.phantom import render_volume
+from l3loc.synth.phantom import render_volume, tilt_pivot_y_mm
 
 log = logging.getLogger("l3loc")
 
@@ -89,8 +92,11 @@ def _make_case(job: tuple) -> dict:
         gt["l3_file_slice"] = None if gt["negative"] else shape[0] - 1 - gt["l3_slice"]
     if dicom_dir is not None:
         from l3loc.io.dicom import write_dicom_series
+        # a tilted case's series carries its tilt, as a scanner's does, so reading it de-shears it
         write_dicom_series(dicom_dir, hu, spacing, z_first_mm=plan.z_first_mm, origin_xy_mm=origin_xy,
-                           patient_name=f"L3LOC^{plan.name}", slice_thickness_mm=plan.slice_thickness_mm)
+                           patient_name=f"L3LOC^{plan.name}", slice_thickness_mm=plan.slice_thickness_mm,
+                           gantry_tilt_deg=plan.tilt_deg,
+                           tilt_pivot_y_mm=tilt_pivot_y_mm(plan) if plan.tilt_deg else 0.0)
         files["dicom"] = str(dicom_dir)
     return {"gt": gt, "img_f": img_f, "img_s": img_s, "rows": annotator_rows(gt, seed, index), "files": files}
 

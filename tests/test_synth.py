@@ -262,6 +262,29 @@ def test_npz_mips_equal_the_mips_of_the_written_volume(tiny_dataset):
     assert np.array_equal(mip(dicom.hu, "frontal", dicom.spacing_mm), ds.images_f[0])
 
 
+def test_annotations_leave_out_levels_whose_centre_lies_outside_the_scan(tmp_path):
+    """A level the scan only grazes (its body overlaps the last slice, its centre lies beyond)
+    is present in the ground truth, but an annotation must name a slice of the scan: its z stays
+    empty, so the annotation CSV of written phantoms reads back (it was refused before)."""
+    from l3loc.io.annotations import annotation_to_canonical_row, read_annotations
+    from l3loc.io.geometry import VolumeGeometry
+    from l3loc.synth.writers import _write_annotations
+
+    levels_z = {k: -10.0 * i for i, k in enumerate(LEVELS)}
+    slices = {k: None for k in LEVELS}
+    slices.update(T12=5.0, L1=9.0, L2=10.3)          # 10 slices: L2's centre beyond the last one
+    gt = {"name": "case", "negative": True, "l3_z_mm": None, "transitional": False,
+          "shape": [10, 4, 4], "levels_z_mm": levels_z, "level_slices": slices}
+    volume = tmp_path / "case.nii.gz"
+    volume.write_bytes(b"")
+    _write_annotations(tmp_path, [{"gt": gt, "files": {"volume": str(volume)}}])
+    row = read_annotations(tmp_path / "annotations.csv").iloc[0]
+    assert row["l1_z_mm"] == levels_z["L1"] and math.isnan(row["l2_z_mm"])
+    geometry = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=50.0,
+                              slice_spacing_mm=1.0)
+    assert math.isnan(annotation_to_canonical_row(row, geometry, "L2"))
+
+
 def test_written_labels_match_the_ground_truth(tiny_dataset):
     import json
 

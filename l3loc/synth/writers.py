@@ -254,10 +254,14 @@ def _write_annotations(out: Path, records: list[dict]) -> None:
                        "path": str(Path(r["files"][kind]).absolute()),
                        "l3_z_mm": np.nan if g["negative"] else g["l3_z_mm"],
                        "negative": int(g["negative"]), "transitional": int(g["transitional"])}
-                # the other levels where they are in the scan (empty = absent)
+                # the other levels whose centre lies in the scan (empty = absent); a level whose
+                # body the scan only grazes is "in the field of view" of the ground truth but has
+                # no slice of its own, which an annotation must name
+                n_slices = g["shape"][0]
                 for k in LEVELS:
                     if k != "L3":
-                        inside = g["level_slices"].get(k) is not None
+                        c = g["level_slices"].get(k)
+                        inside = c is not None and -0.5 <= c <= n_slices - 0.5
                         row[column_name(k, "l3_z_mm")] = g["levels_z_mm"][k] if inside else np.nan
                 rows.append(row)
     write_annotations(out / "annotations.csv", pd.DataFrame(rows), overwrite=True)

@@ -266,7 +266,13 @@ def _true_levels_z(truth: dict, ct) -> dict:
     out = {}
     for k in LEVELS:
         if k != "L3" and any(c in truth for c in (f"{k.lower()}_z_mm", f"{k.lower()}_slice")):
-            c = annotation_to_canonical_row({**truth, "path": ct.path}, ct.geometry, k)
+            try:
+                c = annotation_to_canonical_row({**truth, "path": ct.path}, ct.geometry, k)
+            except InputError as exc:
+                # a level beyond the slices analysed (e.g. a tilted scan, de-sheared and cut to
+                # where it covers the spine) is left unscored; the scan's L3 is still scored
+                log.warning("[EVAL] %s: %s; %s is not scored", ct.path, exc.problem, k)
+                continue
             if math.isfinite(c):
                 out[k] = float(ct.geometry.z_mm(c))
     return out

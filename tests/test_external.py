@@ -175,12 +175,13 @@ def test_multi_level_model_writes_per_level_columns(trained_levels_run, tmp_path
     folder = tmp_path / "scans"
     folder.mkdir()
     lines = ["name,path,l3_z_mm,l1_z_mm"]
-    for i, l3 in enumerate((62, 70)):
+    for i, l3 in enumerate((62, 70, 66)):
         slices = level_slices(l3)
         write_volume(folder / f"s{i}.nii.gz", marker_phantom(n=140, seed=20 + i, markers=slices),
                      MARKER_SPACING, MARKER_Z_FIRST)
         z = [MARKER_Z_FIRST - MARKER_SPACING[0] * c for c in slices]
-        lines.append(f"s{i},s{i}.nii.gz,{z[3]},{z[1] if i == 0 else ''}")
+        l1 = {0: z[1], 1: "", 2: MARKER_Z_FIRST + 20.0}[i]     # s2: L1 labelled above the scan
+        lines.append(f"s{i},s{i}.nii.gz,{z[3]},{l1}")
     (folder / "labels.csv").write_text("\n".join(lines) + "\n")
     evaluate_external(trained_levels_run, folder, out_dir=tmp_path / "out", plots=False)
     per_case = pd.read_csv(tmp_path / "out" / "per_case.csv", keep_default_na=False,
@@ -188,6 +189,9 @@ def test_multi_level_model_writes_per_level_columns(trained_levels_run, tmp_path
     z1 = MARKER_Z_FIRST - MARKER_SPACING[0] * level_slices(62)[1]
     assert per_case.loc["s0", "l1_true_z_mm"] == pytest.approx(z1, abs=1e-4)
     assert math.isnan(per_case.loc["s1", "l1_true_z_mm"])          # not annotated
+    # a level labelled outside the slices analysed is left unscored; the scan's L3 is scored
+    assert math.isnan(per_case.loc["s2", "l1_true_z_mm"]) and per_case.loc["s2", "status"] != "error"
+    assert per_case.loc["s2", "true_z_mm"] == pytest.approx(MARKER_Z_FIRST - 2.0 * 66, abs=1e-4)
     assert per_case.loc["s0", "true_z_mm"] == pytest.approx(MARKER_Z_FIRST - 2.0 * 62, abs=1e-4)
     found = per_case["l1_z_mm"].notna()
     np.testing.assert_allclose(per_case.loc[found, "l1_error_mm"],

@@ -85,12 +85,16 @@ def test_the_same_series_read_without_its_tilt_is_sheared(tmp_path):
     assert "desheared" not in vol.meta
 
 
-def test_oblique_nifti_is_resampled_straight(tmp_path):
+@pytest.mark.parametrize("ras", [False, True])
+def test_oblique_nifti_is_resampled_straight(tmp_path, ras):
     tilt = math.radians(15.0)
     # voxel axes j and k rotated about x; the scene sampled at each voxel's true position
     direction = np.array([[1, 0, 0], [0, math.cos(tilt), -math.sin(tilt)], [0, math.sin(tilt), math.cos(tilt)]])
     size = (32, 48, 60)                                        # i, j, k
     origin = np.array([ORIGIN_XY[0], ROD_Y - 10.0, MARKER_Z - 60.0])   # rod in the field throughout
+    if ras:   # i and j run right-to-left and front-to-back reversed (a RAS file), k unchanged
+        direction = direction @ np.diag([-1.0, -1.0, 1.0])
+        origin = origin + np.array([(size[0] - 1) * 2.0, 0, 0]) + 2.0 * (size[1] - 1) * -direction[:, 1]
     k, j, i = np.meshgrid(*[np.arange(n) for n in size[::-1]], indexing="ij")
     pts = origin[:, None] + direction @ (np.stack([i.ravel(), j.ravel(), k.ravel()]) * 2.0)
     image = sitk.GetImageFromArray(_scene_hu(*pts).reshape(k.shape))

@@ -118,7 +118,7 @@ def through_the_spine(hu: np.ndarray, spacing_mm, geometry: VolumeGeometry, alig
         ends = sorted(((lo - at_top[a]) / step[a], (hi - at_top[a]) / step[a]))
         first, last = max(first, ends[0]), min(last, ends[1])
     first, last = int(math.ceil(first - 1e-9)), int(math.floor(last + 1e-9))
-    if first > last:   # the spine found lies outside the file (a scan without one): keep all
+    if last - first < 1:   # no spine in the file's field (a scan without one): keep every slice
         first, last = 0, n - 1
     si = file_grid.si_axis
     cut = VolumeGeometry(n_slices=last - first + 1, file_si_axis=file_grid.si_axis,

@@ -166,3 +166,10 @@ def test_a_tilted_phantom_series_reads_back_like_the_same_case_untilted(tmp_path
     desheared = np.abs(sagittal(vol.hu, vol.spacing_mm)[inside] - truth[c_upright[inside].astype(int)]).mean()
     sheared = np.abs(sagittal(tilted, spacing) - truth).mean()
     assert desheared < 0.3 * sheared, (desheared, sheared)
+
+
+def test_a_tilt_no_gantry_makes_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="within"):
+        write_dicom_series(tmp_path / "x", np.zeros((2, 4, 4), np.int16), (1.0, 1.0, 1.0),
+                           gantry_tilt_deg=90.0)
+    assert not (tmp_path / "x").exists()

@@ -185,6 +185,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
     if clashes:
         raise FileExistsError(f"{folder}: {clashes[0]} exists (refusing to overwrite)")
 
+    if not abs(gantry_tilt_deg) < 60:   # gantries tilt up to about 30 degrees
+        raise ValueError(f"gantry_tilt_deg must lie within +-60 degrees, got {gantry_tilt_deg}")
     sp_s, sp_r, sp_c = spacing
     lean = math.tan(math.radians(gantry_tilt_deg))
     cos_t, sin_t = math.cos(math.radians(gantry_tilt_deg)), math.sin(math.radians(gantry_tilt_deg))

@@ -1,5 +1,6 @@
 """The l3_dataset.npz reader/writer: exact round trip, validation, refusal of unsafe pickles."""
 import io
+import json
 import os
 import pickle
 import zipfile
@@ -188,7 +189,15 @@ def test_merge_keeps_every_case_and_the_shared_arrays(tmp_path):
         (tmp_path / name).mkdir()
         write_l3_npz(tmp_path / name / "l3_dataset.npz", ds)
     srcs = [str(tmp_path / n / "l3_dataset.npz") for n in ("g3", "g4")]
+    assert main(["merge", *srcs, "--out", str(tmp_path / "nogt")]) == 0
+    assert not (tmp_path / "nogt" / "ground_truth.json").exists()      # the sources have none
+    for name, ds in (("g3", a), ("g4", make_dataset(2))):
+        (tmp_path / name / "ground_truth.json").write_text(
+            json.dumps([{"name": n, "tilt_deg": float(i)} for i, n in enumerate(ds.names)]))
     assert main(["merge", *srcs, "--out", str(tmp_path / "mix")]) == 0
+    truth = json.loads((tmp_path / "mix" / "ground_truth.json").read_text())
+    assert [t["name"] for t in truth] == ["g3_case000", "g3_case001", "g3_case002", "g4_case000", "g4_case001"]
+    assert truth[4]["tilt_deg"] == 1.0
     back, _ = read_l3_npz(tmp_path / "mix" / "l3_dataset.npz")
     assert len(back) == 5 and back.names[3] == "g4_case000"
     assert read_case_groups(tmp_path / "mix" / "l3_dataset.npz")["g4_case000"] == "case000"

@@ -116,18 +116,21 @@ def test_oblique_nifti_is_resampled_straight(tmp_path, ras):
     assert vol.geometry.file_index(marker) == pytest.approx(expected_k, abs=1.5)
 
 
-def test_geometry_with_a_file_index_line_round_trips():
+def test_geometry_with_file_index_knots_round_trips():
     g = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=5.0,
-                       slice_spacing_mm=2.0, file_index_line=(12.5, -0.75))
-    assert g.file_index(2) == pytest.approx(11.0)
+                       slice_spacing_mm=2.0, file_index_knots=((0.0, 12.5), (4.0, 9.5), (9.0, 7.0)))
+    assert g.file_index(2) == pytest.approx(11.0)             # between the first two knots
+    assert g.file_index(6) == pytest.approx(8.5)
+    assert g.file_index(-2) == pytest.approx(14.0)            # continued beyond the ends
     assert g.canonical_index(11.0) == pytest.approx(2.0)
+    assert g.canonical_index(8.5) == pytest.approx(6.0)
     assert VolumeGeometry.from_dict(g.to_dict()) == g
     plain = VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=True, z_first_mm=5.0,
                            slice_spacing_mm=2.0)
-    assert "file_index_line" not in plain.to_dict()
-    with pytest.raises(ValueError, match="step != 0"):
+    assert "file_index_knots" not in plain.to_dict()
+    with pytest.raises(ValueError, match="monotonic"):
         VolumeGeometry(n_slices=10, file_si_axis=2, file_si_reversed=False, z_first_mm=5.0,
-                       slice_spacing_mm=2.0, file_index_line=(0.0, 0.0))
+                       slice_spacing_mm=2.0, file_index_knots=((0.0, 1.0), (5.0, 1.0)))
 
 
 def test_a_tilted_phantom_series_reads_back_like_the_same_case_untilted(tmp_path):

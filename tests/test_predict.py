@@ -146,9 +146,10 @@ def bad_files(folder):
     write_volume(folder / "one slice.nii.gz", phantom()[30:31], SPACING)
     (folder / "broken.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
     files = write_dicom_series(folder / "gap", phantom(), SPACING)
-    files[30].unlink()
+    for f in files[30:34]:            # a hole of four slices
+        f.unlink()
     return {"mask": "label map", "mr": "not a CT", "one slice": "single slice",
-            "broken": "corrupt", "gap": "uneven slice spacing"}
+            "broken": "corrupt", "gap": "slices are missing"}
 
 
 def test_bad_scans_in_a_cohort_give_error_rows_and_the_others_succeed(tmp_path, stub):

@@ -12,7 +12,7 @@ voxel axes are rotated (an oblique NIfTI) has the same problem. So such a volume
 - its z range is cut to the heights at which the file's slices cover the spine, so that the
   scan's ends (``l3loc.decode``'s scan-end rule) are where the spine's coverage ends;
 - each of its slices is mapped back to the file's slice that passes through the spine at that
-  height (``VolumeGeometry.file_index_line``): the slice number l3loc reports for a tilted
+  height (``VolumeGeometry.file_index_knots``): the slice number l3loc reports for a tilted
   series is the file slice that cuts the L3 body, not its arch.
 """
 from __future__ import annotations
@@ -97,7 +97,7 @@ def through_the_spine(hu: np.ndarray, spacing_mm, geometry: VolumeGeometry, alig
         file_grid: the file's own voxel grid.
 
     Returns:
-        The cut volume and its geometry, with ``file_index_line`` set.
+        The cut volume and its geometry, with ``file_index_knots`` set (a line: two knots).
     """
     col = spine_lr_centre_px(hu, spacing_mm)
     row = spine_ap_centre_px(mip(hu, "sagittal", spacing_mm), spacing_mm[1])
@@ -124,5 +124,6 @@ def through_the_spine(hu: np.ndarray, spacing_mm, geometry: VolumeGeometry, alig
     cut = VolumeGeometry(n_slices=last - first + 1, file_si_axis=file_grid.si_axis,
                          file_si_reversed=bool(step[si] < 0), z_first_mm=float(geometry.z_mm(first)),
                          slice_spacing_mm=geometry.slice_spacing_mm,
-                         file_index_line=(float(at_top[si] + first * step[si]), float(step[si])))
+                         file_index_knots=((0.0, float(at_top[si] + first * step[si])),
+                                           (float(last - first), float(at_top[si] + last * step[si]))))
     return np.ascontiguousarray(hu[first:last + 1]), cut

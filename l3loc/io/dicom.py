@@ -25,13 +25,19 @@ from l3loc.errors import InputError
 from l3loc.io.geometry import check_canonical
 from l3loc.io.headers import itk_problem
 
-#: Largest allowed spread of DICOM slice gaps, relative to the median gap.
+#: Spread of DICOM slice gaps, relative to the median gap, above which the slices are resampled
+#: onto even gaps (a missing slice, or a slice moved).
 GAP_TOLERANCE = 0.01
+#: Largest gap, in median gaps, that is interpolated across: one missing slice leaves 2, a hole of
+#: two or more (3 and up) is refused, since the anatomy in it (L3's body, a disc) is not there.
+MAX_GAP_RATIO = 2.5
 _CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 
 
 def read_dicom_series(path: Path, series_uid: str | None):
-    """Pick and read one series; returns (image, files in k order, uid, other uids)."""
+    """Pick and read one series; returns (image, files in k order, uid, other uids, file
+    slices): file slices is None, or for a series with uneven gaps resampled onto even ones,
+    the file's (fractional) slice index of each slice of the image."""
     if path.is_file():
         folder = path.parent
         reader = sitk.ImageFileReader()
@@ -65,7 +71,7 @@ def read_dicom_series(path: Path, series_uid: str | None):
     if len(names) < 2:
         raise InputError(path, f"DICOM series {uid} has a single slice ({Path(names[0]).name}); a "
                                "CT volume with several slices is needed")
-    _check_dicom_positions(path, names)
+    positions, uneven = _check_dicom_positions(path, names)
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(names)
     # the true step from slice to slice (ImagePositionPatient), not the slice normal: a
@@ -75,7 +81,42 @@ def read_dicom_series(path: Path, series_uid: str | None):
         image = reader.Execute()
     except RuntimeError as e:
         raise InputError(path, f"DICOM series {uid}: " + itk_problem(e)) from None
-    return image, names, uid, [u for u in uids if u != uid]
+    file_slices = None
+    if uneven:
+        warnings.warn(f"{path}: {uneven}; resampled onto even gaps (linear between neighbouring "
+                      "slices); a slice number names the file's slice", stacklevel=3)
+        image, file_slices = _even_slices(image, positions)
+    return image, names, uid, [u for u in uids if u != uid], file_slices
+
+
+def _even_slices(image: sitk.Image, positions: np.ndarray) -> tuple[sitk.Image, np.ndarray]:
+    """A series with uneven gaps resampled onto even ones along its table direction.
+
+    Returns:
+        The image (the median gap, adjusted to span the series exactly; same first slice,
+        direction and pixel type) and, per slice of it, the (fractional) index of the file's
+        slice it lies at.
+    """
+    step = positions[-1] - positions[0]
+    along = (positions - positions[0]) @ (step / np.linalg.norm(step))   # 0 .. length, increasing
+    count = int(round(along[-1] / float(np.median(np.diff(along))))) + 1
+    file_slices = np.interp(np.linspace(0.0, along[-1], count), along, np.arange(len(along)))
+    voxels = sitk.GetArrayViewFromImage(image)              # (k, j, i)
+    even = np.empty((count,) + voxels.shape[1:], dtype=voxels.dtype)
+    for m, f in enumerate(file_slices):
+        lo = min(int(f), len(along) - 2)
+        w = f - lo
+        mixed = voxels[lo] * (1.0 - w) + voxels[lo + 1] * w
+        even[m] = np.rint(mixed) if np.issubdtype(even.dtype, np.integer) else mixed
+    out = sitk.GetImageFromArray(even)
+    out.SetOrigin(image.GetOrigin())
+    spacing = list(image.GetSpacing())
+    spacing[2] = float(along[-1] / (count - 1))
+    out.SetSpacing(spacing)
+    direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
+    direction[:, 2] = step / np.linalg.norm(step)
+    out.SetDirection(direction.ravel().tolist())
+    return out, file_slices
 
 
 def dicom_kind(name: str) -> dict[str, str]:
@@ -89,23 +130,25 @@ def dicom_kind(name: str) -> dict[str, str]:
             for key, tag in (("modality", "0008|0060"), ("image_type", "0008|0008"))}
 
 
-def _check_dicom_positions(path: Path, names: list[str]) -> None:
-    """Missing, duplicate or unevenly spaced slices (gaps along the slice normal) → InputError."""
+def _check_dicom_positions(path: Path, names: list[str]) -> tuple[np.ndarray, str]:
+    """Each slice's ImagePositionPatient (n, 3), and what is uneven about their gaps along the
+    slice normal ('' when even). Duplicate positions or a hole of more than ``MAX_GAP_RATIO``
+    typical gaps → InputError."""
     reader = sitk.ImageFileReader()
     positions, normal = [], None
     for name in names:
         reader.SetFileName(name)
         try:
             reader.ReadImageInformation()
-            ipp = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
+            positions.append([float(v) for v in reader.GetMetaData("0020|0032").split("\\")])
             if normal is None:
                 iop = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
                 normal = np.cross(iop[:3], iop[3:])
         except (RuntimeError, ValueError) as e:
             raise InputError(path, f"{Path(name).name}: unreadable DICOM header or missing "
                                    f"ImagePositionPatient/ImageOrientationPatient ({e})") from None
-        positions.append(float(np.dot(ipp, normal)))
-    gaps = np.abs(np.diff(positions))
+    positions = np.asarray(positions, dtype=np.float64)
+    gaps = np.abs(np.diff(positions @ normal))
 
     def between(i: int) -> str:
         return f"between {Path(names[i]).name} and {Path(names[i + 1]).name}"
@@ -114,10 +157,16 @@ def _check_dicom_positions(path: Path, names: list[str]) -> None:
         raise InputError(path, f"two slices at the same position ({between(int(np.argmin(gaps)))}); "
                                "the series mixes acquisitions or holds duplicates")
     median = float(np.median(gaps))
+    widest = int(np.argmax(gaps))
+    if gaps[widest] > MAX_GAP_RATIO * median:
+        raise InputError(path, f"a gap of {gaps[widest]:.3f} mm {between(widest)}, typical gap "
+                               f"{median:.3f} mm: slices are missing there (a hole of more than "
+                               f"{MAX_GAP_RATIO:g} gaps is not interpolated), or the series mixes acquisitions")
     worst = int(np.argmax(np.abs(gaps - median)))
-    if abs(gaps[worst] - median) > GAP_TOLERANCE * median:
-        raise InputError(path, f"uneven slice spacing: a gap of {gaps[worst]:.3f} mm {between(worst)}, "
-                               f"typical gap {median:.3f} mm (missing slice or mixed series)")
+    if abs(gaps[worst] - median) <= GAP_TOLERANCE * median:
+        return positions, ""
+    return positions, (f"uneven slice spacing: a gap of {gaps[worst]:.3f} mm {between(worst)}, "
+                       f"typical gap {median:.3f} mm (a missing slice?)")
 
 
 def new_uid() -> str:

@@ -18,6 +18,7 @@ and z is taken at the centre of each slice.
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -57,11 +58,13 @@ class VolumeGeometry:
         z_first_mm: world z of canonical slice 0 (the most superior slice), at the slice centre.
         slice_spacing_mm: world-z distance between consecutive slices (> 0); equals the voxel
             spacing along the slice axis unless the direction matrix is oblique.
-        file_index_line: ``(first, step)`` for a volume resampled onto axis-aligned slices
-            (a gantry-tilted or oblique file, ``l3loc.io.deshear``): canonical slice ``c`` is then
-            the file's slice ``first + step * c`` (fractional), the one through the spine at that
-            height; None (every other volume): canonical slices are the file's, in order or
-            reversed.
+        file_index_knots: for a volume whose slices are not the file's own (a gantry-tilted or
+            oblique file resampled onto axis-aligned slices, ``l3loc.io.deshear``; a DICOM series
+            with a missing slice resampled onto even gaps, ``l3loc.io.dicom``): pairs
+            ``(canonical index, file index)``, canonical indices increasing, between and beyond
+            which the file's (fractional) slice index is linear; for a tilted file it is the
+            file's slice through the spine at that height. None (every other volume): canonical
+            slices are the file's, in order or reversed.
     """
 
     n_slices: int
@@ -69,7 +72,7 @@ class VolumeGeometry:
     file_si_reversed: bool
     z_first_mm: float
     slice_spacing_mm: float
-    file_index_line: tuple[float, float] | None = None
+    file_index_knots: tuple[tuple[float, float], ...] | None = None
 
     def __post_init__(self):
         if int(self.n_slices) != self.n_slices or self.n_slices < 1:
@@ -80,25 +83,28 @@ class VolumeGeometry:
             raise ValueError(f"slice_spacing_mm must be finite and > 0, got {self.slice_spacing_mm!r}")
         if not math.isfinite(self.z_first_mm):
             raise ValueError(f"z_first_mm must be finite, got {self.z_first_mm!r}")
-        if self.file_index_line is not None:
-            first, step = self.file_index_line
-            if not (math.isfinite(first) and math.isfinite(step) and step != 0):
-                raise ValueError(f"file_index_line must be two finite numbers with a step != 0, "
-                                 f"got {self.file_index_line!r}")
+        if self.file_index_knots is not None:
+            knots = np.asarray(self.file_index_knots, dtype=np.float64)
+            if (knots.ndim != 2 or knots.shape[0] < 2 or knots.shape[1] != 2 or not np.isfinite(knots).all()
+                    or not (np.diff(knots[:, 0]) > 0).all() or not (
+                        (np.diff(knots[:, 1]) > 0).all() or (np.diff(knots[:, 1]) < 0).all())):
+                raise ValueError("file_index_knots must be two or more finite (canonical, file) pairs, both "
+                                 f"strictly monotonic, got {self.file_index_knots!r}")
 
     def file_index(self, c):
         """Canonical slice index (float or array) → the file's index along its SI voxel axis."""
         c = np.asarray(c, dtype=np.float64)
-        if self.file_index_line is not None:
-            first, step = self.file_index_line
-            return _scalar_or_array(first + step * c)
+        if self.file_index_knots is not None:
+            return _scalar_or_array(_piecewise_linear(c, *np.asarray(self.file_index_knots).T))
         return _scalar_or_array((self.n_slices - 1) - c if self.file_si_reversed else c)
 
     def canonical_index(self, file_idx):
         """The file's index along its SI voxel axis (float or array) → canonical slice index."""
-        if self.file_index_line is not None:
-            first, step = self.file_index_line
-            return _scalar_or_array((np.asarray(file_idx, dtype=np.float64) - first) / step)
+        if self.file_index_knots is not None:
+            cs, fs = np.asarray(self.file_index_knots).T
+            order = np.argsort(fs)
+            return _scalar_or_array(_piecewise_linear(np.asarray(file_idx, dtype=np.float64),
+                                                      fs[order], cs[order]))
         # the map is its own inverse (identity or a flip)
         return self.file_index(file_idx)
 
@@ -117,27 +123,48 @@ class VolumeGeometry:
         return self.file_index(self.canonical_from_z(z_mm))
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (plain Python numbers); inverse of :meth:`from_dict`. ``file_index_line``
+        """JSON-able dict (plain Python numbers); inverse of :meth:`from_dict`. ``file_index_knots``
         only appears when set."""
         d = {"n_slices": int(self.n_slices), "file_si_axis": int(self.file_si_axis),
              "file_si_reversed": bool(self.file_si_reversed),
              "z_first_mm": float(self.z_first_mm), "slice_spacing_mm": float(self.slice_spacing_mm)}
-        if self.file_index_line is not None:
-            d["file_index_line"] = [float(v) for v in self.file_index_line]
+        if self.file_index_knots is not None:
+            d["file_index_knots"] = [[float(c), float(f)] for c, f in self.file_index_knots]
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "VolumeGeometry":
         """Rebuild from :meth:`to_dict` output; missing or unknown keys raise ValueError."""
         expected = {"n_slices", "file_si_axis", "file_si_reversed", "z_first_mm", "slice_spacing_mm"}
-        if not expected <= set(d) <= expected | {"file_index_line"}:
+        if not expected <= set(d) <= expected | {"file_index_knots"}:
             raise ValueError(f"geometry dict needs exactly the keys {sorted(expected)} (and "
-                             f"optionally file_index_line), got {sorted(d)}")
-        line = d.get("file_index_line")
+                             f"optionally file_index_knots), got {sorted(d)}")
+        knots = d.get("file_index_knots")
         return cls(n_slices=int(d["n_slices"]), file_si_axis=int(d["file_si_axis"]),
                    file_si_reversed=bool(d["file_si_reversed"]), z_first_mm=float(d["z_first_mm"]),
                    slice_spacing_mm=float(d["slice_spacing_mm"]),
-                   file_index_line=None if line is None else (float(line[0]), float(line[1])))
+                   file_index_knots=None if knots is None else tuple((float(c), float(f)) for c, f in knots))
+
+
+def on_file_slices(geometry: VolumeGeometry, file_slices: np.ndarray) -> VolumeGeometry:
+    """The geometry of a volume whose slice axis was resampled from the file's (DICOM slices
+    onto even gaps: ``file_slices[m]`` is the file's fractional slice index of the resampled
+    slice m, increasing), restated in the file's own slice indices: one knot per file slice."""
+    file_slices = np.asarray(file_slices, dtype=np.float64)
+    ks = np.arange(math.ceil(file_slices[0] - 1e-9), math.floor(file_slices[-1] + 1e-9) + 1, dtype=np.float64)
+    c = np.asarray(geometry.canonical_index(np.interp(ks, file_slices, np.arange(len(file_slices)))))
+    order = np.argsort(c)
+    return dataclasses.replace(
+        geometry, file_si_reversed=bool(ks[order][-1] < ks[order][0]),
+        file_index_knots=tuple((float(a), float(b)) for a, b in zip(c[order], ks[order])))
+
+
+def _piecewise_linear(x: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """``np.interp`` through the knots (xs increasing), continued linearly beyond the end knots."""
+    y = np.interp(x, xs, ys)
+    before, after = x < xs[0], x > xs[-1]
+    y = np.where(before, ys[0] + (x - xs[0]) * (ys[1] - ys[0]) / (xs[1] - xs[0]), y)
+    return np.where(after, ys[-1] + (x - xs[-1]) * (ys[-1] - ys[-2]) / (xs[-1] - xs[-2]), y)
 
 
 def _scalar_or_array(x: np.ndarray):

@@ -21,7 +21,7 @@ from l3loc.errors import InputError
 from l3loc.io.dicom import dicom_kind, read_dicom_series
 from l3loc.io.deshear import FileGrid, axis_aligned, through_the_spine
 from l3loc.io.geometry import (OBLIQUE_TOLERANCE_DEG, CTVolume, axis_assignment, check_canonical,
-                               to_canonical)
+                               on_file_slices, to_canonical)
 from l3loc.io.headers import check_file_header, itk_problem
 
 #: File name endings read as single-file volumes (DICOM is read from a folder or a ``.dcm`` file).
@@ -63,7 +63,9 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
     Raises:
         InputError: missing path, unsupported type, corrupt or truncated file, not a 3-D volume,
             a single slice, non-finite voxels, spacing <= 0, an unknown ``series_uid``, a folder
-            without DICOM, or a DICOM series with missing or unevenly spaced slices.
+            without DICOM, or a DICOM series with duplicate slices or a hole of several missing
+            ones (one missing slice, or slices unevenly spaced, are resampled onto even gaps
+            with a warning).
     """
     path = Path(path)
     if not path.exists():
@@ -71,8 +73,9 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
     fmt = volume_format(path)
     meta: dict[str, Any] = {"format": fmt, "series_uid": None, "dicom_files": [],
                             "other_series_uids": []}
+    file_slices = None   # a DICOM series resampled onto even gaps: its slices' file indices
     if fmt == "dicom":
-        image, files_k, uid, others = read_dicom_series(path, series_uid)
+        image, files_k, uid, others, file_slices = read_dicom_series(path, series_uid)
         meta.update(series_uid=uid, other_series_uids=others, **dicom_kind(files_k[0]))
     else:
         if series_uid is not None:
@@ -100,6 +103,8 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
     if file_grid is not None:
         hu, geometry = through_the_spine(hu, spacing_mm, geometry, image, file_grid)
         meta.update(oblique_deg=float(oblique_deg), orientation=file_orientation, desheared=True)
+    if file_slices is not None:
+        geometry = on_file_slices(geometry, file_slices)
     if files_k and geometry.file_si_axis == 2:
         last = len(files_k) - 1
         meta["dicom_files"] = [files_k[min(max(int(round(float(geometry.file_index(c)))), 0), last)]

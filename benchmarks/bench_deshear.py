@@ -30,7 +30,7 @@ def _upright(image, path):
 
 def _desheared(image, path):
     grid = FileGrid.of(image)
-    aligned = axis_aligned(image)
+    aligned = axis_aligned(image, grid)
     hu, spacing, geometry, _ = to_canonical(aligned, path)
     return through_the_spine(hu, spacing, geometry, aligned, grid)
 

@@ -59,18 +59,18 @@ class FileGrid:
         return np.linalg.solve(self.matrix, points - self.origin[:, None])
 
 
-def axis_aligned(image: sitk.Image) -> sitk.Image:
-    """The volume resampled onto an LPS axis-aligned grid that covers it (trilinear, air
-    outside); along each patient axis the step that the file axis matched to it makes along that
-    axis (a gantry tilt's slices keep their table increment, its rows their y pitch)."""
+def axis_aligned(image: sitk.Image, grid: FileGrid) -> sitk.Image:
+    """The volume (``grid`` = ``FileGrid.of(image)``) resampled onto an LPS axis-aligned grid that
+    covers it (trilinear, air outside); along each patient axis the step that the file axis
+    matched to it makes along that axis (a gantry tilt's slices keep their table increment, its
+    rows their y pitch)."""
     file_axis = axis_assignment(image.GetDirection())[0]
-    matrix = FileGrid.of(image).matrix
     spacing = [0.0, 0.0, 0.0]
     for m, world in enumerate(_CANON_WORLD_AXIS):
-        spacing[world] = float(abs(matrix[world, file_axis[m]]))
-    corners = np.array([image.TransformContinuousIndexToPhysicalPoint([float(c) for c in corner])
-                        for corner in itertools.product(*[(0, s - 1) for s in image.GetSize()])])
-    lo, hi = corners.min(axis=0), corners.max(axis=0)
+        spacing[world] = float(abs(grid.matrix[world, file_axis[m]]))
+    corners = grid.origin[:, None] + grid.matrix @ np.array(
+        list(itertools.product(*[(0, s - 1) for s in grid.size])), dtype=np.float64).T
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
     size = [int(math.floor((hi[w] - lo[w]) / spacing[w] + 1e-6)) + 1 for w in range(3)]
     resample = sitk.ResampleImageFilter()
     resample.SetOutputOrigin([float(v) for v in lo])
@@ -121,7 +121,7 @@ def through_the_spine(hu: np.ndarray, spacing_mm, geometry: VolumeGeometry, alig
     if last - first < 1:   # no spine in the file's field (a scan without one): keep every slice
         first, last = 0, n - 1
     si = file_grid.si_axis
-    cut = VolumeGeometry(n_slices=last - first + 1, file_si_axis=file_grid.si_axis,
+    cut = VolumeGeometry(n_slices=last - first + 1, file_si_axis=si,
                          file_si_reversed=bool(step[si] < 0), z_first_mm=float(geometry.z_mm(first)),
                          slice_spacing_mm=geometry.slice_spacing_mm,
                          file_index_knots=((0.0, float(at_top[si] + first * step[si])),

@@ -97,8 +97,9 @@ def _even_slices(image: sitk.Image, positions: np.ndarray) -> tuple[sitk.Image, 
         direction and pixel type) and, per slice of it, the (fractional) index of the file's
         slice it lies at.
     """
-    step = positions[-1] - positions[0]
-    along = (positions - positions[0]) @ (step / np.linalg.norm(step))   # 0 .. length, increasing
+    table = positions[-1] - positions[0]
+    table /= np.linalg.norm(table)                          # the unit step from slice to slice
+    along = (positions - positions[0]) @ table              # 0 .. length, increasing
     count = int(round(along[-1] / float(np.median(np.diff(along))))) + 1
     file_slices = np.interp(np.linspace(0.0, along[-1], count), along, np.arange(len(along)))
     voxels = sitk.GetArrayViewFromImage(image)              # (k, j, i)
@@ -114,7 +115,7 @@ def _even_slices(image: sitk.Image, positions: np.ndarray) -> tuple[sitk.Image, 
     spacing[2] = float(along[-1] / (count - 1))
     out.SetSpacing(spacing)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    direction[:, 2] = step / np.linalg.norm(step)
+    direction[:, 2] = table
     out.SetDirection(direction.ravel().tolist())
     return out, file_slices
 
@@ -237,8 +238,8 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
     if not abs(gantry_tilt_deg) < 60:   # gantries tilt up to about 30 degrees
         raise ValueError(f"gantry_tilt_deg must lie within +-60 degrees, got {gantry_tilt_deg}")
     sp_s, sp_r, sp_c = spacing
-    lean = math.tan(math.radians(gantry_tilt_deg))
-    cos_t, sin_t = math.cos(math.radians(gantry_tilt_deg)), math.sin(math.radians(gantry_tilt_deg))
+    tilt = math.radians(gantry_tilt_deg)
+    cos_t, sin_t = math.cos(tilt), math.sin(tilt)
     date, clock = time.strftime("%Y%m%d"), time.strftime("%H%M%S")
     series_tags = {
         "0008|0016": _CT_IMAGE_STORAGE, "0008|0060": modality, "0008|0020": date, "0008|0030": clock,
@@ -255,7 +256,7 @@ def write_dicom_series(folder: str | os.PathLike, hu: np.ndarray, spacing_mm: Se
     }
     with _kept_locale():
         # a tilted slice's first row (y of origin_xy_mm) lies above or below its z_c
-        z_shift = -(float(origin_xy_mm[1]) - tilt_pivot_y_mm) * lean
+        z_shift = -(float(origin_xy_mm[1]) - tilt_pivot_y_mm) * sin_t / cos_t
         return _write_dicom_slices(folder, hu, names, series_uid, series_tags, z_first_mm + z_shift,
                                    sp_s, sp_r / cos_t, sp_c, origin_xy_mm)
 

@@ -97,7 +97,7 @@ def read_volume(path: str | os.PathLike, series_uid: str | None = None) -> CTVol
         file_grid = FileGrid.of(image)
         file_orientation = sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
             image.GetDirection())
-        image = axis_aligned(image)
+        image = axis_aligned(image, file_grid)
     hu, spacing_mm, geometry, orient = to_canonical(image, path)
     meta.update(orient)
     if file_grid is not None:

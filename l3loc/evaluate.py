@@ -1,5 +1,6 @@
 """Evaluate an experiment: every trained fold of every view on its own held-out cases, plus the
-two views fused; per-case and per-fold CSVs, a summary table and plots (the last two drawn by
+two views fused and the frontal decision with its rows placed by the sagittal net (``refined``,
+:mod:`l3loc.placement`); per-case and per-fold CSVs, a summary table and plots (the last two drawn by
 :mod:`l3loc.eval_report`).
 
 Reads (layout of ``l3loc.engine``): ``<exp>/splits.json`` and
@@ -30,6 +31,7 @@ case helps choose the threshold it is scored with (see :func:`decide_view`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -48,7 +50,8 @@ from l3loc.fold_profiles import FoldProfiles, ModelLoader, fold_profiles, fuse_f
 from l3loc.levels import level_decision
 from l3loc.metrics import (CASE_COLUMNS, LEVEL_CASE_COLUMNS, RIGHT_LEVEL_MM, case_record, choose_threshold,
                            levels_markdown, summarize, summarize_levels)
-from l3loc.runs import (DECISION, DECISION_VIEWS, FUSED, NET_VIEWS, epochs_done, read_decision,
+from l3loc.placement import PLACING_VIEW, PLACING_WINDOW_MM, placed_decision
+from l3loc.runs import (DECISION, DECISION_VIEWS, FUSED, NET_VIEWS, REFINED, epochs_done, read_decision,
                         read_splits, trained_folds, weight_hashes, write_decision)
 
 log = logging.getLogger("l3loc")
@@ -59,9 +62,19 @@ EVAL_VIEWS = DECISION_VIEWS
 # ----------------------------------------------------------------------------- decisions
 
 
+def _placed(decision: Decision, placing: FoldProfiles, k: int, smooth_mm: float,
+            l3_channel: bool) -> Decision:
+    """``decision`` (of case ``k`` of a fold) with its rows placed by the placing view's fold
+    (``l3loc.placement``): by its L3 channel alone, or by every level channel."""
+    profiles = placing.profiles[k] if l3_channel else placing.level_profiles[k]
+    return placed_decision(decision, profiles, ("L3",) if l3_channel else placing.levels,
+                           placing.spacing_mm, smooth_mm, PLACING_WINDOW_MM)
+
+
 def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float | None,
                 smooth_mm: float = 2.0, ambiguity_ratio: float = 0.8,
-                min_separation_mm: float = 20.0) -> tuple[pd.DataFrame, dict]:
+                min_separation_mm: float = 20.0,
+                placing: Sequence[FoldProfiles] | None = None) -> tuple[pd.DataFrame, dict]:
     """Decode and classify every case of one view's folds.
 
     The ``not_found`` threshold a case is scored with never comes from that case's own fold
@@ -76,6 +89,8 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
         threshold: the ``not_found`` threshold for every case; None = chosen as above
             (``choose_threshold``; the config's ``eval.threshold`` without negative cases).
         smooth_mm, ambiguity_ratio, min_separation_mm: as ``decode_profile`` / ``classify``.
+        placing: the ``refined`` view: the placing view's folds (same cases, in the order of
+            ``results``), which move each decision's row (``l3loc.placement``).
 
     Returns:
         (per-case rows with ``CASE_COLUMNS`` plus ``threshold`` (the one the case was scored
@@ -106,10 +121,12 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
             method = ("chosen on the scored fold itself (one fold: nothing to cross-fit; "
                       "optimistic)" if chosen else "config eval.threshold (no negative cases)")
     rows = []
-    for r, ds, thr in zip(results, decoded, per_fold):
-        for name, label, geom, d in zip(r.names, r.label_rows, r.geometries, ds):
+    for i, (r, ds, thr) in enumerate(zip(results, decoded, per_fold)):
+        for k, (name, label, geom, d) in enumerate(zip(r.names, r.label_rows, r.geometries, ds)):
             decision = classify(d.profile, r.spacing_mm, thr, ambiguity_ratio,
                                 min_separation_mm, subpixel=decoder == "profile")
+            if placing is not None:
+                decision = _placed(decision, placing[i], k, smooth_mm, l3_channel=True)
             rows.append({**case_record(r.view, r.fold, name, float(label), decision, geom,
                                        r.spacing_mm), "threshold": thr})
     return pd.DataFrame(rows, columns=[*CASE_COLUMNS, "threshold"]), {
@@ -117,7 +134,8 @@ def decide_view(results: Sequence[FoldProfiles], decoder: str, threshold: float 
 
 
 def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
-                       smooth_mm: float = 2.0) -> pd.DataFrame:
+                       smooth_mm: float = 2.0,
+                       placing: Sequence[FoldProfiles] | None = None) -> pd.DataFrame:
     """Every level of every case of one view's folds of a model with level channels: the
     sequence decoder's decision (``l3loc.levels.level_decision``, what prediction does) and,
     for comparison on the same cases, the single L3 channel's (``decoder`` = ``L3 channel``:
@@ -128,6 +146,8 @@ def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
         per_case: ``decide_view``'s rows of these folds (the L3 channel's decision and the
             threshold each case is scored with).
         smooth_mm: as ``decode_levels``.
+        placing: as ``decide_view`` (``per_case`` then holds the counting view's own rows, which
+            the sequence is checked against as prediction checks it, before placing).
 
     Returns:
         Rows with ``view``, ``fold``, ``name`` and ``l3loc.metrics.LEVEL_CASE_COLUMNS``; right
@@ -144,7 +164,7 @@ def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
                 "true_row": true, "pred_row": pred, "confidence": conf, "error_mm": err,
                 "right_level": bool(located and err <= RIGHT_LEVEL_MM), "reason": reason}
 
-    for r in results:
+    for i, r in enumerate(results):
         for k, name in enumerate(r.names):
             c = cases.loc[(r.fold, name)]
             channel = Decision(c["status"], float(c["pred_row"]), float(c["confidence"]),
@@ -152,6 +172,9 @@ def decide_levels_view(results: Sequence[FoldProfiles], per_case: pd.DataFrame,
             d = level_decision(r.level_profiles[k], r.levels, channel, r.spacing_mm, smooth_mm,
                                float(c["threshold"]), view_profiles=(
                                    r.view_level_profiles[k] if r.view_level_profiles else None))
+            if placing is not None:
+                d = _placed(d, placing[i], k, smooth_mm, l3_channel=False)
+                channel = _placed(channel, placing[i], k, smooth_mm, l3_channel=True)
             seq = d.sequence
             for j, level in enumerate(r.levels):
                 pred, conf, located = float(seq.rows[j]), float(seq.confidence[j]), None
@@ -216,7 +239,7 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         raise InputError("--decoder", f"unknown decoder {decoder!r}: expected {DECODERS}")
     splits = read_splits(exp_dir)
     wanted = list(views) if views else list(EVAL_VIEWS)
-    net_views = [v for v in NET_VIEWS if v in wanted or FUSED in wanted]
+    net_views = [v for v in NET_VIEWS if v in wanted or FUSED in wanted or REFINED in wanted]
     runs = trained_folds(exp_dir, net_views, folds)
     if not runs:
         raise InputError(exp_dir, f"no trained fold (best.pdparams + config.yaml) for views "
@@ -232,18 +255,25 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
         results[(view, k)] = fold_profiles(view, k, d, splits, model_loader,
                                            exp_dir / "eval" / "profiles", progress)
     both = sorted(k for (v, k) in results if v == "frontal" and ("sagittal", k) in results)
-    if FUSED in wanted:
-        if not both and views and FUSED in views:
-            raise InputError(exp_dir, "fused needs the frontal and the sagittal net of a fold")
-        for k in both:
-            try:
-                results[(FUSED, k)] = fuse_folds(results[("frontal", k)],
-                                                   results[("sagittal", k)])
-            except InputError as exc:
-                if views and FUSED in views:
-                    raise
-                # not asked for by name: report the single views rather than nothing
-                log.warning("[EVAL] fold %d not fused: %s", k, exc.problem)
+    # both nets of a fold: fused (their profiles' mean) and refined (the frontal decision, its
+    # rows placed by the sagittal net), each when the two views' rows are the same slices
+    two_net = [v for v in (FUSED, REFINED) if v in wanted]
+    asked = [v for v in two_net if views and v in views]
+    if asked and not both:
+        raise InputError(exp_dir, f"{asked[0]} needs the frontal and the sagittal net of a fold")
+    for k in both if two_net else []:
+        try:
+            fused = fuse_folds(results[("frontal", k)], results[("sagittal", k)])
+        except InputError as exc:
+            if asked:
+                raise
+            # not asked for by name: report the single views rather than nothing
+            log.warning("[EVAL] fold %d neither fused nor refined: %s", k, exc.problem)
+            continue
+        if FUSED in wanted:
+            results[(FUSED, k)] = fused
+        if REFINED in wanted:
+            results[(REFINED, k)] = dataclasses.replace(results[("frontal", k)], view=REFINED)
     report_views = [v for v in EVAL_VIEWS if v in wanted and any(rv == v for rv, _ in results)]
     ev = results[(runs[0][0], runs[0][1])].cfg["eval"]
     decoder = decoder or ev["decoder"]
@@ -255,11 +285,14 @@ def evaluate_experiment(exp_dir: str | Path, views: Sequence[str] | None = None,
     cases, extra, level_cases = [], {}, []
     for view in report_views:
         view_results = [results[(v, k)] for (v, k) in sorted(results) if v == view]
+        placing = [results[(PLACING_VIEW, r.fold)] for r in view_results] if view == REFINED else None
         df, extra[view] = decide_view(view_results, decoder, threshold, smooth_mm,
-                                      ambiguity_ratio, min_separation_mm)
+                                      ambiguity_ratio, min_separation_mm, placing)
         cases.append(df)
         if view_results[0].level_profiles is not None:
-            level_cases.append(decide_levels_view(view_results, df, smooth_mm))
+            counting = df if placing is None else decide_view(
+                view_results, decoder, threshold, smooth_mm, ambiguity_ratio, min_separation_mm)[0]
+            level_cases.append(decide_levels_view(view_results, counting, smooth_mm, placing))
     per_case = pd.concat(cases, ignore_index=True)
     per_fold = summarize(per_case, ["view", "fold"])
     summary = summarize(per_case, ["view"])

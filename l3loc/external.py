@@ -52,7 +52,7 @@ from l3loc.errors import InputError
 from l3loc.external_tables import (level_cases, level_columns, level_fields, right_level,
                                    summarize_external, summary_markdown)
 from l3loc.inference import Localiser, load_localiser
-from l3loc.runs import FUSED, available_folds, model_folds, trained_views
+from l3loc.runs import FUSED, REFINED, available_folds, model_folds, nets_of, trained_views
 from l3loc.levels import LEVELS, decide_l3
 from l3loc.metrics import choose_threshold, levels_markdown, summarize_levels
 from l3loc.mip import VIEWS, mip
@@ -122,7 +122,7 @@ def resolve_dataset(path: str | Path) -> tuple[str, Path]:
 def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
                     threshold: float | None = None, backend: str = "auto",
                     folds: Sequence[int] | None = None) -> list[ExternalModel]:
-    """The fold ensemble of every trained view (and fused when both exist), and with
+    """The fold ensemble of every trained view (and fused and refined when both exist), and with
     ``per_fold`` each fold alone, loaded as prediction loads them. ``folds``: only these folds
     (the ensemble of those a view has; fused: those both views have). A fold is one a view
     has as training weights or as an export (an export folder, the shipped model, has only
@@ -153,8 +153,8 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
                                        f"{','.join(map(str, folds))} (it has: {present})")
         fused = len(views) == 2 and bool(have(views))
     models = []
-    for view in views + ([FUSED] if fused else []):
-        view_set = [view] if view != FUSED else views
+    for view in views + ([FUSED, REFINED] if fused else []):
+        view_set = nets_of(view) if fused else [view]
         chosen = have(view_set)
         models.append(ExternalModel(view, "ensemble", load_localiser(
             exp_dir, view, None if folds is None else chosen,
@@ -174,9 +174,11 @@ def external_out_dir(exp_dir: str | Path, data: str | Path,
     return Path(exp_dir) / f"eval_{dataset_name(data)}{suffix}"
 
 
-def _profile_of(outputs: dict) -> np.ndarray:
-    profiles = [o.profile for o in outputs.values()]
-    return profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
+def _profile_of(profiles: dict, placing: str = "") -> np.ndarray:
+    """The decoded profile a decision was made on: the deciding views' (fused when two); the
+    view that only places rows (``refined``) has no say."""
+    deciding = [p for v, p in profiles.items() if v != placing]
+    return deciding[0] if len(deciding) == 1 else fuse_profiles(deciding)
 
 
 def _case_row(model: ExternalModel, name: str, path: str, negative: bool, rec: dict,
@@ -248,7 +250,8 @@ def _evaluate_scans(csv_path: Path, models: Sequence[ExternalModel], progress: b
             rows.append(_case_row(m, scan.name, scan.path, negative, rec, truth,
                                   level_fields(decision, geom, _true_levels_z(truth, ct))))
             if m.folds == "ensemble":
-                profile = _profile_of(outputs)
+                profile = _profile_of({v: o.profile for v, o in outputs.items()},
+                                      m.localiser.placing)
                 z_native = ct.geometry.z_mm(np.arange(ct.geometry.n_slices))
                 # both MIPs for the person reading the montage, also for a one-view model
                 mips = {v: (outputs[v].native_mip_hu if v in outputs else
@@ -301,8 +304,7 @@ def _evaluate_npz(npz_path: Path, models: Sequence[ExternalModel], progress: boo
             # prediction's own decision from the maps (the level sequence for level channels)
             per_view, d = decide_maps({v: vm.maps.fold_maps(data[v][i][0])
                                        for v, vm in views.items()}, m.localiser)
-            profiles = [p for p, _ in per_view.values()]
-            profile = profiles[0] if len(profiles) == 1 else fuse_profiles(profiles)
+            profile = _profile_of({v: p for v, (p, _) in per_view.items()}, m.localiser.placing)
             geom = first.geometry(i)
             label = float(first.label_rows_px[i])
             negative = not math.isfinite(label)

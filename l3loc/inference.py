@@ -25,21 +25,21 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
 from l3loc.errors import InputError
 from l3loc.io.checkpoint import load_checkpoint
 from l3loc.models import build_net, net_stride
-from l3loc.mip import VIEWS
 from l3loc.preprocess import band_col_range
 from l3loc.preprocess_config import PreprocessConfig
 from l3loc.row_windows import pad_rows_to_multiple
 from l3loc.decode import DECODERS
 from l3loc.runs import (DECISION_VIEWS, EXPORT_GRAPH, EXPORT_MANIFEST, EXPORT_PARAMS, EXPORT_SUBDIR,
-                        FUSED, WEIGHTS, available_folds, default_view, evaluated_threshold, read_decision, sha256,
-                        stale_folds)
+                        FUSED, REFINED, WEIGHTS, available_folds, default_view, evaluated_threshold, nets_of,
+                        read_decision, sha256, stale_folds)
+from l3loc.placement import PLACING_VIEW
 
 log = logging.getLogger("l3loc")
 
@@ -201,6 +201,8 @@ class Localiser:
         device: where the models run ("cpu" or "gpu").
         weights: sha256 of each loaded fold's weight file (``"<view>/fold_<K>"``), so a result
             can tell which weights made it (``predict --resume``).
+        placing: the view that only places the other view's rows (``l3loc.placement``; the
+            ``refined`` decision), "" when every view decides.
     """
 
     views: dict[str, ViewModel]
@@ -211,28 +213,41 @@ class Localiser:
     model_id: str = ""
     device: str = "cpu"
     weights: dict = field(default_factory=dict)
+    placing: str = ""
+
+    @property
+    def view(self) -> str:
+        """The decision view this localiser makes (one of ``DECISION_VIEWS``)."""
+        if self.placing:
+            return REFINED
+        return FUSED if len(self.views) == 2 else next(iter(self.views))
 
     def fingerprint(self) -> dict:
         """What decides a result: the models, their weights, folds, decoders and threshold."""
         return {"model_id": self.model_id or None, "models": self.source,
                 "views": {v: list(vm.folds) for v, vm in self.views.items()},
                 "decoders": {v: vm.cfg["eval"]["decoder"] for v, vm in self.views.items()},
-                "threshold": self.threshold, "weights": self.weights}
+                "threshold": self.threshold, "weights": self.weights,
+                **({"placing": self.placing} if self.placing else {})}
 
     @property
     def backend(self) -> str:
         return ",".join(sorted({getattr(v.maps, "backend", "?") for v in self.views.values()}))
 
 
-def function_localiser(fn: Callable[[np.ndarray], np.ndarray] | Sequence[Callable], cfg: dict,
-                       views: Sequence[str] = ("frontal", "sagittal"),
-                       threshold: float | None = None) -> Localiser:
+def function_localiser(fn: Callable[[np.ndarray], np.ndarray] | Sequence[Callable] | Mapping,
+                       cfg: dict, views: Sequence[str] = ("frontal", "sagittal"),
+                       threshold: float | None = None, placing: str = "") -> Localiser:
     """A Localiser whose every view's map is ``fn(image)`` (a list of functions: one "fold"
-    each, numbered from 1); the seam for stub models in tests."""
-    folds = tuple(range(1, len(fn) + 1)) if isinstance(fn, Sequence) else ()
-    vm = {v: ViewModel(v, FunctionMaps(fn), cfg, folds) for v in views}
+    each, numbered from 1; a mapping: view -> its function or list); the seam for stub models
+    in tests. ``placing``: as ``Localiser.placing``."""
+    def view_model(v, f):
+        folds = tuple(range(1, len(f) + 1)) if isinstance(f, Sequence) else ()
+        return ViewModel(v, FunctionMaps(f), cfg, folds)
+
+    vm = {v: view_model(v, fn[v] if isinstance(fn, Mapping) else fn) for v in views}
     thr = float(cfg["eval"]["threshold"] if threshold is None else threshold)
-    return Localiser(vm, thr, source="function", threshold_source="argument")
+    return Localiser(vm, thr, source="function", threshold_source="argument", placing=placing)
 
 
 # ----------------------------------------------------------------------------- run folders
@@ -276,7 +291,8 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     Args:
         root: ``work/<experiment>`` (its ``export/`` subfolder is used for the predictor) or a
             folder written by ``tools/export.py``.
-        view: "frontal", "sagittal", "fused" (both views' nets), or None (:func:`default_view`).
+        view: "frontal", "sagittal", "fused" (both views' nets), "refined" (both: the frontal
+            decides, the sagittal places its rows), or None (:func:`default_view`).
         folds: 1-based folds to average; None = every available fold.
         backend: "dygraph" (``best.pdparams``), "predictor" (exported models), or "auto" (the
             predictor when exported models exist, else dygraph; if the predictor cannot be
@@ -299,7 +315,7 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
     view = view or default_view(root)
     if view not in DECISION_VIEWS:
         raise InputError("--view", f"unknown view {view!r}: expected {', '.join(DECISION_VIEWS)}")
-    views = list(VIEWS) if view == FUSED else [view]
+    views = nets_of(view)
     export_root = root / EXPORT_SUBDIR if (root / EXPORT_SUBDIR).is_dir() else root
     notes: list[str] = []
     loaded: dict[str, ViewModel] = {}
@@ -345,7 +361,8 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
                          "`l3loc calibrate` for a pooled ensemble)")
             log.warning("[PREDICT] %s", notes[-1])
     return Localiser(loaded, float(threshold), source=str(root), threshold_source=thr_source,
-                     notes=notes, device=device, weights=weights)
+                     notes=notes, device=device, weights=weights,
+                     placing=PLACING_VIEW if view == REFINED else "")
 
 
 def _check_export_current(export_root: Path, run_dir: Path, view: str, folds: Sequence[int],

@@ -13,6 +13,7 @@ from l3loc.decode import (Decision, classify, decode_profile, fuse_profiles, row
 from l3loc.inference import Localiser
 from l3loc.io.geometry import CTVolume
 from l3loc.levels import level_decision
+from l3loc.placement import PLACING_WINDOW_MM, placed_decision
 from l3loc.preprocess import preprocess_volume
 
 
@@ -45,7 +46,8 @@ def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
     """From each view's confidence map(s) to the decision, as prediction makes it.
 
     Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
-    decoded profiles). A model with one channel per level (``label.levels``) then decodes the
+    decoded profiles), unless one only places the other's rows (``localiser.placing``, the
+    ``refined`` decision: :func:`l3loc.placement.placed_decision` on what the other decides). A model with one channel per level (``label.levels``) then decodes the
     level sequence on the views' mean raw row profiles and takes L3 from it
     (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
     spine, the L3 channel disagrees, or a view or a fold whose own sequence claims L3 puts it
@@ -63,6 +65,8 @@ def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         ``LevelDecision`` for a model with level channels).
     """
     levels = model_levels(localiser)
+    placing = {v: np.mean(m, axis=0) for v, m in fold_maps.items() if v == localiser.placing}
+    fold_maps = {v: m for v, m in fold_maps.items() if v != localiser.placing}
     maps = {v: np.mean(m, axis=0) for v, m in fold_maps.items()}
     per_view, decision, level_profiles = _l3_channel(maps, localiser, levels)
     cfg = localiser.views[next(iter(per_view))].cfg
@@ -79,6 +83,13 @@ def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
         decision = with_fold_claims(decision, [(name, f[1].row, f[1].confidence)
                                                for name, f in folds.items()],
                                     spacing_mm, localiser.threshold)
+    if placing:   # the refined decision: the counting view's, its rows placed by this view
+        own, _, placing_profiles = _l3_channel(placing, localiser, levels)
+        if localiser.views[localiser.placing].spacing_mm != spacing_mm:
+            raise ValueError("views trained at different pixel sizes: one cannot place the other's rows")
+        per_view.update(own)
+        decision = placed_decision(decision, placing_profiles[localiser.placing], levels, spacing_mm,
+                                   cfg["eval"]["smooth_mm"], PLACING_WINDOW_MM)
     return per_view, decision
 
 

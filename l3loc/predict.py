@@ -114,7 +114,7 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
     seq, reason = getattr(decision, "sequence", None), decision.reason
     n = ct.geometry.n_slices
     rec: dict = {"status": decision.status, "message": reason,
-                 "view": FUSED if len(outputs) == 2 else next(iter(outputs)),
+                 "view": localiser.view,
                  "confidence": decision.confidence, "n_slices": n,
                  "slice_spacing_mm": ct.geometry.slice_spacing_mm}
     for view in ("frontal", "sagittal"):
@@ -162,7 +162,7 @@ def localisation_record(ct: CTVolume, localiser: Localiser, outputs: dict, decis
         l3_found = decision.status in ("found", "ambiguous")
         write_pictures(folder, name, ct, outputs, decision, geom, localiser.threshold,
                        rec["l3_z_mm"] if l3_found else None, rec["second_z_mm"] if ambiguous else None,
-                       decision.status, levels_z)
+                       decision.status, levels_z, fused=localiser.view == FUSED)
         files["qc_png"] = "qc.png"
         if found:
             files.update(write_slice_outputs(ct, c, folder, slab_mm, stem=level.lower()))

@@ -36,8 +36,11 @@ from l3loc.mip import VIEWS as NET_VIEWS
 #: export and decision.json all call it this; ``--view both`` of train and preprocess is another
 #: thing: both nets, or both caches, made one after the other).
 FUSED = "fused"
+#: The decision the frontal nets make with its rows placed by the sagittal nets (the frontal
+#: view counts the vertebrae, the sagittal view places them: l3loc.placement).
+REFINED = "refined"
 #: The views a decision can come from (``--view`` of eval, predict and export).
-DECISION_VIEWS = NET_VIEWS + (FUSED,)
+DECISION_VIEWS = NET_VIEWS + (FUSED, REFINED)
 #: ``both`` meant the fused decision in decision.json and metadata.json written before l3loc 0.1
 #: named it ``fused`` (the shipped models keep their files): read as ``fused``.
 _OLD_FUSED = "both"
@@ -154,6 +157,11 @@ def model_folds(root: Path, view: str) -> list[int]:
     (``best.pdparams``, a run folder) or exported (``model.json``, an export or shipped model)."""
     return sorted(set(available_folds(root, view, WEIGHTS))
                   | set(available_folds(root, view, EXPORT_GRAPH)))
+
+
+def nets_of(view: str) -> list[str]:
+    """The views whose nets a decision view runs: both for ``fused`` and ``refined``."""
+    return list(NET_VIEWS) if view in (FUSED, REFINED) else [view]
 
 
 def trained_views(root: Path) -> list[str]:
@@ -285,13 +293,15 @@ def default_view(root: Path) -> str:
         raise InputError(root, "no trained or exported folds (expected <view>/fold_<K>/"
                                "best.pdparams or model.json)")
     best = (read_decision(root) or {}).get("best_view")
-    if best in views or (best == FUSED and len(views) == 2):
+    if best in views or (best in (FUSED, REFINED) and len(views) == 2):
         return best
     return FUSED if len(views) == 2 else views[0]
 
 
 def evaluated_threshold(root: Path, view: str) -> float | None:
-    """The ``not_found`` threshold evaluation chose for ``view`` (one of DECISION_VIEWS), or None."""
+    """The ``not_found`` threshold evaluation chose for ``view`` (one of DECISION_VIEWS), or None.
+    ``refined`` decides as the frontal view does (only its rows move): the frontal threshold."""
+    view = "frontal" if view == REFINED else view
     entry = ((read_decision(root) or {}).get("views") or {}).get(view) or {}
     value = entry.get("threshold")
     return float(value) if isinstance(value, (int, float)) else None

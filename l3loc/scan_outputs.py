@@ -76,8 +76,9 @@ def write_slice_outputs(ct: CTVolume, c: int, folder: Path, slab_mm: float | Non
 
 def write_pictures(folder: Path, name: str, ct: CTVolume, outputs: dict, decision, geometry,
               threshold: float, l3_z: float | None, second_z: float | None, status: str,
-              levels_z: dict | None = None) -> None:
-    """``qc.png`` and the review page's files of one scan (the same MIPs and profiles)."""
+              levels_z: dict | None = None, fused: bool = True) -> None:
+    """``qc.png`` and the review page's files of one scan (the same MIPs and profiles; with
+    two views and ``fused``, their fused profile too: the one the decision was made on)."""
     z_top, z_bottom = float(ct.geometry.z_mm(0)), float(ct.geometry.z_mm(ct.geometry.n_slices - 1))
     mips = {view: (out.native_mip_hu, out.geometry.col_spacing_mm) for view, out in outputs.items()}
     if len(outputs) == 1:
@@ -85,7 +86,8 @@ def write_pictures(folder: Path, name: str, ct: CTVolume, outputs: dict, decisio
         profiles = {view: out.profile}
     else:
         profiles = {v: o.profile for v, o in outputs.items()}
-        profiles[FUSED] = fuse_profiles(list(profiles.values()))
+        if fused:
+            profiles[FUSED] = fuse_profiles(list(profiles.values()))
     z_rows = np.asarray(geometry.z_mm(np.arange(geometry.n_rows)), dtype=np.float64)
     where = f"slice {_slice_text(l3_z, ct)}" if l3_z is not None else "no L3"
     title = f"{name}: {status}, confidence {decision.confidence:.2f}, {where}"

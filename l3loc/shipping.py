@@ -145,7 +145,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     """
     from l3loc.config import load_config
     from l3loc.export import export_experiment
-    from l3loc.runs import FUSED, default_view, evaluated_threshold
+    from l3loc.runs import default_view, evaluated_threshold, nets_of
 
     run_dir = Path(run_dir)
     if not _ID_RE.match(model_id):
@@ -155,7 +155,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
     if dest.exists() and not overwrite:
         raise InputError(dest, "exists; pass --overwrite to replace the shipped model")
     view = view or default_view(run_dir)
-    views = ["frontal", "sagittal"] if view == FUSED else [view]
+    views = nets_of(view)
     threshold = evaluated_threshold(run_dir, view)
     threshold_source = f"eval/decision.json of experiment {run_dir.name}"
     with atomic_dir(dest) as tmp:

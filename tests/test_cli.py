@@ -75,11 +75,12 @@ def test_every_command_selects_folds_views_devices_and_folders_alike():
         opts = _options(command)
         assert "--fold" in opts and "--folds" not in opts, command
         assert "--work-dir" in opts, command
-    # both = both nets (made one after the other); fused = the decision from both nets' profiles
+    # both = both nets (made one after the other); fused = the decision from both nets' profiles;
+    # refined = the frontal nets' decision, its rows placed by the sagittal nets
     for command in ("train", "preprocess"):
         assert set(_options(command)["--view"].choices) == {"frontal", "sagittal", "both"}
     for command in ("eval", "predict", "export"):
-        assert set(_options(command)["--view"].choices) == {"frontal", "sagittal", "fused"}
+        assert set(_options(command)["--view"].choices) == {"frontal", "sagittal", "fused", "refined"}
     for command in ("train", "eval", "predict"):
         assert _options(command)["--device"].default == "auto", command
     # --opts where there is a --config (README: "the commands that take --config")

@@ -101,8 +101,8 @@ def test_perfect_model_is_within_half_a_mm_everywhere(tmp_path):
     exp, _ = make_experiment(tmp_path, EDGE_CASES)
     summary = evaluate_experiment(exp, decoder="profile", model_loader=band_loader(), plots=False)
     per_case = pd.read_csv(exp / "eval" / "per_case.csv")
-    assert set(per_case["view"]) == {"frontal", "sagittal", "fused"}
-    assert len(per_case) == 3 * len(EDGE_CASES)
+    assert set(per_case["view"]) == {"frontal", "sagittal", "fused", "refined"}
+    assert len(per_case) == 4 * len(EDGE_CASES)
     worst = per_case.loc[per_case["error_mm"].idxmax()]
     # L3 one row from an edge: the band's outer row is cut off, its centre moves half a row
     assert per_case["error_mm"].max() <= 0.5 + 1e-6, worst.to_dict()
@@ -117,7 +117,7 @@ def test_perfect_model_is_within_half_a_mm_everywhere(tmp_path):
     # slices: 2.5 mm cases -> error_slices = error_mm / 2.5
     thick = per_case[per_case["name"] == "case05"]
     np.testing.assert_allclose(thick["error_slices"], thick["error_mm"] / 2.5)
-    assert list(summary["view"]) == ["frontal", "sagittal", "fused"]
+    assert list(summary["view"]) == ["frontal", "sagittal", "fused", "refined"]
 
 
 def test_argmax_decoder_of_a_perfect_band_is_biased_by_its_half_height(tmp_path):
@@ -277,13 +277,14 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
               "profiles/frontal_fold1.npz", "profiles/sagittal_fold1.npz"):
         assert (ev / f).is_file(), f
     per_case = pd.read_csv(ev / "per_case.csv")
-    # fold 2 was not trained: only fold 1's three held-out cases, in three views
-    assert len(per_case) == 3 * 3 and per_case["error_mm"].notna().all()
+    # fold 2 was not trained: only fold 1's three held-out cases, in four views
+    assert len(per_case) == 3 * 4 and per_case["error_mm"].notna().all()
     # the decision prediction reads: per view the threshold of summary.csv, the
     # view of lowest mean error, the weights evaluated
     decision = json.loads((ev / "decision.json").read_text())
     summary = pd.read_csv(ev / "summary.csv").set_index("view")
-    assert set(decision["views"]) == {"frontal", "sagittal", "fused"}
+    assert set(decision["views"]) == {"frontal", "sagittal", "fused", "refined"}
+    assert decision["views"]["refined"]["threshold"] == decision["views"]["frontal"]["threshold"]
     assert decision["views"]["fused"]["threshold"] == pytest.approx(summary.loc["fused", "threshold"],
                                                                    abs=1e-4)
     best = summary["mean_mm"].idxmin()
@@ -298,7 +299,7 @@ def test_trained_tiny_model_end_to_end_with_the_tool(tmp_path, monkeypatch):
 
     monkeypatch.setattr(l3loc.fold_profiles, "load_fold_model", no_network)
     summary = evaluate_experiment(exp, decoder="argmax", plots=False, out_dir=tmp_path / "again")
-    assert list(summary["decoder"]) == ["argmax"] * 3
+    assert list(summary["decoder"]) == ["argmax"] * 4
     assert math.isfinite(summary.loc[0, "mean_mm"])
     # the tool turns a bad experiment name into one line and exit status 2
     bad = subprocess.run([sys.executable, str(ROOT / "tools" / "eval.py"), "--work-dir",
@@ -374,7 +375,7 @@ def test_perfect_level_map_gives_every_level_within_half_a_mm(tmp_path):
     # a row per view and level, and the L3 channel beside the sequence's L3
     assert list(per_level[per_level["view"] == "fused"]["level"]) == [*LEVELS, "L3"]
     assert list(per_level["decoder"][-2:]) == ["sequence", "L3 channel"]
-    assert set(per_level["view"]) == {"frontal", "sagittal", "fused"}
+    assert set(per_level["view"]) == {"frontal", "sagittal", "fused", "refined"}
     assert (per_level["n_present"] == len(LEVEL_CASES)).all()
     assert (per_level["right_level"] == len(LEVEL_CASES)).all()
     assert per_level["max_mm"].max() <= 0.5 + 1e-6

@@ -55,14 +55,14 @@ def test_real_ct_through_the_external_evaluation(trained_run, real_set, tmp_path
     out = tmp_path / "out"
     summary = evaluate_external(trained_run, real_set, per_fold=True, out_dir=out)
     per_case = pd.read_csv(out / "per_case.csv", keep_default_na=False, na_values=[""])
-    # every trained view, fused, as the fold ensemble and as fold 1
+    # every trained view, fused and refined, as the fold ensemble and as fold 1
     assert set(zip(summary["view"], summary["folds"])) == {
-        (v, f) for v in ("frontal", "sagittal", "fused") for f in ("ensemble", "fold 1")}
-    assert len(per_case) == 3 * 6
+        (v, f) for v in ("frontal", "sagittal", "fused", "refined") for f in ("ensemble", "fold 1")}
+    assert len(per_case) == 3 * 8
     example = per_case[per_case["name"] == "example"]
     assert set(example["status"]) <= {"found", "not_found", "ambiguous"}
-    assert example["true_z_mm"].tolist() == pytest.approx([316.3] * 6, abs=1e-6)  # from the CSV
-    assert example["l3_top_z_mm"].tolist() == [330.4] * 6
+    assert example["true_z_mm"].tolist() == pytest.approx([316.3] * 8, abs=1e-6)  # from the CSV
+    assert example["l3_top_z_mm"].tolist() == [330.4] * 8
     assert example["pred_z_mm"].notna().all() and example["error_mm"].notna().all()
     broken = per_case[per_case["name"] == "broken"]
     assert set(broken["status"]) == {"error"} and broken["message"].str.len().min() > 0
@@ -111,7 +111,7 @@ def test_an_export_folder_is_scored_with_its_fused_model(trained_run, tmp_path):
     export_experiment(trained_run, tmp_path / "standalone")
     summary = evaluate_external(tmp_path / "standalone", trained_run.parents[1] / "d.npz",
                                 out_dir=tmp_path / "out", plots=False)
-    assert set(summary["view"]) == {"frontal", "sagittal", "fused"}
+    assert set(summary["view"]) == {"frontal", "sagittal", "fused", "refined"}
 
 
 def test_eval_tool_with_data_on_the_real_ct(trained_run, real_set, tmp_path):
@@ -211,8 +211,8 @@ def test_labels_with_l3_only_keep_the_single_l3_table(trained_run, tmp_path):
 
 
 def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatch):
-    """Frontal, sagittal and fused, as ensembles and as fold 1, share one map per view and scan:
-    2 net runs per readable scan instead of 8; the figures are those of separate runs."""
+    """Frontal, sagittal, fused and refined, as ensembles and as fold 1, share one map per view
+    and scan: 2 net runs per readable scan instead of 12; the figures are those of separate runs."""
     from l3loc.inference import DygraphMaps, load_localiser
     from l3loc.io.volume import read_volume
     from l3loc.predict import predict_volume
@@ -231,9 +231,10 @@ def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatc
     per_case = pd.read_csv(tmp_path / "a" / "per_case.csv")
     scan = per_case[per_case["name"] == "example"].iloc[0]["input"]
     ct = read_volume(scan)
-    for view in ("frontal", "sagittal", "fused"):
+    for view in ("frontal", "sagittal", "fused", "refined"):
         rec = predict_volume(ct, load_localiser(trained_run, view))
         row = per_case[(per_case["name"] == "example") & (per_case["view"] == view)
                        & (per_case["folds"] == "ensemble")].iloc[0]
         assert row["status"] == rec["status"]
         assert row["confidence"] == pytest.approx(rec["confidence"], abs=1e-4)
+        assert row["pred_z_mm"] == pytest.approx(rec["l3_z_mm"], abs=1e-3) or rec["l3_z_mm"] is None

@@ -47,7 +47,7 @@ def test_fold_of_an_export_is_scored(export_and_npz, tmp_path):
     summary = evaluate_external(standalone, npz, plots=False, folds=[1], out_dir=tmp_path / "one",
                                 per_fold=True)
     assert set(zip(summary["view"], summary["folds"])) == {
-        (v, f) for v in ("frontal", "sagittal", "fused") for f in ("ensemble", "fold 1")}
+        (v, f) for v in ("frontal", "sagittal", "fused", "refined") for f in ("ensemble", "fold 1")}
     assert (summary["n_positive"] == 3).all() and (summary["errors"] == 0).all()
     # the subset's ensemble is fold 1 alone: the same figures
     per_case = pd.read_csv(tmp_path / "one" / "per_case.csv")

@@ -1,5 +1,6 @@
 """Evaluate trained folds: L3 errors in mm and slices per case, per fold and per view
-(frontal, sagittal, and fused: the two views' profiles fused), with plots.
+(frontal, sagittal, fused: the two views' profiles fused, and refined: the frontal decision
+with its rows placed by the sagittal nets), with plots.
 
     l3loc eval                                   # every fold and view of the latest experiment
     l3loc eval --experiment cpu_fast --view sagittal --fold 5 --decoder argmax

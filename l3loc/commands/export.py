@@ -18,8 +18,8 @@ from l3loc.runs import DECISION_VIEWS
 
 def add_arguments(parser) -> None:
     parser.add_argument("--experiment", required=True, help="work/<name> or a run folder path")
-    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, or fused (both "
-                        "views' nets); default: every trained view (with --ship: the best "
+    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, fused or refined "
+                        "(both views' nets); default: every trained view (with --ship: the best "
                         "evaluated view)")
     add_fold_argument(parser, default="every trained fold")
     parser.add_argument("--out", help="default: <run folder>/export (with --ship: the package's "
@@ -39,7 +39,7 @@ def run(args) -> int:
     from l3loc.cli import parse_folds
     from l3loc.errors import InputError
     from l3loc.export import export_experiment
-    from l3loc.runs import FUSED, resolve_run_dir
+    from l3loc.runs import nets_of, resolve_run_dir
 
     folds = parse_folds(args.fold)
     root = resolve_run_dir(args.experiment, args.work_dir)
@@ -54,8 +54,8 @@ def run(args) -> int:
         print(f"shipped model {args.ship} -> {dest}; fill in the TO FILL parts of "
               f"{dest / MODEL_CARD}")
         return 0
-    manifest = export_experiment(root, args.out, [args.view] if args.view and args.view != FUSED
-                                 else None, folds, args.dynamic_width, args.overwrite)
+    manifest = export_experiment(root, args.out, nets_of(args.view) if args.view else None, folds,
+                                 args.dynamic_width, args.overwrite)
     print(f"exported {', '.join(f'{v} folds {f}' for v, f in manifest['views'].items())} -> "
           f"{args.out or root / 'export'}")
     return 0

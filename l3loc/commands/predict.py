@@ -39,8 +39,9 @@ def add_arguments(parser) -> None:
     source.add_argument("--experiment", help="trained run: work/<name> or a folder path "
                                              "(default: the shipped model)")
     source.add_argument("--model", help="exported or shipped model folder (l3loc export)")
-    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, or fused (both "
-                        "views' nets, profiles fused); default: the shipped model's view, else the "
+    parser.add_argument("--view", choices=DECISION_VIEWS, help="frontal, sagittal, fused (both "
+                        "views' nets, profiles fused) or refined (the frontal nets decide, the "
+                        "sagittal nets place the rows); default: the shipped model's view, else the "
                         "best evaluated view, else fused when both are trained")
     add_fold_argument(parser, default="every trained fold, maps averaged")
     parser.add_argument("--out", help="output folder (default: work/predict/<experiment or model id>)")

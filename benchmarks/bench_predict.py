@@ -107,6 +107,9 @@ def main() -> None:
     timed("both views fused, 1 fold each, predictor: localise", "fused", [1], "predictor")
     timed("sagittal, 5 folds, predictor: localise", "sagittal", None, "predictor")
     timed("both views fused, 5 folds each, predictor: localise", "fused", None, "predictor")
+    timed("frontal, 5 folds, predictor: localise", "frontal", None, "predictor")
+    timed("refined (frontal decides, sagittal places), 5 folds each, predictor: localise", "refined",
+          None, "predictor")
     timed("both views fused, 5 folds each, dygraph: localise", "fused", None, "dygraph")
     print(f"dygraph / predictor (sagittal, 1 fold): {t_dy / t_pred:.2f}")
     print(f"peak RSS: {rss0:.0f} MB with the scan in memory, {rss1:.0f} MB after 1-fold prediction")

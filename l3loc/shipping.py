@@ -122,6 +122,19 @@ def _fold_commands(run_dir: Path, views: dict) -> list[str]:
     return list(dict.fromkeys(commands))
 
 
+def _views_sentence(view: str) -> str:
+    """How the model card says the views make the decision."""
+    from l3loc.placement import PLACING_WINDOW_MM
+    from l3loc.runs import FUSED, REFINED, decision_view
+
+    view = decision_view(view)
+    if view == REFINED:
+        return ("the frontal nets decide (status, confidence, which vertebra); each row then moves "
+                f"to the sagittal nets' peak of the same level within {PLACING_WINDOW_MM:g} mm "
+                "where they have one")
+    return "the two views' profiles fused" if view == FUSED else f"the {view} view alone"
+
+
 def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = None,
                folds=None, root: str | os.PathLike | None = None,
                overwrite: bool = False, reference_scan: str | os.PathLike | None = None) -> Path:
@@ -131,7 +144,7 @@ def ship_model(run_dir: str | os.PathLike, model_id: str, view: str | None = Non
         run_dir: ``work/<experiment>`` (trained; evaluated, so that the threshold and view are the
             ones chosen on the held-out folds).
         model_id: folder name and the id ``l3loc --version`` and ``run.json`` report.
-        view: "frontal", "sagittal" or "fused"; default the best evaluated view.
+        view: "frontal", "sagittal", "fused" or "refined"; default the best evaluated view.
         folds: 1-based folds to ship (each fold adds its weights); default every trained fold.
         root: folder of shipped models; default :func:`shipped_root`.
         overwrite: replace an existing model of that id.
@@ -238,7 +251,7 @@ person and filled in before the model ships; nothing here is an estimate.
 
 A {model['type']} (base {model.get('base_channels')} channels, depth {model.get('depth')}) per
 view on maximum-intensity projections of the CT ({folds}; the folds' confidence maps are
-averaged, views fused when both). Preprocessing: {pre['spacing_mm']} mm pixels, HU window
+averaged; {_views_sentence(meta['view'])}). Preprocessing: {pre['spacing_mm']} mm pixels, HU window
 {pre['hu_window']}, canvas {pre['canvas']}, side mask {pre['side_mask']}. A scan is `not_found`
 below a peak confidence of {meta['threshold']:.3f} ({meta['threshold_source']}).
 Weights: {meta['weights_mb']} MB (Paddle inference models, Paddle {meta['paddle']}).

@@ -169,3 +169,22 @@ def test_the_package_s_shipped_model_reproduces_its_reference(monkeypatch, real_
     assert rec["status"] == ref["status"] and rec["l3_slice"] == ref["l3_slice"]
     assert rec["confidence"] == pytest.approx(ref["confidence"], abs=1e-4)
     assert math.isfinite(rec["confidence"])
+
+
+def test_a_refined_model_ships_both_nets_and_decides_with_the_frontal_threshold(evaluated_run, scan,
+                                                                               tmp_path):
+    from l3loc.predict import predict_volume
+    from l3loc.shipping import load_model
+
+    dest = ship_model(evaluated_run, "marker-refined", view="refined", root=tmp_path)
+    meta = json.loads((dest / METADATA).read_text())
+    assert meta["view"] == "refined" and set(meta["folds"]) == {"frontal", "sagittal"}
+    decision = json.loads((evaluated_run / "eval" / "decision.json").read_text())
+    assert meta["threshold"] == pytest.approx(decision["views"]["frontal"]["threshold"])
+    assert "sagittal nets' peak of the same level within 10 mm" in (dest / MODEL_CARD).read_text()
+    refined, frontal = load_model(dest), load_model(dest, view="frontal")
+    assert (refined.view, refined.placing, refined.threshold) == ("refined", "sagittal", frontal.threshold)
+    ct = read_volume(scan)
+    a, b = predict_volume(ct, refined), predict_volume(ct, frontal)
+    assert a["view"] == "refined" and (a["status"], a["confidence"]) == (b["status"], b["confidence"])
+    assert abs(a["l3_z_mm"] - b["l3_z_mm"]) <= 10.0 + 1e-6

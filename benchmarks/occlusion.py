@@ -14,6 +14,9 @@ threshold, :func:`l3loc.localisation.localise`; L3's best row whatever the statu
 relative to L3 (mm, superior positive), status, confidence and the predicted L3 relative to the
 truth. A fold whose L3 jumps by a vertebra when one band goes counts from that band.
 
+``--view sagittal`` probes a run's sagittal nets instead (the same erased band: the sagittal slab
+lies inside it).
+
 ``--beyond-mm D`` instead erases, in one copy, all bone more than D mm beside the spine from 5 mm
 under L3's lower endplate down (the iliac wings and crests; the frontal nets' side mask keeps
 +-38 mm).
@@ -78,6 +81,8 @@ def main(argv=None) -> int:
     ap.add_argument("--half-width-mm", type=float, default=60.0)
     ap.add_argument("--beyond-mm", type=float, help="erase bone beyond this distance under L3 instead")
     ap.add_argument("--bone-hu", type=float, default=150.0)
+    ap.add_argument("--view", choices=("frontal", "sagittal"), default="frontal",
+                    help="the nets whose count is probed")
     args = ap.parse_args(argv)
 
     ct = read_volume(args.scan)
@@ -85,9 +90,9 @@ def main(argv=None) -> int:
     col_mm = ct.spacing_mm[2]
     x = np.arange(ct.hu.shape[2]) * col_mm
     cx = spine_lr_centre_px(ct.hu, ct.spacing_mm) * col_mm
-    folds = load_localiser(args.model, view="frontal").views["frontal"].folds
-    localisers = {"ensemble": load_localiser(args.model, view="frontal")}
-    localisers.update({f"fold {k}": load_localiser(args.model, view="frontal", folds=[k]) for k in folds})
+    folds = load_localiser(args.model, view=args.view).views[args.view].folds
+    localisers = {"ensemble": load_localiser(args.model, view=args.view)}
+    localisers.update({f"fold {k}": load_localiser(args.model, view=args.view, folds=[k]) for k in folds})
 
     rows = [dict(band_centre_mm=np.nan, **r) for r in predict_all(ct, localisers)]   # untouched
     if args.beyond_mm is not None:

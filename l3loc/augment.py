@@ -76,7 +76,14 @@ stream, and so every image, is exactly what it was without them):
     segmentation"): it changes texture and local intensity response at random while keeping
     shapes, so a net cannot rely on the phantoms' textures, only on the shape and layout of bone.
 
-None of 8..15 moves a row, so the L3 row is exact after them.
+16. **Spine band** (``spine_band_mm``): the rows of one band of drawn height set to 0 across the
+    whole width, centred anywhere from ``SPINE_BAND_ABOVE_MM`` above the highest labelled level
+    down to the lowest (within ``SPINE_BAND_L3_MM`` of L3 for a single L3 row): one vertebra's
+    look is gone, so a net cannot count from it alone. On real CT the sagittal nets counted from
+    the L1-L2 region, a cue the phantoms give at a fixed level and real spines do not
+    (benchmarks/README.md, ``occlusion.py --view sagittal``).
+
+None of 8..16 moves a row, so the L3 row is exact after them.
 
 (The module is a little over 400 lines on purpose: the steps run in one documented order on one
 random stream, and splitting them across files would hide that order.)
@@ -134,6 +141,8 @@ AUGMENT_DEFAULTS: dict[str, Any] = {
     "texture_layers": 4,          # random conv layers (GIN)
     "texture_channels": 2,        # channels between them
     "texture_mix": (0.0, 1.0),    # weight of the random-texture image against the image
+    "spine_band_p": 0.0,
+    "spine_band_mm": (15.0, 35.0),  # height of the erased band of rows, mm
 }
 
 # keys of AUGMENT_DEFAULTS that are [lo, hi] ranges, with the lowest value allowed
@@ -141,9 +150,14 @@ _RANGES = {"zoom": 1e-3, "thickness_mm": 0.0, "row_scale": 1e-3, "rotate_deg": -
            "blur_row_mm": 0.0, "blur_col_mm": 0.0, "bone_scale": 1e-3, "bone_offset_hu": -np.inf,
            "gamma": 1e-3, "blob_radius_mm": 1e-3, "blob_value": 0.0,
            "noise_std": 0.0, "noise_corr_mm": 0.0, "cutout_mm": 0.0, "truncate_mm": 0.0,
-           "texture_mix": 0.0}
+           "texture_mix": 0.0, "spine_band_mm": 0.0}
 _PROBABILITIES = ("p", "row_scale_p", "rotate_p", "blur_p", "bone_p", "gamma_p", "blob_p",
-                  "noise_p", "cutout_p", "truncate_p", "texture_p")
+                  "noise_p", "cutout_p", "truncate_p", "texture_p", "spine_band_p")
+
+# How far above the highest labelled level a spine band may be centred: about one vertebra with
+# its disc; for a single L3 row, how far from L3 either way (about T11 to the sacrum).
+SPINE_BAND_ABOVE_MM = 40.0
+SPINE_BAND_L3_MM = 150.0
 
 # Control rows of the deformation every 50 mm (about one lumbar vertebra with its disc): shifts
 # of up to 3 mm then stretch or squeeze a vertebra's height by up to ~12 %.
@@ -331,8 +345,24 @@ class Augmenter:
             stack = np.where(stack > 0, np.clip(stack * scale + shift, 0.0, 1.0), 0.0)
 
         stack = self._randomise(stack.astype(np.float32, copy=False), empty_cols)
+        if self._on("spine_band_p"):
+            stack = self._spine_band(stack, row)
         out = stack.astype(np.float32, copy=False)
         return (out if self.stacked else out[0]), row
+
+    def _spine_band(self, stack: np.ndarray, row) -> np.ndarray:
+        """Step 16: one band of rows set to 0, centred on the labelled spine (none without a label)."""
+        rows = np.atleast_1d(np.asarray(row, dtype=np.float64))
+        rows = rows[np.isfinite(rows)]
+        if not rows.size:
+            return stack
+        above = (SPINE_BAND_ABOVE_MM if rows.size > 1 else SPINE_BAND_L3_MM) / self.spacing_mm
+        below = 0.0 if rows.size > 1 else SPINE_BAND_L3_MM / self.spacing_mm
+        centre = self.rng.uniform(rows.min() - above, rows.max() + below)
+        half = self.rng.uniform(*self.cfg["spine_band_mm"]) / self.spacing_mm / 2
+        lo, hi = max(0, int(round(centre - half))), max(0, int(round(centre + half)))
+        stack[:, lo:hi] = 0.0
+        return stack
 
     def _on(self, key: str) -> bool:
         """Whether the step of probability ``cfg[key]`` runs (draws nothing when it is 0)."""

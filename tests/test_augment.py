@@ -347,6 +347,30 @@ def test_cutouts_and_truncation_zero_patches_and_a_side():
     assert sides == {"left", "right"}
 
 
+def test_a_spine_band_erases_whole_rows_between_the_labelled_levels_only():
+    img = np.full((300, 60), 0.5, np.float32)
+    levels = np.array([60.0, 100.0, np.nan, 180.0, 220.0])   # one level absent
+    cfg = {**OFF, "spine_band_p": 1.0, "spine_band_mm": [20.0, 20.0]}
+    centres = []
+    for seed in range(40):
+        out, rows = Augmenter(cfg, "sagittal", np.random.default_rng(seed))(img, levels)
+        np.testing.assert_array_equal(rows, levels)              # no row moves
+        erased = np.nonzero(~out.any(axis=1))[0]
+        assert 19 <= len(erased) <= 21 and np.all(np.diff(erased) == 1)   # one 20 mm band, whole rows
+        assert (out[out > 0] == 0.5).all()
+        centres.append(erased.mean())
+    # from 40 mm above the highest level (row 20) down to the lowest (row 220)
+    assert min(centres) >= 20 - 1 and max(centres) <= 220 + 1 and max(centres) - min(centres) > 120
+    # a single L3 row: within 150 mm of it (2 mm pixels: 75 rows); no label, nothing erased
+    cfg2 = {**cfg, "spine_band_mm": [10.0, 10.0]}
+    for seed in range(20):
+        out, _ = Augmenter(cfg2, "sagittal", np.random.default_rng(seed), spacing_mm=2.0)(img, 150.0)
+        erased = np.nonzero(~out.any(axis=1))[0]
+        assert len(erased) == 5 and 75 - 3 <= erased.mean() <= 225 + 3
+    out, _ = Augmenter(cfg, "sagittal", np.random.default_rng(0))(img, np.nan)
+    assert (out == img).all()
+
+
 def test_domain_randomisation_is_deterministic_and_keeps_the_label_row():
     img = line_image()
     cfg = {**AUGMENT_DEFAULTS, "p": 1.0, **DR_ON, "row_scale": [1.0, 1.0], "zoom": [1.0, 1.0],

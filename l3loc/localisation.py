@@ -47,12 +47,13 @@ def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
 
     Each view's L3 channel is decoded and classified; two views are fused (row-wise mean of the
     decoded profiles), unless one only places the other's rows (``localiser.placing``, the
-    ``refined`` decision: :func:`l3loc.placement.placed_decision` on what the other decides). A model with one channel per level (``label.levels``) then decodes the
-    level sequence on the views' mean raw row profiles and takes L3 from it
-    (``l3loc.levels.level_decision``: ambiguous with a reason when the sequence is not a normal
-    spine, the L3 channel disagrees, or a view or a fold whose own sequence claims L3 puts it
-    on another vertebra). A single-L3 ensemble is checked against its folds' own peaks the same
-    way (``l3loc.decode.with_fold_claims``).
+    ``refined`` decision: :func:`l3loc.placement.placed_decision` on what the other decides).
+    A model with one channel per level (``label.levels``) then decodes the level sequence on
+    the views' mean raw row profiles and takes L3 from it (``l3loc.levels.level_decision``:
+    ambiguous with a reason when the sequence is not a normal spine, the L3 channel disagrees,
+    or a view or a fold whose own sequence claims L3 puts it on another vertebra). A single-L3
+    ensemble is checked against its folds' own peaks the same way
+    (``l3loc.decode.with_fold_claims``).
 
     Args:
         fold_maps: view -> the view model's ``fold_maps`` of its processed image (one map per
@@ -86,10 +87,11 @@ def decide_maps(fold_maps: dict, localiser: Localiser) -> tuple[dict, Decision]:
     if placing:   # the refined decision: the counting view's, its rows placed by this view
         own, _, placing_profiles = _l3_channel(placing, localiser, levels)
         if localiser.views[localiser.placing].spacing_mm != spacing_mm:
-            raise ValueError("views trained at different pixel sizes: one cannot place the other's rows")
+            raise ValueError("views trained at different pixel sizes: one cannot place the "
+                             "other's rows")
         per_view.update(own)
-        decision = placed_decision(decision, placing_profiles[localiser.placing], levels, spacing_mm,
-                                   cfg["eval"]["smooth_mm"], PLACING_WINDOW_MM)
+        decision = placed_decision(decision, placing_profiles[localiser.placing], levels,
+                                   spacing_mm, cfg["eval"]["smooth_mm"], PLACING_WINDOW_MM)
     return per_view, decision
 
 

@@ -6,10 +6,10 @@ level; the sagittal MIP shows the vertebral bodies and discs edge-on, and the sa
 a vertebra two to three times more precisely (on phantoms) but have named the wrong vertebra on
 real CT. The ``refined`` decision (``l3loc.runs.REFINED``) takes everything from the counting
 view — status, confidence, reasons, and which vertebra each row is — and moves each row to the
-placing view's peak of the same level within ``window_mm`` of it. The window is well under half
-a vertebral body, so a row keeps its level; when the placing view's highest point in the window
-lies on the window's edge (its own peak is farther away: it disagrees about the vertebra, or
-sees nothing there) the counting row stays.
+placing view's peak of the same level within ``window_mm`` of it. The window is less than half
+the distance between neighbouring vertebrae, so a row keeps its level; when the placing view's
+highest point in the window lies on the window's edge (its own peak is farther away: it
+disagrees about the vertebra, or sees nothing there) the counting row stays.
 """
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def placed_decision(decision: Decision, placing_profiles: np.ndarray, levels: Se
     changes = {"row": placed_row(decision.row, l3, spacing_mm, window_mm)}
     seq = getattr(decision, "sequence", None)
     if seq is not None:
-        rows = np.array([placed_row(float(r), decoded[list(levels).index(name)], spacing_mm, window_mm)
-                         for name, r in zip(seq.levels, seq.rows)])
+        rows = np.array([placed_row(float(r), decoded[list(levels).index(name)], spacing_mm,
+                                    window_mm) for name, r in zip(seq.levels, seq.rows)])
         changes["sequence"] = dataclasses.replace(seq, rows=rows)
         if decision.row == seq.row("L3"):   # L3 from the sequence: the same row, placed
             changes["row"] = float(rows[list(seq.levels).index("L3")])

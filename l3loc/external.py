@@ -154,7 +154,7 @@ def external_models(exp_dir: Path, per_fold: bool = False, device: str = "cpu",
         fused = len(views) == 2 and bool(have(views))
     models = []
     for view in views + ([FUSED, REFINED] if fused else []):
-        view_set = nets_of(view) if fused else [view]
+        view_set = nets_of(view)
         chosen = have(view_set)
         models.append(ExternalModel(view, "ensemble", load_localiser(
             exp_dir, view, None if folds is None else chosen,

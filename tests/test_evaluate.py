@@ -348,6 +348,14 @@ def test_one_fold_threshold_is_marked_optimistic(tmp_path):
     assert "optimistic" in summary.iloc[0]["threshold_method"]
 
 
+def nominal_level_rows(image, spacing, high_l3_rows=()):
+    """Every level's row at its nominal distance from the marker (L3); every level one vertebra
+    higher (L2 named "L3") on the cases whose L3 row is in ``high_l3_rows``."""
+    l3 = marker_row(image)
+    rows = l3 + NOMINAL_FROM_L3 / spacing
+    return rows - (rows[3] - rows[2]) if round(l3) in high_l3_rows else rows
+
+
 def level_loader(swapped_l3_rows=()):
     """A model seam for a model with level channels: every level's band at its nominal distance
     from the marker (L3); on the cases whose L3 is at ``swapped_l3_rows``, the L2 and L3
@@ -411,13 +419,11 @@ def test_fused_views_naming_different_vertebrae_are_flagged_not_found_wrong(tmp_
         spacing = cfg["preprocess"]["spacing_mm"]
 
         def map_fn(image):
-            l3 = marker_row(image)
-            rows = l3 + NOMINAL_FROM_L3 / spacing
             if "sagittal" in str(fold_dir):
-                if round(l3) in high:
-                    rows = rows - (rows[3] - rows[2])
-                return level_targets(*image.shape, rows, 2.0, spacing)
-            return 0.7 * level_targets(*image.shape, rows, 2.0, spacing)
+                return level_targets(*image.shape, nominal_level_rows(image, spacing, high), 2.0,
+                                     spacing)
+            return 0.7 * level_targets(*image.shape, nominal_level_rows(image, spacing), 2.0,
+                                       spacing)
         return map_fn
 
     # threshold 0.3: the mean's L3 on L2 (0.40 high there) passes it, so does the frontal view's own

@@ -16,7 +16,7 @@ from l3loc.localisation import decide_maps
 from l3loc.placement import PLACING_WINDOW_MM, placed_decision, placed_row
 from l3loc.runs import REFINED, evaluated_threshold, nets_of, write_decision
 
-from test_evaluate import LEVEL_CASES, NOMINAL_FROM_L3, make_experiment, marker_row  # noqa: E402
+from test_evaluate import LEVEL_CASES, NOMINAL_FROM_L3, make_experiment, nominal_level_rows  # noqa: E402
 from test_predict import stub_cfg  # noqa: E402
 
 
@@ -91,13 +91,11 @@ def level_loader(frontal_shift_rows, sagittal_high=()):
         spacing = cfg["preprocess"]["spacing_mm"]
 
         def map_fn(image):
-            l3 = marker_row(image)
-            rows = l3 + NOMINAL_FROM_L3 / spacing
             if "frontal" in str(fold_dir):
-                return level_targets(*image.shape, rows + frontal_shift_rows, 2.0, spacing)
-            if round(l3) in sagittal_high:
-                rows = rows - (rows[3] - rows[2])
-            return 0.6 * level_targets(*image.shape, rows, 2.0, spacing)
+                return level_targets(*image.shape, nominal_level_rows(image, spacing)
+                                     + frontal_shift_rows, 2.0, spacing)
+            return 0.6 * level_targets(*image.shape, nominal_level_rows(image, spacing, sagittal_high),
+                                       2.0, spacing)
         return map_fn
     return loader
 

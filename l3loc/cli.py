@@ -99,11 +99,11 @@ def parse_folds(values: list[str] | None) -> list[int] | None:
 
 #: The subcommands of ``l3loc``, one module each in ``l3loc.commands``.
 COMMANDS = ("predict", "train", "eval", "export", "synth", "merge", "average", "ensemble",
-            "calibrate", "inspect", "preprocess")
+            "compose", "calibrate", "inspect", "preprocess")
 #: ``tools/<script>.py`` -> the command it runs (the scripts keep their historical names).
 TOOLS = {"predict": "predict", "train": "train", "eval": "eval", "export": "export",
          "make_synthetic": "synth", "merge_datasets": "merge", "average_weights": "average",
-         "ensemble_runs": "ensemble", "calibrate": "calibrate",
+         "ensemble_runs": "ensemble", "compose_views": "compose", "calibrate": "calibrate",
          "inspect_data": "inspect", "preprocess": "preprocess"}
 
 

@@ -17,6 +17,10 @@ runs' folds in the order given) and ``<out>/ensembled_from.json`` (for each pool
 folder and the sha256 of its weights). No ``splits.json``: the runs were trained and held out on
 different cases, so a pooled ensemble has no k-fold of its own; its ``not_found`` threshold is
 chosen on fresh labelled data with ``l3loc calibrate`` (``l3loc.calibration``).
+
+:func:`compose_refined` (``l3loc compose``) joins two models by view instead: one model's frontal
+nets and threshold count, another's sagittal nets place the rows (the ``refined`` decision,
+``l3loc.placement``), as the shipped model was built.
 """
 from __future__ import annotations
 
@@ -66,3 +70,86 @@ def ensemble_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = 
         {"view": view, "folds": [{"fold": n, "from": str(src), "sha256": sha256(src / WEIGHTS)}
                                  for n, src in enumerate(sources, start=1)]}, indent=1))
     return sources
+
+
+COMPOSED_FROM = "composed_from.json"
+
+
+def _copy_fold(src: Path, dest: Path) -> None:
+    """``src`` (a run's fold or an exported one) as a run's fold in ``dest``: ``best.pdparams``
+    copied, or rebuilt from an export's tensors (``l3loc.export.fold_weights`` checks the net and
+    the export agree on an image), and its ``config.yaml``."""
+    dest.mkdir(parents=True)
+    with atomic_path(dest / "config.yaml") as tmp:
+        shutil.copyfile(src / "config.yaml", tmp)
+    if (src / WEIGHTS).is_file():
+        with atomic_path(dest / WEIGHTS) as tmp:
+            shutil.copyfile(src / WEIGHTS, tmp)
+        return
+    from l3loc.config import load_config
+    from l3loc.export import fold_weights
+    from l3loc.fold_folder import save_state
+    from l3loc.models import build_net
+
+    net = build_net(load_config(src / "config.yaml"))
+    fold_weights(src, net)
+    save_state(net.state_dict(), dest / WEIGHTS)
+
+
+def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = False) -> dict:
+    """A ``refined`` model (``l3loc.placement``) from two models: ``counting``'s frontal folds and
+    its evaluated frontal threshold decide, ``placing``'s sagittal folds place the rows. Each may
+    be a run folder or an exported / shipped model (exported folds are rebuilt as run folds, so
+    the result evaluates, exports and ships like any run). Writes ``out/<view>/fold_<N>/``,
+    ``out/eval/decision.json`` (frontal and refined: the counting model's frontal threshold; best
+    view ``refined``) and ``out/composed_from.json``; returns that record.
+
+    Raises:
+        InputError: no frontal folds or no evaluated frontal threshold in ``counting``, no
+            sagittal folds in ``placing``, nets of other labels or pixel sizes, an output that
+            is one of the inputs, or an output that holds folds (unless ``overwrite``).
+    """
+    from l3loc.config import load_config
+    from l3loc.runs import DECISION, model_folds, read_decision, weight_hashes, write_decision
+
+    counting, placing, out = Path(counting), Path(placing), Path(out)
+    if out.resolve() in (counting.resolve(), placing.resolve()):
+        raise InputError(out, "is one of the composed models: write the composition to a folder of its own")
+    views = {"frontal": (counting, model_folds(counting, "frontal")),
+             "sagittal": (placing, model_folds(placing, "sagittal"))}
+    for view, (root, folds) in views.items():
+        if not folds:
+            raise InputError(root, f"no {view} fold (expected {view}/fold_<K>/ with {WEIGHTS} or an export)")
+    decision = read_decision(counting) or {}
+    entry = (decision.get("views") or {}).get("frontal") or {}
+    if not isinstance(entry.get("threshold"), (int, float)):
+        raise InputError(counting, "has no evaluated frontal threshold: run `l3loc eval` (or "
+                                   "`l3loc calibrate`) on it first")
+    cfgs = {v: load_config(root / v / f"fold_{folds[0]}" / "config.yaml") for v, (root, folds) in views.items()}
+    for key in ("label", "preprocess"):
+        a, b = cfgs["frontal"][key], cfgs["sagittal"][key]
+        if key == "preprocess":
+            a, b = a.get("spacing_mm"), b.get("spacing_mm")
+        if a != b:
+            raise InputError(placing, f"its sagittal nets' {key}{' pixel size' if key == 'preprocess' else ''} "
+                                      f"differs from {counting}'s frontal nets': the placing view must "
+                                      "locate the same levels on the same rows")
+    if any(model_folds(out, v) for v in views) and not overwrite:
+        raise InputError(out, "already holds folds; pass --overwrite to replace them")
+    if (out / "eval" / DECISION).exists() and not overwrite:
+        raise InputError(out / "eval" / DECISION, "exists; pass --overwrite to replace it")
+    record = {"counting": str(counting), "placing": str(placing), "folds": []}
+    for view, (root, folds) in views.items():
+        if (out / view).is_dir():
+            shutil.rmtree(out / view)
+        for n, k in enumerate(folds, start=1):
+            src, dest = root / view / f"fold_{k}", out / view / f"fold_{n}"
+            _copy_fold(src, dest)
+            record["folds"].append({"fold": f"{view}/fold_{n}", "from": str(src)})
+    method = f"{counting.name}'s {entry.get('threshold_method', 'evaluation')}; refined decides as its frontal nets do"
+    chosen = {"threshold": float(entry["threshold"]), "threshold_method": method}
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    write_decision(out / "eval", {"frontal": chosen, "refined": chosen}, "refined",
+                   decision.get("decoder", "profile"), weight_hashes(out))
+    write_text(out / COMPOSED_FROM, json.dumps(record, indent=1))
+    return record

@@ -146,3 +146,65 @@ def test_calibration_needs_positive_and_negative_cases(trained_run, tmp_path):
     assert not (run / "eval" / "decision.json").exists()
     with pytest.raises(InputError, match="no trained fold"):
         calibrate(tmp_path, trained_run.parents[1] / "d.npz")
+
+
+def _counted(trained_run, dest, threshold=0.3):
+    """The trained marker run with a frontal threshold as evaluation records it."""
+    from l3loc.runs import weight_hashes, write_decision
+
+    shutil.copytree(trained_run, dest)
+    (dest / "eval").mkdir(exist_ok=True)
+    write_decision(dest / "eval", {"frontal": {"threshold": threshold, "threshold_method": "k-fold"}},
+                   "frontal", "profile", weight_hashes(dest))
+    return dest
+
+
+def test_composed_model_counts_with_one_models_frontal_nets_and_places_with_anothers_sagittal(
+        trained_run, tmp_path):
+    """`l3loc compose`: the counting model's frontal folds and threshold, the placing model's
+    sagittal folds, rebuilt as a run's folds when the placing model is an export (the weights
+    equal the trained ones), loaded as a refined model that decides with the frontal threshold."""
+    from l3loc.export import export_experiment
+    from l3loc.io.checkpoint import load_checkpoint
+    from l3loc.run_ensemble import COMPOSED_FROM, compose_refined
+
+    counting = _counted(trained_run, tmp_path / "counting")
+    export_experiment(trained_run, tmp_path / "placing", views=["sagittal"])
+    assert not (tmp_path / "placing" / "sagittal" / "fold_1" / "best.pdparams").exists()
+    out = tmp_path / "composed"
+    assert main(["compose", "--counting", str(counting), "--placing", str(tmp_path / "placing"),
+                 "--out", str(out)]) == 0
+    assert sha256(out / "frontal" / "fold_1" / "best.pdparams") == \
+        sha256(trained_run / "frontal" / "fold_1" / "best.pdparams")
+    rebuilt = load_checkpoint(out / "sagittal" / "fold_1" / "best.pdparams")
+    trained = load_checkpoint(trained_run / "sagittal" / "fold_1" / "best.pdparams")
+    assert set(rebuilt) == set(trained)
+    for key, t in trained.items():
+        np.testing.assert_array_equal(np.asarray(rebuilt[key]), np.asarray(t), err_msg=key)
+    decision = read_decision(out)
+    assert decision["best_view"] == "refined" and decision["views"]["refined"]["threshold"] == 0.3
+    assert json.loads((out / COMPOSED_FROM).read_text())["placing"] == str(tmp_path / "placing")
+    loc = load_localiser(out, backend="dygraph")
+    assert (loc.view, loc.placing, loc.threshold) == ("refined", "sagittal", 0.3)
+    with pytest.raises(InputError, match="already holds folds"):
+        compose_refined(counting, tmp_path / "placing", out)
+
+
+def test_composing_refuses_an_unevaluated_counter_a_missing_view_and_its_own_inputs(trained_run, tmp_path):
+    from l3loc.run_ensemble import compose_refined
+
+    counting = _counted(trained_run, tmp_path / "counting")
+    with pytest.raises(InputError, match="no evaluated frontal threshold"):
+        compose_refined(trained_run, trained_run, tmp_path / "a")
+    with pytest.raises(InputError, match="no sagittal fold"):
+        compose_refined(counting, frontal_run(trained_run, tmp_path / "f"), tmp_path / "b")
+    with pytest.raises(InputError, match="is one of the composed models"):
+        compose_refined(counting, trained_run, counting, overwrite=True)
+    other = tmp_path / "other"
+    shutil.copytree(trained_run, other)
+    cfg = load_config(other / "sagittal" / "fold_1" / "config.yaml")
+    cfg["preprocess"]["spacing_mm"] = 3.0
+    save_config(cfg, other / "sagittal" / "fold_1" / "config.yaml")
+    with pytest.raises(InputError, match="pixel size"):
+        compose_refined(counting, other, tmp_path / "c")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

@@ -356,7 +356,9 @@ def load_localiser(root: str | os.PathLike, view: str | None = None,
         if threshold is None:
             threshold = float(next(iter(loaded.values())).cfg["eval"]["threshold"])
             thr_source = "config eval.threshold"
-            notes.append(f"no eval/decision.json in {root}: threshold {threshold:g} is the config's "
+            missing = (f"no eval/decision.json in {root}" if decision is None else
+                       f"no evaluated threshold for the {view} view in {root}'s decision")
+            notes.append(f"{missing}: threshold {threshold:g} is the config's "
                          "eval.threshold (evaluate the run's folds first: `l3loc eval`, or "
                          "`l3loc calibrate` for a pooled ensemble)")
             log.warning("[PREDICT] %s", notes[-1])

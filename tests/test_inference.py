@@ -84,6 +84,9 @@ def test_default_view_and_threshold(tmp_path):
     assert loc.views["sagittal"].cfg["eval"]["decoder"] == "argmax"  # the decoder evaluation measured
     assert load_localiser(tmp_path, "fused").threshold == pytest.approx(0.25)
     assert load_localiser(tmp_path, threshold=0.7).threshold == 0.7
+    write_decision(tmp_path / "eval", {"frontal": {"threshold": 0.2}}, "frontal", "profile", {})
+    loc = load_localiser(tmp_path, "sagittal")   # a decision without this view's threshold
+    assert loc.threshold == 0.5 and any("no evaluated threshold for the sagittal view" in n for n in loc.notes)
 
 
 def test_run_evaluated_before_decision_json_keeps_its_threshold_and_view(tmp_path):

@@ -11,6 +11,7 @@ import l3loc
 from l3loc.cli import main
 from l3loc.errors import InputError
 from l3loc.io.volume import read_volume, write_volume
+from l3loc.placement import PLACING_WINDOW_MM
 from l3loc.shipping import (METADATA, MODEL_CARD, REFERENCE_FIELDS, SHIPPED_ENV,
                             require_shipped_model, ship_model, shipped_model_dir)
 from conftest import MARKER_SPACING as SPACING, MARKER_Z_FIRST as Z_FIRST, marker_phantom as phantom
@@ -181,7 +182,7 @@ def test_a_refined_model_ships_both_nets_and_decides_with_the_frontal_threshold(
     assert meta["view"] == "refined" and set(meta["folds"]) == {"frontal", "sagittal"}
     decision = json.loads((evaluated_run / "eval" / "decision.json").read_text())
     assert meta["threshold"] == pytest.approx(decision["views"]["frontal"]["threshold"])
-    assert "sagittal nets' peak of the same level within 10 mm" in (dest / MODEL_CARD).read_text()
+    assert f"sagittal nets' peak of the same level within {PLACING_WINDOW_MM:g} mm" in (dest / MODEL_CARD).read_text()
     refined, frontal = load_model(dest), load_model(dest, view="frontal")
     assert (refined.view, refined.placing, refined.threshold) == ("refined", "sagittal", frontal.threshold)
     ct = read_volume(scan)

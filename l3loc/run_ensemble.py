@@ -146,7 +146,9 @@ def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = 
             src, dest = root / view / f"fold_{k}", out / view / f"fold_{n}"
             _copy_fold(src, dest)
             record["folds"].append({"fold": f"{view}/fold_{n}", "from": str(src)})
-    method = f"{counting.name}'s {entry.get('threshold_method', 'evaluation')}; refined decides as its frontal nets do"
+    method = f"{counting.name}'s {entry.get('threshold_method', 'evaluation')}"
+    if "refined decides as its frontal nets do" not in method:   # (a refined model composed again)
+        method += "; refined decides as its frontal nets do"
     chosen = {"threshold": float(entry["threshold"]), "threshold_method": method}
     (out / "eval").mkdir(parents=True, exist_ok=True)
     write_decision(out / "eval", {"frontal": chosen, "refined": chosen}, "refined",

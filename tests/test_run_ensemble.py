@@ -188,6 +188,10 @@ def test_composed_model_counts_with_one_models_frontal_nets_and_places_with_anot
     assert (loc.view, loc.placing, loc.threshold) == ("refined", "sagittal", 0.3)
     with pytest.raises(InputError, match="already holds folds"):
         compose_refined(counting, tmp_path / "placing", out)
+    again = compose_refined(out, out, tmp_path / "again")   # a refined model composed again
+    assert len(again["folds"]) == 2
+    method = read_decision(tmp_path / "again")["views"]["refined"]["threshold_method"]
+    assert method.count("refined decides as its frontal nets do") == 1, method
 
 
 def test_composing_refuses_an_unevaluated_counter_a_missing_view_and_its_own_inputs(trained_run, tmp_path):

@@ -37,6 +37,27 @@ from l3loc.runs import WEIGHTS, available_folds, sha256
 ENSEMBLED_FROM = "ensembled_from.json"
 
 
+def _copy_fold(src: Path, dest: Path) -> None:
+    """``src`` (a run's fold or an exported one) as a run's fold in ``dest``: ``best.pdparams``
+    copied, or rebuilt from an export's tensors (``l3loc.export.fold_weights`` checks the net and
+    the export agree on an image), and its ``config.yaml``."""
+    dest.mkdir(parents=True)
+    with atomic_path(dest / "config.yaml") as tmp:
+        shutil.copyfile(src / "config.yaml", tmp)
+    if (src / WEIGHTS).is_file():
+        with atomic_path(dest / WEIGHTS) as tmp:
+            shutil.copyfile(src / WEIGHTS, tmp)
+        return
+    from l3loc.config import load_config
+    from l3loc.export import fold_weights
+    from l3loc.fold_folder import save_state
+    from l3loc.models import build_net
+
+    net = build_net(load_config(src / "config.yaml"))
+    fold_weights(src, net)
+    save_state(net.state_dict(), dest / WEIGHTS)
+
+
 def ensemble_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = False) -> list[Path]:
     """Copy every trained ``view`` fold of ``runs`` into ``out/<view>/fold_1..N``; returns the
     source fold folders in the order pooled. Refuses fewer than two runs, a run without a trained
@@ -61,11 +82,7 @@ def ensemble_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = 
     if (out / view).is_dir():
         shutil.rmtree(out / view)
     for n, src in enumerate(sources, start=1):
-        dest = out / view / f"fold_{n}"
-        dest.mkdir(parents=True)
-        for name in (WEIGHTS, "config.yaml"):
-            with atomic_path(dest / name) as tmp:
-                shutil.copyfile(src / name, tmp)
+        _copy_fold(src, out / view / f"fold_{n}")
     write_text(out / ENSEMBLED_FROM, json.dumps(
         {"view": view, "folds": [{"fold": n, "from": str(src), "sha256": sha256(src / WEIGHTS)}
                                  for n, src in enumerate(sources, start=1)]}, indent=1))
@@ -73,27 +90,8 @@ def ensemble_runs(runs: Sequence[Path], out: Path, view: str, overwrite: bool = 
 
 
 COMPOSED_FROM = "composed_from.json"
-
-
-def _copy_fold(src: Path, dest: Path) -> None:
-    """``src`` (a run's fold or an exported one) as a run's fold in ``dest``: ``best.pdparams``
-    copied, or rebuilt from an export's tensors (``l3loc.export.fold_weights`` checks the net and
-    the export agree on an image), and its ``config.yaml``."""
-    dest.mkdir(parents=True)
-    with atomic_path(dest / "config.yaml") as tmp:
-        shutil.copyfile(src / "config.yaml", tmp)
-    if (src / WEIGHTS).is_file():
-        with atomic_path(dest / WEIGHTS) as tmp:
-            shutil.copyfile(src / WEIGHTS, tmp)
-        return
-    from l3loc.config import load_config
-    from l3loc.export import fold_weights
-    from l3loc.fold_folder import save_state
-    from l3loc.models import build_net
-
-    net = build_net(load_config(src / "config.yaml"))
-    fold_weights(src, net)
-    save_state(net.state_dict(), dest / WEIGHTS)
+#: How a composed model's threshold rule ends: the refined view decides with the frontal one's.
+REFINED_RULE = "refined decides as its frontal nets do"
 
 
 def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = False) -> dict:
@@ -125,15 +123,14 @@ def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = 
     if not isinstance(entry.get("threshold"), (int, float)):
         raise InputError(counting, "has no evaluated frontal threshold: run `l3loc eval` (or "
                                    "`l3loc calibrate`) on it first")
-    cfgs = {v: load_config(root / v / f"fold_{folds[0]}" / "config.yaml") for v, (root, folds) in views.items()}
-    for key in ("label", "preprocess"):
-        a, b = cfgs["frontal"][key], cfgs["sagittal"][key]
-        if key == "preprocess":
-            a, b = a.get("spacing_mm"), b.get("spacing_mm")
-        if a != b:
-            raise InputError(placing, f"its sagittal nets' {key}{' pixel size' if key == 'preprocess' else ''} "
-                                      f"differs from {counting}'s frontal nets': the placing view must "
-                                      "locate the same levels on the same rows")
+    frontal, sagittal = (load_config(root / v / f"fold_{folds[0]}" / "config.yaml")
+                         for v, (root, folds) in views.items())
+    same = {"label": frontal["label"] == sagittal["label"],
+            "preprocess pixel size": frontal["preprocess"]["spacing_mm"] == sagittal["preprocess"]["spacing_mm"]}
+    for what, equal in same.items():
+        if not equal:
+            raise InputError(placing, f"its sagittal nets' {what} differs from {counting}'s frontal "
+                                      "nets': the placing view must locate the same levels on the same rows")
     if any(model_folds(out, v) for v in views) and not overwrite:
         raise InputError(out, "already holds folds; pass --overwrite to replace them")
     if (out / "eval" / DECISION).exists() and not overwrite:
@@ -147,8 +144,8 @@ def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = 
             _copy_fold(src, dest)
             record["folds"].append({"fold": f"{view}/fold_{n}", "from": str(src)})
     method = f"{counting.name}'s {entry.get('threshold_method', 'evaluation')}"
-    if "refined decides as its frontal nets do" not in method:   # (a refined model composed again)
-        method += "; refined decides as its frontal nets do"
+    if REFINED_RULE not in method:   # (a refined model composed again already says it)
+        method += f"; {REFINED_RULE}"
     chosen = {"threshold": float(entry["threshold"]), "threshold_method": method}
     (out / "eval").mkdir(parents=True, exist_ok=True)
     write_decision(out / "eval", {"frontal": chosen, "refined": chosen}, "refined",

@@ -162,6 +162,20 @@ def test_synth_draws_the_spines_of_the_anatomy_family_asked_for(tmp_path):
     assert {case["anatomy"] for case in json.loads((out / "ground_truth.json").read_text())} == {"varied"}
 
 
+def test_synth_unusual_spines_draws_only_unusual_ones_at_one_and_refuses_a_share_past_one(tmp_path, capsys):
+    import json
+
+    out = tmp_path / "unusual"
+    assert main(["synth", "--preset", "tiny", "--n", "3", "--workers", "1", "--unusual-spines", "1",
+                 "--out", str(out)]) == 0
+    cases = json.loads((out / "ground_truth.json").read_text())
+    assert all(c["n_lumbar"] in (4, 6) and c["n_rib_pairs"] in (11, 13) and c["transitional"] for c in cases)
+    capsys.readouterr()                                              # the progress lines
+    assert main(["synth", "--preset", "tiny", "--n", "3", "--unusual-spines", "1.5", "--out", str(tmp_path / "x")]) == 2
+    assert "--unusual-spines" in _one_line_error(capsys)
+    assert not (tmp_path / "x").exists()
+
+
 def test_kfold_evaluation_of_every_view_a_run_has_is_the_run_s_own(tmp_path):
     from l3loc.commands.eval import kfold_out_dir
 

@@ -375,6 +375,20 @@ def test_deterministic_per_seed_and_independent_of_workers(tmp_path, caplog):
     assert other != plan_case(11, 0, PRESETS["tiny"]).ground_truth()
 
 
+def test_unusual_spines_sets_the_share_of_transitional_spines_and_rib_counts():
+    from l3loc.synth.config import with_unusual_spines
+
+    config = with_unusual_spines(PRESETS["default"], 0.3)
+    assert (config.lumbar_rates, config.rib_rates) == ({4: 0.15, 5: 0.7, 6: 0.15}, {11: 0.15, 12: 0.7, 13: 0.15})
+    assert config.fov_rates == PRESETS["default"].fov_rates          # nothing else changes
+    plans = [plan_case(7, i, config) for i in range(1000)]
+    transitional = np.mean([p.n_lumbar != 5 for p in plans])
+    other_ribs = np.mean([p.n_rib_pairs != 12 for p in plans])
+    # 0.3 each, binomial sd 0.0145: 4 sd either way; the default rates (0.10, 0.09) lie far below
+    assert abs(transitional - 0.3) < 0.06 and abs(other_ribs - 0.3) < 0.06
+    assert {p.n_lumbar for p in plans} == {4, 5, 6} and {p.n_rib_pairs for p in plans} == {11, 12, 13}
+
+
 def test_variants_and_fields_of_view_occur_at_the_configured_rates():
     config = PRESETS["default"]
     n = 4000

@@ -5,6 +5,7 @@
     l3loc synth --preset demo --out work/data/synth_demo --volumes 4
     l3loc synth --n 1000 --out work/data/synth1000_smooth --style smooth
     l3loc synth --n 300 --out work/data/synth300_varied --seed 21 --anatomy varied
+    l3loc synth --n 1000 --out work/data/synth1000_unusual --seed 34 --unusual-spines 0.3
 
 --style picks a rendering family (l3loc.synth.config.STYLES): the same seed gives the same
 cases (skeleton, fields of view, ground truth) in every style; kernels, noise grain and level,
@@ -31,9 +32,13 @@ Writes l3_dataset.npz, ground_truth.json, and optionally preview.png (--preview 
 volumes + DICOM series + annotations.csv (--volumes K, --dicom M). Case i depends only on the
 seed and the preset, not on --workers. Refuses to write into a non-empty folder without
 --overwrite.
+
+--unusual-spines F makes a share F of the spines transitional (4 or 6 lumbar vertebrae) and,
+independently, a share F with 11 or 13 rib pairs: training data for counting them from the last
+rib (the ground truth's convention, l3loc.synth.anatomy) rather than from the sacrum.
 """
 from l3loc.errors import InputError
-from l3loc.synth.config import ANATOMIES, PRESET_CASES, PRESETS, STYLES
+from l3loc.synth.config import ANATOMIES, PRESET_CASES, PRESETS, STYLES, with_unusual_spines
 
 
 def add_arguments(parser) -> None:
@@ -44,6 +49,9 @@ def add_arguments(parser) -> None:
                         help="rendering family (same cases, another look; see above)")
     parser.add_argument("--anatomy", choices=sorted(ANATOMIES), default="default",
                         help="the spines' family (same scans, other spines; see above)")
+    parser.add_argument("--unusual-spines", type=float, metavar="F",
+                        help="share of spines without 5 lumbar vertebrae (4 or 6, half each) and, "
+                             "drawn apart, of 11 or 13 rib pairs (default: the preset's, 10 %% and 9 %%)")
     parser.add_argument("--n", type=int, help=f"number of cases (default per preset: {PRESET_CASES})")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
@@ -69,6 +77,10 @@ def run(args) -> int:
     from dataclasses import replace
 
     config = replace(PRESETS[args.preset], style=args.style, anatomy=args.anatomy)
+    if args.unusual_spines is not None:
+        if not 0 <= args.unusual_spines <= 1:
+            raise InputError("--unusual-spines", f"must be between 0 and 1, got {args.unusual_spines}")
+        config = with_unusual_spines(config, args.unusual_spines)
     generate_dataset(args.out, n, seed=args.seed, preset=config, workers=args.workers,
                      n_preview=args.preview, n_volumes=args.volumes, n_dicom=args.dicom,
                      overwrite=args.overwrite, progress=progress_enabled())

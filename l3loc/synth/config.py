@@ -5,7 +5,7 @@ renderer (phantom.py) both read them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -231,6 +231,13 @@ PRESETS = {
 }
 #: Number of cases a preset makes when none is asked for.
 PRESET_CASES = {"default": 1000, "demo": 64, "tiny": 8}
+
+
+def with_unusual_spines(config: SynthConfig, share: float) -> SynthConfig:
+    """``config`` with a share of transitional spines (4 or 6 lumbar vertebrae, half each) and,
+    drawn apart, the same share of 11 or 13 rib pairs; everything else unchanged."""
+    return replace(config, lumbar_rates={4: share / 2, 5: 1 - share, 6: share / 2},
+                   rib_rates={11: share / 2, 12: 1 - share, 13: share / 2})
 
 
 def choice(rng: np.random.Generator, rates: dict):

@@ -21,6 +21,14 @@ lies inside it).
 under L3's lower endplate down (the iliac wings and crests; the frontal nets' side mask keeps
 +-38 mm).
 
+``--ap-part`` erases only part of each band from front to back (the axial rows): ``front``, the
+bone more than ``BODY_DEPTH_MM`` in front of the back of the vertebral body (aortic calcification,
+contrast, costal cartilage, sternum); ``body``, the vertebral bodies (the ``BODY_DEPTH_MM`` in front
+of their back); ``back``, everything behind it (pedicles, laminae, spinous processes, rib heads).
+The back of the body is :func:`l3loc.preprocess.spine_ap_centre_px` on the scan's sagittal MIP, the
+point the sagittal canvas is centred on. With ``--view sagittal`` it tells whether the bodies, the
+arches or what lies in front of the spine set the count.
+
 The spine's column is :func:`l3loc.mip.spine_lr_centre_px` (the sagittal slab's centre). Evaluation
 only.
 """
@@ -42,20 +50,35 @@ from l3loc.cli import script_main  # noqa: E402
 from l3loc.inference import load_localiser  # noqa: E402
 from l3loc.io.volume import read_volume  # noqa: E402
 from l3loc.localisation import localise  # noqa: E402
-from l3loc.mip import spine_lr_centre_px  # noqa: E402
+from l3loc.mip import mip, spine_lr_centre_px  # noqa: E402
+from l3loc.preprocess import spine_ap_centre_px  # noqa: E402
 
 SOFT_TISSUE_HU = 30
+#: Front-to-back depth of a lumbar vertebral body, generous (30-40 mm in adults).
+BODY_DEPTH_MM = 40.0
+AP_PARTS = ("all", "front", "body", "back")
 
 
-def erase(hu: np.ndarray, rows: np.ndarray, cols: np.ndarray, bone_hu: float) -> np.ndarray:
-    """A copy of ``hu`` whose bone in ``rows`` x ``cols`` (boolean masks) is soft tissue."""
+def erase(hu: np.ndarray, rows: np.ndarray, cols: np.ndarray, bone_hu: float,
+          aps: np.ndarray | None = None) -> np.ndarray:
+    """A copy of ``hu`` whose bone in ``rows`` x ``aps`` x ``cols`` (boolean masks over slices,
+    axial rows front to back and columns; ``aps`` None = every axial row) is soft tissue."""
+    aps = np.ones(hu.shape[1], bool) if aps is None else aps
     out = hu.copy()
-    block = out[rows][:, :, cols]
+    index = np.ix_(rows, aps, cols)
+    block = out[index]
     block[block > bone_hu] = SOFT_TISSUE_HU
-    sub = out[rows]
-    sub[:, :, cols] = block
-    out[rows] = sub
+    out[index] = block
     return out
+
+
+def ap_part_mask(n_rows: int, row_mm: float, body_back_px: float, part: str) -> np.ndarray:
+    """The axial rows (front to back) of ``part`` (:data:`AP_PARTS`), the body's back at
+    ``body_back_px``."""
+    y = np.arange(n_rows) * row_mm
+    back = body_back_px * row_mm
+    return {"all": np.ones(n_rows, bool), "front": y < back - BODY_DEPTH_MM,
+            "body": (y >= back - BODY_DEPTH_MM) & (y <= back), "back": y > back}[part]
 
 
 def predict_all(ct, localisers: dict) -> list[dict]:
@@ -83,6 +106,8 @@ def main(argv=None) -> int:
     ap.add_argument("--bone-hu", type=float, default=150.0)
     ap.add_argument("--view", choices=("frontal", "sagittal"), default="frontal",
                     help="the nets whose count is probed")
+    ap.add_argument("--ap-part", choices=AP_PARTS, default="all",
+                    help="erase only the bone in front of the bodies, the bodies, or behind them")
     args = ap.parse_args(argv)
 
     ct = read_volume(args.scan)
@@ -90,6 +115,8 @@ def main(argv=None) -> int:
     col_mm = ct.spacing_mm[2]
     x = np.arange(ct.hu.shape[2]) * col_mm
     cx = spine_lr_centre_px(ct.hu, ct.spacing_mm) * col_mm
+    body_back = spine_ap_centre_px(mip(ct.hu, "sagittal", ct.spacing_mm), ct.spacing_mm[1])
+    aps = ap_part_mask(ct.hu.shape[1], ct.spacing_mm[1], body_back, args.ap_part)
     folds = load_localiser(args.model, view=args.view).views[args.view].folds
     localisers = {"ensemble": load_localiser(args.model, view=args.view)}
     localisers.update({f"fold {k}": load_localiser(args.model, view=args.view, folds=[k]) for k in folds})
@@ -104,13 +131,14 @@ def main(argv=None) -> int:
         near = np.abs(x - cx) <= args.half_width_mm
         for zc in np.arange(z.max() - args.band_mm / 2, z.min(), -args.step_mm):
             band = np.abs(z - zc) <= args.band_mm / 2
-            hu = erase(ct.hu, band, near, args.bone_hu)
+            hu = erase(ct.hu, band, near, args.bone_hu, aps)
             rows += [dict(band_centre_mm=zc - args.l3_z, **r) for r in predict_all(replace(ct, hu=hu), localisers)]
     table = pd.DataFrame(rows)
     table["l3_offset_mm"] = table["l3_z_mm"] - args.l3_z
     with atomic_path(args.out, overwrite=False) as tmp:
         table.to_csv(tmp, index=False, float_format="%.2f")
-    print(f"spine column {cx:.0f} mm; {len(table)} rows -> {args.out}")
+    print(f"spine column {cx:.0f} mm, back of the bodies {body_back * ct.spacing_mm[1]:.0f} mm from the front; "
+          f"{len(table)} rows -> {args.out}")
     return 0
 
 

@@ -36,6 +36,20 @@ def test_erase_turns_only_the_bone_of_its_rows_and_columns_to_soft_tissue():
     assert (hu[:, :, 18:23] == 1000).all()                              # the input is not touched
 
 
+def test_an_ap_part_erases_only_its_axial_rows_and_the_parts_split_the_rows():
+    hu, z = _scan()
+    rows, cols = (z <= 60) & (z >= 50), np.ones(41, bool)
+    parts = {p: occlusion.ap_part_mask(8, 10.0, 6.0, p) for p in occlusion.AP_PARTS}
+    # rows 10 mm apart, the bodies' back at row 6 (60 mm): front < 20 mm, body 20-60 mm, back > 60 mm
+    assert list(np.flatnonzero(parts["front"])) == [0, 1] and list(np.flatnonzero(parts["body"])) == [2, 3, 4, 5, 6]
+    assert list(np.flatnonzero(parts["back"])) == [7] and parts["all"].all()
+    assert (parts["front"].astype(int) + parts["body"] + parts["back"] == 1).all()
+    out = occlusion.erase(hu, rows, cols, bone_hu=150, aps=parts["body"])
+    assert (out[np.ix_(rows, parts["body"], np.arange(18, 23))] == occlusion.SOFT_TISSUE_HU).all()
+    np.testing.assert_array_equal(out[:, ~parts["body"]], hu[:, ~parts["body"]])
+    np.testing.assert_array_equal(out[~rows], hu[~rows])
+
+
 def test_main_writes_one_row_per_band_and_fold_and_refuses_to_overwrite(tmp_path):
     hu, _ = _scan()
     img = sitk.GetImageFromArray(hu)
@@ -58,6 +72,9 @@ def test_main_writes_one_row_per_band_and_fold_and_refuses_to_overwrite(tmp_path
     assert {"status", "confidence", "l3_offset_mm"} <= set(table.columns)
     with pytest.raises(FileExistsError):
         occlusion.main(args)
+    back = tmp_path / "occl_back.csv"
+    assert occlusion.main([str(back) if a == str(out) else a for a in args] + ["--ap-part", "back"]) == 0
+    assert len(pd.read_csv(back)) == len(table)
     # --beyond-mm: one copy, everything beside the spine under L3 erased
     wide = tmp_path / "beyond.csv"
     base = ["--model", str(model), "--scan", str(scan), "--l3-z", "50", "--out", str(wide), "--beyond-mm", "10"]

@@ -57,18 +57,27 @@ def matched_phantoms(ct, l3_z_mm: float, n: int, seed: int, overrides: dict | No
 
 
 def config_overrides(items: list[str]) -> dict:
-    """``["short_rib_rate=1", ...]`` -> ``{"short_rib_rate": 1.0}``: numeric SynthConfig fields
-    only (a ValueError names the bad item)."""
+    """``["short_rib_rate=1", "arch_of_cortex=0.4", ...]`` -> ``{"short_rib_rate": 1.0,
+    "arch_of_cortex": (0.4, 0.4)}``: numeric SynthConfig fields, and (min, max) ranges given as
+    ``min,max`` or one number for both (a ValueError names the bad item)."""
     out = {}
     for item in items:
         key, _, value = item.partition("=")
         current = getattr(PRESETS["default"], key, None)
-        if not value or isinstance(current, bool) or not isinstance(current, (int, float)):
-            raise ValueError(f"--set {item}: want FIELD=NUMBER with FIELD a numeric SynthConfig field")
-        number = float(value)
-        if isinstance(current, int) and not number.is_integer():
-            raise ValueError(f"--set {item}: {key} takes a whole number")
-        out[key] = int(number) if isinstance(current, int) else number
+        is_range = isinstance(current, tuple) and len(current) == 2 and all(
+            isinstance(v, (int, float)) for v in current)
+        if not value or isinstance(current, bool) or not (is_range or isinstance(current, (int, float))):
+            raise ValueError(f"--set {item}: want FIELD=NUMBER with FIELD a numeric SynthConfig field "
+                             "(or FIELD=MIN,MAX for a range)")
+        numbers = tuple(float(v) for v in value.split(","))
+        if is_range:
+            if len(numbers) not in (1, 2):
+                raise ValueError(f"--set {item}: {key} takes MIN,MAX or one number")
+            out[key] = (numbers[0], numbers[-1])
+            continue
+        if len(numbers) != 1 or (isinstance(current, int) and not numbers[0].is_integer()):
+            raise ValueError(f"--set {item}: {key} takes {'a whole number' if isinstance(current, int) else 'one number'}")
+        out[key] = int(numbers[0]) if isinstance(current, int) else numbers[0]
     return out
 
 
@@ -80,7 +89,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=100, help="seed of the first phantom")
     ap.add_argument("--thick-mm", type=float, default=5.0, help="also write each phantom as slabs this thick")
     ap.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
-                    help="numeric SynthConfig fields for every phantom, e.g. short_rib_rate=1 (every last rib a stub)")
+                    help="numeric SynthConfig fields for every phantom, e.g. short_rib_rate=1 (every last rib a stub), "
+                         "arch_of_cortex=0.4 (every arch that bright; a range as MIN,MAX)")
     ap.add_argument("--overwrite", action="store_true", help="replace the scans of a non-empty --out")
     args = ap.parse_args(argv)
     try:

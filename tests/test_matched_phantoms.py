@@ -46,7 +46,10 @@ def test_phantoms_match_the_scan_and_carry_their_own_l3(tmp_path):
 
 def test_set_gives_every_phantom_a_config_value_and_refuses_what_is_not_a_number(tmp_path):
     assert matched_phantoms.config_overrides(["short_rib_rate=1", "matrix=256"]) == {"short_rib_rate": 1.0, "matrix": 256}
-    for bad in (["short_rib_rate"], ["no_such_field=1"], ["style=smooth"], ["short_rib_rate=x"], ["matrix=256.5"]):
+    assert matched_phantoms.config_overrides(["arch_of_cortex=0.4", "inplane_mm=0.7,0.9"]) == {
+        "arch_of_cortex": (0.4, 0.4), "inplane_mm": (0.7, 0.9)}
+    for bad in (["short_rib_rate"], ["no_such_field=1"], ["style=smooth"], ["short_rib_rate=x"], ["matrix=256.5"],
+                ["short_rib_rate=0.1,0.2"], ["arch_of_cortex=0.4,0.5,0.6"], ["arch_of_cortex=a,b"]):
         with pytest.raises(ValueError):
             matched_phantoms.config_overrides(bad)
     with pytest.raises(SystemExit):
@@ -55,3 +58,5 @@ def test_set_gives_every_phantom_a_config_value_and_refuses_what_is_not_a_number
     ct = read_volume(tmp_path / "a.nii.gz")
     plans = [p for p, _ in matched_phantoms.matched_phantoms(ct, 100.0, 2, 100, {"short_rib_rate": 1.0})]
     assert all(p.short_12th_rib and 5 <= p.bone["short_rib_mm"] <= 30 for p in plans)
+    dim = [p for p, _ in matched_phantoms.matched_phantoms(ct, 100.0, 2, 100, {"arch_of_cortex": (0.4, 0.4)})]
+    assert all(p.bone["arch"] == pytest.approx(0.4) for p in dim)

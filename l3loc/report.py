@@ -146,11 +146,34 @@ def low_confidence(record: dict, threshold: float) -> bool:
             and conf < 0.5 * (1.0 + threshold))
 
 
+#: Cases a montage shows at most: a row per case, so hundreds of phantoms made a picture tens of
+#: thousands of pixels tall that nobody could read (300 phantoms: about 3 min for the four views).
+MONTAGE_CASES = 48
+
+
+def montage_cases(cases, limit: int = MONTAGE_CASES):
+    """The cases of an external evaluation a montage shows: all of them, in their order, when
+    there are at most ``limit``; otherwise the ``limit`` most worth a look, worst first: a
+    positive found at the wrong level, a negative found, a positive whose row is more than 10 mm
+    off, a positive not found or ambiguous, then the rest by error."""
+    if len(cases) <= limit:
+        return cases
+    negative = cases["negative"].astype(bool)
+    found = cases["status"] == "found"
+    error = cases["error_mm"].abs().fillna(0.0)
+    worry = np.select([found & ~negative & ~cases["right_level"].astype(bool), found & negative,
+                       ~negative & (error > 10.0), ~negative & ~found], [4, 3, 2, 1], default=0)
+    order = cases.assign(_worry=worry, _error=error).sort_values(["_worry", "_error"], ascending=False,
+                                                                   kind="stable")
+    return cases.loc[order.index[:limit]]
+
+
 def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title: str,
                            dpi: int = 60) -> Path:
-    """One row per case of an external evaluation: frontal and sagittal MIPs with the true L3
-    body shaded green (its extent, or +-5 mm around the centre) and the predicted row in red
-    (dotted: an abstention), and the confidence profile with the threshold.
+    """One row per case of an external evaluation (at most :data:`MONTAGE_CASES`, those most
+    worth a look: :func:`montage_cases`): frontal and sagittal MIPs with the true L3 body shaded
+    green (its extent, or +-5 mm around the centre) and the predicted row in red (dotted: an
+    abstention), and the confidence profile with the threshold.
 
     Args:
         path: ``.png`` destination (written atomically).
@@ -158,6 +181,10 @@ def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title
         profiles: case name -> ``l3loc.external._Profiles`` (None for a scan that failed).
         title: figure title.
     """
+    shown = montage_cases(cases)
+    if len(shown) < len(cases):
+        title += f"\nthe {len(shown)} of {len(cases)} cases most worth a look, worst first"
+    cases = shown
     plt = pyplot()
     n = max(len(cases), 1)
     fig, axes = plt.subplots(n, 3, figsize=(7.5, 2.6 * n), squeeze=False,

@@ -238,3 +238,28 @@ def test_each_net_runs_once_per_scan(trained_run, real_set, tmp_path, monkeypatc
         assert row["status"] == rec["status"]
         assert row["confidence"] == pytest.approx(rec["confidence"], abs=1e-4)
         assert row["pred_z_mm"] == pytest.approx(rec["l3_z_mm"], abs=1e-3) or rec["l3_z_mm"] is None
+
+
+def _case(name, status, error, right=True, negative=False):
+    return {"name": name, "status": status, "confidence": 0.5, "error_mm": error, "right_level": right,
+            "negative": negative, "true_z_mm": math.nan if negative else 0.0, "pred_z_mm": error,
+            "l3_top_z_mm": math.nan, "l3_bottom_z_mm": math.nan, "threshold": 0.3, "message": ""}
+
+
+def test_a_montage_of_a_large_set_shows_the_cases_most_worth_a_look_worst_first(tmp_path):
+    from matplotlib.image import imread
+
+    from l3loc.report import MONTAGE_CASES, montage_cases, write_external_montage
+
+    fine = [_case(f"fine{i}", "found", 0.1 * i) for i in range(60)]
+    bad = [_case("wrong", "found", 35.0, right=False), _case("neg", "found", math.nan, negative=True),
+           _case("far", "ambiguous", 30.0, right=False), _case("abstained", "not_found", 2.0)]
+    cases = pd.DataFrame(fine[:30] + bad + fine[30:])
+    shown = montage_cases(cases)
+    assert len(shown) == MONTAGE_CASES
+    assert list(shown["name"][:5]) == ["wrong", "neg", "far", "abstained", "fine59"]   # then by error
+    small = pd.DataFrame(fine[:5] + bad[:1])
+    assert montage_cases(small).equals(small)                     # a small set: every case, in order
+    tall = write_external_montage(tmp_path / "all.png", cases, {}, "many")
+    short = write_external_montage(tmp_path / "few.png", small, {}, "few")
+    assert imread(tall).shape[0] < imread(short).shape[0] * (MONTAGE_CASES + 2) / len(small)

@@ -224,9 +224,11 @@ def write_external_montage(path: str | os.PathLike, cases, profiles: dict, title
         ax.axvline(c["threshold"], color="grey", ls="--", lw=0.8)
         ax.set_xlim(0, 1)
         ax.tick_params(labelsize=6)
+    # the title keeps its own 0.6 inch at the top: a fraction of a tall figure would overlap row 1
+    height_in = fig.get_figheight()
     fig.suptitle(title + "\n(green: true L3 body; red: predicted row, dotted when not found)",
-                 fontsize=8)
-    fig.tight_layout()
+                 fontsize=8, y=1 - 0.05 / height_in, va="top")
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.6 / height_in))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi)
     plt.close(fig)

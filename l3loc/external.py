@@ -33,7 +33,8 @@ per-level columns of the predictions and score L3 alone.
 Writes ``<out>/per_case.csv``, ``summary.csv``, ``summary.md``, ``per_level.csv`` (models with
 level channels, or labels with levels) and ``montage_<view>.png`` (every
 case, or the 48 most worth a look of a larger set: both MIPs with the true L3 body shaded and the
-predicted line, and the confidence profile) for the ensemble of each view. ``<out>`` defaults to ``<exp>/eval_<dataset name>``.
+predicted line, and the confidence profile) for the ensemble of each view. ``<out>`` defaults to
+``<exp>/eval_<dataset name>``.
 """
 from __future__ import annotations
 

@@ -76,7 +76,8 @@ def config_overrides(items: list[str]) -> dict:
             out[key] = (numbers[0], numbers[-1])
             continue
         if len(numbers) != 1 or (isinstance(current, int) and not numbers[0].is_integer()):
-            raise ValueError(f"--set {item}: {key} takes {'a whole number' if isinstance(current, int) else 'one number'}")
+            want = "a whole number" if isinstance(current, int) else "one number"
+            raise ValueError(f"--set {item}: {key} takes {want}")
         out[key] = int(numbers[0]) if isinstance(current, int) else numbers[0]
     return out
 

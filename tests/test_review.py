@@ -164,7 +164,7 @@ def step_to(browser, name):
     target = js("return window.l3loc.names()").index(name)
     while (i := js("return window.l3loc.index()")) != target:
         ActionChains(browser).send_keys(Keys.ARROW_RIGHT if i < target else Keys.ARROW_LEFT).perform()
-    WebDriverWait(browser, 10).until(lambda b: js("return window.l3loc.loaded()"))
+    WebDriverWait(browser, 30).until(lambda b: js("return window.l3loc.loaded()"))
 
 
 def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_path):
@@ -178,13 +178,17 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
     try:
         browser.get((root / "out" / "index.html").as_uri())
         js = browser.execute_script
-        wait = WebDriverWait(browser, 10)
+        wait = WebDriverWait(browser, 30)             # generous: a loaded CI machine, never a slow pass
 
         def go_to(name):
             step_to(browser, name)
 
         def keys(*k):
             ActionChains(browser).send_keys(*k).perform()
+
+        def decided(name):
+            # a decision moves the page on by itself: the next step must not race that move
+            wait.until(lambda b: js("return arguments[0] in window.l3loc.state().decisions", name))
 
         # a: three slices down (inferior) = file index 22 - 3 (the file stores inferior first)
         go_to("a")
@@ -193,6 +197,7 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
         wait.until(lambda b: js("return window.l3loc.line()") == 19)   # events land async under load
         keys("c", "faint, check", Keys.ENTER)          # a note (its comma must survive the CSV)
         keys("a")                                      # accept the moved line: corrected
+        decided("a")
         # b: click the frontal MIP on canonical slice 25 (picture row 25 of 70)
         go_to("b")
         panel = browser.find_elements(By.CSS_SELECTOR, ".panel")[0]
@@ -201,8 +206,10 @@ def test_keys_and_a_click_in_a_real_browser_export_the_right_slices(cohort, tmp_
             panel, 0, round((25 + 0.5) * h / 70 - h / 2)).click().perform()
         wait.until(lambda b: js("return window.l3loc.line()") == 70 - 1 - 25)
         keys("a")
+        decided("b")
         go_to("c")                                     # not found, and indeed no L3: n
         keys("n")
+        decided("c")
         go_to("d")                                     # ambiguous: the prediction accepted as is
         keys(Keys.ENTER)
         wait.until(lambda b: "reviewed 4 / 4" in b.find_element(By.ID, "counter").text)

@@ -108,7 +108,7 @@ def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = 
             is one of the inputs, or an output that holds folds (unless ``overwrite``).
     """
     from l3loc.config import load_config
-    from l3loc.runs import DECISION, model_folds, read_decision, weight_hashes, write_decision
+    from l3loc.runs import DECISION, evaluated_entry, model_folds, read_decision, weight_hashes, write_decision
 
     counting, placing, out = Path(counting), Path(placing), Path(out)
     if out.resolve() in (counting.resolve(), placing.resolve()):
@@ -119,8 +119,8 @@ def compose_refined(counting: Path, placing: Path, out: Path, overwrite: bool = 
         if not folds:
             raise InputError(root, f"no {view} fold (expected {view}/fold_<K>/ with {WEIGHTS} or an export)")
     decision = read_decision(counting) or {}
-    entry = (decision.get("views") or {}).get("frontal") or {}
-    if not isinstance(entry.get("threshold"), (int, float)):
+    entry = evaluated_entry(decision, "frontal")
+    if entry is None:
         raise InputError(counting, "has no evaluated frontal threshold: run `l3loc eval` (or "
                                    "`l3loc calibrate`) on it first")
     frontal, sagittal = (load_config(root / v / f"fold_{folds[0]}" / "config.yaml")

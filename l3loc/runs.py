@@ -298,10 +298,16 @@ def default_view(root: Path) -> str:
     return FUSED if len(views) == 2 else views[0]
 
 
-def evaluated_threshold(root: Path, view: str) -> float | None:
-    """The ``not_found`` threshold evaluation chose for ``view`` (one of DECISION_VIEWS), or None.
-    ``refined`` decides as the frontal view does (only its rows move): the frontal threshold."""
+def evaluated_entry(decision: dict | None, view: str) -> dict | None:
+    """The entry of ``decision`` (a run's ``eval/decision.json``, or None) for ``view`` (one of
+    DECISION_VIEWS) when evaluation chose it a threshold (``threshold``, ``threshold_method``), else
+    None. ``refined`` decides as the frontal view does (only its rows move): the frontal entry."""
     view = "frontal" if view == REFINED else view
-    entry = ((read_decision(root) or {}).get("views") or {}).get(view) or {}
-    value = entry.get("threshold")
-    return float(value) if isinstance(value, (int, float)) else None
+    entry = ((decision or {}).get("views") or {}).get(view) or {}
+    return entry if isinstance(entry.get("threshold"), (int, float)) else None
+
+
+def evaluated_threshold(root: Path, view: str) -> float | None:
+    """The ``not_found`` threshold evaluation chose for ``view`` (one of DECISION_VIEWS), or None."""
+    entry = evaluated_entry(read_decision(root), view)
+    return None if entry is None else float(entry["threshold"])
